@@ -1,0 +1,213 @@
+// Batched matmul with f32 accumulation:  c[z] = alpha * op(a[z]) . op(b[z]) (+ bias) (+ res[z])
+//   op(a) (M,K): a stored (M,K) row stride lda, or (K,M) when TRANS_A     storage {{A}}
+//   op(b) (K,N): b stored (K,N) row stride ldb, or (N,K) when TRANS_B     storage {{B}}
+//   c (M,N) row stride ldc                                                 storage {{C}}
+//   bias (N) when HAS_BIAS                                                 storage {{BIAS}}
+//   res (M,N), laid out like c, added in the epilogue when HAS_RESIDUAL   storage {{RES}}
+// Batch index z splits as (z / batch_inner, z % batch_inner) with one stride each, so attention
+// reads heads straight out of the fused qkv tensor. A linear layer is out = inp.W^T + b
+// (TRANS_B), its input gradient dout.W (plain), its weight gradient dout^T.inp (TRANS_A).
+#include "lib/round.wgsl"
+
+#tensor a 0 read {{A}}
+#tensor b 1 read {{B}}
+#tensor c 2 read_write {{C}}
+#if HAS_BIAS
+#tensor bias 3 read {{BIAS}}
+#endif
+#if HAS_RESIDUAL
+#tensor res 4 read {{RES}}
+#endif
+
+struct Params {
+    m: u32, n: u32, k: u32, batch_inner: u32,
+    a_off: u32, lda: u32, a_s1: u32, a_s2: u32,
+    b_off: u32, ldb: u32, b_s1: u32, b_s2: u32,
+    c_off: u32, ldc: u32, c_s1: u32, c_s2: u32,
+    bias_off: u32, res_off: u32, alpha: f32, key_step: u32,
+    key_tensor: u32, total: u32, _pad0: u32, _pad1: u32,
+}
+@group(0) @binding(5) var<uniform> p: Params;
+
+fn batch_offset(z: u32, off: u32, s1: u32, s2: u32) -> u32 {
+    return off + (z / p.batch_inner) * s1 + (z % p.batch_inner) * s2;
+}
+
+// op(a)(m, k) and op(a)(m, k + 1)
+fn load_a2(base: u32, m: u32, k: u32) -> vec2<f32> {
+#if TRANS_A
+    let i = base + k * p.lda + m;
+    return vec2<f32>(a_get(i), a_get(i + p.lda));
+#else
+#if PAIR_A
+    return a_get2(base + m * p.lda + k);
+#else
+    let i = base + m * p.lda + k;
+    return vec2<f32>(a_get(i), a_get(i + 1u));
+#endif
+#endif
+}
+
+fn load_a1(base: u32, m: u32, k: u32) -> f32 {
+#if TRANS_A
+    return a_get(base + k * p.lda + m);
+#else
+    return a_get(base + m * p.lda + k);
+#endif
+}
+
+// op(b)(k, n), op(b)(k, n + 1)
+fn load_b2(base: u32, k: u32, n: u32) -> vec2<f32> {
+#if TRANS_B
+    let i = base + n * p.ldb + k;
+    return vec2<f32>(b_get(i), b_get(i + p.ldb));
+#else
+#if PAIR_B
+    return b_get2(base + k * p.ldb + n);
+#else
+    let i = base + k * p.ldb + n;
+    return vec2<f32>(b_get(i), b_get(i + 1u));
+#endif
+#endif
+}
+
+fn load_b1(base: u32, k: u32, n: u32) -> f32 {
+#if TRANS_B
+    return b_get(base + n * p.ldb + k);
+#else
+    return b_get(base + k * p.ldb + n);
+#endif
+}
+
+// (op(b)(k, n), op(b)(k, n + 1), op(b)(k + 1, n), op(b)(k + 1, n + 1))
+fn load_b4(base: u32, k: u32, n: u32) -> vec4<f32> {
+#if TRANS_B
+    let i = base + n * p.ldb + k;
+#if PAIR_B
+    let col0 = b_get2(i);
+    let col1 = b_get2(i + p.ldb);
+    return vec4<f32>(col0.x, col1.x, col0.y, col1.y);
+#else
+    return vec4<f32>(b_get(i), b_get(i + p.ldb), b_get(i + 1u), b_get(i + p.ldb + 1u));
+#endif
+#else
+    return vec4<f32>(load_b2(base, k, n), load_b2(base, k + 1u, n));
+#endif
+}
+
+// alpha * acc + bias + residual for output (m, n) and (m, n + 1) of batch z
+fn epilogue(acc: vec2<f32>, res_base: u32, m: u32, n: u32) -> vec2<f32> {
+    var v = acc * p.alpha;
+#if HAS_BIAS
+    v += vec2<f32>(bias_get(p.bias_off + n), bias_get(p.bias_off + min(n + 1u, p.n - 1u)));
+#endif
+#if HAS_RESIDUAL
+    let ri = res_base + m * p.ldc + n;
+    v += vec2<f32>(res_get(ri), res_get(min(ri + 1u, ri + p.n - 1u - n)));
+#endif
+    return v;
+}
+
+const WG_X: u32 = {{WG_X}}u;
+const WG_Y: u32 = {{WG_Y}}u;
+const TM: u32 = {{TM}}u;
+const TN2: u32 = {{TN2}}u;  // column pairs per thread
+
+// Register-blocked: each thread owns TM rows (strided by WG_Y) and TN2 column pairs (strided by
+// 2*WG_X) and reads its operands straight from storage, two k at a time. No workgroup memory:
+// on CPU adapters (lavapipe) that is the fastest shape, and it needs no barriers.
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let z = wg.z;
+    let a_base = batch_offset(z, p.a_off, p.a_s1, p.a_s2);
+    let b_base = batch_offset(z, p.b_off, p.b_s1, p.b_s2);
+    let row0 = wg.y * WG_Y * TM + lid.y;
+    let col0 = wg.x * WG_X * TN2 * 2u + 2u * lid.x;
+    let last_col = (p.n - 1u) & ~1u;
+
+    var rows: array<u32, TM>;
+    for (var i = 0u; i < TM; i++) { rows[i] = min(row0 + i * WG_Y, p.m - 1u); }
+    var cols: array<u32, TN2>;
+    for (var j = 0u; j < TN2; j++) { cols[j] = min(col0 + j * 2u * WG_X, last_col); }
+
+    var acc: array<vec2<f32>, {{TM_TN2}}>;
+    for (var i = 0u; i < TM * TN2; i++) { acc[i] = vec2<f32>(0.0); }
+
+    var k = 0u;
+    for (; k + 1u < p.k; k += 2u) {
+        var av: array<vec2<f32>, TM>;
+        for (var i = 0u; i < TM; i++) { av[i] = load_a2(a_base, rows[i], k); }
+        for (var j = 0u; j < TN2; j++) {
+            let bv = load_b4(b_base, k, cols[j]);
+            for (var i = 0u; i < TM; i++) {
+                acc[i * TN2 + j] += av[i].x * bv.xy + av[i].y * bv.zw;
+            }
+        }
+    }
+    if (k < p.k) {
+        for (var j = 0u; j < TN2; j++) {
+            let bv = load_b2(b_base, k, cols[j]);
+            for (var i = 0u; i < TM; i++) {
+                acc[i * TN2 + j] += load_a1(a_base, rows[i], k) * bv;
+            }
+        }
+    }
+
+    let c_base = batch_offset(z, p.c_off, p.c_s1, p.c_s2);
+    let res_base = batch_offset(z, p.res_off, p.c_s1, p.c_s2);
+    let key = vec2<u32>(p.key_step, p.key_tensor);
+    for (var i = 0u; i < TM; i++) {
+        let m = row0 + i * WG_Y;
+        if (m >= p.m) { break; }
+        for (var j = 0u; j < TN2; j++) {
+            let n = col0 + j * 2u * WG_X;
+            if (n >= p.n) { break; }
+            let v = epilogue(acc[i * TN2 + j], res_base, m, n);
+            let ci = c_base + m * p.ldc + n;
+#if PAIR_C
+            c_set2(ci, v, key);
+#else
+            c_set(ci, v.x);
+            if (n + 1u < p.n) { c_set(ci + 1u, v.y); }
+#endif
+        }
+    }
+}
+
+// Any shape and alignment: each thread computes the two outputs at flat indices 2t and 2t+1 of
+// the batch in (z, m, n) order, so a packed c needs no pair to straddle two threads. Packed c
+// must then be contiguous (ldc = n, strides m*n); f32 c may be strided.
+@compute @workgroup_size(64)
+fn matmul_flat(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let first = 2u * (gid.x + gid.y * nwg.x * 64u);
+    if (first >= p.total) { return; }
+    var out: vec2<f32>;
+    var out_index: vec2<u32>;
+    for (var e = 0u; e < 2u; e++) {
+        let flat = min(first + e, p.total - 1u);
+        let z = flat / (p.m * p.n);
+        let m = (flat % (p.m * p.n)) / p.n;
+        let n = flat % p.n;
+        let a_base = batch_offset(z, p.a_off, p.a_s1, p.a_s2);
+        let b_base = batch_offset(z, p.b_off, p.b_s1, p.b_s2);
+        var acc = 0.0;
+        for (var k = 0u; k < p.k; k++) {
+            acc += load_a1(a_base, m, k) * load_b1(b_base, k, n);
+        }
+        var v = acc * p.alpha;
+#if HAS_BIAS
+        v += bias_get(p.bias_off + n);
+#endif
+#if HAS_RESIDUAL
+        v += res_get(batch_offset(z, p.res_off, p.c_s1, p.c_s2) + m * p.ldc + n);
+#endif
+        out[e] = v;
+        out_index[e] = batch_offset(z, p.c_off, p.c_s1, p.c_s2) + m * p.ldc + n;
+    }
+#if PAIR_C
+    c_set2(out_index.x, out, vec2<u32>(p.key_step, p.key_tensor));
+#else
+    c_set(out_index.x, out.x);
+    if (first + 1u < p.total) { c_set(out_index.y, out.y); }
+#endif
+}

@@ -1,0 +1,382 @@
+//! The GPU layer: adapter choice, the device, compiled pipelines, buffers and dispatches.
+
+pub mod shader;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Result};
+use serde::Serialize;
+pub use shader::ShaderSpec;
+
+use crate::Failure;
+
+/// Optional features srgpt uses where the adapter has them; none is required.
+const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::SHADER_F16);
+
+/// What `srgpt info` reports about an adapter.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub features: Vec<String>,
+    pub limits: KeyLimits,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyLimits {
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_storage_buffers_per_shader_stage: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroup_size_x: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+}
+
+impl AdapterReport {
+    pub fn of(adapter: &wgpu::Adapter) -> AdapterReport {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        AdapterReport {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend).to_lowercase(),
+            device_type: device_type_name(info.device_type).into(),
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+            features: adapter.features().iter_names().map(|(n, _)| n.to_lowercase()).collect(),
+            limits: KeyLimits::of(&limits),
+        }
+    }
+
+    /// One line: name, backend, type.
+    pub fn summary(&self) -> String {
+        format!("{} ({}, {})", self.name, self.backend, self.device_type)
+    }
+}
+
+impl KeyLimits {
+    fn of(l: &wgpu::Limits) -> KeyLimits {
+        KeyLimits {
+            max_buffer_size: l.max_buffer_size,
+            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+            max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
+            max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+            max_compute_workgroup_size_x: l.max_compute_workgroup_size_x,
+            max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+            max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+        }
+    }
+}
+
+pub fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete",
+        wgpu::DeviceType::IntegratedGpu => "integrated",
+        wgpu::DeviceType::VirtualGpu => "virtual",
+        wgpu::DeviceType::Cpu => "cpu",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+/// Preference order of device types: real GPUs first, a software adapter when it is all there is.
+fn device_type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+const NO_ADAPTER_HELP: &str = "no GPU adapter with compute shaders was found.\n\
+  srgpt needs a Vulkan, Metal or DX12 driver. On Linux without a GPU, install Mesa's software\n\
+  Vulkan driver (lavapipe): `sudo apt-get install mesa-vulkan-drivers` (Debian/Ubuntu; Mesa 25\n\
+  from bookworm-backports is ~3x faster than Debian 12's), and set XDG_RUNTIME_DIR (e.g. /tmp).\n\
+  `srgpt info` lists the adapters wgpu can see; WGPU_BACKEND=vulkan|metal|dx12 narrows the search.";
+
+pub fn new_instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter wgpu can see (honouring WGPU_BACKEND).
+pub fn list_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+fn has_compute(adapter: &wgpu::Adapter) -> bool {
+    adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+}
+
+/// Chooses the adapter: a name substring (`--adapter`, else `WGPU_ADAPTER_NAME`) when given,
+/// otherwise the highest-performance type present.
+pub fn choose_adapter(adapters: Vec<wgpu::Adapter>, name_filter: Option<&str>) -> Result<wgpu::Adapter> {
+    let env_filter = std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty());
+    let filter = name_filter.map(str::to_string).or(env_filter);
+    let all_names: Vec<String> = adapters.iter().map(|a| AdapterReport::of(a).summary()).collect();
+    let mut usable: Vec<wgpu::Adapter> = adapters.into_iter().filter(has_compute).collect();
+    if let Some(f) = &filter {
+        let needle = f.to_lowercase();
+        usable.retain(|a| a.get_info().name.to_lowercase().contains(&needle));
+        if usable.is_empty() {
+            return Err(Failure::NoAdapter(format!(
+                "no adapter matches '{f}'. Adapters found: {}",
+                if all_names.is_empty() { "none".into() } else { all_names.join("; ") }
+            ))
+            .into());
+        }
+    }
+    usable.sort_by_key(|a| device_type_rank(a.get_info().device_type));
+    usable.into_iter().next().ok_or_else(|| Failure::NoAdapter(NO_ADAPTER_HELP.into()).into())
+}
+
+/// The device srgpt computes on, with its pipeline cache and error capture.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub report: AdapterReport,
+    pub features: wgpu::Features,
+    pub limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gpu {
+    /// Opens the chosen adapter (see [`choose_adapter`]).
+    pub fn new(name_filter: Option<&str>) -> Result<Gpu> {
+        let instance = new_instance();
+        let adapter = choose_adapter(list_adapters(&instance), name_filter)?;
+        Gpu::from_adapter(&adapter)
+    }
+
+    pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
+        let features = adapter.features() & OPTIONAL_FEATURES;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("srgpt"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| anyhow!("could not open the GPU device: {e}"))?;
+        Ok(Gpu::from_device(device, queue, AdapterReport::of(adapter)))
+    }
+
+    /// Wraps a device opened elsewhere (e.g. by the dashboard's renderer), so training can share it.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, report: AdapterReport) -> Gpu {
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string());
+        }));
+        let lost = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                lost.lock().unwrap().push(format!("GPU device lost ({reason:?}): {msg}"));
+            }
+        });
+        Gpu {
+            features: device.features(),
+            limits: device.limits(),
+            device,
+            queue,
+            report,
+            pipelines: Mutex::new(HashMap::new()),
+            errors,
+        }
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    }
+
+    /// Fails with every GPU error reported since the last check, naming `doing`.
+    pub fn check_errors(&self, doing: &str) -> Result<()> {
+        let mut errors = self.errors.lock().unwrap();
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let all = errors.drain(..).collect::<Vec<_>>().join("\n");
+        Err(anyhow!("GPU error while {doing}: {all}"))
+    }
+
+    /// The compute pipeline for a shader variant, compiled once and cached.
+    pub fn pipeline(&self, spec: &ShaderSpec) -> Result<wgpu::ComputePipeline> {
+        let key = spec.key();
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let source = spec.source()?;
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&key),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&key),
+            layout: None,
+            module: &module,
+            entry_point: Some(spec.entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        self.check_errors(&format!("compiling {key}"))?;
+        self.pipelines.lock().unwrap().insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// A zero-filled storage buffer (also usable as copy source and destination).
+    pub fn storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let max = self.limits.max_storage_buffer_binding_size as u64;
+        if bytes > max || bytes > self.limits.max_buffer_size {
+            return Err(Failure::BadInput(format!(
+                "buffer '{label}' needs {bytes} bytes, over this adapter's max_storage_buffer_binding_size of {max} bytes"
+            ))
+            .into());
+        }
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn buffer_from(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+        let buffer = self.storage_buffer(label, data.len() as u64)?;
+        self.upload(&buffer, 0, data);
+        Ok(buffer)
+    }
+
+    /// Writes bytes into a buffer at a byte offset (padded to the 4-byte multiple wgpu needs).
+    pub fn upload(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) {
+        if data.len() % 4 == 0 {
+            self.queue.write_buffer(buffer, offset, data);
+        } else {
+            let mut padded = data.to_vec();
+            padded.resize(data.len().next_multiple_of(4), 0);
+            self.queue.write_buffer(buffer, offset, &padded);
+        }
+    }
+
+    /// Copies `bytes` bytes from `offset` of a buffer back to the CPU, waiting for the GPU.
+    pub fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+        let size = bytes.next_multiple_of(4).max(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let slice = staging.slice(..);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        self.check_errors("reading back a buffer")?;
+        let data = slice.get_mapped_range().map_err(|e| anyhow!("mapping a readback buffer: {e}"))?.to_vec();
+        staging.unmap();
+        Ok(data[..bytes as usize].to_vec())
+    }
+
+    pub fn read_f32(&self, buffer: &wgpu::Buffer, n: usize) -> Result<Vec<f32>> {
+        Ok(bytemuck::cast_slice(&self.read_bytes(buffer, 0, n as u64 * 4)?).to_vec())
+    }
+
+    /// Blocks until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        Ok(())
+    }
+
+    /// A compute dispatch: the pipeline of `spec`, its bind group from `bindings` (buffers
+    /// bound whole, by binding number) plus a uniform buffer at `params_binding`.
+    pub fn dispatch(
+        &self,
+        name: &'static str,
+        spec: &ShaderSpec,
+        bindings: &[(u32, &wgpu::Buffer)],
+        params_binding: u32,
+        params: &[u8],
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
+        let pipeline = self.pipeline(spec)?;
+        let uniform = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size: params.len().next_multiple_of(16) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.upload(&uniform, 0, params);
+        let mut entries: Vec<wgpu::BindGroupEntry> =
+            bindings.iter().map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() }).collect();
+        entries.push(wgpu::BindGroupEntry { binding: params_binding, resource: uniform.as_entire_binding() });
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(name),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.check_errors(&format!("binding {name} ({})", spec.key()))?;
+        Ok(Dispatch { name, pipeline, bind_group, workgroups, uniform })
+    }
+
+    /// Workgroup counts for `groups` workgroups in a line, folded into y past the per-dimension limit.
+    pub fn grid(&self, groups: u32) -> [u32; 3] {
+        let max_x = self.limits.max_compute_workgroups_per_dimension.min(65535);
+        if groups <= max_x {
+            [groups.max(1), 1, 1]
+        } else {
+            [max_x, groups.div_ceil(max_x), 1]
+        }
+    }
+
+    /// Records dispatches into one compute pass and submits them.
+    pub fn run(&self, dispatches: &[&Dispatch]) -> Result<()> {
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for d in dispatches {
+                d.record(&mut pass);
+            }
+        }
+        self.queue.submit([encoder.finish()]);
+        Ok(())
+    }
+}
+
+/// One recorded kernel launch, built once and replayed every step.
+pub struct Dispatch {
+    /// The kernel family, for profiles and messages.
+    pub name: &'static str,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+    uniform: wgpu::Buffer,
+}
+
+impl Dispatch {
+    pub fn record(&self, pass: &mut wgpu::ComputePass) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// Rewrites the dispatch's uniform parameters (e.g. the learning rate of this step).
+    pub fn set_params(&self, queue: &wgpu::Queue, params: &[u8]) {
+        queue.write_buffer(&self.uniform, 0, params);
+    }
+}

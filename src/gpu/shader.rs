@@ -1,0 +1,208 @@
+//! WGSL assembly: the shader files are embedded in the binary and composed by a small
+//! preprocessor, then validated by naga.
+//!
+//! Directives, each on a line of its own:
+//! - `#include "lib/x.wgsl"` inserts a helper file once per module.
+//! - `#if NAME` / `#if !NAME` / `#else` / `#endif` keep lines by a boolean define.
+//! - `#tensor NAME BINDING read|read_write STORE` declares a storage tensor by instantiating
+//!   `lib/tensor_<store>.wgsl`, giving `NAME_get`, `NAME_get2` and, when writable, `NAME_set2`
+//!   (plus `NAME_set` for f32). STORE is f32, bf16, bf16_sr or f16.
+//! - `{{NAME}}` anywhere is replaced by the define's value.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+
+/// Every WGSL file of `shaders/`, by path relative to it.
+pub const SHADER_FILES: &[(&str, &str)] = &[
+    ("lib/pcg.wgsl", include_str!("../../shaders/lib/pcg.wgsl")),
+    ("lib/round.wgsl", include_str!("../../shaders/lib/round.wgsl")),
+    ("lib/workgroup.wgsl", include_str!("../../shaders/lib/workgroup.wgsl")),
+    ("lib/tensor_f32.wgsl", include_str!("../../shaders/lib/tensor_f32.wgsl")),
+    ("lib/tensor_bf16.wgsl", include_str!("../../shaders/lib/tensor_bf16.wgsl")),
+    ("lib/tensor_f16.wgsl", include_str!("../../shaders/lib/tensor_f16.wgsl")),
+    ("adamw.wgsl", include_str!("../../shaders/adamw.wgsl")),
+    ("convert.wgsl", include_str!("../../shaders/convert.wgsl")),
+    ("cross_entropy.wgsl", include_str!("../../shaders/cross_entropy.wgsl")),
+    ("embedding.wgsl", include_str!("../../shaders/embedding.wgsl")),
+    ("gelu.wgsl", include_str!("../../shaders/gelu.wgsl")),
+    ("layernorm.wgsl", include_str!("../../shaders/layernorm.wgsl")),
+    ("matmul.wgsl", include_str!("../../shaders/matmul.wgsl")),
+    ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
+    ("softmax.wgsl", include_str!("../../shaders/softmax.wgsl")),
+];
+
+fn shader_file(path: &str) -> Result<&'static str> {
+    SHADER_FILES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, src)| *src)
+        .ok_or_else(|| anyhow!("no shader file {path}"))
+}
+
+/// One compiled variant: a file, one entry point, and the defines it is assembled with.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShaderSpec {
+    pub file: &'static str,
+    pub entry: &'static str,
+    pub defines: BTreeMap<String, String>,
+}
+
+impl ShaderSpec {
+    pub fn new(file: &'static str, entry: &'static str) -> ShaderSpec {
+        ShaderSpec { file, entry, defines: BTreeMap::new() }
+    }
+
+    pub fn define(mut self, name: &str, value: impl ToString) -> ShaderSpec {
+        self.defines.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    pub fn flag(self, name: &str, on: bool) -> ShaderSpec {
+        self.define(name, if on { "1" } else { "0" })
+    }
+
+    /// A stable text key for caches and messages.
+    pub fn key(&self) -> String {
+        let defs: Vec<String> = self.defines.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{}:{}[{}]", self.file, self.entry, defs.join(","))
+    }
+
+    /// The assembled WGSL source.
+    pub fn source(&self) -> Result<String> {
+        let mut out = String::new();
+        let mut included = Vec::new();
+        expand(self.file, &self.defines, &mut included, &mut out)?;
+        Ok(out)
+    }
+
+    /// Assembles and validates with naga, with only the capabilities core WebGPU guarantees (as in a browser
+    /// without `shader-f16`).
+    pub fn validate(&self) -> Result<()> {
+        let src = self.source()?;
+        let module = naga::front::wgsl::parse_str(&src)
+            .map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32)
+            .validate(&module)
+            .map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
+        if !module.entry_points.iter().any(|ep| ep.name == self.entry) {
+            bail!("{}: no entry point {}", self.key(), self.entry);
+        }
+        Ok(())
+    }
+}
+
+fn substitute(line: &str, defines: &BTreeMap<String, String>, file: &str) -> Result<String> {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(start) = rest.find("{{") {
+        let end = rest[start..].find("}}").ok_or_else(|| anyhow!("{file}: unclosed {{{{ in: {line}"))?;
+        let name = &rest[start + 2..start + end];
+        let value = defines.get(name).ok_or_else(|| anyhow!("{file}: define {name} is not set"))?;
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn flag_is_set(defines: &BTreeMap<String, String>, name: &str) -> bool {
+    matches!(defines.get(name).map(String::as_str), Some(v) if v != "0" && v != "false" && !v.is_empty())
+}
+
+fn expand(file: &str, defines: &BTreeMap<String, String>, included: &mut Vec<String>, out: &mut String) -> Result<()> {
+    let src = shader_file(file)?;
+    // one entry per open #if: whether its current branch is kept
+    let mut conditions: Vec<bool> = Vec::new();
+    let active = |c: &Vec<bool>| c.iter().all(|on| *on);
+    for (lineno, raw) in src.lines().enumerate() {
+        let trimmed = raw.trim();
+        let where_ = || format!("{file}:{}", lineno + 1);
+        if let Some(cond) = trimmed.strip_prefix("#if ") {
+            let cond = cond.trim();
+            let on = match cond.strip_prefix('!') {
+                Some(name) => !flag_is_set(defines, name.trim()),
+                None => flag_is_set(defines, cond),
+            };
+            conditions.push(on);
+            continue;
+        }
+        if trimmed == "#else" {
+            let top = conditions.last_mut().ok_or_else(|| anyhow!("{}: #else without #if", where_()))?;
+            *top = !*top;
+            continue;
+        }
+        if trimmed == "#endif" {
+            conditions.pop().ok_or_else(|| anyhow!("{}: #endif without #if", where_()))?;
+            continue;
+        }
+        if !active(&conditions) {
+            continue;
+        }
+        if let Some(path) = trimmed.strip_prefix("#include ") {
+            let path = path.trim().trim_matches('"');
+            if !included.iter().any(|p| p == path) {
+                included.push(path.to_string());
+                expand(path, defines, included, out)?;
+            }
+            continue;
+        }
+        let line = substitute(raw, defines, file)?;
+        if let Some(args) = line.trim().strip_prefix("#tensor ") {
+            let parts: Vec<&str> = args.split_whitespace().collect();
+            let [name, binding, access, store] = parts[..] else {
+                bail!("{}: expected #tensor NAME BINDING ACCESS STORE", where_());
+            };
+            tensor_decl(name, binding, access, store, included, defines, out).map_err(|e| anyhow!("{}: {e}", where_()))?;
+            continue;
+        }
+        if trimmed.starts_with('#') {
+            bail!("{}: unknown directive {trimmed}", where_());
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if !conditions.is_empty() {
+        bail!("{file}: #if without #endif");
+    }
+    Ok(())
+}
+
+fn tensor_decl(
+    name: &str,
+    binding: &str,
+    access: &str,
+    store: &str,
+    included: &mut Vec<String>,
+    defines: &BTreeMap<String, String>,
+    out: &mut String,
+) -> Result<()> {
+    let (template, round) = match store {
+        "f32" => ("lib/tensor_f32.wgsl", ""),
+        "bf16" => ("lib/tensor_bf16.wgsl", "bf16_bits_rtn"),
+        "bf16_sr" => ("lib/tensor_bf16.wgsl", "bf16_bits_sr"),
+        "f16" => ("lib/tensor_f16.wgsl", "f16_bits_rtn"),
+        other => bail!("unknown storage type {other}"),
+    };
+    if access != "read" && access != "read_write" {
+        bail!("access must be read or read_write, not {access}");
+    }
+    if store != "f32" && !included.iter().any(|p| p == "lib/round.wgsl") {
+        included.push("lib/round.wgsl".into());
+        expand("lib/round.wgsl", defines, included, out)?;
+    }
+    let body = shader_file(template)?;
+    let body = match (access, body.split_once("//---- read_write")) {
+        ("read", Some((read_part, _))) => read_part,
+        _ => body,
+    };
+    let body = body
+        .replace("$name", name)
+        .replace("$binding", binding)
+        .replace("$access", access)
+        .replace("$round", round);
+    out.push_str(&body);
+    out.push('\n');
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! adamw (shaders/adamw.wgsl): one AdamW step over all parameters in one dispatch, in each
+//! precision mode, with global-norm clipping read from the GPU-side gradient norm.
+//!
+//!   param (n) param storage, grad (n) grad storage, m, v (n) state storage,
+//!   master (n) f32 (mixed only), stats f32 (stats[1] = sum of squared gradients)
+
+use anyhow::{bail, Result};
+
+use super::convert::{bf16_bits_rtn, bf16_bits_to_f32, bf16_sr};
+use super::{pair_groups, uniform_bytes};
+use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use crate::precision::{Precision, Store};
+
+/// AdamW hyper-parameters that do not change during a run.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamwConfig {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// global-norm clipping threshold; 0 disables clipping
+    pub max_norm: f32,
+}
+
+impl Default for AdamwConfig {
+    fn default() -> Self {
+        AdamwConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, max_norm: 1.0 }
+    }
+}
+
+/// The buffers one AdamW update touches.
+pub struct AdamwBuffers<'a> {
+    pub param: &'a wgpu::Buffer,
+    pub grad: &'a wgpu::Buffer,
+    pub m: &'a wgpu::Buffer,
+    pub v: &'a wgpu::Buffer,
+    pub master: Option<&'a wgpu::Buffer>,
+    pub stats: &'a wgpu::Buffer,
+}
+
+/// Builds the update dispatch for `n` parameters, the first `n_decay` of them decayed.
+/// Call [`adamw_params`] and `Dispatch::set_params` before each step.
+pub fn adamw_update(gpu: &Gpu, precision: Precision, bufs: &AdamwBuffers, n: u32, n_decay: u32) -> Result<Dispatch> {
+    if n % 2 != 0 {
+        bail!("adamw_update works on an even parameter count (got {n})");
+    }
+    if precision.has_master() != bufs.master.is_some() {
+        bail!("mode {precision} {} fp32 master weights", if precision.has_master() { "needs" } else { "has no" });
+    }
+    let spec = spec(precision);
+    let mut bindings = vec![(0, bufs.param), (1, bufs.grad), (2, bufs.m), (3, bufs.v), (5, bufs.stats)];
+    if let Some(master) = bufs.master {
+        bindings.push((4, master));
+    }
+    let placeholder = adamw_params(&AdamwConfig::default(), n, n_decay, 0.0, 0, 0);
+    gpu.dispatch("adamw", &spec, &bindings, 6, &placeholder, gpu.grid(pair_groups(n as usize)))
+}
+
+/// The uniform block for update number `step` (0-based; bias corrections use t = step + 1).
+pub fn adamw_params(cfg: &AdamwConfig, n: u32, n_decay: u32, lr: f32, step: u32, seed: u32) -> Vec<u8> {
+    let t = step as i32 + 1;
+    uniform_bytes(&[
+        n,
+        n_decay,
+        lr.to_bits(),
+        cfg.beta1.to_bits(),
+        cfg.beta2.to_bits(),
+        cfg.eps.to_bits(),
+        cfg.weight_decay.to_bits(),
+        (1.0 - cfg.beta1.powi(t)).to_bits(),
+        (1.0 - cfg.beta2.powi(t)).to_bits(),
+        cfg.max_norm.to_bits(),
+        step,
+        seed,
+    ])
+}
+
+fn spec(precision: Precision) -> ShaderSpec {
+    ShaderSpec::new("adamw.wgsl", "adamw_update")
+        .define("PARAM", precision.param_store().wgsl_name())
+        .define("GRAD", precision.grad_store().for_reading().wgsl_name())
+        .define("STATE", precision.state_store().wgsl_name())
+        .flag("MASTER", precision.has_master())
+}
+
+pub fn variants() -> Vec<ShaderSpec> {
+    Precision::ALL.iter().map(|&p| spec(p)).collect()
+}
+
+/// The CPU state of one tensor for the reference update (values as f32; 16-bit modes hold
+/// exactly representable values).
+pub struct AdamwState {
+    pub param: Vec<f32>,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub master: Option<Vec<f32>>,
+}
+
+/// CPU reference of `adamw_update`, the same f32 arithmetic in the same order, rounding
+/// writes as the GPU does (SR with the same PCG bits).
+#[allow(clippy::too_many_arguments)]
+pub fn adamw_update_cpu(
+    precision: Precision,
+    state: &mut AdamwState,
+    grad: &[f32],
+    sum_sq_grad: f32,
+    cfg: &AdamwConfig,
+    n_decay: usize,
+    lr: f32,
+    step: u32,
+    seed: u32,
+) {
+    let t = step as i32 + 1;
+    let (bc1, bc2) = (1.0 - cfg.beta1.powi(t), 1.0 - cfg.beta2.powi(t));
+    let clip = if cfg.max_norm > 0.0 { (cfg.max_norm / (sum_sq_grad.sqrt() + 1e-6)).min(1.0) } else { 1.0 };
+    let round = |store: Store, x: f32, i: usize, tensor: u32| match store {
+        Store::F32 => x,
+        Store::Bf16 => bf16_bits_to_f32(bf16_bits_rtn(x)),
+        Store::Bf16Sr => bf16_sr(x, i as u32, [step, tensor ^ seed]),
+        Store::F16 => half::f16::from_f32(x).to_f32(),
+    };
+    for i in 0..grad.len() {
+        let g = grad[i] * clip;
+        let mut w = match &state.master {
+            Some(master) => master[i],
+            None => state.param[i],
+        };
+        if i < n_decay {
+            w *= 1.0 - lr * cfg.weight_decay;
+        }
+        let m = cfg.beta1 * state.m[i] + (1.0 - cfg.beta1) * g;
+        let v = cfg.beta2 * state.v[i] + (1.0 - cfg.beta2) * g * g;
+        w -= (lr / bc1) * m / (v.sqrt() / bc2.sqrt() + cfg.eps);
+        if let Some(master) = &mut state.master {
+            master[i] = w;
+        }
+        state.param[i] = round(precision.param_store(), w, i, 0);
+        state.m[i] = round(precision.state_store(), m, i, 1);
+        state.v[i] = round(precision.state_store(), v, i, 2);
+    }
+}

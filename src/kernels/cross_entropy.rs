@@ -1,0 +1,54 @@
+//! cross_entropy (shaders/cross_entropy.wgsl): softmax + cross-entropy + dlogits in one pass.
+//!
+//!   logits (rows, vocab) f32 (overwritten by dlogits), targets (rows) u32, losses (rows) f32
+
+use anyhow::Result;
+
+use super::uniform_bytes;
+use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+
+/// losses[r] = -log softmax(logits[r])[targets[r]]; when `write_grad`, logits become
+/// (softmax - onehot) * grad_scale.
+#[allow(clippy::too_many_arguments)]
+pub fn cross_entropy_forward_backward(
+    gpu: &Gpu,
+    logits: &wgpu::Buffer,
+    targets: &wgpu::Buffer,
+    losses: &wgpu::Buffer,
+    rows: u32,
+    vocab: u32,
+    grad_scale: f32,
+    write_grad: bool,
+) -> Result<Dispatch> {
+    let params = uniform_bytes(&[rows, vocab, grad_scale.to_bits(), write_grad as u32]);
+    gpu.dispatch("cross_entropy", &spec(), &[(0, logits), (1, targets), (2, losses)], 3, &params, gpu.grid(rows))
+}
+
+fn spec() -> ShaderSpec {
+    ShaderSpec::new("cross_entropy.wgsl", "cross_entropy_forward_backward")
+}
+
+pub fn variants() -> Vec<ShaderSpec> {
+    vec![spec()]
+}
+
+/// CPU reference in f64: fills losses, and dlogits when given.
+pub fn cross_entropy_cpu(losses: &mut [f32], dlogits: Option<&mut [f32]>, logits: &[f32], targets: &[u32], vocab: usize, grad_scale: f32) {
+    let rows = targets.len();
+    let mut lse = vec![0.0f64; rows];
+    for r in 0..rows {
+        let x = &logits[r * vocab..(r + 1) * vocab];
+        let max = x.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
+        lse[r] = max + x.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+        losses[r] = (lse[r] - x[targets[r] as usize] as f64) as f32;
+    }
+    if let Some(d) = dlogits {
+        for r in 0..rows {
+            for j in 0..vocab {
+                let p = (logits[r * vocab + j] as f64 - lse[r]).exp();
+                let onehot = if j == targets[r] as usize { 1.0 } else { 0.0 };
+                d[r * vocab + j] = ((p - onehot) * grad_scale as f64) as f32;
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! embedding (shaders/embedding.wgsl): token + position embedding and its backward.
+//!
+//!   tokens (B*T) u32, wte (V, C) param, wpe (maxT, C) param, out (B, T, C) act
+//!   backward: dout (B, T, C) f32, dwte (V, C) grad (+=), dwpe (T, C) grad (=),
+//!   bucket_start (V+1) u32 and bucket_pos (B*T) u32 from [`token_buckets`]
+
+use anyhow::{bail, Result};
+
+use super::{pair_groups, uniform_bytes, TensorRef, ALL_STORES};
+use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+
+/// Sizes: B, T, C, V.
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddingShape {
+    pub batch: u32,
+    pub t: u32,
+    pub c: u32,
+    pub vocab: u32,
+}
+
+fn params(s: &EmbeddingShape, wte: u32, wpe: u32, dwte: u32, dwpe: u32) -> Vec<u8> {
+    uniform_bytes(&[s.batch, s.t, s.c, s.vocab, wte, wpe, dwte, dwpe])
+}
+
+pub fn embedding_forward(gpu: &Gpu, out: TensorRef, tokens: &wgpu::Buffer, wte: TensorRef, wpe: TensorRef, s: &EmbeddingShape) -> Result<Dispatch> {
+    check(s, &[wte.offset, wpe.offset, out.offset])?;
+    if out.offset != 0 {
+        bail!("embedding_forward writes a whole activation buffer");
+    }
+    let spec = spec("embedding_forward", wte.read_name(), out.store.wgsl_name(), "f32");
+    let bindings = [(0, tokens), (1, wte.buffer), (2, out.buffer)];
+    let n = (s.batch * s.t * s.c) as usize;
+    gpu.dispatch("embedding", &spec, &bindings, 7, &params(s, wte.offset, wpe.offset, 0, 0), gpu.grid(pair_groups(n)))
+}
+
+/// Two dispatches: dwte += bucketed sums of dout, dwpe = sums of dout over the batch.
+#[allow(clippy::too_many_arguments)]
+pub fn embedding_backward(
+    gpu: &Gpu,
+    dwte: TensorRef,
+    dwpe: TensorRef,
+    dout: &wgpu::Buffer,
+    bucket_start: &wgpu::Buffer,
+    bucket_pos: &wgpu::Buffer,
+    s: &EmbeddingShape,
+) -> Result<Vec<Dispatch>> {
+    check(s, &[dwte.offset, dwpe.offset])?;
+    let grad = dwte.store.wgsl_name();
+    let p = params(s, 0, 0, dwte.offset, dwpe.offset);
+    let wte_spec = spec("wte_backward", "f32", "f32", grad);
+    let wpe_spec = spec("wpe_backward", "f32", "f32", grad);
+    Ok(vec![
+        gpu.dispatch(
+            "embedding",
+            &wte_spec,
+            &[(3, dout), (4, dwte.buffer), (5, bucket_start), (6, bucket_pos)],
+            7,
+            &p,
+            gpu.grid(pair_groups((s.vocab * s.c) as usize)),
+        )?,
+        gpu.dispatch("embedding", &wpe_spec, &[(3, dout), (4, dwpe.buffer)], 7, &p, gpu.grid(pair_groups((s.t * s.c) as usize)))?,
+    ])
+}
+
+fn check(s: &EmbeddingShape, offsets: &[u32]) -> Result<()> {
+    if s.c % 2 != 0 || offsets.iter().any(|o| o % 2 != 0) {
+        bail!("embedding needs an even channel count and even offsets (C = {})", s.c);
+    }
+    Ok(())
+}
+
+fn spec(entry: &'static str, param: &str, act: &str, grad: &str) -> ShaderSpec {
+    ShaderSpec::new("embedding.wgsl", entry).define("PARAM", param).define("ACT", act).define("GRAD", grad)
+}
+
+pub fn variants() -> Vec<ShaderSpec> {
+    let mut out = Vec::new();
+    for store in ALL_STORES {
+        let read = store.for_reading().wgsl_name();
+        out.push(spec("embedding_forward", read, store.wgsl_name(), "f32"));
+        out.push(spec("wte_backward", "f32", "f32", store.wgsl_name()));
+        out.push(spec("wpe_backward", "f32", "f32", store.wgsl_name()));
+    }
+    out
+}
+
+/// The positions of each token in a batch, grouped by token: (bucket_start (V+1), bucket_pos).
+pub fn token_buckets(tokens: &[u32], vocab: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut start = vec![0u32; vocab + 1];
+    for &t in tokens {
+        start[t as usize + 1] += 1;
+    }
+    for v in 0..vocab {
+        start[v + 1] += start[v];
+    }
+    let mut fill = start.clone();
+    let mut pos = vec![0u32; tokens.len()];
+    for (i, &t) in tokens.iter().enumerate() {
+        pos[fill[t as usize] as usize] = i as u32;
+        fill[t as usize] += 1;
+    }
+    (start, pos)
+}
+
+pub fn embedding_forward_cpu(out: &mut [f32], tokens: &[u32], wte: &[f32], wpe: &[f32], t: usize, c: usize) {
+    for (pos, &tok) in tokens.iter().enumerate() {
+        for j in 0..c {
+            out[pos * c + j] = wte[tok as usize * c + j] + wpe[(pos % t) * c + j];
+        }
+    }
+}
+
+/// dwte += scattered dout, dwpe = dout summed over the batch.
+pub fn embedding_backward_cpu(dwte: &mut [f32], dwpe: &mut [f32], dout: &[f32], tokens: &[u32], t: usize, c: usize) {
+    dwpe[..t * c].iter_mut().for_each(|x| *x = 0.0);
+    for (pos, &tok) in tokens.iter().enumerate() {
+        for j in 0..c {
+            dwte[tok as usize * c + j] += dout[pos * c + j];
+            dwpe[(pos % t) * c + j] += dout[pos * c + j];
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! gelu (shaders/gelu.wgsl): GELU in its tanh form, and its backward.
+//!
+//!   inp (n) act, out (n) act; backward: inp (n) act, grad (n) f32 (dout in, dinp out)
+
+use anyhow::{bail, Result};
+
+use super::{pair_groups, uniform_bytes, TensorRef, ALL_STORES};
+use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use crate::precision::Store;
+
+const GELU_SCALE: f64 = 0.797_884_560_802_865_4; // sqrt(2/pi)
+
+pub fn gelu_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, n: u32) -> Result<Dispatch> {
+    check(n, &[inp.offset, out.offset])?;
+    let spec = spec("gelu_forward", out.store.wgsl_name());
+    let params = uniform_bytes(&[n, inp.offset, out.offset, 0]);
+    gpu.dispatch("gelu", &spec, &[(0, inp.buffer), (1, out.buffer)], 3, &params, gpu.grid(pair_groups(n as usize)))
+}
+
+/// grad (f32, from offset 0, in place) *= gelu'(inp).
+pub fn gelu_backward(gpu: &Gpu, grad: TensorRef, inp: TensorRef, n: u32) -> Result<Dispatch> {
+    check(n, &[inp.offset, grad.offset])?;
+    if grad.store != Store::F32 || grad.offset != 0 {
+        bail!("gelu_backward works on a whole f32 gradient buffer");
+    }
+    let spec = spec("gelu_backward", inp.read_name());
+    let params = uniform_bytes(&[n, inp.offset, 0, 0]);
+    gpu.dispatch("gelu", &spec, &[(0, inp.buffer), (2, grad.buffer)], 3, &params, gpu.grid(pair_groups(n as usize)))
+}
+
+fn check(n: u32, offsets: &[u32]) -> Result<()> {
+    if n % 2 != 0 || offsets.iter().any(|o| o % 2 != 0) {
+        bail!("gelu works on an even element count and offsets (n = {n})");
+    }
+    Ok(())
+}
+
+fn spec(entry: &'static str, act: &str) -> ShaderSpec {
+    ShaderSpec::new("gelu.wgsl", entry).define("ACT", act)
+}
+
+pub fn variants() -> Vec<ShaderSpec> {
+    ALL_STORES
+        .iter()
+        .flat_map(|s| [spec("gelu_forward", s.wgsl_name()), spec("gelu_backward", s.for_reading().wgsl_name())])
+        .collect()
+}
+
+fn tanh_arg(x: f64) -> f64 {
+    GELU_SCALE * (x + 0.044715 * x * x * x)
+}
+
+pub fn gelu_forward_cpu(out: &mut [f32], inp: &[f32]) {
+    for (o, &x) in out.iter_mut().zip(inp) {
+        let x = x as f64;
+        *o = (0.5 * x * (1.0 + tanh_arg(x).tanh())) as f32;
+    }
+}
+
+/// grad *= gelu'(inp)
+pub fn gelu_backward_cpu(grad: &mut [f32], inp: &[f32]) {
+    for (g, &x) in grad.iter_mut().zip(inp) {
+        let x = x as f64;
+        let t = tanh_arg(x).tanh();
+        let dtanh = (1.0 - t * t) * GELU_SCALE * (1.0 + 3.0 * 0.044715 * x * x);
+        *g = (*g as f64 * (0.5 * (1.0 + t) + 0.5 * x * dtanh)) as f32;
+    }
+}

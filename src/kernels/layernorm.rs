@@ -1,0 +1,138 @@
+//! layernorm (shaders/layernorm.wgsl): LayerNorm over channels with weight and bias, eps 1e-5.
+//!
+//!   inp (N, C) act, weight (C) param, bias (C) param, out (N, C) act, mean/rstd (N) f32
+//!   backward: dout (N, C) f32, dinp (N, C) f32 (+=), dweight/dbias (C) grad (=)
+
+use anyhow::{bail, Result};
+
+use super::{uniform_bytes, TensorRef, ALL_STORES};
+use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+
+/// Statistics saved by the forward for the backward: (N) f32 each.
+pub struct LayerNormStats<'a> {
+    pub mean: &'a wgpu::Buffer,
+    pub rstd: &'a wgpu::Buffer,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn layernorm_forward(
+    gpu: &Gpu,
+    out: TensorRef,
+    stats: &LayerNormStats,
+    inp: TensorRef,
+    weight: TensorRef,
+    bias: TensorRef,
+    n: u32,
+    c: u32,
+) -> Result<Dispatch> {
+    check(c, &[out.offset, weight.offset, bias.offset])?;
+    if inp.store.for_reading() != out.store.for_reading() {
+        bail!("layernorm_forward reads and writes one activation storage type");
+    }
+    let spec = spec("layernorm_forward", out.store.wgsl_name(), weight.read_name(), "f32");
+    let params = uniform_bytes(&[n, c, inp.offset, out.offset, weight.offset, bias.offset, 0, 0]);
+    let bindings = [(0, inp.buffer), (1, weight.buffer), (2, out.buffer), (3, stats.mean), (4, stats.rstd)];
+    gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.grid(n))
+}
+
+/// Two dispatches: dinp (+=) row by row, then dweight and dbias column by column.
+/// `dweight` and `dbias` must live in one buffer (`dparams`), as all gradients do.
+#[allow(clippy::too_many_arguments)]
+pub fn layernorm_backward(
+    gpu: &Gpu,
+    dinp: &wgpu::Buffer,
+    dweight: TensorRef,
+    dbias: TensorRef,
+    dout: &wgpu::Buffer,
+    inp: TensorRef,
+    weight: TensorRef,
+    stats: &LayerNormStats,
+    n: u32,
+    c: u32,
+) -> Result<Vec<Dispatch>> {
+    check(c, &[dweight.offset, dbias.offset])?;
+    if dweight.buffer != dbias.buffer {
+        bail!("layernorm_backward writes dweight and dbias through one binding: give them one buffer");
+    }
+    let params = uniform_bytes(&[n, c, inp.offset, 0, weight.offset, 0, dweight.offset, dbias.offset]);
+    let input_spec = spec("layernorm_backward_input", inp.read_name(), weight.read_name(), "f32");
+    let input = [(0, inp.buffer), (1, weight.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (6, dinp)];
+    let params_spec = spec("layernorm_backward_params", inp.read_name(), "f32", dweight.store.wgsl_name());
+    let param_bindings = [(0, inp.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (7, dweight.buffer)];
+    Ok(vec![
+        gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.grid(n))?,
+        gpu.dispatch("layernorm", &params_spec, &param_bindings, 8, &params, gpu.grid(c / 2))?,
+    ])
+}
+
+fn check(c: u32, offsets: &[u32]) -> Result<()> {
+    if c % 2 != 0 || offsets.iter().any(|o| o % 2 != 0) {
+        bail!("layernorm needs an even channel count and even offsets (C = {c})");
+    }
+    Ok(())
+}
+
+/// inp and out share one storage define (ACT): activations are stored alike throughout.
+fn spec(entry: &'static str, act: &str, param: &str, grad: &str) -> ShaderSpec {
+    ShaderSpec::new("layernorm.wgsl", entry).define("ACT", act).define("PARAM", param).define("GRAD", grad)
+}
+
+pub fn variants() -> Vec<ShaderSpec> {
+    let mut out = Vec::new();
+    for store in ALL_STORES {
+        let read = store.for_reading().wgsl_name();
+        out.push(spec("layernorm_forward", store.wgsl_name(), read, "f32"));
+        out.push(spec("layernorm_backward_input", read, read, "f32"));
+        out.push(spec("layernorm_backward_params", read, "f32", store.wgsl_name()));
+    }
+    out
+}
+
+/// CPU reference of the forward (f64 statistics).
+pub fn layernorm_forward_cpu(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], inp: &[f32], weight: &[f32], bias: &[f32], n: usize, c: usize) {
+    for r in 0..n {
+        let x = &inp[r * c..(r + 1) * c];
+        let mu = x.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
+        let var = x.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>() / c as f64;
+        let rs = 1.0 / (var + 1e-5).sqrt();
+        for j in 0..c {
+            out[r * c + j] = (((x[j] as f64 - mu) * rs) * weight[j] as f64 + bias[j] as f64) as f32;
+        }
+        mean[r] = mu as f32;
+        rstd[r] = rs as f32;
+    }
+}
+
+/// CPU reference of the backward: dinp +=, dweight and dbias written.
+#[allow(clippy::too_many_arguments)]
+pub fn layernorm_backward_cpu(
+    dinp: &mut [f32],
+    dweight: &mut [f32],
+    dbias: &mut [f32],
+    dout: &[f32],
+    inp: &[f32],
+    weight: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    n: usize,
+    c: usize,
+) {
+    let mut dw = vec![0.0f64; c];
+    let mut db = vec![0.0f64; c];
+    for r in 0..n {
+        let (mu, rs) = (mean[r] as f64, rstd[r] as f64);
+        let xhat: Vec<f64> = (0..c).map(|j| (inp[r * c + j] as f64 - mu) * rs).collect();
+        let dnorm: Vec<f64> = (0..c).map(|j| dout[r * c + j] as f64 * weight[j] as f64).collect();
+        let mean_dnorm = dnorm.iter().sum::<f64>() / c as f64;
+        let mean_dnorm_xhat = dnorm.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / c as f64;
+        for j in 0..c {
+            dinp[r * c + j] += (rs * (dnorm[j] - mean_dnorm - xhat[j] * mean_dnorm_xhat)) as f32;
+            dw[j] += dout[r * c + j] as f64 * xhat[j];
+            db[j] += dout[r * c + j] as f64;
+        }
+    }
+    for j in 0..c {
+        dweight[j] = dw[j] as f32;
+        dbias[j] = db[j] as f32;
+    }
+}

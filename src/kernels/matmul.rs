@@ -1,0 +1,385 @@
+//! matmul (shaders/matmul.wgsl): batched C = alpha * op(A) . op(B) (+ bias) (+ residual),
+//! inputs f32/bf16/f16, accumulation in f32, output rounded to C's storage; and the linear
+//! layer built on it: `matmul_forward` / `matmul_backward` as in llm.c.
+//!
+//!   inp (BT, C) act, weight (OC, C) param, bias (OC) param, out (BT, OC) act
+//!   dout (BT, OC) f32, dinp (BT, C) f32, dweight (OC, C) grad, dbias (OC) grad
+
+use anyhow::{bail, Result};
+
+use super::{reduce, uniform_bytes, TensorRef, ALL_STORES};
+use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use crate::precision::Store;
+
+/// Where a matrix sits in its buffer: first element, row stride, and the strides of the outer
+/// and inner batch index (batch z = (z / batch_inner, z % batch_inner)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Layout {
+    pub offset: u32,
+    pub ld: u32,
+    pub s1: u32,
+    pub s2: u32,
+}
+
+impl Layout {
+    /// A single matrix with row stride `ld`.
+    pub fn rows(ld: u32) -> Layout {
+        Layout { offset: 0, ld, s1: 0, s2: 0 }
+    }
+
+    pub fn at(self, offset: u32) -> Layout {
+        Layout { offset, ..self }
+    }
+
+    pub fn batched(self, s1: u32, s2: u32) -> Layout {
+        Layout { s1, s2, ..self }
+    }
+
+    fn start(&self, z: u32, batch_inner: u32) -> usize {
+        (self.offset + (z / batch_inner) * self.s1 + (z % batch_inner) * self.s2) as usize
+    }
+
+    /// Whether every row and batch start is even, so 16-bit pairs never straddle a u32.
+    fn even(&self) -> bool {
+        self.offset % 2 == 0 && self.ld % 2 == 0 && self.s1 % 2 == 0 && self.s2 % 2 == 0
+    }
+}
+
+/// The problem: sizes, transposes and scale.
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulShape {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub batch: u32,
+    pub batch_inner: u32,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub alpha: f32,
+}
+
+impl MatmulShape {
+    pub fn new(m: u32, n: u32, k: u32) -> MatmulShape {
+        MatmulShape { m, n, k, batch: 1, batch_inner: 1, trans_a: false, trans_b: false, alpha: 1.0 }
+    }
+    pub fn trans(self, trans_a: bool, trans_b: bool) -> MatmulShape {
+        MatmulShape { trans_a, trans_b, ..self }
+    }
+    pub fn batch(self, batch: u32, batch_inner: u32) -> MatmulShape {
+        MatmulShape { batch, batch_inner, ..self }
+    }
+    pub fn alpha(self, alpha: f32) -> MatmulShape {
+        MatmulShape { alpha, ..self }
+    }
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64 * self.batch as f64
+    }
+}
+
+/// Register-blocking shape of `matmul_tiled`: a workgroup of wg_x * wg_y threads, each owning
+/// tm rows and tn2 column pairs, covers a (wg_y*tm) x (wg_x*tn2*2) tile of C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tile {
+    pub wg_x: u32,
+    pub wg_y: u32,
+    pub tm: u32,
+    pub tn2: u32,
+}
+
+impl Tile {
+    /// Within WebGPU's default limits (256 invocations, no workgroup memory).
+    pub const DEFAULT: Tile = Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2 };
+    /// The shapes `srgpt bench matmul` compares.
+    pub const CANDIDATES: [Tile; 4] = [
+        Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2 },
+        Tile { wg_x: 8, wg_y: 8, tm: 8, tn2: 4 },
+        Tile { wg_x: 16, wg_y: 16, tm: 4, tn2: 2 },
+        Tile { wg_x: 8, wg_y: 4, tm: 4, tn2: 4 },
+    ];
+
+    pub fn name(&self) -> String {
+        format!("{}x{} threads, {}x{} per thread", self.wg_x, self.wg_y, self.tm, self.tn2 * 2)
+    }
+}
+
+/// One operand or result: a buffer, its storage, its layout.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub store: Store,
+    pub layout: Layout,
+}
+
+impl<'a> Mat<'a> {
+    pub fn new(t: TensorRef<'a>, layout: Layout) -> Mat<'a> {
+        Mat { buffer: t.buffer, store: t.store, layout: layout.at(t.offset + layout.offset) }
+    }
+}
+
+/// The operands of one matmul dispatch.
+pub struct Matmul<'a> {
+    pub shape: MatmulShape,
+    pub a: Mat<'a>,
+    pub b: Mat<'a>,
+    pub c: Mat<'a>,
+    pub bias: Option<TensorRef<'a>>,
+    /// Added in the epilogue; laid out like `c` (same strides) from its own offset.
+    pub residual: Option<TensorRef<'a>>,
+    /// SR key (step, tensor ^ seed) when `c` is stored bf16 with SR.
+    pub key: [u32; 2],
+}
+
+impl<'a> Matmul<'a> {
+    pub fn new(shape: MatmulShape, a: Mat<'a>, b: Mat<'a>, c: Mat<'a>) -> Matmul<'a> {
+        Matmul { shape, a, b, c, bias: None, residual: None, key: [0, 0] }
+    }
+
+    /// The dispatch with the default tile.
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        self.dispatch_with(gpu, Tile::DEFAULT)
+    }
+
+    pub fn dispatch_with(&self, gpu: &Gpu, tile: Tile) -> Result<Dispatch> {
+        let s = &self.shape;
+        if s.m == 0 || s.n == 0 || s.k == 0 || s.batch == 0 || s.batch_inner == 0 {
+            bail!("matmul with an empty dimension: {s:?}");
+        }
+        let c = &self.c.layout;
+        // A packed C is written in whole u32 pairs: the tiled kernel needs every row to start
+        // even and hold an even count, the flat kernel a contiguous C.
+        let tiled = !self.c.store.is_packed() || (c.even() && s.n % 2 == 0);
+        let contiguous_c = c.ld == s.n && c.s2 == s.m * s.n && c.s1 == s.batch_inner * s.m * s.n;
+        let total = s.batch as u64 * s.m as u64 * s.n as u64;
+        // an odd total is fine when C runs to the end of its buffer: the last pair's second
+        // half is then padding
+        let tail_is_padding = (c.offset as u64 + total) * 2 + 2 >= self.c.buffer.size();
+        if !tiled && !(contiguous_c && c.offset % 2 == 0 && (total % 2 == 0 || tail_is_padding)) {
+            bail!("a 16-bit matmul output needs even rows or a contiguous even-sized layout: {s:?}, c {c:?}");
+        }
+        let pair_a = !self.a.store.is_packed() || self.a.layout.even();
+        let pair_b = !self.b.store.is_packed() || self.b.layout.even();
+        let pair_c = c.even() && s.n % 2 == 0;
+        let entry = if tiled { "matmul_tiled" } else { "matmul_flat" };
+        let mut spec = ShaderSpec::new("matmul.wgsl", entry)
+            .define("A", self.a.store.for_reading().wgsl_name())
+            .define("B", self.b.store.for_reading().wgsl_name())
+            .define("C", self.c.store.wgsl_name())
+            .flag("TRANS_A", s.trans_a)
+            .flag("TRANS_B", s.trans_b)
+            .flag("PAIR_A", tiled && pair_a)
+            .flag("PAIR_B", tiled && pair_b)
+            .flag("PAIR_C", if tiled { pair_c } else { self.c.store.is_packed() })
+            .flag("HAS_BIAS", self.bias.is_some())
+            .flag("HAS_RESIDUAL", self.residual.is_some())
+            .define("BIAS", self.bias.map_or("f32", |b| b.read_name()))
+            .define("RES", self.residual.map_or("f32", |r| r.read_name()));
+        spec = tile_defines(spec, tile);
+
+        let (a, b) = (&self.a.layout, &self.b.layout);
+        let fields = [
+            s.m, s.n, s.k, s.batch_inner,
+            a.offset, a.ld, a.s1, a.s2,
+            b.offset, b.ld, b.s1, b.s2,
+            c.offset, c.ld, c.s1, c.s2,
+            self.bias.map_or(0, |t| t.offset), self.residual.map_or(0, |t| t.offset), s.alpha.to_bits(), self.key[0],
+            self.key[1], total as u32, 0, 0,
+        ];
+        let mut bindings = vec![(0, self.a.buffer), (1, self.b.buffer), (2, self.c.buffer)];
+        if let Some(bias) = self.bias {
+            bindings.push((3, bias.buffer));
+        }
+        if let Some(res) = self.residual {
+            bindings.push((4, res.buffer));
+        }
+        let workgroups = if tiled {
+            [s.n.div_ceil(tile.wg_x * tile.tn2 * 2), s.m.div_ceil(tile.wg_y * tile.tm), s.batch]
+        } else {
+            gpu.grid((total.div_ceil(2)).div_ceil(64) as u32)
+        };
+        gpu.dispatch("matmul", &spec, &bindings, 5, &uniform_bytes(&fields), workgroups)
+    }
+}
+
+fn tile_defines(spec: ShaderSpec, tile: Tile) -> ShaderSpec {
+    spec.define("WG_X", tile.wg_x)
+        .define("WG_Y", tile.wg_y)
+        .define("TM", tile.tm)
+        .define("TN2", tile.tn2)
+        .define("TM_TN2", tile.tm * tile.tn2)
+}
+
+/// out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias (OC) [+ residual (BT, OC)]
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_forward(
+    gpu: &Gpu,
+    out: TensorRef,
+    inp: TensorRef,
+    weight: TensorRef,
+    bias: Option<TensorRef>,
+    residual: Option<TensorRef>,
+    bt: u32,
+    c: u32,
+    oc: u32,
+) -> Result<Dispatch> {
+    let shape = MatmulShape::new(bt, oc, c).trans(false, true);
+    let mut mm = Matmul::new(shape, Mat::new(inp, Layout::rows(c)), Mat::new(weight, Layout::rows(c)), Mat::new(out, Layout::rows(oc)));
+    mm.bias = bias;
+    mm.residual = residual;
+    mm.dispatch(gpu)
+}
+
+/// dinp (BT, C) = dout (BT, OC) . weight (OC, C); dweight (OC, C) = dout^T . inp (BT, C);
+/// dbias (OC) = column sums of dout.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_backward(
+    gpu: &Gpu,
+    dinp: TensorRef,
+    dweight: TensorRef,
+    dbias: Option<TensorRef>,
+    dout: TensorRef,
+    inp: TensorRef,
+    weight: TensorRef,
+    bt: u32,
+    c: u32,
+    oc: u32,
+) -> Result<Vec<Dispatch>> {
+    let dinp_mm = Matmul::new(
+        MatmulShape::new(bt, c, oc),
+        Mat::new(dout, Layout::rows(oc)),
+        Mat::new(weight, Layout::rows(c)),
+        Mat::new(dinp, Layout::rows(c)),
+    );
+    let dweight_mm = Matmul::new(
+        MatmulShape::new(oc, c, bt).trans(true, false),
+        Mat::new(dout, Layout::rows(oc)),
+        Mat::new(inp, Layout::rows(c)),
+        Mat::new(dweight, Layout::rows(c)),
+    );
+    let mut out = vec![dinp_mm.dispatch(gpu)?, dweight_mm.dispatch(gpu)?];
+    if let Some(dbias) = dbias {
+        out.push(reduce::column_sum(gpu, dbias, dout, bt, oc)?);
+    }
+    Ok(out)
+}
+
+/// CPU reference of one matmul on f32 data with the same layouts, accumulating in f64.
+pub fn matmul_cpu(
+    s: &MatmulShape,
+    a: (&[f32], Layout),
+    b: (&[f32], Layout),
+    bias: Option<(&[f32], usize)>,
+    residual: Option<(&[f32], usize)>,
+    c: (&mut [f32], Layout),
+) {
+    let (a, la) = a;
+    let (b, lb) = b;
+    let (c, lc) = c;
+    for z in 0..s.batch {
+        let (a0, b0, c0) = (la.start(z, s.batch_inner), lb.start(z, s.batch_inner), lc.start(z, s.batch_inner));
+        let r0 = residual.map(|(_, off)| off + lc.start(z, s.batch_inner) - lc.offset as usize);
+        for m in 0..s.m as usize {
+            for n in 0..s.n as usize {
+                let mut acc = 0.0f64;
+                for k in 0..s.k as usize {
+                    let av = if s.trans_a { a[a0 + k * la.ld as usize + m] } else { a[a0 + m * la.ld as usize + k] };
+                    let bv = if s.trans_b { b[b0 + n * lb.ld as usize + k] } else { b[b0 + k * lb.ld as usize + n] };
+                    acc += av as f64 * bv as f64;
+                }
+                let mut v = acc * s.alpha as f64;
+                if let Some((bias, off)) = bias {
+                    v += bias[off + n] as f64;
+                }
+                if let (Some((res, _)), Some(r0)) = (residual, r0) {
+                    v += res[r0 + m * lc.ld as usize + n] as f64;
+                }
+                c[c0 + m * lc.ld as usize + n] = v as f32;
+            }
+        }
+    }
+}
+
+/// CPU reference of `matmul_forward`.
+pub fn matmul_forward_cpu(out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, bt: usize, c: usize, oc: usize) {
+    let shape = MatmulShape::new(bt as u32, oc as u32, c as u32).trans(false, true);
+    matmul_cpu(&shape, (inp, Layout::rows(c as u32)), (weight, Layout::rows(c as u32)), bias.map(|b| (b, 0)), None, (out, Layout::rows(oc as u32)));
+}
+
+/// CPU reference of `matmul_backward`; dinp is accumulated (+=), dweight and dbias written.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_backward_cpu(
+    dinp: &mut [f32],
+    dweight: &mut [f32],
+    dbias: Option<&mut [f32]>,
+    dout: &[f32],
+    inp: &[f32],
+    weight: &[f32],
+    bt: usize,
+    c: usize,
+    oc: usize,
+) {
+    for r in 0..bt {
+        for o in 0..oc {
+            let d = dout[r * oc + o];
+            for i in 0..c {
+                dinp[r * c + i] += d * weight[o * c + i];
+            }
+        }
+    }
+    for o in 0..oc {
+        for i in 0..c {
+            let mut acc = 0.0f64;
+            for r in 0..bt {
+                acc += dout[r * oc + o] as f64 * inp[r * c + i] as f64;
+            }
+            dweight[o * c + i] = acc as f32;
+        }
+    }
+    if let Some(dbias) = dbias {
+        for o in 0..oc {
+            dbias[o] = (0..bt).map(|r| dout[r * oc + o] as f64).sum::<f64>() as f32;
+        }
+    }
+}
+
+pub fn variants() -> Vec<ShaderSpec> {
+    let mut out = Vec::new();
+    for entry in ["matmul_tiled", "matmul_flat"] {
+        for store in ALL_STORES {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                for extras in [false, true] {
+                    let read = store.for_reading().wgsl_name();
+                    let spec = ShaderSpec::new("matmul.wgsl", entry)
+                        .define("A", read)
+                        .define("B", read)
+                        .define("C", store.wgsl_name())
+                        .flag("TRANS_A", ta)
+                        .flag("TRANS_B", tb)
+                        .flag("PAIR_A", extras)
+                        .flag("PAIR_B", extras)
+                        .flag("PAIR_C", extras || store.is_packed())
+                        .flag("HAS_BIAS", extras)
+                        .flag("HAS_RESIDUAL", extras)
+                        .define("BIAS", read)
+                        .define("RES", read);
+                    out.push(tile_defines(spec, Tile::DEFAULT));
+                }
+            }
+        }
+    }
+    for tile in Tile::CANDIDATES {
+        out.push(tile_defines(
+            ShaderSpec::new("matmul.wgsl", "matmul_tiled")
+                .define("A", "bf16")
+                .define("B", "bf16")
+                .define("C", "f32")
+                .flag("TRANS_B", true)
+                .flag("PAIR_A", true)
+                .flag("PAIR_B", true)
+                .flag("PAIR_C", true)
+                .define("BIAS", "f32")
+                .define("RES", "f32"),
+            tile,
+        ));
+    }
+    out
+}
