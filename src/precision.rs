@@ -51,7 +51,11 @@ impl Store {
 
     /// Bytes of a GPU buffer holding `n` elements (16-bit storage rounds up to whole u32s).
     pub fn buffer_bytes(self, n: usize) -> u64 {
-        (n.div_ceil(2) * 2 * self.bytes_per_element()) as u64
+        if self.is_packed() {
+            n.div_ceil(2) as u64 * 4
+        } else {
+            n as u64 * 4
+        }
     }
 
     /// Encodes f32 values into this storage's bytes on the CPU, rounding to nearest even

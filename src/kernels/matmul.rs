@@ -148,7 +148,9 @@ impl<'a> Matmul<'a> {
         // A packed C is written in whole u32 pairs: the tiled kernel needs every row to start
         // even and hold an even count, the flat kernel a contiguous C.
         let tiled = !self.c.store.is_packed() || (c.even() && s.n % 2 == 0);
-        let contiguous_c = c.ld == s.n && c.s2 == s.m * s.n && c.s1 == s.batch_inner * s.m * s.n;
+        let contiguous_c = c.ld == s.n
+            && (s.batch_inner == 1 || c.s2 == s.m * s.n)
+            && (s.batch == s.batch_inner || c.s1 == s.batch_inner * s.m * s.n);
         let total = s.batch as u64 * s.m as u64 * s.n as u64;
         // an odd total is fine when C runs to the end of its buffer: the last pair's second
         // half is then padding
