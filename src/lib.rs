@@ -1,8 +1,10 @@
 //! srgpt: a character-level GPT trained entirely in WGSL compute shaders through wgpu, in
 //! fp32, mixed, pure bf16 and pure bf16 with stochastic rounding.
 
+pub mod bench;
 pub mod gpu;
 pub mod kernels;
+pub mod model;
 pub mod precision;
 
 /// Failures with their own exit code and a message meant for the user.

@@ -1,6 +1,7 @@
 //! The GPU layer: adapter choice, the device, compiled pipelines, buffers and dispatches.
 
 pub mod shader;
+pub mod timing;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,3 @@
+//! The GPT of DESIGN.md: configuration, parameters, and forward/backward as kernel sequences.
+
+pub mod config;
