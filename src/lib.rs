@@ -2,6 +2,7 @@
 //! fp32, mixed, pure bf16 and pure bf16 with stochastic rounding.
 
 pub mod bench;
+pub mod data;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
