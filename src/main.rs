@@ -7,8 +7,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use srgpt::bench::{bench_matmul, default_shapes, MatmulRow};
 use srgpt::gpu::{self, AdapterReport, Gpu};
-use srgpt::model::config::preset;
+use srgpt::data::Corpus;
+use srgpt::model::config::{preset, ModelConfig};
+use srgpt::precision::Precision;
+use srgpt::sample::{sample_text, SampleOptions, Sampler};
+use srgpt::train::{Metric, RunStatus, TrainSpec, Trainer};
 use srgpt::Failure;
+use std::io::{IsTerminal, Write};
 
 #[derive(Parser)]
 #[command(name = "srgpt", version, about = "Train a character-level GPT in bf16 with stochastic rounding, in WGSL on any GPU")]
@@ -29,11 +34,92 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train the GPT in one or more precision modes side by side.
+    Train(Box<TrainArgs>),
+    /// Generate text from a checkpoint.
+    Sample {
+        /// A checkpoint written by `srgpt train` (DIR/<precision>.safetensors).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Text to continue.
+        #[arg(long, default_value = "")]
+        prompt: String,
+        /// Bytes to generate.
+        #[arg(long, default_value_t = 200)]
+        tokens: usize,
+        /// Sampling temperature (0 = always the most likely byte).
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f32,
+        /// Sample among the k most likely bytes only (0 = all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Measure kernels on the chosen adapter.
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Train without a window, printing progress (the only mode in this build).
+    #[arg(long)]
+    headless: bool,
+    /// `builtin` (srgpt's own sources, no set-up) or a path to any file, read as bytes.
+    #[arg(long, default_value = "builtin")]
+    corpus: String,
+    /// Model and schedule preset: tiny, small or base.
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    /// Precision modes to train side by side: fp32, mixed, bf16, bf16-sr (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "fp32,bf16,bf16-sr")]
+    precision: Vec<String>,
+    #[arg(long)]
+    n_layer: Option<u32>,
+    #[arg(long)]
+    n_head: Option<u32>,
+    /// Channels (d).
+    #[arg(long)]
+    d: Option<u32>,
+    /// Context length (T).
+    #[arg(long)]
+    ctx: Option<u32>,
+    /// Sequences per batch (B).
+    #[arg(long)]
+    batch: Option<u32>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Linear warm-up updates.
+    #[arg(long)]
+    warmup: Option<u32>,
+    /// Total updates of the run.
+    #[arg(long)]
+    steps: Option<u32>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Evaluate on the validation batches every N updates (and at the start and end).
+    #[arg(long, default_value_t = 50)]
+    eval_every: u32,
+    /// Number of fixed validation batches per evaluation.
+    #[arg(long, default_value_t = 16)]
+    eval_batches: u32,
+    /// Folder for metrics.jsonl, summary.json and checkpoints (default: runs/<time>, or the
+    /// folder of the checkpoint being resumed).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write checkpoints every N updates (they are always written at the end).
+    #[arg(long, default_value_t = 0)]
+    ckpt_every: u32,
+    /// Continue from checkpoints (comma-separated, one per mode of the same run).
+    #[arg(long, value_delimiter = ',')]
+    resume: Vec<PathBuf>,
+    /// Stop after this many updates, writing checkpoints, as if interrupted (resume later).
+    #[arg(long)]
+    stop_at: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +160,20 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Info { json } => info(cli.adapter.as_deref(), json),
+        Command::Train(args) => train(cli.adapter.as_deref(), *args),
+        Command::Sample { checkpoint, prompt, tokens, temperature, top_k, seed } => {
+            let ckpt = srgpt::train::checkpoint::load(&checkpoint)?;
+            let gpu = Gpu::new(cli.adapter.as_deref())?;
+            let corpus = Corpus::vocab_only(ckpt.vocab.clone());
+            let sampler = Sampler::new(&gpu, ckpt.state.model, ckpt.precision, &ckpt.raw)?;
+            let opts = SampleOptions { tokens, temperature, top_k, seed };
+            let text = sample_text(&gpu, &corpus, &sampler, &prompt, &opts)?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(prompt.as_bytes())?;
+            stdout.write_all(&text)?;
+            stdout.write_all(b"\n")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench { what: BenchCommand::Matmul { json, preset: preset_name, reps } } => {
             let p = preset(&preset_name)?;
             let gpu = Gpu::new(cli.adapter.as_deref())?;
@@ -132,4 +232,176 @@ fn write_json(path: &std::path::Path, doc: &serde_json::Value) -> Result<()> {
     std::fs::write(&tmp, serde_json::to_string_pretty(doc)? + "\n").with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+fn bad_input(msg: String) -> anyhow::Error {
+    Failure::BadInput(msg).into()
+}
+
+fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
+    if !args.headless {
+        eprintln!("srgpt: this build has no dashboard yet; training headless");
+    }
+    let corpus = Corpus::load(&args.corpus)?;
+    let resuming = !args.resume.is_empty();
+    let out_dir = match (&args.out, args.resume.first()) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(ckpt)) => ckpt.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+        (None, None) => {
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            PathBuf::from(format!("runs/run-{secs}"))
+        }
+    };
+    let spec = if resuming {
+        None
+    } else {
+        let p = preset(&args.preset)?;
+        let mut model = ModelConfig::from_preset(&p, corpus.vocab_size());
+        let mut sched = p.train;
+        model.n_layer = args.n_layer.unwrap_or(model.n_layer);
+        model.n_head = args.n_head.unwrap_or(model.n_head);
+        model.d = args.d.unwrap_or(model.d);
+        model.ctx = args.ctx.unwrap_or(model.ctx);
+        sched.batch = args.batch.unwrap_or(sched.batch);
+        sched.lr = args.lr.unwrap_or(sched.lr);
+        sched.warmup = args.warmup.unwrap_or(sched.warmup);
+        sched.steps = args.steps.unwrap_or(sched.steps);
+        model.validate()?;
+        sched.validate()?;
+        corpus.check_context(model.ctx)?;
+        let mut precisions = Vec::new();
+        for name in &args.precision {
+            let p = Precision::parse(name).ok_or_else(|| bad_input(format!("unknown precision '{name}' (choose from fp32, mixed, bf16, bf16-sr)")))?;
+            if precisions.contains(&p) {
+                return Err(bad_input(format!("precision {name} is listed twice")));
+            }
+            precisions.push(p);
+        }
+        if precisions.is_empty() {
+            return Err(bad_input("--precision lists no mode".into()));
+        }
+        Some(TrainSpec { preset: args.preset.clone(), model, train: sched, precisions, seed: args.seed, eval_every: args.eval_every, eval_batches: args.eval_batches.max(1) })
+    };
+    let checkpoints = args.resume.iter().map(|p| srgpt::train::checkpoint::load(p)).collect::<Result<Vec<_>>>()?;
+    let gpu = Gpu::new(adapter)?;
+    eprintln!("adapter: {}", gpu.report.summary());
+    let mut trainer = match spec {
+        Some(spec) => Trainer::new(&gpu, corpus, spec)?,
+        None => Trainer::resume(&gpu, corpus, checkpoints, args.steps)?,
+    };
+    std::fs::create_dir_all(&out_dir).map_err(|e| bad_input(format!("cannot create output folder {}: {e}", out_dir.display())))?;
+    let metrics_path = out_dir.join("metrics.jsonl");
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .map_err(|e| bad_input(format!("cannot write {}: {e}", metrics_path.display())))?;
+    let s = &trainer.spec;
+    eprintln!(
+        "model: {} layers, {} heads, d {}, ctx {}, vocab {} ({} parameters); batch {}, lr {}, warm-up {}, {} steps; modes {}",
+        s.model.n_layer,
+        s.model.n_head,
+        s.model.d,
+        s.model.ctx,
+        s.model.vocab,
+        s.model.num_params(),
+        s.train.batch,
+        s.train.lr,
+        s.train.warmup,
+        s.train.steps,
+        s.precisions.iter().map(|p| p.name()).collect::<Vec<_>>().join(",")
+    );
+    eprintln!("writing {}", out_dir.display());
+    let total = trainer.spec.train.steps;
+    let stop_at = args.stop_at.unwrap_or(total).min(total);
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]").expect("template"));
+        bar.set_position(trainer.step as u64);
+        bar
+    });
+    let log_every = (total / 20).max(1);
+    let mut reported = Vec::new();
+    while !trainer.finished() && trainer.step < stop_at {
+        let lines = trainer.step(&gpu)?;
+        for line in &lines {
+            writeln!(metrics, "{}", serde_json::to_string(line)?)?;
+        }
+        metrics.flush()?;
+        for run in &trainer.runs {
+            if let Some(msg) = &run.message {
+                if !reported.contains(msg) {
+                    reported.push(msg.clone());
+                    match &bar {
+                        Some(b) => b.println(format!("srgpt: {msg}")),
+                        None => eprintln!("srgpt: {msg}"),
+                    }
+                }
+            }
+        }
+        let status = status_line(&trainer, &lines);
+        match &bar {
+            Some(b) => {
+                b.set_position(trainer.step as u64);
+                b.set_message(status);
+            }
+            None if trainer.step % log_every == 0 || lines.iter().any(|l| l.val_loss.is_some()) => eprintln!("step {}/{total} {status}", trainer.step),
+            None => {}
+        }
+        if args.ckpt_every > 0 && trainer.step % args.ckpt_every == 0 && trainer.step < total {
+            trainer.save_checkpoints(&gpu, &out_dir)?;
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    let written = trainer.save_checkpoints(&gpu, &out_dir)?;
+    for p in &written {
+        eprintln!("checkpoint: {}", p.display());
+    }
+    let summary = serde_json::json!({
+        "adapter": gpu.report,
+        "preset": trainer.spec.preset,
+        "steps": trainer.step,
+        "runs": trainer.runs.iter().map(|r| serde_json::json!({
+            "precision": r.precision.name(),
+            "status": r.status.name(),
+            "final_train_loss": r.train_loss,
+            "final_val_loss": r.val_loss,
+            "state_bytes_per_param": r.model.state_bytes_per_param(),
+            "tokens_per_s": if r.busy_s > 0.0 { r.tokens as f64 / r.busy_s } else { 0.0 },
+            "wall_s": r.busy_s,
+        })).collect::<Vec<_>>(),
+    });
+    write_json(&out_dir.join("summary.json"), &summary)?;
+    println!("{:<8} {:>10} {:>10} {:>12} {:>10}  status", "mode", "train", "val", "bytes/param", "tokens/s");
+    for r in &trainer.runs {
+        let fmt = |x: Option<f32>| x.map_or("-".into(), |v| format!("{v:.4}"));
+        let tps = if r.busy_s > 0.0 { r.tokens as f64 / r.busy_s } else { 0.0 };
+        println!("{:<8} {:>10} {:>10} {:>12.1} {:>10.0}  {}", r.precision.name(), fmt(r.train_loss), fmt(r.val_loss), r.model.state_bytes_per_param(), tps, r.status.name());
+    }
+    let diverged: Vec<String> = trainer.runs.iter().filter_map(|r| match r.status {
+        RunStatus::Diverged(_) => r.message.clone(),
+        _ => None,
+    }).collect();
+    if !diverged.is_empty() {
+        return Err(Failure::Diverged(diverged.join("; ")).into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "fp32 2.512 | bf16 2.530" with the latest losses.
+fn status_line(trainer: &Trainer, _lines: &[Metric]) -> String {
+    trainer
+        .runs
+        .iter()
+        .map(|r| {
+            let val = r.val_loss.map_or(String::new(), |v| format!(" (val {v:.3})"));
+            match r.train_loss {
+                Some(l) => format!("{} {l:.3}{val}", r.precision.name()),
+                None => format!("{} -{val}", r.precision.name()),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

@@ -87,7 +87,7 @@ fn one_optimizer_step_matches_the_cpu_reference() {
     let model = GptGpu::new(gpu(), cfg, batch, Precision::Fp32, &params).unwrap();
     model.upload_batch(gpu(), &b);
     let mut encoder = gpu().device.create_command_encoder(&Default::default());
-    model.record_step(gpu(), &mut encoder, lr, 0, 9);
+    model.record_step(gpu(), &mut encoder, lr, 0, 9, None);
     gpu().queue.submit([encoder.finish()]);
     let got = model.read_params(gpu()).unwrap();
     // Adam's first step is lr * g/|g|: exact where the gradient is clear of zero, and at most

@@ -18,6 +18,7 @@ use crate::kernels::matmul::{matmul_backward, matmul_forward};
 use crate::kernels::reduce::{sum, sum_squares, sumsq_groups};
 use crate::kernels::TensorRef;
 use crate::precision::{Precision, Store};
+use crate::train::checkpoint::RawState;
 use crate::Failure;
 
 /// Slots of the small `stats` buffer each model keeps on the GPU.
@@ -307,12 +308,18 @@ impl GptGpu {
 
     /// Records one training step (forward, loss, backward, clip + AdamW) into `encoder`, for
     /// update number `step` with learning rate `lr`. The batch must be uploaded first.
-    pub fn record_step(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, lr: f32, step: u32, seed: u32) {
+    /// With `timestamps`, the pass writes its start and end into queries 0 and 1.
+    pub fn record_step(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, lr: f32, step: u32, seed: u32, timestamps: Option<&wgpu::QuerySet>) {
         let n = self.layout.total as u32;
         let adamw = self.update.last().expect("the update ends with AdamW");
         adamw.set_params(&gpu.queue, &adamw_params(&self.adamw, n, self.layout.n_decay as u32, lr, step, seed));
         encoder.clear_buffer(&self.dresidual, 0, None);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
+        let timestamp_writes = timestamps.map(|query_set| wgpu::ComputePassTimestampWrites {
+            query_set,
+            beginning_of_pass_write_index: Some(0),
+            end_of_pass_write_index: Some(1),
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes });
         for d in self.forward.iter().chain(&self.loss).chain(&self.backward).chain(&self.update) {
             d.record(&mut pass);
         }
@@ -359,6 +366,44 @@ impl GptGpu {
 
     pub fn read_grads(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         self.read_tensor(gpu, &self.grads, self.precision.grad_store(), self.layout.total)
+    }
+
+    /// The raw bytes of the weights, Adam state and master weights, for a checkpoint.
+    pub fn read_raw(&self, gpu: &Gpu) -> Result<RawState> {
+        let n = self.layout.total;
+        let read = |buffer: &wgpu::Buffer, store: Store| gpu.read_bytes(buffer, 0, store.buffer_bytes(n));
+        Ok(RawState {
+            params: read(&self.params, self.precision.param_store())?,
+            m: read(&self.m, self.precision.state_store())?,
+            v: read(&self.v, self.precision.state_store())?,
+            master: self.master.as_ref().map(|b| read(b, Store::F32)).transpose()?,
+        })
+    }
+
+    /// Restores weights and optimizer state bit for bit from a checkpoint's raw bytes.
+    pub fn write_raw(&self, gpu: &Gpu, raw: &RawState) -> Result<()> {
+        let n = self.layout.total;
+        let check = |what: &str, bytes: &[u8], store: Store| {
+            if bytes.len() as u64 != store.buffer_bytes(n) {
+                anyhow::bail!("{what}: {} bytes, expected {}", bytes.len(), store.buffer_bytes(n));
+            }
+            Ok(())
+        };
+        check("parameters", &raw.params, self.precision.param_store())?;
+        check("adam m", &raw.m, self.precision.state_store())?;
+        check("adam v", &raw.v, self.precision.state_store())?;
+        gpu.upload(&self.params, 0, &raw.params);
+        gpu.upload(&self.m, 0, &raw.m);
+        gpu.upload(&self.v, 0, &raw.v);
+        match (&self.master, &raw.master) {
+            (Some(buffer), Some(bytes)) => {
+                check("master weights", bytes, Store::F32)?;
+                gpu.upload(buffer, 0, bytes);
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("master weights present in only one of model and checkpoint"),
+        }
+        Ok(())
     }
 
     pub fn read_stats(&self, gpu: &Gpu) -> Result<[f32; STATS_LEN]> {

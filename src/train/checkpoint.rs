@@ -1,0 +1,174 @@
+//! Checkpoints: one safetensors file per run, loadable by Python's `safetensors` and PyTorch.
+//! Weights under GPT-2 names in the run's storage dtype (F32 or BF16; Linear weights
+//! [out, in]); Adam state as `adam.m.<name>` / `adam.v.<name>`; fp32 master weights (mixed)
+//! as `master.<name>`. The metadata holds the model and training configuration, the
+//! vocabulary, the step and the RNG state as JSON. Files are written atomically.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use crate::model::config::{ModelConfig, TrainConfig};
+use crate::model::params::ParamLayout;
+use crate::precision::{Precision, Store};
+use crate::Failure;
+
+pub const FORMAT: &str = "srgpt-checkpoint-1";
+
+/// Where a run stands, as stored in the metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub precision: String,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    /// updates done; the next update has this index
+    pub step: u32,
+    pub seed: u64,
+    pub tokens: u64,
+    pub elapsed_s: f64,
+    pub corpus: String,
+    pub eval_every: u32,
+    pub eval_batches: u32,
+}
+
+/// A run's raw GPU state: bytes exactly as the GPU buffers hold them.
+pub struct RawState {
+    pub params: Vec<u8>,
+    pub m: Vec<u8>,
+    pub v: Vec<u8>,
+    pub master: Option<Vec<u8>>,
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    pub state: RunState,
+    pub precision: Precision,
+    pub vocab: Vec<u8>,
+    pub raw: RawState,
+}
+
+fn dtype_of(store: Store) -> Dtype {
+    match store {
+        Store::F32 => Dtype::F32,
+        Store::Bf16 | Store::Bf16Sr => Dtype::BF16,
+        Store::F16 => Dtype::F16,
+    }
+}
+
+/// Every tensor of the layout as a view into a raw block of `store` values.
+fn views<'a>(layout: &ParamLayout, prefix: &str, store: Store, bytes: &'a [u8]) -> Result<Vec<(String, TensorView<'a>)>> {
+    let width = store.bytes_per_element();
+    layout
+        .tensors
+        .iter()
+        .map(|t| {
+            let data = &bytes[t.offset * width..(t.offset + t.len) * width];
+            Ok((format!("{prefix}{}", t.name), TensorView::new(dtype_of(store), t.shape.clone(), data)?))
+        })
+        .collect()
+}
+
+/// The safetensors bytes of a run.
+pub fn encode(state: &RunState, precision: Precision, vocab: &[u8], raw: &RawState) -> Result<Vec<u8>> {
+    let layout = ParamLayout::new(&state.model);
+    let mut tensors = views(&layout, "", precision.param_store(), &raw.params)?;
+    tensors.extend(views(&layout, "adam.m.", precision.state_store(), &raw.m)?);
+    tensors.extend(views(&layout, "adam.v.", precision.state_store(), &raw.v)?);
+    if let Some(master) = &raw.master {
+        tensors.extend(views(&layout, "master.", Store::F32, master)?);
+    }
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("precision".into(), precision.name().into());
+    meta.insert("config".into(), serde_json::to_string(&state.model)?);
+    meta.insert("train".into(), serde_json::to_string(&state.train)?);
+    meta.insert("vocab".into(), serde_json::to_string(vocab)?);
+    meta.insert("step".into(), state.step.to_string());
+    // batches are a pure function of (seed, step): that pair is the whole sampler state
+    meta.insert("rng".into(), serde_json::json!({ "kind": "srgpt-batch-v1", "seed": state.seed, "step": state.step }).to_string());
+    meta.insert("run".into(), serde_json::to_string(state)?);
+    Ok(safetensors::serialize(tensors, Some(meta))?)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
+/// the folder. A crash at any moment leaves either the old file or the new one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp: PathBuf = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint")));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow::Error::new(e).context(format!("writing checkpoint {} (the previous one is left as it was)", path.display())));
+    }
+    Ok(())
+}
+
+pub fn save(path: &Path, state: &RunState, precision: Precision, vocab: &[u8], raw: &RawState) -> Result<()> {
+    write_atomically(path, &encode(state, precision, vocab, raw)?)
+}
+
+/// Reads and checks a checkpoint; every defect is a `Failure::BadInput` naming the file.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display())).map_err(bad)?;
+    decode(&bytes).map_err(|e| Failure::BadInput(format!("checkpoint {} is not usable: {e}", path.display())).into())
+}
+
+fn bad(e: anyhow::Error) -> anyhow::Error {
+    Failure::BadInput(format!("{e:#}")).into()
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file ({e})"))?;
+    let meta = header.metadata().clone().ok_or("no metadata")?;
+    let get = |key: &str| meta.get(key).ok_or_else(|| format!("metadata has no '{key}'"));
+    if get("format")? != FORMAT {
+        return Err(format!("unknown format {:?} (expected {FORMAT})", get("format")?));
+    }
+    let state: RunState = serde_json::from_str(get("run")?).map_err(|e| format!("bad run metadata: {e}"))?;
+    let vocab: Vec<u8> = serde_json::from_str(get("vocab")?).map_err(|e| format!("bad vocab metadata: {e}"))?;
+    let precision = Precision::parse(&state.precision).ok_or_else(|| format!("unknown precision {:?}", state.precision))?;
+    state.model.validate().map_err(|e| e.to_string())?;
+    if vocab.len() != state.model.vocab as usize || vocab.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("the vocabulary ({} bytes) does not match the model's vocab size {}, or is not sorted", vocab.len(), state.model.vocab));
+    }
+    if state.step > state.train.steps {
+        return Err(format!("step {} is past the run's total of {} steps", state.step, state.train.steps));
+    }
+    let tensors = SafeTensors::deserialize(bytes).map_err(|e| format!("corrupt tensor data ({e})"))?;
+    let layout = ParamLayout::new(&state.model);
+    let gather = |prefix: &str, store: Store| -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(store.buffer_bytes(layout.total) as usize);
+        for t in &layout.tensors {
+            let name = format!("{prefix}{}", t.name);
+            let view = tensors.tensor(&name).map_err(|_| format!("tensor {name} is missing"))?;
+            if view.dtype() != dtype_of(store) || view.shape() != t.shape.as_slice() {
+                return Err(format!("tensor {name} is {:?} {:?}, expected {:?} {:?}", view.dtype(), view.shape(), dtype_of(store), t.shape));
+            }
+            out.extend_from_slice(view.data());
+        }
+        out.resize(store.buffer_bytes(layout.total) as usize, 0);
+        Ok(out)
+    };
+    let raw = RawState {
+        params: gather("", precision.param_store())?,
+        m: gather("adam.m.", precision.state_store())?,
+        v: gather("adam.v.", precision.state_store())?,
+        master: if precision.has_master() { Some(gather("master.", Store::F32)?) } else { None },
+    };
+    Ok(Checkpoint { state, precision, vocab, raw })
+}

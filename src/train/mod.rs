@@ -1,0 +1,415 @@
+//! The trainer: several precision modes side by side on the same batches from the same
+//! initial weights, with the LR schedule, evaluation, metrics and checkpoints. It advances
+//! one update per `step()` call, so a CLI loop, a UI thread or a browser frame can drive it.
+
+pub mod checkpoint;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::data::{train_batch, val_batches, Batch, Corpus};
+use crate::gpu::Gpu;
+use crate::model::config::{ModelConfig, TrainConfig};
+use crate::model::gpt::{GptGpu, STATS_LEN, STAT_EVAL_LOSS, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
+use crate::model::params::ParamLayout;
+use crate::precision::Precision;
+use checkpoint::{Checkpoint, RunState};
+
+/// What to train.
+#[derive(Clone, Debug)]
+pub struct TrainSpec {
+    pub preset: String,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub precisions: Vec<Precision>,
+    pub seed: u64,
+    pub eval_every: u32,
+    pub eval_batches: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RunStatus {
+    Running,
+    Done,
+    /// a non-finite loss or gradient norm at this step
+    Diverged(u32),
+}
+
+impl RunStatus {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Diverged(_) => "diverged",
+        }
+    }
+}
+
+/// One line of metrics.jsonl.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct Metric {
+    pub run: String,
+    /// updates completed
+    pub step: u32,
+    pub tokens: u64,
+    pub elapsed_s: f64,
+    pub lr: f32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub train_loss: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub val_loss: Option<f32>,
+    pub tokens_per_s: f64,
+}
+
+/// A small readback buffer: the stats of one step (and its GPU timestamps) on their way back.
+struct Readback {
+    buffer: wgpu::Buffer,
+    ready: Arc<AtomicBool>,
+    step: Option<u32>,
+    lr: f32,
+}
+
+const READBACK_BYTES: u64 = (STATS_LEN * 4 + 16) as u64;
+
+pub struct Run {
+    pub precision: Precision,
+    pub model: GptGpu,
+    pub status: RunStatus,
+    pub train_loss: Option<f32>,
+    pub val_loss: Option<f32>,
+    pub tokens: u64,
+    /// seconds this run's steps took (GPU timestamps, else its share of wall time)
+    pub busy_s: f64,
+    pub tokens_per_s: f64,
+    pub message: Option<String>,
+    readbacks: [Readback; 2],
+    eval_losses: wgpu::Buffer,
+    timestamps: Option<(wgpu::QuerySet, wgpu::Buffer)>,
+}
+
+pub struct Trainer {
+    pub spec: TrainSpec,
+    pub corpus: Corpus,
+    pub runs: Vec<Run>,
+    /// index of the next update
+    pub step: u32,
+    /// wall time of earlier sessions of this run (from a checkpoint)
+    pub elapsed_before_s: f64,
+    started: std::time::Instant,
+    last_collect: std::time::Instant,
+    val: Vec<Batch>,
+    start_step: u32,
+}
+
+impl Trainer {
+    /// A fresh run of every mode in `spec`, all from the same RTN-rounded initial weights.
+    pub fn new(gpu: &Gpu, corpus: Corpus, spec: TrainSpec) -> Result<Trainer> {
+        spec.model.validate()?;
+        spec.train.validate()?;
+        corpus.check_context(spec.model.ctx)?;
+        let layout = ParamLayout::new(&spec.model);
+        let init: Vec<f32> = layout.init(spec.seed).iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect();
+        let mut runs = Vec::new();
+        for &p in &spec.precisions {
+            runs.push(Run::new(gpu, &spec, p, &init)?);
+        }
+        Ok(Trainer::assemble(corpus, spec, runs, 0, 0.0))
+    }
+
+    /// Continues the runs saved in `checkpoints` (same configuration and step), to
+    /// `steps` updates in total when given.
+    pub fn resume(gpu: &Gpu, corpus: Corpus, checkpoints: Vec<Checkpoint>, steps: Option<u32>) -> Result<Trainer> {
+        let first = checkpoints.first().ok_or_else(|| crate::Failure::BadInput("nothing to resume".into()))?;
+        let mut state = first.state.clone();
+        if corpus.vocab != first.vocab {
+            return Err(crate::Failure::BadInput(format!("corpus {} has a different vocabulary from the checkpoint's (corpus {})", corpus.source, state.corpus)).into());
+        }
+        for c in &checkpoints[1..] {
+            let same = RunState { precision: state.precision.clone(), tokens: state.tokens, elapsed_s: state.elapsed_s, ..c.state.clone() } == state;
+            if !same {
+                return Err(crate::Failure::BadInput("the checkpoints to resume differ in configuration or step".into()).into());
+            }
+        }
+        if let Some(s) = steps {
+            if s < state.step {
+                return Err(crate::Failure::BadInput(format!("--steps {s} is below the checkpoint's step {}", state.step)).into());
+            }
+            state.train.steps = s;
+        }
+        let spec = TrainSpec {
+            preset: "checkpoint".into(),
+            model: state.model,
+            train: state.train,
+            precisions: checkpoints.iter().map(|c| c.precision).collect(),
+            seed: state.seed,
+            eval_every: state.eval_every,
+            eval_batches: state.eval_batches,
+        };
+        corpus.check_context(spec.model.ctx)?;
+        let mut runs = Vec::new();
+        for c in &checkpoints {
+            let placeholder = vec![0.0; ParamLayout::new(&spec.model).total];
+            let mut run = Run::new(gpu, &spec, c.precision, &placeholder)?;
+            run.model.write_raw(gpu, &c.raw)?;
+            run.tokens = c.state.tokens;
+            runs.push(run);
+        }
+        Ok(Trainer::assemble(corpus, spec, runs, state.step, state.elapsed_s))
+    }
+
+    fn assemble(corpus: Corpus, spec: TrainSpec, runs: Vec<Run>, step: u32, elapsed_before_s: f64) -> Trainer {
+        let val = val_batches(&corpus, spec.train.batch, spec.model.ctx, spec.seed, spec.eval_batches);
+        let now = std::time::Instant::now();
+        Trainer { spec, corpus, runs, step, elapsed_before_s, started: now, last_collect: now, val, start_step: step }
+    }
+
+    pub fn finished(&self) -> bool {
+        self.step >= self.spec.train.steps || self.runs.iter().all(|r| r.status != RunStatus::Running)
+    }
+
+    pub fn elapsed_s(&self) -> f64 {
+        self.elapsed_before_s + self.started.elapsed().as_secs_f64()
+    }
+
+    fn tokens_per_step(&self) -> u64 {
+        self.spec.train.batch as u64 * self.spec.model.ctx as u64
+    }
+
+    /// Runs one update of every live run; returns the metric lines that completed.
+    pub fn step(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
+        let mut out = Vec::new();
+        if self.step == 0 && self.step == self.start_step && self.runs.iter().all(|r| r.val_loss.is_none()) {
+            out.extend(self.evaluate(gpu)?);
+        }
+        if self.finished() {
+            return Ok(out);
+        }
+        let s = self.step;
+        let batch = train_batch(&self.corpus, self.spec.train.batch, self.spec.model.ctx, self.spec.seed, s);
+        let lr = self.spec.train.lr_at(s);
+        for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
+            run.submit_step(gpu, &batch, lr, s, self.spec.seed as u32)?;
+        }
+        self.step = s + 1;
+        if s > self.start_step {
+            out.extend(self.collect(gpu, s - 1)?);
+        }
+        let k = s + 1;
+        let eval_now = k == self.spec.train.steps || (self.spec.eval_every > 0 && k % self.spec.eval_every == 0);
+        if eval_now {
+            out.extend(self.collect(gpu, s)?);
+            let evals = self.evaluate(gpu)?;
+            merge_evals(&mut out, evals);
+        }
+        if self.step >= self.spec.train.steps {
+            out.extend(self.collect(gpu, s)?);
+            for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
+                run.status = RunStatus::Done;
+            }
+        }
+        gpu.check_errors(&format!("training step {k}"))?;
+        Ok(out)
+    }
+
+    /// Reads back step `s` of every run that submitted it (waiting only for that step).
+    fn collect(&mut self, gpu: &Gpu, s: u32) -> Result<Vec<Metric>> {
+        let mut out = Vec::new();
+        let live = self.runs.iter().filter(|r| r.readbacks.iter().any(|b| b.step == Some(s))).count().max(1);
+        let wall_share = self.last_collect.elapsed().as_secs_f64() / live as f64;
+        let elapsed_s = self.elapsed_s();
+        let tokens = self.tokens_per_step();
+        for run in &mut self.runs {
+            let Some((stats, gpu_seconds, lr)) = run.read_step(gpu, s)? else { continue };
+            let seconds = gpu_seconds.unwrap_or(wall_share).max(1e-9);
+            run.busy_s += seconds;
+            run.tokens += tokens;
+            run.tokens_per_s = tokens as f64 / seconds;
+            let (loss, sumsq) = (stats[STAT_TRAIN_LOSS], stats[STAT_GRAD_SUMSQ]);
+            run.train_loss = Some(loss);
+            if !(loss.is_finite() && sumsq.is_finite()) && run.status == RunStatus::Running {
+                run.status = RunStatus::Diverged(s + 1);
+                run.message = Some(format!(
+                    "run {} diverged at step {}: train loss {loss}, gradient norm {}",
+                    run.precision,
+                    s + 1,
+                    sumsq.sqrt()
+                ));
+            }
+            out.push(Metric {
+                run: run.precision.name().into(),
+                step: s + 1,
+                tokens: run.tokens,
+                elapsed_s,
+                lr,
+                train_loss: Some(loss),
+                val_loss: None,
+                tokens_per_s: run.tokens_per_s,
+            });
+        }
+        self.last_collect = std::time::Instant::now();
+        Ok(out)
+    }
+
+    /// Mean loss over the fixed validation batches for every live run, at the current step.
+    pub fn evaluate(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
+        let mut out = Vec::new();
+        let elapsed_s = self.elapsed_s();
+        let lr = if self.step == 0 { 0.0 } else { self.spec.train.lr_at(self.step - 1) };
+        for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
+            for (e, batch) in self.val.iter().enumerate() {
+                run.model.upload_batch(gpu, batch);
+                let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                run.model.record_eval(&mut encoder);
+                encoder.copy_buffer_to_buffer(&run.model.stats, (STAT_EVAL_LOSS * 4) as u64, &run.eval_losses, e as u64 * 4, 4);
+                gpu.queue.submit([encoder.finish()]);
+            }
+            let losses = gpu.read_f32(&run.eval_losses, self.val.len())?;
+            let mean = (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64) as f32;
+            run.val_loss = Some(mean);
+            out.push(Metric {
+                run: run.precision.name().into(),
+                step: self.step,
+                tokens: run.tokens,
+                elapsed_s,
+                lr,
+                train_loss: None,
+                val_loss: Some(mean),
+                tokens_per_s: run.tokens_per_s,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The state a checkpoint of `run` records.
+    pub fn run_state(&self, run: &Run) -> RunState {
+        RunState {
+            precision: run.precision.name().into(),
+            model: self.spec.model,
+            train: self.spec.train,
+            step: self.step,
+            seed: self.spec.seed,
+            tokens: run.tokens,
+            elapsed_s: self.elapsed_s(),
+            corpus: self.corpus.source.clone(),
+            eval_every: self.spec.eval_every,
+            eval_batches: self.spec.eval_batches,
+        }
+    }
+
+    /// Writes `DIR/<precision>.safetensors` for every run that has not diverged (a diverged
+    /// run keeps its last good checkpoint). Waits for the GPU first.
+    pub fn save_checkpoints(&mut self, gpu: &Gpu, dir: &Path) -> Result<Vec<PathBuf>> {
+        if self.step > self.start_step {
+            let last = self.step - 1;
+            self.collect(gpu, last)?;
+        }
+        let mut written = Vec::new();
+        for run in self.runs.iter().filter(|r| !matches!(r.status, RunStatus::Diverged(_))) {
+            let path = dir.join(format!("{}.safetensors", run.precision.name()));
+            let raw = run.model.read_raw(gpu)?;
+            checkpoint::save(&path, &self.run_state(run), run.precision, &self.corpus.vocab, &raw)?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+/// Puts each evaluation's val_loss on the train line of the same run and step, or appends it.
+fn merge_evals(lines: &mut Vec<Metric>, evals: Vec<Metric>) {
+    for e in evals {
+        match lines.iter_mut().find(|l| l.run == e.run && l.step == e.step) {
+            Some(line) => line.val_loss = e.val_loss,
+            None => lines.push(e),
+        }
+    }
+}
+
+impl Run {
+    fn new(gpu: &Gpu, spec: &TrainSpec, precision: Precision, init: &[f32]) -> Result<Run> {
+        let model = GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?;
+        let readback = || Readback {
+            buffer: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("step readback"),
+                size: READBACK_BYTES,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            ready: Arc::new(AtomicBool::new(false)),
+            step: None,
+            lr: 0.0,
+        };
+        let timestamps = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
+            let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("step time"), ty: wgpu::QueryType::Timestamp, count: 2 });
+            let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("step time resolve"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (set, resolve)
+        });
+        Ok(Run {
+            precision,
+            model,
+            status: RunStatus::Running,
+            train_loss: None,
+            val_loss: None,
+            tokens: 0,
+            busy_s: 0.0,
+            tokens_per_s: 0.0,
+            message: None,
+            readbacks: [readback(), readback()],
+            eval_losses: gpu.storage_buffer("eval losses", (spec.eval_batches.max(1) * 4) as u64)?,
+            timestamps,
+        })
+    }
+
+    fn submit_step(&mut self, gpu: &Gpu, batch: &Batch, lr: f32, s: u32, seed: u32) -> Result<()> {
+        let slot = (s % 2) as usize;
+        if self.readbacks[slot].step.is_some() {
+            let pending = self.readbacks[slot].step.unwrap();
+            self.read_step(gpu, pending)?;
+        }
+        self.model.upload_batch(gpu, batch);
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        self.model.record_step(gpu, &mut encoder, lr, s, seed, self.timestamps.as_ref().map(|(set, _)| set));
+        let rb = &mut self.readbacks[slot];
+        encoder.copy_buffer_to_buffer(&self.model.stats, 0, &rb.buffer, 0, (STATS_LEN * 4) as u64);
+        if let Some((set, resolve)) = &self.timestamps {
+            encoder.resolve_query_set(set, 0..2, resolve, 0);
+            encoder.copy_buffer_to_buffer(resolve, 0, &rb.buffer, (STATS_LEN * 4) as u64, 16);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        rb.ready.store(false, Ordering::SeqCst);
+        let ready = rb.ready.clone();
+        rb.buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| ready.store(r.is_ok(), Ordering::SeqCst));
+        rb.step = Some(s);
+        rb.lr = lr;
+        Ok(())
+    }
+
+    /// The stats, GPU seconds and lr of step `s` if this run submitted it and has not read it yet.
+    fn read_step(&mut self, gpu: &Gpu, s: u32) -> Result<Option<([f32; STATS_LEN], Option<f64>, f32)>> {
+        let Some(rb) = self.readbacks.iter_mut().find(|b| b.step == Some(s)) else { return Ok(None) };
+        while !rb.ready.load(Ordering::SeqCst) {
+            gpu.device
+                .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(std::time::Duration::from_secs(60)) })
+                .map_err(|e| anyhow::anyhow!("waiting for step {} of {}: {e}", s + 1, self.precision))?;
+            gpu.check_errors(&format!("step {} of run {}", s + 1, self.precision))?;
+        }
+        let bytes = rb.buffer.slice(..).get_mapped_range().map_err(|e| anyhow::anyhow!("reading step {}: {e}", s + 1))?.to_vec();
+        rb.buffer.unmap();
+        rb.step = None;
+        let floats: &[f32] = bytemuck::cast_slice(&bytes[..STATS_LEN * 4]);
+        let stats = [floats[0], floats[1], floats[2], floats[3]];
+        let seconds = self.timestamps.as_ref().map(|_| {
+            let ticks: &[u64] = bytemuck::cast_slice(&bytes[STATS_LEN * 4..]);
+            ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64 * 1e-9
+        });
+        Ok(Some((stats, seconds, rb.lr)))
+    }
+}
