@@ -26,7 +26,10 @@ pub struct MatmulRow {
 
 /// (what, m, n, k): square problems and a linear layer's shapes (out = inp . W^T).
 pub fn default_shapes(bt: u32, d: u32, vocab: u32) -> Vec<(String, u32, u32, u32)> {
-    let mut shapes: Vec<(String, u32, u32, u32)> = [256, 512, 1024].iter().map(|&s| (format!("{s}³"), s, s, s)).collect();
+    let mut shapes: Vec<(String, u32, u32, u32)> = [256, 512, 1024]
+        .iter()
+        .map(|&s| (format!("{s}³"), s, s, s))
+        .collect();
     shapes.push(("qkv".into(), bt, 3 * d, d));
     shapes.push(("mlp up".into(), bt, 4 * d, d));
     shapes.push(("mlp down".into(), bt, d, 4 * d));
@@ -35,7 +38,12 @@ pub fn default_shapes(bt: u32, d: u32, vocab: u32) -> Vec<(String, u32, u32, u32
 }
 
 /// Times `out (m,n) = a (m,k) . b (n,k)^T` for each storage type and tile; keeps the best tile.
-pub fn bench_matmul(gpu: &Gpu, shapes: &[(String, u32, u32, u32)], reps: u32, progress: &mut dyn FnMut(&MatmulRow)) -> Result<Vec<MatmulRow>> {
+pub fn bench_matmul(
+    gpu: &Gpu,
+    shapes: &[(String, u32, u32, u32)],
+    reps: u32,
+    progress: &mut dyn FnMut(&MatmulRow),
+) -> Result<Vec<MatmulRow>> {
     let mut rows = Vec::new();
     for (what, m, n, k) in shapes {
         let (m, n, k) = (*m, *n, *k);
@@ -88,7 +96,22 @@ fn cpu_sgemm_gflops(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> f64 {
         let start = Instant::now();
         // b is (n, k) row-major; read as its transpose (k, n) through strides
         unsafe {
-            matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), k as isize, 1, b.as_ptr(), 1, k as isize, 0.0, c.as_mut_ptr(), n as isize, 1);
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                k as isize,
+                1,
+                b.as_ptr(),
+                1,
+                k as isize,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
         }
         times.push(start.elapsed().as_secs_f64());
     }

@@ -38,5 +38,5 @@ impl std::fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
-pub mod train;
 pub mod sample;
+pub mod train;

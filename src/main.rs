@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use srgpt::bench::{bench_matmul, default_shapes, MatmulRow};
-use srgpt::gpu::{self, AdapterReport, Gpu};
 use srgpt::data::Corpus;
+use srgpt::gpu::{self, AdapterReport, Gpu};
 use srgpt::model::config::{preset, ModelConfig};
 use srgpt::precision::Precision;
 use srgpt::sample::{sample_text, SampleOptions, Sampler};
@@ -16,7 +16,11 @@ use srgpt::Failure;
 use std::io::{IsTerminal, Write};
 
 #[derive(Parser)]
-#[command(name = "srgpt", version, about = "Train a character-level GPT in bf16 with stochastic rounding, in WGSL on any GPU")]
+#[command(
+    name = "srgpt",
+    version,
+    about = "Train a character-level GPT in bf16 with stochastic rounding, in WGSL on any GPU"
+)]
 struct Cli {
     /// Use the adapter whose name contains this text (default: WGPU_ADAPTER_NAME, else the
     /// fastest kind present). WGPU_BACKEND=vulkan|metal|dx12|gl narrows the search.
@@ -161,12 +165,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Info { json } => info(cli.adapter.as_deref(), json),
         Command::Train(args) => train(cli.adapter.as_deref(), *args),
-        Command::Sample { checkpoint, prompt, tokens, temperature, top_k, seed } => {
+        Command::Sample {
+            checkpoint,
+            prompt,
+            tokens,
+            temperature,
+            top_k,
+            seed,
+        } => {
             let ckpt = srgpt::train::checkpoint::load(&checkpoint)?;
             let gpu = Gpu::new(cli.adapter.as_deref())?;
             let corpus = Corpus::vocab_only(ckpt.vocab.clone());
             let sampler = Sampler::new(&gpu, ckpt.state.model, ckpt.precision, &ckpt.raw)?;
-            let opts = SampleOptions { tokens, temperature, top_k, seed };
+            let opts = SampleOptions {
+                tokens,
+                temperature,
+                top_k,
+                seed,
+            };
             let text = sample_text(&gpu, &corpus, &sampler, &prompt, &opts)?;
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(prompt.as_bytes())?;
@@ -174,14 +190,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             stdout.write_all(b"\n")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { what: BenchCommand::Matmul { json, preset: preset_name, reps } } => {
+        Command::Bench {
+            what:
+                BenchCommand::Matmul {
+                    json,
+                    preset: preset_name,
+                    reps,
+                },
+        } => {
             let p = preset(&preset_name)?;
             let gpu = Gpu::new(cli.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.report.summary());
             let shapes = default_shapes(p.train.batch * p.ctx, p.d, 96);
-            println!("{:<10} {:>6} {:>6} {:>6} {:>6} {:>10} {:>12}  tile", "shape", "dtype", "m", "n", "k", "GFLOP/s", "CPU sgemm");
+            println!(
+                "{:<10} {:>6} {:>6} {:>6} {:>6} {:>10} {:>12}  tile",
+                "shape", "dtype", "m", "n", "k", "GFLOP/s", "CPU sgemm"
+            );
             let rows = bench_matmul(&gpu, &shapes, reps.max(1), &mut |r: &MatmulRow| {
-                println!("{:<10} {:>6} {:>6} {:>6} {:>6} {:>10.2} {:>12.2}  {}", r.what, r.dtype, r.m, r.n, r.k, r.gflops, r.cpu_sgemm_gflops, r.tile);
+                println!(
+                    "{:<10} {:>6} {:>6} {:>6} {:>6} {:>10.2} {:>12.2}  {}",
+                    r.what, r.dtype, r.m, r.n, r.k, r.gflops, r.cpu_sgemm_gflops, r.tile
+                );
             })?;
             if let Some(path) = json {
                 let doc = serde_json::json!({ "adapter": gpu.report, "matmul": rows });
@@ -212,14 +241,36 @@ fn info(filter: Option<&str>, json: bool) -> Result<ExitCode> {
         if let Ok(c) = &chosen {
             println!("chosen: {}", c.summary());
             println!("  driver: {} {}", c.driver, c.driver_info);
-            println!("  features: {}", if c.features.is_empty() { "none".into() } else { c.features.join(", ") });
+            println!(
+                "  features: {}",
+                if c.features.is_empty() {
+                    "none".into()
+                } else {
+                    c.features.join(", ")
+                }
+            );
             let l = &c.limits;
-            println!("  max_storage_buffer_binding_size: {} MiB", l.max_storage_buffer_binding_size >> 20);
+            println!(
+                "  max_storage_buffer_binding_size: {} MiB",
+                l.max_storage_buffer_binding_size >> 20
+            );
             println!("  max_buffer_size: {} MiB", l.max_buffer_size >> 20);
-            println!("  max_storage_buffers_per_shader_stage: {}", l.max_storage_buffers_per_shader_stage);
-            println!("  max_compute_invocations_per_workgroup: {}", l.max_compute_invocations_per_workgroup);
-            println!("  max_compute_workgroup_storage_size: {} bytes", l.max_compute_workgroup_storage_size);
-            println!("  max_compute_workgroups_per_dimension: {}", l.max_compute_workgroups_per_dimension);
+            println!(
+                "  max_storage_buffers_per_shader_stage: {}",
+                l.max_storage_buffers_per_shader_stage
+            );
+            println!(
+                "  max_compute_invocations_per_workgroup: {}",
+                l.max_compute_invocations_per_workgroup
+            );
+            println!(
+                "  max_compute_workgroup_storage_size: {} bytes",
+                l.max_compute_workgroup_storage_size
+            );
+            println!(
+                "  max_compute_workgroups_per_dimension: {}",
+                l.max_compute_workgroups_per_dimension
+            );
         }
     }
     chosen?;
@@ -229,7 +280,8 @@ fn info(filter: Option<&str>, json: bool) -> Result<ExitCode> {
 /// Writes JSON through a temporary file and a rename, so a reader never sees half a file.
 fn write_json(path: &std::path::Path, doc: &serde_json::Value) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(doc)? + "\n").with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(doc)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
@@ -248,7 +300,10 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         (Some(dir), _) => dir.clone(),
         (None, Some(ckpt)) => ckpt.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
         (None, None) => {
-            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             PathBuf::from(format!("runs/run-{secs}"))
         }
     };
@@ -271,7 +326,11 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         corpus.check_context(model.ctx)?;
         let mut precisions = Vec::new();
         for name in &args.precision {
-            let p = Precision::parse(name).ok_or_else(|| bad_input(format!("unknown precision '{name}' (choose from fp32, mixed, bf16, bf16-sr)")))?;
+            let p = Precision::parse(name).ok_or_else(|| {
+                bad_input(format!(
+                    "unknown precision '{name}' (choose from fp32, mixed, bf16, bf16-sr)"
+                ))
+            })?;
             if precisions.contains(&p) {
                 return Err(bad_input(format!("precision {name} is listed twice")));
             }
@@ -280,16 +339,33 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         if precisions.is_empty() {
             return Err(bad_input("--precision lists no mode".into()));
         }
-        Some(TrainSpec { preset: args.preset.clone(), model, train: sched, precisions, seed: args.seed, eval_every: args.eval_every, eval_batches: args.eval_batches.max(1) })
+        Some(TrainSpec {
+            preset: args.preset.clone(),
+            model,
+            train: sched,
+            precisions,
+            seed: args.seed,
+            eval_every: args.eval_every,
+            eval_batches: args.eval_batches.max(1),
+        })
     };
-    let checkpoints = args.resume.iter().map(|p| srgpt::train::checkpoint::load(p)).collect::<Result<Vec<_>>>()?;
+    let checkpoints = args
+        .resume
+        .iter()
+        .map(|p| srgpt::train::checkpoint::load(p))
+        .collect::<Result<Vec<_>>>()?;
     let gpu = Gpu::new(adapter)?;
     eprintln!("adapter: {}", gpu.report.summary());
     let mut trainer = match spec {
         Some(spec) => Trainer::new(&gpu, corpus, spec)?,
         None => Trainer::resume(&gpu, corpus, checkpoints, args.steps)?,
     };
-    std::fs::create_dir_all(&out_dir).map_err(|e| bad_input(format!("cannot create output folder {}: {e}", out_dir.display())))?;
+    std::fs::create_dir_all(&out_dir).map_err(|e| {
+        bad_input(format!(
+            "cannot create output folder {}: {e}",
+            out_dir.display()
+        ))
+    })?;
     let metrics_path = out_dir.join("metrics.jsonl");
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
@@ -316,7 +392,12 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
     let stop_at = args.stop_at.unwrap_or(total).min(total);
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(total as u64);
-        bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]").expect("template"));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]",
+            )
+            .expect("template"),
+        );
         bar.set_position(trainer.step as u64);
         bar
     });
@@ -345,7 +426,9 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
                 b.set_position(trainer.step as u64);
                 b.set_message(status);
             }
-            None if trainer.step % log_every == 0 || lines.iter().any(|l| l.val_loss.is_some()) => eprintln!("step {}/{total} {status}", trainer.step),
+            None if trainer.step % log_every == 0 || lines.iter().any(|l| l.val_loss.is_some()) => {
+                eprintln!("step {}/{total} {status}", trainer.step)
+            }
             None => {}
         }
         if args.ckpt_every > 0 && trainer.step % args.ckpt_every == 0 && trainer.step < total {
@@ -356,6 +439,10 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         b.finish();
     }
     let written = trainer.save_checkpoints(&gpu, &out_dir)?;
+    for line in trainer.flush(&gpu)? {
+        writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
+    }
+    metrics.flush()?;
     for p in &written {
         eprintln!("checkpoint: {}", p.display());
     }
@@ -374,16 +461,35 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         })).collect::<Vec<_>>(),
     });
     write_json(&out_dir.join("summary.json"), &summary)?;
-    println!("{:<8} {:>10} {:>10} {:>12} {:>10}  status", "mode", "train", "val", "bytes/param", "tokens/s");
+    println!(
+        "{:<8} {:>10} {:>10} {:>12} {:>10}  status",
+        "mode", "train", "val", "bytes/param", "tokens/s"
+    );
     for r in &trainer.runs {
         let fmt = |x: Option<f32>| x.map_or("-".into(), |v| format!("{v:.4}"));
-        let tps = if r.busy_s > 0.0 { r.tokens as f64 / r.busy_s } else { 0.0 };
-        println!("{:<8} {:>10} {:>10} {:>12.1} {:>10.0}  {}", r.precision.name(), fmt(r.train_loss), fmt(r.val_loss), r.model.state_bytes_per_param(), tps, r.status.name());
+        let tps = if r.busy_s > 0.0 {
+            r.tokens as f64 / r.busy_s
+        } else {
+            0.0
+        };
+        println!(
+            "{:<8} {:>10} {:>10} {:>12.1} {:>10.0}  {}",
+            r.precision.name(),
+            fmt(r.train_loss),
+            fmt(r.val_loss),
+            r.model.state_bytes_per_param(),
+            tps,
+            r.status.name()
+        );
     }
-    let diverged: Vec<String> = trainer.runs.iter().filter_map(|r| match r.status {
-        RunStatus::Diverged(_) => r.message.clone(),
-        _ => None,
-    }).collect();
+    let diverged: Vec<String> = trainer
+        .runs
+        .iter()
+        .filter_map(|r| match r.status {
+            RunStatus::Diverged(_) => r.message.clone(),
+            _ => None,
+        })
+        .collect();
     if !diverged.is_empty() {
         return Err(Failure::Diverged(diverged.join("; ")).into());
     }
@@ -396,7 +502,9 @@ fn status_line(trainer: &Trainer, _lines: &[Metric]) -> String {
         .runs
         .iter()
         .map(|r| {
-            let val = r.val_loss.map_or(String::new(), |v| format!(" (val {v:.3})"));
+            let val = r
+                .val_loss
+                .map_or(String::new(), |v| format!(" (val {v:.3})"));
             match r.train_loss {
                 Some(l) => format!("{} {l:.3}{val}", r.precision.name()),
                 None => format!("{} -{val}", r.precision.name()),

@@ -115,7 +115,12 @@ pub enum Precision {
 }
 
 impl Precision {
-    pub const ALL: [Precision; 4] = [Precision::Fp32, Precision::Mixed, Precision::Bf16, Precision::Bf16Sr];
+    pub const ALL: [Precision; 4] = [
+        Precision::Fp32,
+        Precision::Mixed,
+        Precision::Bf16,
+        Precision::Bf16Sr,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -30,7 +30,9 @@ impl AttentionShape {
     }
     /// per-head (T, HS) views into a (B, T, width) tensor, channel offset `at`
     fn heads(&self, width: u32, at: u32) -> Layout {
-        Layout::rows(width).at(at).batched(self.t * width, self.hs())
+        Layout::rows(width)
+            .at(at)
+            .batched(self.t * width, self.hs())
     }
     /// per-head (T, T) views into a (B, NH, T, T) tensor
     fn scores(&self) -> Layout {
@@ -42,7 +44,14 @@ impl AttentionShape {
 }
 
 /// preatt = q.k^T / sqrt(HS); att = causal softmax(preatt); out = att.v
-pub fn attention_forward(gpu: &Gpu, out: TensorRef, preatt: TensorRef, att: TensorRef, qkv: TensorRef, s: &AttentionShape) -> Result<Vec<Dispatch>> {
+pub fn attention_forward(
+    gpu: &Gpu,
+    out: TensorRef,
+    preatt: TensorRef,
+    att: TensorRef,
+    qkv: TensorRef,
+    s: &AttentionShape,
+) -> Result<Vec<Dispatch>> {
     let (t, c, hs) = (s.t, s.c, s.hs());
     let scores = Matmul::new(
         s.per_head(t, t, hs).trans(false, true).alpha(s.scale()),
@@ -110,7 +119,13 @@ pub fn attention_backward(
 
 /// CPU reference of the forward (f64 accumulation); fills att (B, NH, T, T) and out (B, T, C).
 pub fn attention_forward_cpu(out: &mut [f32], att: &mut [f32], qkv: &[f32], s: &AttentionShape) {
-    let (b, t, c, nh, hs) = (s.b as usize, s.t as usize, s.c as usize, s.nh as usize, s.hs() as usize);
+    let (b, t, c, nh, hs) = (
+        s.b as usize,
+        s.t as usize,
+        s.c as usize,
+        s.nh as usize,
+        s.hs() as usize,
+    );
     let scale = s.scale() as f64;
     for bi in 0..b {
         for h in 0..nh {
@@ -120,15 +135,27 @@ pub fn attention_forward_cpu(out: &mut [f32], att: &mut [f32], qkv: &[f32], s: &
                 let mut scores = vec![0.0f64; i + 1];
                 for (j, sc) in scores.iter_mut().enumerate() {
                     let k = &qkv[(bi * t + j) * 3 * c + c + h * hs..][..hs];
-                    *sc = scale * q.iter().zip(k).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>();
+                    *sc = scale
+                        * q.iter()
+                            .zip(k)
+                            .map(|(&x, &y)| x as f64 * y as f64)
+                            .sum::<f64>();
                 }
                 let max = scores.iter().cloned().fold(f64::MIN, f64::max);
                 let sum: f64 = scores.iter().map(|x| (x - max).exp()).sum();
                 for j in 0..t {
-                    row[j] = if j <= i { ((scores[j] - max).exp() / sum) as f32 } else { 0.0 };
+                    row[j] = if j <= i {
+                        ((scores[j] - max).exp() / sum) as f32
+                    } else {
+                        0.0
+                    };
                 }
                 for e in 0..hs {
-                    let acc: f64 = (0..=i).map(|j| row[j] as f64 * qkv[(bi * t + j) * 3 * c + 2 * c + h * hs + e] as f64).sum();
+                    let acc: f64 = (0..=i)
+                        .map(|j| {
+                            row[j] as f64 * qkv[(bi * t + j) * 3 * c + 2 * c + h * hs + e] as f64
+                        })
+                        .sum();
                     out[(bi * t + i) * c + h * hs + e] = acc as f32;
                 }
             }
@@ -137,8 +164,20 @@ pub fn attention_forward_cpu(out: &mut [f32], att: &mut [f32], qkv: &[f32], s: &
 }
 
 /// CPU reference of the backward: writes dqkv (B, T, 3C).
-pub fn attention_backward_cpu(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], att: &[f32], s: &AttentionShape) {
-    let (b, t, c, nh, hs) = (s.b as usize, s.t as usize, s.c as usize, s.nh as usize, s.hs() as usize);
+pub fn attention_backward_cpu(
+    dqkv: &mut [f32],
+    dout: &[f32],
+    qkv: &[f32],
+    att: &[f32],
+    s: &AttentionShape,
+) {
+    let (b, t, c, nh, hs) = (
+        s.b as usize,
+        s.t as usize,
+        s.c as usize,
+        s.nh as usize,
+        s.hs() as usize,
+    );
     let scale = s.scale() as f64;
     dqkv.iter_mut().for_each(|x| *x = 0.0);
     for bi in 0..b {
@@ -147,11 +186,18 @@ pub fn attention_backward_cpu(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], att: 
                 let row = &att[((bi * nh + h) * t + i) * t..][..t];
                 let dy = &dout[(bi * t + i) * c + h * hs..][..hs];
                 let datt: Vec<f64> = (0..=i)
-                    .map(|j| (0..hs).map(|e| dy[e] as f64 * qkv[(bi * t + j) * 3 * c + 2 * c + h * hs + e] as f64).sum())
+                    .map(|j| {
+                        (0..hs)
+                            .map(|e| {
+                                dy[e] as f64 * qkv[(bi * t + j) * 3 * c + 2 * c + h * hs + e] as f64
+                            })
+                            .sum()
+                    })
                     .collect();
                 for j in 0..=i {
                     for e in 0..hs {
-                        dqkv[(bi * t + j) * 3 * c + 2 * c + h * hs + e] += (row[j] as f64 * dy[e] as f64) as f32;
+                        dqkv[(bi * t + j) * 3 * c + 2 * c + h * hs + e] +=
+                            (row[j] as f64 * dy[e] as f64) as f32;
                     }
                 }
                 let dot: f64 = (0..=i).map(|j| row[j] as f64 * datt[j]).sum();

@@ -29,9 +29,29 @@ pub fn layernorm_forward(
     if inp.store.for_reading() != out.store.for_reading() {
         bail!("layernorm_forward reads and writes one activation storage type");
     }
-    let spec = spec("layernorm_forward", out.store.wgsl_name(), weight.read_name(), "f32");
-    let params = uniform_bytes(&[n, c, inp.offset, out.offset, weight.offset, bias.offset, 0, 0]);
-    let bindings = [(0, inp.buffer), (1, weight.buffer), (2, out.buffer), (3, stats.mean), (4, stats.rstd)];
+    let spec = spec(
+        "layernorm_forward",
+        out.store.wgsl_name(),
+        weight.read_name(),
+        "f32",
+    );
+    let params = uniform_bytes(&[
+        n,
+        c,
+        inp.offset,
+        out.offset,
+        weight.offset,
+        bias.offset,
+        0,
+        0,
+    ]);
+    let bindings = [
+        (0, inp.buffer),
+        (1, weight.buffer),
+        (2, out.buffer),
+        (3, stats.mean),
+        (4, stats.rstd),
+    ];
     gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.grid(n))
 }
 
@@ -52,16 +72,57 @@ pub fn layernorm_backward(
 ) -> Result<Vec<Dispatch>> {
     check(c, &[dweight.offset, dbias.offset])?;
     if dweight.buffer != dbias.buffer {
-        bail!("layernorm_backward writes dweight and dbias through one binding: give them one buffer");
+        bail!(
+            "layernorm_backward writes dweight and dbias through one binding: give them one buffer"
+        );
     }
-    let params = uniform_bytes(&[n, c, inp.offset, 0, weight.offset, 0, dweight.offset, dbias.offset]);
-    let input_spec = spec("layernorm_backward_input", inp.read_name(), weight.read_name(), "f32");
-    let input = [(0, inp.buffer), (1, weight.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (6, dinp)];
-    let params_spec = spec("layernorm_backward_params", inp.read_name(), "f32", dweight.store.wgsl_name());
-    let param_bindings = [(0, inp.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (7, dweight.buffer)];
+    let params = uniform_bytes(&[
+        n,
+        c,
+        inp.offset,
+        0,
+        weight.offset,
+        0,
+        dweight.offset,
+        dbias.offset,
+    ]);
+    let input_spec = spec(
+        "layernorm_backward_input",
+        inp.read_name(),
+        weight.read_name(),
+        "f32",
+    );
+    let input = [
+        (0, inp.buffer),
+        (1, weight.buffer),
+        (3, stats.mean),
+        (4, stats.rstd),
+        (5, dout),
+        (6, dinp),
+    ];
+    let params_spec = spec(
+        "layernorm_backward_params",
+        inp.read_name(),
+        "f32",
+        dweight.store.wgsl_name(),
+    );
+    let param_bindings = [
+        (0, inp.buffer),
+        (3, stats.mean),
+        (4, stats.rstd),
+        (5, dout),
+        (7, dweight.buffer),
+    ];
     Ok(vec![
         gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.grid(n))?,
-        gpu.dispatch("layernorm", &params_spec, &param_bindings, 8, &params, gpu.grid(c / 2))?,
+        gpu.dispatch(
+            "layernorm",
+            &params_spec,
+            &param_bindings,
+            8,
+            &params,
+            gpu.grid(c / 2),
+        )?,
     ])
 }
 
@@ -74,7 +135,10 @@ fn check(c: u32, offsets: &[u32]) -> Result<()> {
 
 /// inp and out share one storage define (ACT): activations are stored alike throughout.
 fn spec(entry: &'static str, act: &str, param: &str, grad: &str) -> ShaderSpec {
-    ShaderSpec::new("layernorm.wgsl", entry).define("ACT", act).define("PARAM", param).define("GRAD", grad)
+    ShaderSpec::new("layernorm.wgsl", entry)
+        .define("ACT", act)
+        .define("PARAM", param)
+        .define("GRAD", grad)
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
@@ -83,13 +147,27 @@ pub fn variants() -> Vec<ShaderSpec> {
         let read = store.for_reading().wgsl_name();
         out.push(spec("layernorm_forward", store.wgsl_name(), read, "f32"));
         out.push(spec("layernorm_backward_input", read, read, "f32"));
-        out.push(spec("layernorm_backward_params", read, "f32", store.wgsl_name()));
+        out.push(spec(
+            "layernorm_backward_params",
+            read,
+            "f32",
+            store.wgsl_name(),
+        ));
     }
     out
 }
 
 /// CPU reference of the forward (f64 statistics).
-pub fn layernorm_forward_cpu(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], inp: &[f32], weight: &[f32], bias: &[f32], n: usize, c: usize) {
+pub fn layernorm_forward_cpu(
+    out: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    inp: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    n: usize,
+    c: usize,
+) {
     for r in 0..n {
         let x = &inp[r * c..(r + 1) * c];
         let mu = x.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
@@ -122,7 +200,9 @@ pub fn layernorm_backward_cpu(
     for r in 0..n {
         let (mu, rs) = (mean[r] as f64, rstd[r] as f64);
         let xhat: Vec<f64> = (0..c).map(|j| (inp[r * c + j] as f64 - mu) * rs).collect();
-        let dnorm: Vec<f64> = (0..c).map(|j| dout[r * c + j] as f64 * weight[j] as f64).collect();
+        let dnorm: Vec<f64> = (0..c)
+            .map(|j| dout[r * c + j] as f64 * weight[j] as f64)
+            .collect();
         let mean_dnorm = dnorm.iter().sum::<f64>() / c as f64;
         let mean_dnorm_xhat = dnorm.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / c as f64;
         for j in 0..c {

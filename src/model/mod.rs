@@ -1,6 +1,6 @@
 //! The GPT of DESIGN.md: configuration, parameters, and forward/backward as kernel sequences.
 
 pub mod config;
-pub mod params;
 pub mod cpu;
 pub mod gpt;
+pub mod params;

@@ -1,0 +1,201 @@
+//! The srgpt binary end to end: bad input fails with a message and its exit code, a run
+//! writes its files, and an interrupted run resumed with --resume repeats the losses.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn srgpt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srgpt"))
+        .args(args)
+        .output()
+        .expect("run srgpt")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("srgpt-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const MICRO: &[&str] = &[
+    "train",
+    "--headless",
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--d",
+    "16",
+    "--ctx",
+    "16",
+    "--batch",
+    "4",
+    "--eval-every",
+    "4",
+    "--eval-batches",
+    "2",
+];
+
+#[test]
+fn bad_input_is_refused_with_a_message_and_exit_code_2() {
+    let dir = tmp("bad");
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let short = dir.join("short.txt");
+    std::fs::write(&short, "abcdefghij".repeat(5)).unwrap();
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "--headless", "--corpus", "/no/such/file"],
+            "cannot read corpus",
+        ),
+        (
+            vec!["train", "--headless", "--corpus", empty.to_str().unwrap()],
+            "is empty",
+        ),
+        (
+            vec!["train", "--headless", "--corpus", short.to_str().unwrap()],
+            "too short",
+        ),
+        (
+            vec!["train", "--headless", "--preset", "huge"],
+            "unknown preset",
+        ),
+        (
+            vec!["train", "--headless", "--d", "60", "--n-head", "7"],
+            "divisible",
+        ),
+        (vec!["train", "--headless", "--d", "0"], "positive"),
+        (vec!["train", "--headless", "--ctx", "33"], "even"),
+        (vec!["train", "--headless", "--steps", "0"], "positive"),
+        (
+            vec!["train", "--headless", "--precision", "fp8"],
+            "unknown precision",
+        ),
+        (
+            vec![
+                "train",
+                "--headless",
+                "--batch",
+                "100000",
+                "--d",
+                "512",
+                "--n-head",
+                "8",
+                "--ctx",
+                "512",
+            ],
+            "max_storage_buffer_binding_size",
+        ),
+        (
+            vec!["train", "--headless", "--no-such-flag"],
+            "unexpected argument",
+        ),
+        (
+            vec!["sample", "--checkpoint", "/no/such.safetensors"],
+            "cannot read checkpoint",
+        ),
+        (
+            vec!["sample", "--checkpoint", garbage.to_str().unwrap()],
+            "not usable",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = srgpt(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(message),
+            "{args:?}: expected '{message}' in: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{args:?} panicked");
+    }
+}
+
+#[test]
+fn info_json_names_the_chosen_adapter() {
+    let out = srgpt(&["info", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["name", "backend", "device_type", "features", "limits"] {
+        assert!(
+            doc["adapter"].get(key).is_some(),
+            "adapter.{key} missing: {doc}"
+        );
+    }
+    let missing = srgpt(&["info", "--adapter", "no-such-adapter-anywhere"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no adapter matches"));
+}
+
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_interrupted_run_resumed_from_its_checkpoints_repeats_the_losses() {
+    let (whole, parts) = (tmp("whole"), tmp("parts"));
+    let run = |extra: &[&str], out: &Path| {
+        let mut args = MICRO.to_vec();
+        args.extend_from_slice(&[
+            "--steps",
+            "12",
+            "--precision",
+            "fp32,bf16-sr",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        args.extend_from_slice(extra);
+        let o = srgpt(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    run(&[], &whole);
+    run(&["--stop-at", "6"], &parts);
+    let resume = format!(
+        "{},{}",
+        parts.join("fp32.safetensors").display(),
+        parts.join("bf16-sr.safetensors").display()
+    );
+    let o = srgpt(&["train", "--headless", "--resume", &resume]);
+    assert!(o.status.success(), "resume: {}", stderr(&o));
+
+    // everything but the timings must agree, losses bit for bit
+    let losses = |dir: &Path| -> Vec<serde_json::Value> {
+        metrics(dir)
+            .into_iter()
+            .map(|mut l| {
+                let o = l.as_object_mut().unwrap();
+                o.remove("elapsed_s");
+                o.remove("tokens_per_s");
+                l
+            })
+            .collect()
+    };
+    assert_eq!(losses(&whole), losses(&parts));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(parts.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["steps"], 12);
+    for r in summary["runs"].as_array().unwrap() {
+        for key in [
+            "precision",
+            "final_train_loss",
+            "final_val_loss",
+            "state_bytes_per_param",
+            "tokens_per_s",
+            "wall_s",
+        ] {
+            assert!(r.get(key).is_some(), "summary run lacks {key}");
+        }
+    }
+}
