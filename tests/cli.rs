@@ -199,3 +199,16 @@ fn an_interrupted_run_resumed_from_its_checkpoints_repeats_the_losses() {
         }
     }
 }
+
+#[test]
+fn a_diverging_run_is_stopped_and_named_with_exit_code_3() {
+    let dir = tmp("diverge");
+    let mut args = MICRO.to_vec();
+    args.extend_from_slice(&["--steps", "8", "--warmup", "0", "--lr", "1e30", "--precision", "fp32,bf16-sr", "--out", dir.to_str().unwrap()]);
+    let out = srgpt(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("run fp32 diverged at step") && err.contains("run bf16-sr diverged at step"), "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["runs"].as_array().unwrap().iter().all(|r| r["status"] == "diverged"));
+}
