@@ -4,7 +4,7 @@
 //   losses  (rows) f32         -log softmax(logits)[target]
 // dlogits = (softmax(logits) - onehot(target)) * grad_scale, with grad_scale = 1/rows for a
 // mean loss. Stable for any finite logits: exp only ever sees values <= 0.
-#include "lib/workgroup.wgsl"
+#include "lib/rows.wgsl"
 
 @group(0) @binding(0) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<u32>;
@@ -13,24 +13,26 @@
 struct Params { rows: u32, vocab: u32, grad_scale: f32, write_grad: u32 }
 @group(0) @binding(3) var<uniform> p: Params;
 
-@compute @workgroup_size(ROW_WG)
+@compute @workgroup_size(ROW_GROUP)
 fn cross_entropy_forward_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                                   @builtin(local_invocation_index) lid: u32) {
-    let row = wg_row(wg, nwg);
-    if (row >= p.rows) { return; }
+    let valid = row_of(wg, nwg, lid) < p.rows;
+    let row = min(row_of(wg, nwg, lid), p.rows - 1u);
+    let lane = row_lane(lid);
     let base = row * p.vocab;
-    var row_max = F32_LOWEST;
-    for (var j = lid; j < p.vocab; j += ROW_WG) { row_max = max(row_max, logits[base + j]); }
-    row_max = wg_max(row_max, lid);
+    var top = ROW_LOWEST;
+    for (var j = lane; j < p.vocab; j += ROW_THREADS) { top = max(top, logits[base + j]); }
+    top = row_max(top, lid);
     let target_id = targets[row];
     // read before the barrier in wg_sum: after it, other threads overwrite the row
     let target_logit = logits[base + target_id];
     var sum = 0.0;
-    for (var j = lid; j < p.vocab; j += ROW_WG) { sum += exp(logits[base + j] - row_max); }
-    let log_sum = row_max + log(wg_sum(sum, lid));
-    if (lid == 0u) { losses[row] = log_sum - target_logit; }
+    for (var j = lane; j < p.vocab; j += ROW_THREADS) { sum += exp(logits[base + j] - top); }
+    let log_sum = top + log(row_sum(sum, lid));
+    if (!valid) { return; }
+    if (lane == 0u) { losses[row] = log_sum - target_logit; }
     if (p.write_grad != 0u) {
-        for (var j = lid; j < p.vocab; j += ROW_WG) {
+        for (var j = lane; j < p.vocab; j += ROW_THREADS) {
             let prob = exp(logits[base + j] - log_sum);
             logits[base + j] = (prob - select(0.0, 1.0, j == target_id)) * p.grad_scale;
         }

@@ -7,6 +7,7 @@
 //   dinp   (N, C) f32                     backward: += the input gradient
 //   dparams {{GRAD}}                      backward: dweight (C) at dw_off, dbias (C) at db_off
 #include "lib/round.wgsl"
+#include "lib/rows.wgsl"
 #include "lib/workgroup.wgsl"
 
 #tensor inp 0 read {{ACT}}
@@ -24,48 +25,52 @@ struct Params {
 }
 @group(0) @binding(8) var<uniform> p: Params;
 
-// One workgroup per row; C is even, so each thread writes whole pairs.
-@compute @workgroup_size(ROW_WG)
+// C is even, so each thread writes whole pairs.
+@compute @workgroup_size(ROW_GROUP)
 fn layernorm_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    let row = wg_row(wg, nwg);
-    if (row >= p.rows) { return; }
+    let valid = row_of(wg, nwg, lid) < p.rows;
+    let row = min(row_of(wg, nwg, lid), p.rows - 1u);
+    let lane = row_lane(lid);
     let base = p.in_off + row * p.c;
     var sum = 0.0;
-    for (var j = lid; j < p.c; j += ROW_WG) { sum += inp_get(base + j); }
-    let mu = wg_sum(sum, lid) / f32(p.c);
+    for (var j = lane; j < p.c; j += ROW_THREADS) { sum += inp_get(base + j); }
+    let mu = row_sum(sum, lid) / f32(p.c);
     var sq = 0.0;
-    for (var j = lid; j < p.c; j += ROW_WG) { let d = inp_get(base + j) - mu; sq += d * d; }
-    let rs = inverseSqrt(wg_sum(sq, lid) / f32(p.c) + 1e-5);
-    for (var j = 2u * lid; j < p.c; j += 2u * ROW_WG) {
+    for (var j = lane; j < p.c; j += ROW_THREADS) { let d = inp_get(base + j) - mu; sq += d * d; }
+    let rs = inverseSqrt(row_sum(sq, lid) / f32(p.c) + 1e-5);
+    if (!valid) { return; }
+    for (var j = 2u * lane; j < p.c; j += 2u * ROW_THREADS) {
         let x = vec2<f32>(inp_get(base + j), inp_get(base + j + 1u));
         let w = params_get2(p.w_off + j);
         let b = params_get2(p.b_off + j);
         out_set2(p.out_off + row * p.c + j, (x - mu) * rs * w + b, vec2<u32>(0u));
     }
-    if (lid == 0u) { mean[row] = mu; rstd[row] = rs; }
+    if (lane == 0u) { mean[row] = mu; rstd[row] = rs; }
 }
 
 // dinp += rstd * (dnorm - mean(dnorm) - xhat * mean(dnorm * xhat)), dnorm = dout * weight.
-@compute @workgroup_size(ROW_WG)
+@compute @workgroup_size(ROW_GROUP)
 fn layernorm_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                             @builtin(local_invocation_index) lid: u32) {
-    let row = wg_row(wg, nwg);
-    if (row >= p.rows) { return; }
+    let valid = row_of(wg, nwg, lid) < p.rows;
+    let row = min(row_of(wg, nwg, lid), p.rows - 1u);
+    let lane = row_lane(lid);
     let base = p.in_off + row * p.c;
     let g_base = row * p.c;
     let mu = mean[row];
     let rs = rstd[row];
     var sum_dnorm = 0.0;
     var sum_dnorm_xhat = 0.0;
-    for (var j = lid; j < p.c; j += ROW_WG) {
+    for (var j = lane; j < p.c; j += ROW_THREADS) {
         let dnorm = dout[g_base + j] * params_get(p.w_off + j);
         sum_dnorm += dnorm;
         sum_dnorm_xhat += dnorm * (inp_get(base + j) - mu) * rs;
     }
-    let mean_dnorm = wg_sum(sum_dnorm, lid) / f32(p.c);
-    let mean_dnorm_xhat = wg_sum(sum_dnorm_xhat, lid) / f32(p.c);
-    for (var j = lid; j < p.c; j += ROW_WG) {
+    let mean_dnorm = row_sum(sum_dnorm, lid) / f32(p.c);
+    let mean_dnorm_xhat = row_sum(sum_dnorm_xhat, lid) / f32(p.c);
+    if (!valid) { return; }
+    for (var j = lane; j < p.c; j += ROW_THREADS) {
         let dnorm = dout[g_base + j] * params_get(p.w_off + j);
         let xhat = (inp_get(base + j) - mu) * rs;
         dinp[g_base + j] += rs * (dnorm - mean_dnorm - xhat * mean_dnorm_xhat);

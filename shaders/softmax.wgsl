@@ -6,7 +6,7 @@
 // Causal (causal_t = T > 0): row r is query position r % T and sees columns j <= r % T; the
 // masked columns are written as 0 and get 0 gradient.
 #include "lib/round.wgsl"
-#include "lib/workgroup.wgsl"
+#include "lib/rows.wgsl"
 
 #tensor inp 0 read {{IN}}
 #tensor out 1 read_write {{OUT}}
@@ -24,49 +24,53 @@ fn visible_len(row: u32) -> u32 {
     return min(p.len, row % p.causal_t + 1u);
 }
 
-@compute @workgroup_size(ROW_WG)
+@compute @workgroup_size(ROW_GROUP)
 fn softmax_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    let row = wg_row(wg, nwg);
-    if (row >= p.rows) { return; }
+    let valid = row_of(wg, nwg, lid) < p.rows;
+    let row = min(row_of(wg, nwg, lid), p.rows - 1u);
+    let lane = row_lane(lid);
     let visible = visible_len(row);
     let in_base = p.in_off + row * p.len;
-    var row_max = F32_LOWEST;
-    for (var j = lid; j < visible; j += ROW_WG) { row_max = max(row_max, p.scale * inp_get(in_base + j)); }
-    row_max = wg_max(row_max, lid);
+    var top = ROW_LOWEST;
+    for (var j = lane; j < visible; j += ROW_THREADS) { top = max(top, p.scale * inp_get(in_base + j)); }
+    top = row_max(top, lid);
     var sum = 0.0;
-    for (var j = lid; j < visible; j += ROW_WG) { sum += exp(p.scale * inp_get(in_base + j) - row_max); }
-    let inv_sum = 1.0 / wg_sum(sum, lid);
+    for (var j = lane; j < visible; j += ROW_THREADS) { sum += exp(p.scale * inp_get(in_base + j) - top); }
+    let inv_sum = 1.0 / row_sum(sum, lid);
+    if (!valid) { return; }
 
     let out_base = p.out_off + row * p.len;
     let key = vec2<u32>(p.key_step, p.key_tensor);
 #if PAIR_OUT
-    for (var j = 2u * lid; j < p.len; j += 2u * ROW_WG) {
+    for (var j = 2u * lane; j < p.len; j += 2u * ROW_THREADS) {
         let x = vec2<f32>(inp_get(in_base + j), inp_get(in_base + j + 1u));
-        let e = exp(p.scale * x - row_max) * inv_sum;
+        let e = exp(p.scale * x - top) * inv_sum;
         out_set2(out_base + j, select(vec2<f32>(0.0), e, vec2<u32>(j, j + 1u) < vec2<u32>(visible)), key);
     }
 #else
-    for (var j = lid; j < p.len; j += ROW_WG) {
-        let e = exp(p.scale * inp_get(in_base + j) - row_max) * inv_sum;
+    for (var j = lane; j < p.len; j += ROW_THREADS) {
+        let e = exp(p.scale * inp_get(in_base + j) - top) * inv_sum;
         out_set(out_base + j, select(0.0, e, j < visible));
     }
 #endif
 }
 
 // dinp_j = scale * y_j * (dout_j - sum_k y_k dout_k), written over dout.
-@compute @workgroup_size(ROW_WG)
+@compute @workgroup_size(ROW_GROUP)
 fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let row = wg_row(wg, nwg);
-    if (row >= p.rows) { return; }
+    let valid = row_of(wg, nwg, lid) < p.rows;
+    let row = min(row_of(wg, nwg, lid), p.rows - 1u);
+    let lane = row_lane(lid);
     let visible = visible_len(row);
     let y_base = p.out_off + row * p.len;
     let g_base = p.in_off + row * p.len;
     var dot = 0.0;
-    for (var j = lid; j < visible; j += ROW_WG) { dot += probs_get(y_base + j) * grad[g_base + j]; }
-    dot = wg_sum(dot, lid);
-    for (var j = lid; j < p.len; j += ROW_WG) {
+    for (var j = lane; j < visible; j += ROW_THREADS) { dot += probs_get(y_base + j) * grad[g_base + j]; }
+    dot = row_sum(dot, lid);
+    if (!valid) { return; }
+    for (var j = lane; j < p.len; j += ROW_THREADS) {
         let d = p.scale * probs_get(y_base + j) * (grad[g_base + j] - dot);
         grad[g_base + j] = select(0.0, d, j < visible);
     }

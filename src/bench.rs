@@ -1,15 +1,21 @@
 //! `srgpt bench matmul`: GFLOP/s of the matmul kernel for each input storage type, at square
-//! sizes and at the model's own shapes, beside a CPU sgemm measured in the same run.
+//! sizes and at the model's own shapes, beside a CPU sgemm measured in the same run; and
+//! `srgpt bench train`: step time, throughput, utilisation, memory and a per-kernel profile.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::data::{train_batch, Corpus};
 use crate::gpu::timing::{median, time_dispatches};
 use crate::gpu::Gpu;
 use crate::kernels::matmul::{Layout, Mat, Matmul, MatmulShape, Tile};
 use crate::kernels::TensorRef;
+use crate::model::config::ModelConfig;
+use crate::model::gpt::{GptGpu, MemoryBytes, StepTiming};
+use crate::model::params::ParamLayout;
+use crate::precision::Precision;
 use crate::precision::Store;
 
 #[derive(Clone, Debug, Serialize)]
@@ -26,10 +32,7 @@ pub struct MatmulRow {
 
 /// (what, m, n, k): square problems and a linear layer's shapes (out = inp . W^T).
 pub fn default_shapes(bt: u32, d: u32, vocab: u32) -> Vec<(String, u32, u32, u32)> {
-    let mut shapes: Vec<(String, u32, u32, u32)> = [256, 512, 1024]
-        .iter()
-        .map(|&s| (format!("{s}³"), s, s, s))
-        .collect();
+    let mut shapes: Vec<(String, u32, u32, u32)> = [256, 512, 1024].iter().map(|&s| (format!("{s}³"), s, s, s)).collect();
     shapes.push(("qkv".into(), bt, 3 * d, d));
     shapes.push(("mlp up".into(), bt, 4 * d, d));
     shapes.push(("mlp down".into(), bt, d, 4 * d));
@@ -96,24 +99,144 @@ fn cpu_sgemm_gflops(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> f64 {
         let start = Instant::now();
         // b is (n, k) row-major; read as its transpose (k, n) through strides
         unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                k as isize,
-                1,
-                b.as_ptr(),
-                1,
-                k as isize,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
+            matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), k as isize, 1, b.as_ptr(), 1, k as isize, 0.0, c.as_mut_ptr(), n as isize, 1);
         }
         times.push(start.elapsed().as_secs_f64());
     }
     2.0 * (m * n * k) as f64 / median(&times) / 1e9
+}
+
+/// One mode's figures from `srgpt bench train`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainRow {
+    pub precision: String,
+    pub step_ms: f64,
+    pub tokens_per_s: f64,
+    pub model_gflops: f64,
+    pub utilisation: f64,
+    pub memory_bytes: MemoryBytes,
+    pub state_bytes_per_param: f64,
+    pub first_step_s: f64,
+    /// kernel family -> milliseconds per step, with --profile
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<(String, f64)>,
+    /// the slowest dispatches (family, variant, workgroups) -> milliseconds, with --profile
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub slowest: Vec<(String, f64)>,
+}
+
+/// Model FLOPs per token: 6 N (forward and backward of every weight, N all parameters) plus
+/// 12 n_layer d T for attention scores and their use (forward and backward).
+pub fn model_flops_per_token(cfg: &ModelConfig) -> f64 {
+    6.0 * cfg.num_params() as f64 + 12.0 * cfg.n_layer as f64 * cfg.d as f64 * cfg.ctx as f64
+}
+
+/// Times training steps of each mode on one fixed batch: median of `steps` after two
+/// warm-up steps. `launched` is when the process started (for the first mode's first step).
+#[allow(clippy::too_many_arguments)]
+pub fn bench_train(
+    gpu: &Gpu,
+    corpus: &Corpus,
+    cfg: ModelConfig,
+    batch: u32,
+    precisions: &[Precision],
+    steps: u32,
+    profile: bool,
+    best_matmul_gflops: f64,
+    launched: Instant,
+) -> Result<Vec<TrainRow>> {
+    let layout = ParamLayout::new(&cfg);
+    let init: Vec<f32> = layout.init(1).iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect();
+    let data = train_batch(corpus, batch, cfg.ctx, 1, 0);
+    let mut rows = Vec::new();
+    for (i, &p) in precisions.iter().enumerate() {
+        let start = if i == 0 { launched } else { Instant::now() };
+        let model = GptGpu::new(gpu, cfg, batch, p, &init)?;
+        model.upload_batch(gpu, &data);
+        let step_once = |s: u32, timing: StepTiming| -> Result<()> {
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            model.record_step(gpu, &mut encoder, 1e-4, s, 1, timing);
+            gpu.queue.submit([encoder.finish()]);
+            gpu.wait()
+        };
+        step_once(0, StepTiming::Off)?;
+        let first_step_s = start.elapsed().as_secs_f64();
+        step_once(1, StepTiming::Off)?;
+        let mut times = Vec::new();
+        let queries = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| query_set(gpu, 2));
+        for s in 0..steps.max(1) {
+            let t0 = Instant::now();
+            match &queries {
+                Some((set, resolve)) => {
+                    step_once(2 + s, StepTiming::Pass(set))?;
+                    times.push(read_intervals(gpu, set, resolve, 1)?[0]);
+                }
+                None => {
+                    step_once(2 + s, StepTiming::Off)?;
+                    times.push(t0.elapsed().as_secs_f64());
+                }
+            }
+        }
+        let step_s = median(&times);
+        let tokens = (batch * cfg.ctx) as f64;
+        let model_gflops = model_flops_per_token(&cfg) * tokens / step_s / 1e9;
+        let mut families: Vec<(String, f64)> = Vec::new();
+        let mut slowest: Vec<(String, f64)> = Vec::new();
+        if profile && gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            let names: Vec<&str> = model.step_dispatches().map(|d| d.name).collect();
+            let (set, resolve) = query_set(gpu, 2 * names.len() as u32);
+            let mut totals = vec![0.0; names.len()];
+            for s in 0..steps.max(1) {
+                step_once(100 + s, StepTiming::PerDispatch(&set))?;
+                for (t, x) in totals.iter_mut().zip(read_intervals(gpu, &set, &resolve, names.len())?) {
+                    *t += x / steps.max(1) as f64;
+                }
+            }
+            slowest = model.step_dispatches().zip(&totals).map(|(d, t)| (format!("{}: {}", d.name, d.detail), t * 1e3)).collect();
+            slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+            slowest.truncate(12);
+            for (name, t) in names.iter().zip(totals) {
+                match families.iter_mut().find(|(n, _)| n == name) {
+                    Some(entry) => entry.1 += t * 1e3,
+                    None => families.push((name.to_string(), t * 1e3)),
+                }
+            }
+            families.sort_by(|a, b| b.1.total_cmp(&a.1));
+        }
+        rows.push(TrainRow {
+            precision: p.name().into(),
+            step_ms: step_s * 1e3,
+            tokens_per_s: tokens / step_s,
+            model_gflops,
+            utilisation: model_gflops / best_matmul_gflops,
+            memory_bytes: model.memory,
+            state_bytes_per_param: model.state_bytes_per_param(),
+            first_step_s,
+            profile: families,
+            slowest,
+        });
+    }
+    Ok(rows)
+}
+
+fn query_set(gpu: &Gpu, count: u32) -> (wgpu::QuerySet, wgpu::Buffer) {
+    let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bench"), ty: wgpu::QueryType::Timestamp, count });
+    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bench resolve"),
+        size: count as u64 * 8,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    (set, resolve)
+}
+
+/// Seconds between query pairs (2i, 2i+1) for i < pairs.
+fn read_intervals(gpu: &Gpu, set: &wgpu::QuerySet, resolve: &wgpu::Buffer, pairs: usize) -> Result<Vec<f64>> {
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    encoder.resolve_query_set(set, 0..2 * pairs as u32, resolve, 0);
+    gpu.queue.submit([encoder.finish()]);
+    let bytes = gpu.read_bytes(resolve, 0, 16 * pairs as u64)?;
+    let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+    let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
+    Ok(ticks.chunks_exact(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period).collect())
 }

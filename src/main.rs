@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use srgpt::bench::{bench_matmul, default_shapes, MatmulRow};
+use srgpt::bench::{bench_matmul, bench_train, default_shapes, MatmulRow};
 use srgpt::data::Corpus;
 use srgpt::gpu::{self, AdapterReport, Gpu};
 use srgpt::model::config::{preset, ModelConfig};
@@ -16,11 +16,7 @@ use srgpt::Failure;
 use std::io::{IsTerminal, Write};
 
 #[derive(Parser)]
-#[command(
-    name = "srgpt",
-    version,
-    about = "Train a character-level GPT in bf16 with stochastic rounding, in WGSL on any GPU"
-)]
+#[command(name = "srgpt", version, about = "Train a character-level GPT in bf16 with stochastic rounding, in WGSL on any GPU")]
 struct Cli {
     /// Use the adapter whose name contains this text (default: WGPU_ADAPTER_NAME, else the
     /// fastest kind present). WGPU_BACKEND=vulkan|metal|dx12|gl narrows the search.
@@ -128,6 +124,31 @@ struct TrainArgs {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Training speed and memory per precision mode: median step time after warm-up,
+    /// tokens/s, model GFLOP/s (per token 6·N + 12·n_layer·d·ctx, N = all parameters) and
+    /// that as a fraction of the best matmul GFLOP/s measured in the same run
+    /// ("utilisation"), GPU memory by role, bytes per parameter, and the time from launch to
+    /// the first finished step.
+    Train {
+        /// Model preset: tiny, small or base.
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        /// Modes to measure (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "fp32,mixed,bf16,bf16-sr")]
+        precision: Vec<String>,
+        /// Timed steps per mode (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        steps: u32,
+        /// Also time every dispatch and print each kernel family's share of a step.
+        #[arg(long)]
+        profile: bool,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Corpus whose vocabulary sizes the model.
+        #[arg(long, default_value = "builtin")]
+        corpus: String,
+    },
     /// GFLOP/s of the matmul kernel for f32, bf16 and f16 inputs at 256³, 512³, 1024³ and the
     /// model's shapes, beside a CPU sgemm (matrixmultiply) measured in the same run.
     Matmul {
@@ -144,6 +165,7 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
+    launched();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -165,24 +187,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Info { json } => info(cli.adapter.as_deref(), json),
         Command::Train(args) => train(cli.adapter.as_deref(), *args),
-        Command::Sample {
-            checkpoint,
-            prompt,
-            tokens,
-            temperature,
-            top_k,
-            seed,
-        } => {
+        Command::Sample { checkpoint, prompt, tokens, temperature, top_k, seed } => {
             let ckpt = srgpt::train::checkpoint::load(&checkpoint)?;
             let gpu = Gpu::new(cli.adapter.as_deref())?;
             let corpus = Corpus::vocab_only(ckpt.vocab.clone());
             let sampler = Sampler::new(&gpu, ckpt.state.model, ckpt.precision, &ckpt.raw)?;
-            let opts = SampleOptions {
-                tokens,
-                temperature,
-                top_k,
-                seed,
-            };
+            let opts = SampleOptions { tokens, temperature, top_k, seed };
             let text = sample_text(&gpu, &corpus, &sampler, &prompt, &opts)?;
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(prompt.as_bytes())?;
@@ -190,22 +200,68 @@ fn run(cli: Cli) -> Result<ExitCode> {
             stdout.write_all(b"\n")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench {
-            what:
-                BenchCommand::Matmul {
-                    json,
-                    preset: preset_name,
-                    reps,
-                },
-        } => {
+        Command::Bench { what: BenchCommand::Train { preset: preset_name, precision, steps, profile, json, corpus } } => {
+            let p = preset(&preset_name)?;
+            let precisions = parse_precisions(&precision)?;
+            let corpus = Corpus::load(&corpus)?;
+            let cfg = ModelConfig::from_preset(&p, corpus.vocab_size());
+            let gpu = Gpu::new(cli.adapter.as_deref())?;
+            eprintln!("adapter: {}", gpu.report.summary());
+            // the training bench runs first, so the first step is timed from launch
+            let mut rows = bench_train(&gpu, &corpus, cfg, p.train.batch, &precisions, steps, profile, 1.0, launched())?;
+            let shapes = default_shapes(p.train.batch * p.ctx, p.d, corpus.vocab_size());
+            let matmul = bench_matmul(&gpu, &shapes, 3, &mut |_| {})?;
+            let best = matmul.iter().fold(0.0f64, |m, r| m.max(r.gflops));
+            rows.iter_mut().for_each(|r| r.utilisation = r.model_gflops / best);
+            println!(
+                "preset {preset_name}: {} parameters, {} tokens per step; best matmul {best:.2} GFLOP/s",
+                cfg.num_params(),
+                p.train.batch * p.ctx
+            );
+            println!(
+                "{:<8} {:>9} {:>10} {:>8} {:>7} {:>10} {:>10} {:>10} {:>10} {:>11}",
+                "mode", "step ms", "tokens/s", "GFLOP/s", "util", "state B/p", "state MiB", "acts MiB", "total MiB", "1st step s"
+            );
+            let mib = |b: u64| b as f64 / 1048576.0;
+            for r in &rows {
+                let m = &r.memory_bytes;
+                println!(
+                    "{:<8} {:>9.1} {:>10.0} {:>8.2} {:>6.0}% {:>10.1} {:>10.2} {:>10.2} {:>10.2} {:>11.2}",
+                    r.precision,
+                    r.step_ms,
+                    r.tokens_per_s,
+                    r.model_gflops,
+                    100.0 * r.utilisation,
+                    r.state_bytes_per_param,
+                    mib(m.training_state()),
+                    mib(m.activations + m.scratch),
+                    mib(m.total),
+                    r.first_step_s
+                );
+            }
+            for r in rows.iter().filter(|r| !r.profile.is_empty()) {
+                let total: f64 = r.profile.iter().map(|(_, t)| t).sum();
+                println!("profile of {} ({total:.1} ms of kernels per step):", r.precision);
+                for (name, t) in &r.profile {
+                    println!("  {name:<14} {t:>8.2} ms {:>5.1}%", 100.0 * t / total);
+                }
+                println!("  slowest dispatches:");
+                for (what, t) in &r.slowest {
+                    println!("  {t:>8.2} ms  {what}");
+                }
+            }
+            if let Some(path) = json {
+                let doc = serde_json::json!({ "adapter": gpu.report, "preset": preset_name, "best_matmul_gflops": best, "runs": rows });
+                write_json(&path, &doc)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { what: BenchCommand::Matmul { json, preset: preset_name, reps } } => {
             let p = preset(&preset_name)?;
             let gpu = Gpu::new(cli.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.report.summary());
             let shapes = default_shapes(p.train.batch * p.ctx, p.d, 96);
-            println!(
-                "{:<10} {:>6} {:>6} {:>6} {:>6} {:>10} {:>12}  tile",
-                "shape", "dtype", "m", "n", "k", "GFLOP/s", "CPU sgemm"
-            );
+            println!("{:<10} {:>6} {:>6} {:>6} {:>6} {:>10} {:>12}  tile", "shape", "dtype", "m", "n", "k", "GFLOP/s", "CPU sgemm");
             let rows = bench_matmul(&gpu, &shapes, reps.max(1), &mut |r: &MatmulRow| {
                 println!(
                     "{:<10} {:>6} {:>6} {:>6} {:>6} {:>10.2} {:>12.2}  {}",
@@ -241,36 +297,14 @@ fn info(filter: Option<&str>, json: bool) -> Result<ExitCode> {
         if let Ok(c) = &chosen {
             println!("chosen: {}", c.summary());
             println!("  driver: {} {}", c.driver, c.driver_info);
-            println!(
-                "  features: {}",
-                if c.features.is_empty() {
-                    "none".into()
-                } else {
-                    c.features.join(", ")
-                }
-            );
+            println!("  features: {}", if c.features.is_empty() { "none".into() } else { c.features.join(", ") });
             let l = &c.limits;
-            println!(
-                "  max_storage_buffer_binding_size: {} MiB",
-                l.max_storage_buffer_binding_size >> 20
-            );
+            println!("  max_storage_buffer_binding_size: {} MiB", l.max_storage_buffer_binding_size >> 20);
             println!("  max_buffer_size: {} MiB", l.max_buffer_size >> 20);
-            println!(
-                "  max_storage_buffers_per_shader_stage: {}",
-                l.max_storage_buffers_per_shader_stage
-            );
-            println!(
-                "  max_compute_invocations_per_workgroup: {}",
-                l.max_compute_invocations_per_workgroup
-            );
-            println!(
-                "  max_compute_workgroup_storage_size: {} bytes",
-                l.max_compute_workgroup_storage_size
-            );
-            println!(
-                "  max_compute_workgroups_per_dimension: {}",
-                l.max_compute_workgroups_per_dimension
-            );
+            println!("  max_storage_buffers_per_shader_stage: {}", l.max_storage_buffers_per_shader_stage);
+            println!("  max_compute_invocations_per_workgroup: {}", l.max_compute_invocations_per_workgroup);
+            println!("  max_compute_workgroup_storage_size: {} bytes", l.max_compute_workgroup_storage_size);
+            println!("  max_compute_workgroups_per_dimension: {}", l.max_compute_workgroups_per_dimension);
         }
     }
     chosen?;
@@ -280,10 +314,30 @@ fn info(filter: Option<&str>, json: bool) -> Result<ExitCode> {
 /// Writes JSON through a temporary file and a rename, so a reader never sees half a file.
 fn write_json(path: &std::path::Path, doc: &serde_json::Value) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(doc)? + "\n")
-        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(doc)? + "\n").with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+fn launched() -> std::time::Instant {
+    static LAUNCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *LAUNCH.get_or_init(std::time::Instant::now)
+}
+
+fn parse_precisions(names: &[String]) -> Result<Vec<Precision>> {
+    let mut precisions = Vec::new();
+    for name in names {
+        let p = Precision::parse(name)
+            .ok_or_else(|| bad_input(format!("unknown precision '{name}' (choose from fp32, mixed, bf16, bf16-sr)")))?;
+        if precisions.contains(&p) {
+            return Err(bad_input(format!("precision {name} is listed twice")));
+        }
+        precisions.push(p);
+    }
+    if precisions.is_empty() {
+        return Err(bad_input("--precision lists no mode".into()));
+    }
+    Ok(precisions)
 }
 
 fn bad_input(msg: String) -> anyhow::Error {
@@ -300,10 +354,7 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         (Some(dir), _) => dir.clone(),
         (None, Some(ckpt)) => ckpt.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
         (None, None) => {
-            let secs = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             PathBuf::from(format!("runs/run-{secs}"))
         }
     };
@@ -326,11 +377,8 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         corpus.check_context(model.ctx)?;
         let mut precisions = Vec::new();
         for name in &args.precision {
-            let p = Precision::parse(name).ok_or_else(|| {
-                bad_input(format!(
-                    "unknown precision '{name}' (choose from fp32, mixed, bf16, bf16-sr)"
-                ))
-            })?;
+            let p = Precision::parse(name)
+                .ok_or_else(|| bad_input(format!("unknown precision '{name}' (choose from fp32, mixed, bf16, bf16-sr)")))?;
             if precisions.contains(&p) {
                 return Err(bad_input(format!("precision {name} is listed twice")));
             }
@@ -349,23 +397,14 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
             eval_batches: args.eval_batches.max(1),
         })
     };
-    let checkpoints = args
-        .resume
-        .iter()
-        .map(|p| srgpt::train::checkpoint::load(p))
-        .collect::<Result<Vec<_>>>()?;
+    let checkpoints = args.resume.iter().map(|p| srgpt::train::checkpoint::load(p)).collect::<Result<Vec<_>>>()?;
     let gpu = Gpu::new(adapter)?;
     eprintln!("adapter: {}", gpu.report.summary());
     let mut trainer = match spec {
         Some(spec) => Trainer::new(&gpu, corpus, spec)?,
         None => Trainer::resume(&gpu, corpus, checkpoints, args.steps)?,
     };
-    std::fs::create_dir_all(&out_dir).map_err(|e| {
-        bad_input(format!(
-            "cannot create output folder {}: {e}",
-            out_dir.display()
-        ))
-    })?;
+    std::fs::create_dir_all(&out_dir).map_err(|e| bad_input(format!("cannot create output folder {}: {e}", out_dir.display())))?;
     let metrics_path = out_dir.join("metrics.jsonl");
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
@@ -393,10 +432,7 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]",
-            )
-            .expect("template"),
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]").expect("template"),
         );
         bar.set_position(trainer.step as u64);
         bar
@@ -461,17 +497,10 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         })).collect::<Vec<_>>(),
     });
     write_json(&out_dir.join("summary.json"), &summary)?;
-    println!(
-        "{:<8} {:>10} {:>10} {:>12} {:>10}  status",
-        "mode", "train", "val", "bytes/param", "tokens/s"
-    );
+    println!("{:<8} {:>10} {:>10} {:>12} {:>10}  status", "mode", "train", "val", "bytes/param", "tokens/s");
     for r in &trainer.runs {
         let fmt = |x: Option<f32>| x.map_or("-".into(), |v| format!("{v:.4}"));
-        let tps = if r.busy_s > 0.0 {
-            r.tokens as f64 / r.busy_s
-        } else {
-            0.0
-        };
+        let tps = if r.busy_s > 0.0 { r.tokens as f64 / r.busy_s } else { 0.0 };
         println!(
             "{:<8} {:>10} {:>10} {:>12.1} {:>10.0}  {}",
             r.precision.name(),
@@ -502,9 +531,7 @@ fn status_line(trainer: &Trainer, _lines: &[Metric]) -> String {
         .runs
         .iter()
         .map(|r| {
-            let val = r
-                .val_loss
-                .map_or(String::new(), |v| format!(" (val {v:.3})"));
+            let val = r.val_loss.map_or(String::new(), |v| format!(" (val {v:.3})"));
             match r.train_loss {
                 Some(l) => format!("{} {l:.3}{val}", r.precision.name()),
                 None => format!("{} -{val}", r.precision.name()),

@@ -84,14 +84,8 @@ impl Store {
     pub fn decode(self, bytes: &[u8], n: usize) -> Vec<f32> {
         match self {
             Store::F32 => bytemuck::cast_slice::<u8, f32>(&bytes[..n * 4]).to_vec(),
-            Store::Bf16 | Store::Bf16Sr => bytes[..n * 2]
-                .chunks_exact(2)
-                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Store::F16 => bytes[..n * 2]
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
+            Store::Bf16 | Store::Bf16Sr => bytes[..n * 2].chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Store::F16 => bytes[..n * 2].chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         }
     }
 
@@ -115,12 +109,7 @@ pub enum Precision {
 }
 
 impl Precision {
-    pub const ALL: [Precision; 4] = [
-        Precision::Fp32,
-        Precision::Mixed,
-        Precision::Bf16,
-        Precision::Bf16Sr,
-    ];
+    pub const ALL: [Precision; 4] = [Precision::Fp32, Precision::Mixed, Precision::Bf16, Precision::Bf16Sr];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -26,12 +26,7 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn new(
-        gpu: &Gpu,
-        cfg: ModelConfig,
-        precision: Precision,
-        raw: &RawState,
-    ) -> Result<Sampler> {
+    pub fn new(gpu: &Gpu, cfg: ModelConfig, precision: Precision, raw: &RawState) -> Result<Sampler> {
         let layout = crate::model::params::ParamLayout::new(&cfg);
         let model = GptGpu::new(gpu, cfg, 1, precision, &vec![0.0; layout.total])?;
         model.write_raw(gpu, raw)?;
@@ -42,24 +37,14 @@ impl Sampler {
     pub fn generate(&self, gpu: &Gpu, prompt: &[u32], opts: &SampleOptions) -> Result<Vec<u32>> {
         let (t, v) = (self.model.cfg.ctx as usize, self.model.cfg.vocab as usize);
         let mut rng = StdRng::seed_from_u64(opts.seed);
-        let mut context: Vec<u32> = if prompt.is_empty() {
-            vec![0]
-        } else {
-            prompt.to_vec()
-        };
+        let mut context: Vec<u32> = if prompt.is_empty() { vec![0] } else { prompt.to_vec() };
         let mut out = Vec::with_capacity(opts.tokens);
         for _ in 0..opts.tokens {
             let window = &context[context.len().saturating_sub(t)..];
             let mut inputs = window.to_vec();
             // positions after the window do not affect it (causal attention): pad with zeros
             inputs.resize(t, 0);
-            self.model.upload_batch(
-                gpu,
-                &Batch {
-                    inputs,
-                    targets: vec![0; t],
-                },
-            );
+            self.model.upload_batch(gpu, &Batch { inputs, targets: vec![0; t] });
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             self.model.record_forward(&mut encoder);
             gpu.queue.submit([encoder.finish()]);
@@ -84,10 +69,7 @@ fn pick(logits: &[f32], opts: &SampleOptions, rng: &mut StdRng) -> u32 {
         order.truncate(opts.top_k);
     }
     let max = logits[order[0]] as f64;
-    let weights: Vec<f64> = order
-        .iter()
-        .map(|&i| ((logits[i] as f64 - max) / opts.temperature as f64).exp())
-        .collect();
+    let weights: Vec<f64> = order.iter().map(|&i| ((logits[i] as f64 - max) / opts.temperature as f64).exp()).collect();
     let mut r = rng.random::<f64>() * weights.iter().sum::<f64>();
     for (k, w) in weights.iter().enumerate() {
         r -= w;
@@ -99,13 +81,7 @@ fn pick(logits: &[f32], opts: &SampleOptions, rng: &mut StdRng) -> u32 {
 }
 
 /// Convenience for the CLI: text in, text out.
-pub fn sample_text(
-    gpu: &Gpu,
-    corpus: &Corpus,
-    sampler: &Sampler,
-    prompt: &str,
-    opts: &SampleOptions,
-) -> Result<Vec<u8>> {
+pub fn sample_text(gpu: &Gpu, corpus: &Corpus, sampler: &Sampler, prompt: &str, opts: &SampleOptions) -> Result<Vec<u8>> {
     let ids = corpus.encode(prompt)?;
     Ok(corpus.decode(&sampler.generate(gpu, &ids, opts)?))
 }

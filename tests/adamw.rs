@@ -17,14 +17,7 @@ struct GpuState {
 }
 
 impl GpuState {
-    fn new(
-        p: Precision,
-        param: &[f32],
-        grad: &[f32],
-        m: &[f32],
-        v: &[f32],
-        sum_sq: f32,
-    ) -> GpuState {
+    fn new(p: Precision, param: &[f32], grad: &[f32], m: &[f32], v: &[f32], sum_sq: f32) -> GpuState {
         GpuState {
             param: upload(p.param_store(), param),
             grad: upload(p.grad_store(), grad),
@@ -35,14 +28,8 @@ impl GpuState {
         }
     }
     fn dispatch(&self, p: Precision, n: u32, n_decay: u32) -> srgpt::gpu::Dispatch {
-        let bufs = AdamwBuffers {
-            param: &self.param,
-            grad: &self.grad,
-            m: &self.m,
-            v: &self.v,
-            master: self.master.as_ref(),
-            stats: &self.stats,
-        };
+        let bufs =
+            AdamwBuffers { param: &self.param, grad: &self.grad, m: &self.m, v: &self.v, master: self.master.as_ref(), stats: &self.stats };
         adamw_update(gpu(), p, &bufs, n, n_decay).unwrap()
     }
 }
@@ -61,30 +48,16 @@ fn one_step_matches_reference_in_every_mode() {
         let param = rounded(p.param_store(), &random_values(n, 1, 0.5));
         let grad = rounded(p.grad_store(), &random_values(n, 2, 0.1));
         let m = rounded(p.state_store(), &random_values(n, 3, 0.05));
-        let v = rounded(
-            p.state_store(),
-            &random_values(n, 4, 0.01)
-                .iter()
-                .map(|x| x.abs())
-                .collect::<Vec<_>>(),
-        );
+        let v = rounded(p.state_store(), &random_values(n, 4, 0.01).iter().map(|x| x.abs()).collect::<Vec<_>>());
         // a norm above 1, so clipping is exercised
         let sum_sq = grad.iter().map(|g| g * g).sum::<f32>() * 4.0;
 
-        let mut want = AdamwState {
-            param: param.clone(),
-            m: m.clone(),
-            v: v.clone(),
-            master: p.has_master().then(|| param.clone()),
-        };
+        let mut want = AdamwState { param: param.clone(), m: m.clone(), v: v.clone(), master: p.has_master().then(|| param.clone()) };
         adamw_update_cpu(p, &mut want, &grad, sum_sq, &cfg, n_decay, lr, step, seed);
 
         let state = GpuState::new(p, &param, &grad, &m, &v, sum_sq);
         let d = state.dispatch(p, n as u32, n_decay as u32);
-        d.set_params(
-            &gpu().queue,
-            &adamw_params(&cfg, n as u32, n_decay as u32, lr, step, seed),
-        );
+        d.set_params(&gpu().queue, &adamw_params(&cfg, n as u32, n_decay as u32, lr, step, seed));
         run(&[d]);
         let got_param = download(&state.param, p.param_store(), n);
         let got_m = download(&state.m, p.state_store(), n);
@@ -92,18 +65,9 @@ fn one_step_matches_reference_in_every_mode() {
         match p {
             Precision::Fp32 => {
                 // f32 everywhere: within one ulp of the reference
-                for (what, got, want) in [
-                    ("param", &got_param, &want.param),
-                    ("m", &got_m, &want.m),
-                    ("v", &got_v, &want.v),
-                ] {
+                for (what, got, want) in [("param", &got_param, &want.param), ("m", &got_m, &want.m), ("v", &got_v, &want.v)] {
                     for i in 0..n {
-                        assert!(
-                            (got[i] - want[i]).abs() <= ulp(want[i]),
-                            "{p} {what}[{i}]: {} vs {}",
-                            got[i],
-                            want[i]
-                        );
+                        assert!((got[i] - want[i]).abs() <= ulp(want[i]), "{p} {what}[{i}]: {} vs {}", got[i], want[i]);
                     }
                 }
             }
@@ -134,21 +98,10 @@ fn updates_below_half_an_ulp_vanish_with_rtn_and_survive_with_sr() {
     let n = 4096usize;
     let steps = 1000u32;
     let lr = 0.1 * (1.0 / 256.0); // a tenth of half an ulp at 1.5
-    let cfg = AdamwConfig {
-        weight_decay: 0.0,
-        max_norm: 0.0,
-        ..Default::default()
-    };
+    let cfg = AdamwConfig { weight_decay: 0.0, max_norm: 0.0, ..Default::default() };
     let mut finals = Vec::new();
     for p in [Precision::Fp32, Precision::Bf16, Precision::Bf16Sr] {
-        let state = GpuState::new(
-            p,
-            &vec![1.5; n],
-            &vec![1.0; n],
-            &vec![0.0; n],
-            &vec![0.0; n],
-            0.0,
-        );
+        let state = GpuState::new(p, &vec![1.5; n], &vec![1.0; n], &vec![0.0; n], &vec![0.0; n], 0.0);
         let d = state.dispatch(p, n as u32, 0);
         for step in 0..steps {
             d.set_params(&gpu().queue, &adamw_params(&cfg, n as u32, 0, lr, step, 7));
@@ -158,21 +111,12 @@ fn updates_below_half_an_ulp_vanish_with_rtn_and_survive_with_sr() {
         let w = download(&state.param, p.param_store(), n);
         finals.push(w.iter().map(|&x| x as f64).sum::<f64>() / n as f64);
         if p == Precision::Bf16 {
-            assert!(
-                w.iter().all(|&x| x == 1.5),
-                "RTN: every update is rounded away"
-            );
+            assert!(w.iter().all(|&x| x == 1.5), "RTN: every update is rounded away");
         }
     }
     let expected = steps as f64 * lr as f64; // Adam's step is lr with a constant gradient
     let (fp32_moved, sr_moved) = (1.5 - finals[0], 1.5 - finals[2]);
-    assert!(
-        (fp32_moved - expected).abs() < 0.01 * expected,
-        "fp32 moved {fp32_moved}, expected {expected}"
-    );
-    assert!(
-        (sr_moved - expected).abs() < 0.02 * expected,
-        "SR moved {sr_moved}, expected {expected}"
-    );
+    assert!((fp32_moved - expected).abs() < 0.01 * expected, "fp32 moved {fp32_moved}, expected {expected}");
+    assert!((sr_moved - expected).abs() < 0.02 * expected, "SR moved {sr_moved}, expected {expected}");
     assert_eq!(finals[1], 1.5);
 }

@@ -5,10 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn srgpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_srgpt"))
-        .args(args)
-        .output()
-        .expect("run srgpt")
+    Command::new(env!("CARGO_BIN_EXE_srgpt")).args(args).output().expect("run srgpt")
 }
 
 fn stderr(o: &Output) -> String {
@@ -51,69 +48,27 @@ fn bad_input_is_refused_with_a_message_and_exit_code_2() {
     let garbage = dir.join("garbage.safetensors");
     std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec!["train", "--headless", "--corpus", "/no/such/file"],
-            "cannot read corpus",
-        ),
-        (
-            vec!["train", "--headless", "--corpus", empty.to_str().unwrap()],
-            "is empty",
-        ),
-        (
-            vec!["train", "--headless", "--corpus", short.to_str().unwrap()],
-            "too short",
-        ),
-        (
-            vec!["train", "--headless", "--preset", "huge"],
-            "unknown preset",
-        ),
-        (
-            vec!["train", "--headless", "--d", "60", "--n-head", "7"],
-            "divisible",
-        ),
+        (vec!["train", "--headless", "--corpus", "/no/such/file"], "cannot read corpus"),
+        (vec!["train", "--headless", "--corpus", empty.to_str().unwrap()], "is empty"),
+        (vec!["train", "--headless", "--corpus", short.to_str().unwrap()], "too short"),
+        (vec!["train", "--headless", "--preset", "huge"], "unknown preset"),
+        (vec!["train", "--headless", "--d", "60", "--n-head", "7"], "divisible"),
         (vec!["train", "--headless", "--d", "0"], "positive"),
         (vec!["train", "--headless", "--ctx", "33"], "even"),
         (vec!["train", "--headless", "--steps", "0"], "positive"),
+        (vec!["train", "--headless", "--precision", "fp8"], "unknown precision"),
         (
-            vec!["train", "--headless", "--precision", "fp8"],
-            "unknown precision",
-        ),
-        (
-            vec![
-                "train",
-                "--headless",
-                "--batch",
-                "100000",
-                "--d",
-                "512",
-                "--n-head",
-                "8",
-                "--ctx",
-                "512",
-            ],
+            vec!["train", "--headless", "--batch", "100000", "--d", "512", "--n-head", "8", "--ctx", "512"],
             "max_storage_buffer_binding_size",
         ),
-        (
-            vec!["train", "--headless", "--no-such-flag"],
-            "unexpected argument",
-        ),
-        (
-            vec!["sample", "--checkpoint", "/no/such.safetensors"],
-            "cannot read checkpoint",
-        ),
-        (
-            vec!["sample", "--checkpoint", garbage.to_str().unwrap()],
-            "not usable",
-        ),
+        (vec!["train", "--headless", "--no-such-flag"], "unexpected argument"),
+        (vec!["sample", "--checkpoint", "/no/such.safetensors"], "cannot read checkpoint"),
+        (vec!["sample", "--checkpoint", garbage.to_str().unwrap()], "not usable"),
     ];
     for (args, message) in cases {
         let out = srgpt(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains(message),
-            "{args:?}: expected '{message}' in: {}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains(message), "{args:?}: expected '{message}' in: {}", stderr(&out));
         assert!(!stderr(&out).contains("panicked"), "{args:?} panicked");
     }
 }
@@ -124,10 +79,7 @@ fn info_json_names_the_chosen_adapter() {
     assert!(out.status.success(), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in ["name", "backend", "device_type", "features", "limits"] {
-        assert!(
-            doc["adapter"].get(key).is_some(),
-            "adapter.{key} missing: {doc}"
-        );
+        assert!(doc["adapter"].get(key).is_some(), "adapter.{key} missing: {doc}");
     }
     let missing = srgpt(&["info", "--adapter", "no-such-adapter-anywhere"]);
     assert_eq!(missing.status.code(), Some(1));
@@ -135,11 +87,7 @@ fn info_json_names_the_chosen_adapter() {
 }
 
 fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[test]
@@ -147,25 +95,14 @@ fn an_interrupted_run_resumed_from_its_checkpoints_repeats_the_losses() {
     let (whole, parts) = (tmp("whole"), tmp("parts"));
     let run = |extra: &[&str], out: &Path| {
         let mut args = MICRO.to_vec();
-        args.extend_from_slice(&[
-            "--steps",
-            "12",
-            "--precision",
-            "fp32,bf16-sr",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        args.extend_from_slice(&["--steps", "12", "--precision", "fp32,bf16-sr", "--out", out.to_str().unwrap()]);
         args.extend_from_slice(extra);
         let o = srgpt(&args);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
     };
     run(&[], &whole);
     run(&["--stop-at", "6"], &parts);
-    let resume = format!(
-        "{},{}",
-        parts.join("fp32.safetensors").display(),
-        parts.join("bf16-sr.safetensors").display()
-    );
+    let resume = format!("{},{}", parts.join("fp32.safetensors").display(), parts.join("bf16-sr.safetensors").display());
     let o = srgpt(&["train", "--headless", "--resume", &resume]);
     assert!(o.status.success(), "resume: {}", stderr(&o));
 
@@ -182,19 +119,10 @@ fn an_interrupted_run_resumed_from_its_checkpoints_repeats_the_losses() {
             .collect()
     };
     assert_eq!(losses(&whole), losses(&parts));
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(parts.join("summary.json")).unwrap())
-            .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(parts.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["steps"], 12);
     for r in summary["runs"].as_array().unwrap() {
-        for key in [
-            "precision",
-            "final_train_loss",
-            "final_val_loss",
-            "state_bytes_per_param",
-            "tokens_per_s",
-            "wall_s",
-        ] {
+        for key in ["precision", "final_train_loss", "final_val_loss", "state_bytes_per_param", "tokens_per_s", "wall_s"] {
             assert!(r.get(key).is_some(), "summary run lacks {key}");
         }
     }
@@ -204,7 +132,18 @@ fn an_interrupted_run_resumed_from_its_checkpoints_repeats_the_losses() {
 fn a_diverging_run_is_stopped_and_named_with_exit_code_3() {
     let dir = tmp("diverge");
     let mut args = MICRO.to_vec();
-    args.extend_from_slice(&["--steps", "8", "--warmup", "0", "--lr", "1e30", "--precision", "fp32,bf16-sr", "--out", dir.to_str().unwrap()]);
+    args.extend_from_slice(&[
+        "--steps",
+        "8",
+        "--warmup",
+        "0",
+        "--lr",
+        "1e30",
+        "--precision",
+        "fp32,bf16-sr",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     let out = srgpt(&args);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);

@@ -4,10 +4,7 @@
 mod common;
 
 use common::*;
-use srgpt::kernels::attention::{
-    attention_backward, attention_backward_cpu, attention_forward, attention_forward_cpu,
-    AttentionShape,
-};
+use srgpt::kernels::attention::{attention_backward, attention_backward_cpu, attention_forward, attention_forward_cpu, AttentionShape};
 use srgpt::kernels::cross_entropy::{cross_entropy_cpu, cross_entropy_forward_backward};
 use srgpt::kernels::embedding::*;
 use srgpt::kernels::gelu::*;
@@ -31,16 +28,7 @@ fn output_rel(store: Store) -> f32 {
 
 /// Checks one matmul (m, n, k, transposes, storage) against the f64 CPU reference on the
 /// same rounded inputs: |gpu - ref| <= 1e-4 * (1 + sqrt(k)/8) + rel(out) * |ref|.
-fn check_matmul(
-    m: u32,
-    n: u32,
-    k: u32,
-    trans_a: bool,
-    trans_b: bool,
-    input: Store,
-    output: Store,
-    bias: bool,
-) {
+fn check_matmul(m: u32, n: u32, k: u32, trans_a: bool, trans_b: bool, input: Store, output: Store, bias: bool) {
     let (mu, nu, ku) = (m as usize, n as usize, k as usize);
     let a = rounded(input, &random_values(mu * ku, 1 + m as u64, 1.0));
     let b = rounded(input, &random_values(ku * nu, 2 + n as u64, 1.0));
@@ -57,12 +45,7 @@ fn check_matmul(
         (&mut want, Layout::rows(n)),
     );
 
-    let (ga, gb, gbias, gc) = (
-        upload(input, &a),
-        upload(input, &b),
-        upload(input, &bias_v),
-        zeros(output, mu * nu),
-    );
+    let (ga, gb, gbias, gc) = (upload(input, &a), upload(input, &b), upload(input, &bias_v), zeros(output, mu * nu));
     let mut mm = Matmul::new(
         shape,
         Mat::new(tref(&ga, input), Layout::rows(lda)),
@@ -75,16 +58,8 @@ fn check_matmul(
     mm.key = [7, 11];
     run(&[mm.dispatch(gpu()).unwrap()]);
     let got = download(&gc, output, mu * nu);
-    let what = format!(
-        "matmul {m}x{n}x{k} trans ({trans_a},{trans_b}) {input:?} -> {output:?} bias {bias}"
-    );
-    assert_close(
-        &what,
-        &got,
-        &want,
-        1e-4 * (1.0 + (k as f32).sqrt() / 8.0),
-        output_rel(output),
-    );
+    let what = format!("matmul {m}x{n}x{k} trans ({trans_a},{trans_b}) {input:?} -> {output:?} bias {bias}");
+    assert_close(&what, &got, &want, 1e-4 * (1.0 + (k as f32).sqrt() / 8.0), output_rel(output));
 }
 
 #[test]
@@ -121,22 +96,13 @@ fn matmul_512_cubed_every_input_type() {
 fn matmul_residual_epilogue_and_strided_batches() {
     // out = inp . W^T + bias + residual
     let (bt, c, oc) = (24usize, 32usize, 48usize);
-    let (inp, w, bias, res) = (
-        random_values(bt * c, 5, 1.0),
-        random_values(oc * c, 6, 1.0),
-        random_values(oc, 7, 1.0),
-        random_values(bt * oc, 8, 1.0),
-    );
+    let (inp, w, bias, res) =
+        (random_values(bt * c, 5, 1.0), random_values(oc * c, 6, 1.0), random_values(oc, 7, 1.0), random_values(bt * oc, 8, 1.0));
     let mut want = vec![0.0; bt * oc];
     matmul_forward_cpu(&mut want, &inp, &w, Some(&bias), bt, c, oc);
     want.iter_mut().zip(&res).for_each(|(x, r)| *x += r);
-    let (gi, gw, gb, gr, go) = (
-        upload(Store::F32, &inp),
-        upload(Store::F32, &w),
-        upload(Store::F32, &bias),
-        upload(Store::F32, &res),
-        zeros(Store::F32, bt * oc),
-    );
+    let (gi, gw, gb, gr, go) =
+        (upload(Store::F32, &inp), upload(Store::F32, &w), upload(Store::F32, &bias), upload(Store::F32, &res), zeros(Store::F32, bt * oc));
     let f = Store::F32;
     run(&[matmul_forward(
         gpu(),
@@ -150,22 +116,13 @@ fn matmul_residual_epilogue_and_strided_batches() {
         oc as u32,
     )
     .unwrap()]);
-    assert_close(
-        "matmul_forward + residual",
-        &download(&go, f, bt * oc),
-        &want,
-        1e-4,
-        1e-5,
-    );
+    assert_close("matmul_forward + residual", &download(&go, f, bt * oc), &want, 1e-4, 1e-5);
 
     // two-level batches with strides: heads read out of a wider tensor
     let (b, nh, t, hs) = (2u32, 3u32, 10u32, 4u32);
     let width = 2 * nh * hs;
     let x = random_values((b * t * width) as usize, 9, 1.0);
-    let shape = MatmulShape::new(t, t, hs)
-        .trans(false, true)
-        .batch(b * nh, nh)
-        .alpha(0.5);
+    let shape = MatmulShape::new(t, t, hs).trans(false, true).batch(b * nh, nh).alpha(0.5);
     let la = Layout::rows(width).batched(t * width, hs);
     let lb = Layout::rows(width).at(nh * hs).batched(t * width, hs);
     let lc = Layout::rows(t).batched(nh * t * t, t * t);
@@ -173,43 +130,18 @@ fn matmul_residual_epilogue_and_strided_batches() {
     matmul_cpu(&shape, (&x, la), (&x, lb), None, None, (&mut want, lc));
     for out in [Store::F32, Store::Bf16] {
         let (gx, gc) = (upload(Store::F32, &x), zeros(out, want.len()));
-        let mm = Matmul::new(
-            shape,
-            Mat::new(tref(&gx, f), la),
-            Mat::new(tref(&gx, f), lb),
-            Mat::new(tref(&gc, out), lc),
-        );
+        let mm = Matmul::new(shape, Mat::new(tref(&gx, f), la), Mat::new(tref(&gx, f), lb), Mat::new(tref(&gc, out), lc));
         run(&[mm.dispatch(gpu()).unwrap()]);
-        assert_close(
-            "strided batched matmul",
-            &download(&gc, out, want.len()),
-            &want,
-            1e-4,
-            output_rel(out),
-        );
+        assert_close("strided batched matmul", &download(&gc, out, want.len()), &want, 1e-4, output_rel(out));
     }
 }
 
 #[test]
 fn matmul_backward_matches_reference() {
     let (bt, c, oc) = (40usize, 24usize, 36usize);
-    let (inp, w, dout) = (
-        random_values(bt * c, 1, 1.0),
-        random_values(oc * c, 2, 1.0),
-        random_values(bt * oc, 3, 1.0),
-    );
+    let (inp, w, dout) = (random_values(bt * c, 1, 1.0), random_values(oc * c, 2, 1.0), random_values(bt * oc, 3, 1.0));
     let (mut dinp, mut dw, mut db) = (vec![0.0; bt * c], vec![0.0; oc * c], vec![0.0; oc]);
-    matmul_backward_cpu(
-        &mut dinp,
-        &mut dw,
-        Some(&mut db),
-        &dout,
-        &inp,
-        &w,
-        bt,
-        c,
-        oc,
-    );
+    matmul_backward_cpu(&mut dinp, &mut dw, Some(&mut db), &dout, &inp, &w, bt, c, oc);
     for grad in [Store::F32, Store::Bf16] {
         let f = Store::F32;
         let (gi, gw, gd) = (upload(f, &inp), upload(f, &w), upload(f, &dout));
@@ -229,57 +161,27 @@ fn matmul_backward_matches_reference() {
         .unwrap();
         run(&ds);
         assert_close("dinp", &download(&gdi, f, bt * c), &dinp, 1e-4, 1e-5);
-        assert_close(
-            "dweight",
-            &download(&gdw, grad, oc * c),
-            &dw,
-            1e-4,
-            output_rel(grad),
-        );
-        assert_close(
-            "dbias",
-            &download(&gdb, grad, oc),
-            &db,
-            1e-4,
-            output_rel(grad),
-        );
+        assert_close("dweight", &download(&gdw, grad, oc * c), &dw, 1e-4, output_rel(grad));
+        assert_close("dbias", &download(&gdb, grad, oc), &db, 1e-4, output_rel(grad));
     }
 }
 
 #[test]
 fn softmax_rows_sum_to_one_and_match_reference() {
     let f = Store::F32;
-    for (rows, len, scale, causal, magnitude) in [
-        (37, 77, 1.0, 0, 5.0),
-        (40, 64, 0.125, 8, 5.0),
-        (16, 91, 1.0, 0, 1e4),
-        (12, 50, 1.0, 0, 3e38),
-    ] {
+    for (rows, len, scale, causal, magnitude) in
+        [(37, 77, 1.0, 0, 5.0), (40, 64, 0.125, 8, 5.0), (16, 91, 1.0, 0, 1e4), (12, 50, 1.0, 0, 3e38)]
+    {
         let x = random_values(rows * len, len as u64, magnitude);
         let mut want = vec![0.0; rows * len];
         softmax_forward_cpu(&mut want, &x, rows, len, scale, causal);
         let (gx, gy) = (upload(f, &x), zeros(f, rows * len));
-        run(&[softmax_forward(
-            gpu(),
-            tref(&gy, f),
-            tref(&gx, f),
-            rows as u32,
-            len as u32,
-            scale,
-            causal as u32,
-        )
-        .unwrap()]);
+        run(&[softmax_forward(gpu(), tref(&gy, f), tref(&gx, f), rows as u32, len as u32, scale, causal as u32).unwrap()]);
         let got = download(&gy, f, rows * len);
-        assert!(
-            got.iter().all(|v| v.is_finite()),
-            "softmax of logits up to {magnitude} is finite"
-        );
+        assert!(got.iter().all(|v| v.is_finite()), "softmax of logits up to {magnitude} is finite");
         for r in 0..rows {
             let sum: f64 = got[r * len..(r + 1) * len].iter().map(|&v| v as f64).sum();
-            assert!(
-                (sum - 1.0).abs() <= 1e-6,
-                "row {r} sums to {sum} (len {len}, magnitude {magnitude})"
-            );
+            assert!((sum - 1.0).abs() <= 1e-6, "row {r} sums to {sum} (len {len}, magnitude {magnitude})");
         }
         assert_close("softmax", &got, &want, 1e-6, 1e-5);
 
@@ -288,23 +190,8 @@ fn softmax_rows_sum_to_one_and_match_reference() {
         let mut dwant = dout.clone();
         softmax_backward_cpu(&mut dwant, &got, rows, len, scale, causal);
         let gg = upload(f, &dout);
-        run(&[softmax_backward(
-            gpu(),
-            tref(&gg, f),
-            tref(&gy, f),
-            rows as u32,
-            len as u32,
-            scale,
-            causal as u32,
-        )
-        .unwrap()]);
-        assert_close(
-            "softmax backward",
-            &download(&gg, f, rows * len),
-            &dwant,
-            1e-6,
-            1e-5,
-        );
+        run(&[softmax_backward(gpu(), tref(&gg, f), tref(&gy, f), rows as u32, len as u32, scale, causal as u32).unwrap()]);
+        assert_close("softmax backward", &download(&gg, f, rows * len), &dwant, 1e-6, 1e-5);
     }
     // bf16 output: each probability within half a bf16 ulp of the reference
     let (rows, len) = (24usize, 64usize);
@@ -312,23 +199,8 @@ fn softmax_rows_sum_to_one_and_match_reference() {
     let mut want = vec![0.0; rows * len];
     softmax_forward_cpu(&mut want, &x, rows, len, 1.0, 16);
     let (gx, gy) = (upload(f, &x), zeros(Store::Bf16, rows * len));
-    run(&[softmax_forward(
-        gpu(),
-        tref(&gy, Store::Bf16),
-        tref(&gx, f),
-        rows as u32,
-        len as u32,
-        1.0,
-        16,
-    )
-    .unwrap()]);
-    assert_close(
-        "softmax -> bf16",
-        &download(&gy, Store::Bf16, rows * len),
-        &want,
-        1e-7,
-        output_rel(Store::Bf16),
-    );
+    run(&[softmax_forward(gpu(), tref(&gy, Store::Bf16), tref(&gx, f), rows as u32, len as u32, 1.0, 16).unwrap()]);
+    assert_close("softmax -> bf16", &download(&gy, Store::Bf16, rows * len), &want, 1e-7, output_rel(Store::Bf16));
 }
 
 #[test]
@@ -338,43 +210,18 @@ fn cross_entropy_loss_and_dlogits_match_reference_even_for_huge_logits() {
         let targets: Vec<u32> = (0..rows).map(|r| ((r * 7 + 3) % vocab) as u32).collect();
         let (mut losses, mut dlogits) = (vec![0.0; rows], vec![0.0; rows * vocab]);
         let scale = 1.0 / rows as f32;
-        cross_entropy_cpu(
-            &mut losses,
-            Some(&mut dlogits),
-            &logits,
-            &targets,
-            vocab,
-            scale,
-        );
+        cross_entropy_cpu(&mut losses, Some(&mut dlogits), &logits, &targets, vocab, scale);
         let gl = upload(Store::F32, &logits);
-        let gt = gpu()
-            .buffer_from("targets", bytemuck::cast_slice(&targets))
-            .unwrap();
+        let gt = gpu().buffer_from("targets", bytemuck::cast_slice(&targets)).unwrap();
         let gloss = zeros(Store::F32, rows);
-        run(&[cross_entropy_forward_backward(
-            gpu(),
-            &gl,
-            &gt,
-            &gloss,
-            rows as u32,
-            vocab as u32,
-            scale,
-            true,
-        )
-        .unwrap()]);
+        run(&[cross_entropy_forward_backward(gpu(), &gl, &gt, &gloss, rows as u32, vocab as u32, scale, true).unwrap()]);
         let got_losses = download(&gloss, Store::F32, rows);
         assert!(got_losses.iter().all(|l| l.is_finite()));
         // relative to the loss size: with logits of 1e4, losses are ~1e4 and f32 has 7 digits
         assert_close("losses", &got_losses, &losses, 1e-5, 1e-6);
         // x - logsumexp carries the logits' own f32 rounding: 2 ulps of the logit scale
         let rel = (magnitude * 2.4e-7).max(1e-5);
-        assert_close(
-            "dlogits",
-            &download(&gl, Store::F32, rows * vocab),
-            &dlogits,
-            1e-7,
-            rel,
-        );
+        assert_close("dlogits", &download(&gl, Store::F32, rows * vocab), &dlogits, 1e-7, rel);
     }
 }
 
@@ -389,32 +236,14 @@ fn reductions_match_reference() {
         run(&sum_squares(gpu(), tref(&gx, store), n as u32, &partials, &stats, 1).unwrap());
         let got = download(&stats, Store::F32, 4)[1] as f64;
         let want = sum_squares_cpu(&x);
-        assert!(
-            (got - want).abs() <= 1e-5 * want,
-            "sum of squares {got} vs {want}"
-        );
+        assert!((got - want).abs() <= 1e-5 * want, "sum of squares {got} vs {want}");
 
         let (rows, cols) = (300usize, 10usize);
         let m = random_values(rows * cols, 32, 1.0);
-        let want: Vec<f32> = (0..cols)
-            .map(|c| (0..rows).map(|r| m[r * cols + c] as f64).sum::<f64>() as f32)
-            .collect();
+        let want: Vec<f32> = (0..cols).map(|c| (0..rows).map(|r| m[r * cols + c] as f64).sum::<f64>() as f32).collect();
         let (gm, gout) = (upload(Store::F32, &m), zeros(store, cols));
-        run(&[column_sum(
-            gpu(),
-            tref(&gout, store),
-            tref(&gm, Store::F32),
-            rows as u32,
-            cols as u32,
-        )
-        .unwrap()]);
-        assert_close(
-            "column sums",
-            &download(&gout, store, cols),
-            &want,
-            1e-4,
-            output_rel(store),
-        );
+        run(&[column_sum(gpu(), tref(&gout, store), tref(&gm, Store::F32), rows as u32, cols as u32).unwrap()]);
+        assert_close("column sums", &download(&gout, store, cols), &want, 1e-4, output_rel(store));
     }
 }
 
@@ -422,13 +251,7 @@ fn reductions_match_reference() {
 fn layernorm_forward_and_backward_match_reference() {
     let (n, c) = (33usize, 48usize);
     let inp = random_values(n * c, 41, 2.0);
-    let (w, b) = (
-        random_values(c, 42, 1.0)
-            .iter()
-            .map(|x| 1.0 + x)
-            .collect::<Vec<_>>(),
-        random_values(c, 43, 0.5),
-    );
+    let (w, b) = (random_values(c, 42, 1.0).iter().map(|x| 1.0 + x).collect::<Vec<_>>(), random_values(c, 43, 0.5));
     let dout = random_values(n * c, 44, 1.0);
     for (act, grad) in [(Store::F32, Store::F32), (Store::Bf16, Store::Bf16)] {
         let inp = rounded(act, &inp);
@@ -437,96 +260,24 @@ fn layernorm_forward_and_backward_match_reference() {
         layernorm_forward_cpu(&mut out, &mut mean, &mut rstd, &inp, &w, &b, n, c);
         let mut params = w.clone();
         params.extend_from_slice(&b);
-        let (gi, gp, go, gm, gr) = (
-            upload(act, &inp),
-            upload(act, &params),
-            zeros(act, n * c),
-            zeros(Store::F32, n),
-            zeros(Store::F32, n),
-        );
-        let stats = LayerNormStats {
-            mean: &gm,
-            rstd: &gr,
-        };
+        let (gi, gp, go, gm, gr) = (upload(act, &inp), upload(act, &params), zeros(act, n * c), zeros(Store::F32, n), zeros(Store::F32, n));
+        let stats = LayerNormStats { mean: &gm, rstd: &gr };
         let weight = tref(&gp, act);
-        run(&[layernorm_forward(
-            gpu(),
-            tref(&go, act),
-            &stats,
-            tref(&gi, act),
-            weight,
-            weight.at(c as u32),
-            n as u32,
-            c as u32,
-        )
-        .unwrap()]);
-        assert_close(
-            "layernorm out",
-            &download(&go, act, n * c),
-            &out,
-            1e-5,
-            output_rel(act) + 1e-5,
-        );
-        assert_close(
-            "layernorm mean",
-            &download(&gm, Store::F32, n),
-            &mean,
-            1e-6,
-            1e-5,
-        );
-        assert_close(
-            "layernorm rstd",
-            &download(&gr, Store::F32, n),
-            &rstd,
-            1e-6,
-            1e-5,
-        );
+        run(&[layernorm_forward(gpu(), tref(&go, act), &stats, tref(&gi, act), weight, weight.at(c as u32), n as u32, c as u32).unwrap()]);
+        assert_close("layernorm out", &download(&go, act, n * c), &out, 1e-5, output_rel(act) + 1e-5);
+        assert_close("layernorm mean", &download(&gm, Store::F32, n), &mean, 1e-6, 1e-5);
+        assert_close("layernorm rstd", &download(&gr, Store::F32, n), &rstd, 1e-6, 1e-5);
 
         let (mut dinp, mut dw, mut db) = (vec![0.5; n * c], vec![0.0; c], vec![0.0; c]);
-        layernorm_backward_cpu(
-            &mut dinp, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, n, c,
-        );
-        let (gdo, gdi, gdp) = (
-            upload(Store::F32, &dout),
-            upload(Store::F32, &vec![0.5; n * c]),
-            zeros(grad, 2 * c),
-        );
+        layernorm_backward_cpu(&mut dinp, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, n, c);
+        let (gdo, gdi, gdp) = (upload(Store::F32, &dout), upload(Store::F32, &vec![0.5; n * c]), zeros(grad, 2 * c));
         let dweight = tref(&gdp, grad);
-        run(&layernorm_backward(
-            gpu(),
-            &gdi,
-            dweight,
-            dweight.at(c as u32),
-            &gdo,
-            tref(&gi, act),
-            weight,
-            &stats,
-            n as u32,
-            c as u32,
-        )
-        .unwrap());
-        assert_close(
-            "layernorm dinp",
-            &download(&gdi, Store::F32, n * c),
-            &dinp,
-            1e-4,
-            1e-4,
-        );
+        run(&layernorm_backward(gpu(), &gdi, dweight, dweight.at(c as u32), &gdo, tref(&gi, act), weight, &stats, n as u32, c as u32)
+            .unwrap());
+        assert_close("layernorm dinp", &download(&gdi, Store::F32, n * c), &dinp, 1e-4, 1e-4);
         let dparams = download(&gdp, grad, 2 * c);
-        assert_close(
-            "layernorm dweight",
-            &dparams[..c],
-            &dw,
-            1e-4,
-            output_rel(grad) + 1e-5,
-        );
-        assert_close(
-            "layernorm dbias",
-            &dparams[c..],
-            &db,
-            1e-4,
-            output_rel(grad) + 1e-5,
-        );
+        assert_close("layernorm dweight", &dparams[..c], &dw, 1e-4, output_rel(grad) + 1e-5);
+        assert_close("layernorm dbias", &dparams[c..], &db, 1e-4, output_rel(grad) + 1e-5);
     }
 }
 
@@ -542,37 +293,20 @@ fn gelu_forward_and_backward_match_reference() {
         gelu_forward_cpu(&mut want, &x);
         let (gx, gy) = (upload(act, &x), zeros(act, n));
         run(&[gelu_forward(gpu(), tref(&gy, act), tref(&gx, act), n as u32).unwrap()]);
-        assert_close(
-            "gelu",
-            &download(&gy, act, n),
-            &want,
-            1e-5,
-            output_rel(act) + 1e-5,
-        );
+        assert_close("gelu", &download(&gy, act, n), &want, 1e-5, output_rel(act) + 1e-5);
 
         let dout = random_values(n, 52, 1.0);
         let mut dwant = dout.clone();
         gelu_backward_cpu(&mut dwant, &x);
         let gg = upload(Store::F32, &dout);
         run(&[gelu_backward(gpu(), tref(&gg, Store::F32), tref(&gx, act), n as u32).unwrap()]);
-        assert_close(
-            "gelu backward",
-            &download(&gg, Store::F32, n),
-            &dwant,
-            1e-5,
-            1e-4,
-        );
+        assert_close("gelu backward", &download(&gg, Store::F32, n), &dwant, 1e-5, 1e-4);
     }
 }
 
 #[test]
 fn embedding_forward_and_backward_match_reference() {
-    let s = EmbeddingShape {
-        batch: 3,
-        t: 8,
-        c: 12,
-        vocab: 11,
-    };
+    let s = EmbeddingShape { batch: 3, t: 8, c: 12, vocab: 11 };
     let (b, t, c, v) = (3usize, 8usize, 12usize, 11usize);
     let tokens: Vec<u32> = (0..b * t).map(|i| ((i * 5 + 1) % v) as u32).collect();
     let (wte, wpe) = (random_values(v * c, 61, 1.0), random_values(t * c, 62, 1.0));
@@ -581,9 +315,7 @@ fn embedding_forward_and_backward_match_reference() {
     let f = Store::F32;
     let mut want = vec![0.0; b * t * c];
     embedding_forward_cpu(&mut want, &tokens, &wte, &wpe, t, c);
-    let gt = gpu()
-        .buffer_from("tokens", bytemuck::cast_slice(&tokens))
-        .unwrap();
+    let gt = gpu().buffer_from("tokens", bytemuck::cast_slice(&tokens)).unwrap();
     let (gp, go) = (upload(f, &params), zeros(f, b * t * c));
     let p = tref(&gp, f);
     run(&[embedding_forward(gpu(), tref(&go, f), &gt, p, p.at((v * c) as u32), &s).unwrap()]);
@@ -597,12 +329,8 @@ fn embedding_forward_and_backward_match_reference() {
     let mut grads = prior.clone();
     grads.extend(vec![0.0; t * c]);
     let (gd, gg) = (upload(f, &dout), upload(f, &grads));
-    let gs = gpu()
-        .buffer_from("starts", bytemuck::cast_slice(&starts))
-        .unwrap();
-    let gpos = gpu()
-        .buffer_from("pos", bytemuck::cast_slice(&positions))
-        .unwrap();
+    let gs = gpu().buffer_from("starts", bytemuck::cast_slice(&starts)).unwrap();
+    let gpos = gpu().buffer_from("pos", bytemuck::cast_slice(&positions)).unwrap();
     let g = tref(&gg, f);
     run(&embedding_backward(gpu(), g, g.at((v * c) as u32), &gd, &gs, &gpos, &s).unwrap());
     let got = download(&gg, f, v * c + t * c);
@@ -612,12 +340,7 @@ fn embedding_forward_and_backward_match_reference() {
 
 #[test]
 fn attention_forward_and_backward_match_reference() {
-    let s = AttentionShape {
-        b: 2,
-        t: 12,
-        c: 16,
-        nh: 4,
-    };
+    let s = AttentionShape { b: 2, t: 12, c: 16, nh: 4 };
     let (b, t, c, nh) = (2usize, 12usize, 16usize, 4usize);
     let qkv = random_values(b * t * 3 * c, 71, 1.0);
     let (mut out, mut att) = (vec![0.0; b * t * c], vec![0.0; b * nh * t * t]);
@@ -628,55 +351,15 @@ fn attention_forward_and_backward_match_reference() {
     for act in [Store::F32, Store::Bf16] {
         let f = Store::F32;
         let q = rounded(act, &qkv);
-        let (gq, gpre, gatt, gout) = (
-            upload(act, &q),
-            zeros(f, att.len()),
-            zeros(act, att.len()),
-            zeros(act, out.len()),
-        );
-        run(&attention_forward(
-            gpu(),
-            tref(&gout, act),
-            tref(&gpre, f),
-            tref(&gatt, act),
-            tref(&gq, act),
-            &s,
-        )
-        .unwrap());
+        let (gq, gpre, gatt, gout) = (upload(act, &q), zeros(f, att.len()), zeros(act, att.len()), zeros(act, out.len()));
+        run(&attention_forward(gpu(), tref(&gout, act), tref(&gpre, f), tref(&gatt, act), tref(&gq, act), &s).unwrap());
         let tol = if act == Store::F32 { 1e-5 } else { 0.02 };
-        assert_close(
-            "attention out",
-            &download(&gout, act, out.len()),
-            &out,
-            tol,
-            tol,
-        );
-        assert_close(
-            "attention probabilities",
-            &download(&gatt, act, att.len()),
-            &att,
-            tol,
-            tol,
-        );
+        assert_close("attention out", &download(&gout, act, out.len()), &out, tol, tol);
+        assert_close("attention probabilities", &download(&gatt, act, att.len()), &att, tol, tol);
 
         let (gdo, gdatt, gdq) = (upload(f, &dout), zeros(f, att.len()), zeros(f, dqkv.len()));
-        run(&attention_backward(
-            gpu(),
-            tref(&gdq, f),
-            tref(&gdatt, f),
-            tref(&gdo, f),
-            tref(&gq, act),
-            tref(&gatt, act),
-            &s,
-        )
-        .unwrap());
+        run(&attention_backward(gpu(), tref(&gdq, f), tref(&gdatt, f), tref(&gdo, f), tref(&gq, act), tref(&gatt, act), &s).unwrap());
         let tol = if act == Store::F32 { 1e-4 } else { 0.05 };
-        assert_close(
-            "attention dqkv",
-            &download(&gdq, f, dqkv.len()),
-            &dqkv,
-            tol,
-            tol,
-        );
+        assert_close("attention dqkv", &download(&gdq, f, dqkv.len()), &dqkv, tol, tol);
     }
 }

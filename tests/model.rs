@@ -8,23 +8,16 @@ use srgpt::data::{train_batch, Corpus};
 use srgpt::kernels::adamw::{adamw_update_cpu, AdamwConfig, AdamwState};
 use srgpt::model::config::ModelConfig;
 use srgpt::model::cpu::{gpt_backward_cpu, gpt_forward_cpu};
-use srgpt::model::gpt::{GptGpu, STAT_TRAIN_LOSS};
+use srgpt::model::gpt::{GptGpu, StepTiming, STAT_TRAIN_LOSS};
 use srgpt::model::params::ParamLayout;
 use srgpt::precision::Precision;
 
-const TEXT: &str =
-    "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer \
+const TEXT: &str = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer \
 the slings and arrows of outrageous fortune, or to take arms against a sea of troubles.";
 
 fn micro() -> (ModelConfig, Corpus, u32) {
     let corpus = Corpus::from_bytes("test", TEXT.repeat(3).as_bytes()).unwrap();
-    let cfg = ModelConfig {
-        n_layer: 2,
-        n_head: 2,
-        d: 16,
-        ctx: 8,
-        vocab: corpus.vocab_size(),
-    };
+    let cfg = ModelConfig { n_layer: 2, n_head: 2, d: 16, ctx: 8, vocab: corpus.vocab_size() };
     (cfg, corpus, 4)
 }
 
@@ -46,77 +39,29 @@ fn forward_and_gradients_match_the_cpu_reference() {
         .init(3)
         .iter()
         .enumerate()
-        .map(|(i, &x)| {
-            x * 5.0
-                + if i >= layout.n_decay {
-                    0.05 * ((i % 7) as f32 - 3.0)
-                } else {
-                    0.0
-                }
-        })
+        .map(|(i, &x)| x * 5.0 + if i >= layout.n_decay { 0.05 * ((i % 7) as f32 - 3.0) } else { 0.0 })
         .collect();
     let b = train_batch(&corpus, batch, cfg.ctx, 1, 0);
-    let fwd = gpt_forward_cpu(
-        &cfg,
-        &layout,
-        &params,
-        &b.inputs,
-        &b.targets,
-        batch as usize,
-    );
-    let want = gpt_backward_cpu(
-        &cfg,
-        &layout,
-        &params,
-        &fwd,
-        &b.inputs,
-        &b.targets,
-        batch as usize,
-    );
+    let fwd = gpt_forward_cpu(&cfg, &layout, &params, &b.inputs, &b.targets, batch as usize);
+    let want = gpt_backward_cpu(&cfg, &layout, &params, &fwd, &b.inputs, &b.targets, batch as usize);
 
     let model = GptGpu::new(gpu(), cfg, batch, Precision::Fp32, &params).unwrap();
     model.upload_batch(gpu(), &b);
     let (loss, grads) = gpu_loss_and_grads(&model);
-    assert!(
-        (loss - fwd.loss).abs() <= 1e-4 * fwd.loss,
-        "loss {loss} vs reference {}",
-        fwd.loss
-    );
+    assert!((loss - fwd.loss).abs() <= 1e-4 * fwd.loss, "loss {loss} vs reference {}", fwd.loss);
 
     // every tensor: max |gpu - ref| <= 1e-3 * max |ref| + 1e-7
     for t in &layout.tensors {
-        let (g, w) = (
-            &grads[t.offset..t.offset + t.len],
-            &want[t.offset..t.offset + t.len],
-        );
+        let (g, w) = (&grads[t.offset..t.offset + t.len], &want[t.offset..t.offset + t.len]);
         let scale = w.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         assert!(scale > 0.0, "{} has a zero reference gradient", t.name);
-        assert_close(
-            &format!("gradient of {}", t.name),
-            g,
-            w,
-            1e-3 * scale + 1e-7,
-            0.0,
-        );
+        assert_close(&format!("gradient of {}", t.name), g, w, 1e-3 * scale + 1e-7, 0.0);
     }
 
     // finite differences of the GPU loss on the largest gradient of a few tensors
-    for name in [
-        "wte",
-        "h.0.attn.c_attn.weight",
-        "h.1.mlp.c_proj.weight",
-        "h.0.ln_1.weight",
-        "ln_f.bias",
-    ] {
+    for name in ["wte", "h.0.attn.c_attn.weight", "h.1.mlp.c_proj.weight", "h.0.ln_1.weight", "ln_f.bias"] {
         let t = layout.tensor(name).unwrap();
-        let i = t.offset
-            + (0..t.len)
-                .max_by(|&a, &b| {
-                    grads[t.offset + a]
-                        .abs()
-                        .total_cmp(&grads[t.offset + b].abs())
-                })
-                .unwrap();
+        let i = t.offset + (0..t.len).max_by(|&a, &b| grads[t.offset + a].abs().total_cmp(&grads[t.offset + b].abs())).unwrap();
         let eps = 1e-2f32;
         let mut losses = Vec::new();
         for sign in [1.0f32, -1.0] {
@@ -142,64 +87,24 @@ fn one_optimizer_step_matches_the_cpu_reference() {
     let layout = ParamLayout::new(&cfg);
     let params = layout.init(5);
     let b = train_batch(&corpus, batch, cfg.ctx, 2, 0);
-    let fwd = gpt_forward_cpu(
-        &cfg,
-        &layout,
-        &params,
-        &b.inputs,
-        &b.targets,
-        batch as usize,
-    );
-    let grads = gpt_backward_cpu(
-        &cfg,
-        &layout,
-        &params,
-        &fwd,
-        &b.inputs,
-        &b.targets,
-        batch as usize,
-    );
+    let fwd = gpt_forward_cpu(&cfg, &layout, &params, &b.inputs, &b.targets, batch as usize);
+    let grads = gpt_backward_cpu(&cfg, &layout, &params, &fwd, &b.inputs, &b.targets, batch as usize);
     let sum_sq = grads.iter().map(|&g| g as f64 * g as f64).sum::<f64>() as f32;
     let lr = 1e-2;
-    let mut want = AdamwState {
-        param: params.clone(),
-        m: vec![0.0; params.len()],
-        v: vec![0.0; params.len()],
-        master: None,
-    };
-    adamw_update_cpu(
-        Precision::Fp32,
-        &mut want,
-        &grads,
-        sum_sq,
-        &AdamwConfig::default(),
-        layout.n_decay,
-        lr,
-        0,
-        9,
-    );
+    let mut want = AdamwState { param: params.clone(), m: vec![0.0; params.len()], v: vec![0.0; params.len()], master: None };
+    adamw_update_cpu(Precision::Fp32, &mut want, &grads, sum_sq, &AdamwConfig::default(), layout.n_decay, lr, 0, 9);
 
     let model = GptGpu::new(gpu(), cfg, batch, Precision::Fp32, &params).unwrap();
     model.upload_batch(gpu(), &b);
     let mut encoder = gpu().device.create_command_encoder(&Default::default());
-    model.record_step(gpu(), &mut encoder, lr, 0, 9, None);
+    model.record_step(gpu(), &mut encoder, lr, 0, 9, StepTiming::Off);
     gpu().queue.submit([encoder.finish()]);
     let got = model.read_params(gpu()).unwrap();
     // Adam's first step is lr * g/|g|: exact where the gradient is clear of zero, and at most
     // 2 lr off where its sign is within rounding noise
     let gmax = grads.iter().fold(0.0f32, |m, g| m.max(g.abs()));
     for i in 0..params.len() {
-        let tol = if grads[i].abs() > 1e-4 * gmax {
-            1e-6
-        } else {
-            2.0 * lr * 1.01
-        };
-        assert!(
-            (got[i] - want.param[i]).abs() <= tol,
-            "param {i}: {} vs {} (gradient {})",
-            got[i],
-            want.param[i],
-            grads[i]
-        );
+        let tol = if grads[i].abs() > 1e-4 * gmax { 1e-6 } else { 2.0 * lr * 1.01 };
+        assert!((got[i] - want.param[i]).abs() <= tol, "param {i}: {} vs {} (gradient {})", got[i], want.param[i], grads[i]);
     }
 }

@@ -12,27 +12,15 @@ use srgpt::train::checkpoint;
 use srgpt::train::{Metric, TrainSpec, Trainer};
 
 fn corpus() -> Corpus {
-    let text =
-        "the quick brown fox jumps over the lazy dog. a stitch in time saves nine. ".repeat(40);
+    let text = "the quick brown fox jumps over the lazy dog. a stitch in time saves nine. ".repeat(40);
     Corpus::from_bytes("test", text.as_bytes()).unwrap()
 }
 
 fn spec(corpus: &Corpus, precisions: Vec<Precision>, steps: u32) -> TrainSpec {
     TrainSpec {
         preset: "micro".into(),
-        model: ModelConfig {
-            n_layer: 2,
-            n_head: 2,
-            d: 32,
-            ctx: 16,
-            vocab: corpus.vocab_size(),
-        },
-        train: TrainConfig {
-            batch: 8,
-            lr: 1e-2,
-            warmup: 5,
-            steps,
-        },
+        model: ModelConfig { n_layer: 2, n_head: 2, d: 32, ctx: 16, vocab: corpus.vocab_size() },
+        train: TrainConfig { batch: 8, lr: 1e-2, warmup: 5, steps },
         precisions,
         seed: 3,
         eval_every: 10,
@@ -51,42 +39,19 @@ fn run_to(trainer: &mut Trainer, stop: u32) -> Vec<Metric> {
 #[test]
 fn a_micro_model_learns_in_every_precision_mode() {
     let c = corpus();
-    let mut trainer =
-        Trainer::new(gpu(), c.clone(), spec(&c, Precision::ALL.to_vec(), 50)).unwrap();
+    let mut trainer = Trainer::new(gpu(), c.clone(), spec(&c, Precision::ALL.to_vec(), 50)).unwrap();
     let lines = run_to(&mut trainer, 50);
     for p in Precision::ALL {
-        let first = lines
-            .iter()
-            .find(|l| l.run == p.name() && l.step == 0)
-            .and_then(|l| l.val_loss)
-            .unwrap();
+        let first = lines.iter().find(|l| l.run == p.name() && l.step == 0).and_then(|l| l.val_loss).unwrap();
         let last = lines.iter().rev().find(|l| l.run == p.name()).unwrap();
         assert_eq!(last.step, 50);
         let final_val = last.val_loss.unwrap();
         // from ln(vocab) ~ 3.3 to well under half of it on this repetitive text
-        assert!(
-            final_val < 0.5 * first,
-            "{p}: val loss {first} -> {final_val}"
-        );
-        assert!(
-            lines
-                .iter()
-                .filter(|l| l.run == p.name() && l.train_loss.is_some())
-                .count()
-                == 50,
-            "{p}: a line per step"
-        );
+        assert!(final_val < 0.5 * first, "{p}: val loss {first} -> {final_val}");
+        assert!(lines.iter().filter(|l| l.run == p.name() && l.train_loss.is_some()).count() == 50, "{p}: a line per step");
     }
-    let bytes: Vec<f64> = trainer
-        .runs
-        .iter()
-        .map(|r| r.model.state_bytes_per_param())
-        .collect();
-    assert_eq!(
-        bytes,
-        vec![16.0, 18.0, 8.0, 8.0],
-        "training-state bytes per parameter of fp32, mixed, bf16, bf16-sr"
-    );
+    let bytes: Vec<f64> = trainer.runs.iter().map(|r| r.model.state_bytes_per_param()).collect();
+    assert_eq!(bytes, vec![16.0, 18.0, 8.0, 8.0], "training-state bytes per parameter of fp32, mixed, bf16, bf16-sr");
 }
 
 #[test]
@@ -108,20 +73,10 @@ fn resuming_repeats_the_uninterrupted_losses_exactly() {
     assert_eq!(second.step, 10);
     resumed_lines.extend(run_to(&mut second, 20));
 
-    let key = |l: &Metric| {
-        (
-            l.run.clone(),
-            l.step,
-            l.train_loss.map(f32::to_bits),
-            l.val_loss.map(f32::to_bits),
-        )
-    };
+    let key = |l: &Metric| (l.run.clone(), l.step, l.train_loss.map(f32::to_bits), l.val_loss.map(f32::to_bits));
     let a: Vec<_> = uninterrupted.iter().map(key).collect();
     let b: Vec<_> = resumed_lines.iter().map(key).collect();
-    assert_eq!(
-        a, b,
-        "losses after resuming differ from the uninterrupted run"
-    );
+    assert_eq!(a, b, "losses after resuming differ from the uninterrupted run");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -138,22 +93,10 @@ fn checkpoints_hold_gpt2_names_and_sampling_returns_vocabulary_bytes() {
     let d = 32;
     for (name, shape, dtype) in [
         ("wte", vec![c.vocab.len(), d], safetensors::Dtype::BF16),
-        (
-            "h.1.attn.c_attn.weight",
-            vec![3 * d, d],
-            safetensors::Dtype::BF16,
-        ),
-        (
-            "h.0.mlp.c_proj.weight",
-            vec![d, 4 * d],
-            safetensors::Dtype::BF16,
-        ),
+        ("h.1.attn.c_attn.weight", vec![3 * d, d], safetensors::Dtype::BF16),
+        ("h.0.mlp.c_proj.weight", vec![d, 4 * d], safetensors::Dtype::BF16),
         ("ln_f.bias", vec![d], safetensors::Dtype::BF16),
-        (
-            "master.h.0.mlp.c_fc.weight",
-            vec![4 * d, d],
-            safetensors::Dtype::F32,
-        ),
+        ("master.h.0.mlp.c_fc.weight", vec![4 * d, d], safetensors::Dtype::F32),
         ("adam.v.wpe", vec![16, d], safetensors::Dtype::F32),
     ] {
         let t = st.tensor(name).unwrap_or_else(|_| panic!("{name} missing"));
@@ -163,18 +106,8 @@ fn checkpoints_hold_gpt2_names_and_sampling_returns_vocabulary_bytes() {
     assert_eq!(ckpt.state.step, 5);
     assert_eq!(ckpt.vocab, c.vocab);
     let sampler = Sampler::new(gpu(), ckpt.state.model, ckpt.precision, &ckpt.raw).unwrap();
-    let ids = sampler
-        .generate(
-            gpu(),
-            &c.encode("the ").unwrap(),
-            &SampleOptions {
-                tokens: 40,
-                temperature: 1.0,
-                top_k: 0,
-                seed: 1,
-            },
-        )
-        .unwrap();
+    let ids =
+        sampler.generate(gpu(), &c.encode("the ").unwrap(), &SampleOptions { tokens: 40, temperature: 1.0, top_k: 0, seed: 1 }).unwrap();
     assert_eq!(ids.len(), 40);
     let text = c.decode(&ids);
     assert!(text.iter().all(|b| c.vocab.contains(b)));

@@ -49,8 +49,7 @@ impl Corpus {
         if source == "builtin" {
             return Corpus::from_bytes("builtin", BUILTIN.concat().as_bytes());
         }
-        let bytes = std::fs::read(source)
-            .map_err(|e| Failure::BadInput(format!("cannot read corpus {source}: {e}")))?;
+        let bytes = std::fs::read(source).map_err(|e| Failure::BadInput(format!("cannot read corpus {source}: {e}")))?;
         Corpus::from_bytes(source, &bytes)
     }
 
@@ -62,28 +61,15 @@ impl Corpus {
         bytes.iter().for_each(|&b| seen[b as usize] = true);
         let vocab: Vec<u8> = (0..=255u8).filter(|&b| seen[b as usize]).collect();
         let mut id = [0u32; 256];
-        vocab
-            .iter()
-            .enumerate()
-            .for_each(|(i, &b)| id[b as usize] = i as u32);
+        vocab.iter().enumerate().for_each(|(i, &b)| id[b as usize] = i as u32);
         let tokens: Vec<u32> = bytes.iter().map(|&b| id[b as usize]).collect();
         let split = bytes.len() * 9 / 10;
-        Ok(Corpus {
-            source: source.into(),
-            vocab,
-            val: tokens[split..].to_vec(),
-            train: tokens[..split].to_vec(),
-        })
+        Ok(Corpus { source: source.into(), vocab, val: tokens[split..].to_vec(), train: tokens[..split].to_vec() })
     }
 
     /// A corpus rebuilt from a checkpoint's vocabulary, for sampling (no text needed).
     pub fn vocab_only(vocab: Vec<u8>) -> Corpus {
-        Corpus {
-            source: "checkpoint".into(),
-            vocab,
-            train: Vec::new(),
-            val: Vec::new(),
-        }
+        Corpus { source: "checkpoint".into(), vocab, train: Vec::new(), val: Vec::new() }
     }
 
     pub fn vocab_size(&self) -> u32 {
@@ -150,7 +136,5 @@ pub fn train_batch(corpus: &Corpus, batch: u32, ctx: u32, seed: u64, step: u32) 
 /// The fixed validation batches of a run (the same for every mode and every evaluation).
 pub fn val_batches(corpus: &Corpus, batch: u32, ctx: u32, seed: u64, count: u32) -> Vec<Batch> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_7a1d);
-    (0..count)
-        .map(|_| sample_batch(&corpus.val, batch, ctx, &mut rng))
-        .collect()
+    (0..count).map(|_| sample_batch(&corpus.val, batch, ctx, &mut rng)).collect()
 }

@@ -51,11 +51,7 @@ impl AdapterReport {
             device_type: device_type_name(info.device_type).into(),
             driver: info.driver.clone(),
             driver_info: info.driver_info.clone(),
-            features: adapter
-                .features()
-                .iter_names()
-                .map(|(n, _)| n.to_lowercase())
-                .collect(),
+            features: adapter.features().iter_names().map(|(n, _)| n.to_lowercase()).collect(),
             limits: KeyLimits::of(&limits),
         }
     }
@@ -118,26 +114,15 @@ pub fn list_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
 }
 
 fn has_compute(adapter: &wgpu::Adapter) -> bool {
-    adapter
-        .get_downlevel_capabilities()
-        .flags
-        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+    adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
 }
 
 /// Chooses the adapter: a name substring (`--adapter`, else `WGPU_ADAPTER_NAME`) when given,
 /// otherwise the highest-performance type present.
-pub fn choose_adapter(
-    adapters: Vec<wgpu::Adapter>,
-    name_filter: Option<&str>,
-) -> Result<wgpu::Adapter> {
-    let env_filter = std::env::var("WGPU_ADAPTER_NAME")
-        .ok()
-        .filter(|s| !s.is_empty());
+pub fn choose_adapter(adapters: Vec<wgpu::Adapter>, name_filter: Option<&str>) -> Result<wgpu::Adapter> {
+    let env_filter = std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty());
     let filter = name_filter.map(str::to_string).or(env_filter);
-    let all_names: Vec<String> = adapters
-        .iter()
-        .map(|a| AdapterReport::of(a).summary())
-        .collect();
+    let all_names: Vec<String> = adapters.iter().map(|a| AdapterReport::of(a).summary()).collect();
     let mut usable: Vec<wgpu::Adapter> = adapters.into_iter().filter(has_compute).collect();
     if let Some(f) = &filter {
         let needle = f.to_lowercase();
@@ -145,20 +130,13 @@ pub fn choose_adapter(
         if usable.is_empty() {
             return Err(Failure::NoAdapter(format!(
                 "no adapter matches '{f}'. Adapters found: {}",
-                if all_names.is_empty() {
-                    "none".into()
-                } else {
-                    all_names.join("; ")
-                }
+                if all_names.is_empty() { "none".into() } else { all_names.join("; ") }
             ))
             .into());
         }
     }
     usable.sort_by_key(|a| device_type_rank(a.get_info().device_type));
-    usable
-        .into_iter()
-        .next()
-        .ok_or_else(|| Failure::NoAdapter(NO_ADAPTER_HELP.into()).into())
+    usable.into_iter().next().ok_or_else(|| Failure::NoAdapter(NO_ADAPTER_HELP.into()).into())
 }
 
 /// The device srgpt computes on, with its pipeline cache and error capture.
@@ -168,6 +146,9 @@ pub struct Gpu {
     pub report: AdapterReport,
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
+    /// Threads that share one row in the row kernels (softmax, cross-entropy, layernorm):
+    /// 1 on CPU adapters, where barriers are dear, 32 on GPUs.
+    pub row_threads: u32,
     pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
     errors: Arc<Mutex<Vec<String>>>,
 }
@@ -203,12 +184,12 @@ impl Gpu {
         let lost = errors.clone();
         device.set_device_lost_callback(move |reason, msg| {
             if reason != wgpu::DeviceLostReason::Destroyed {
-                lost.lock()
-                    .unwrap()
-                    .push(format!("GPU device lost ({reason:?}): {msg}"));
+                lost.lock().unwrap().push(format!("GPU device lost ({reason:?}): {msg}"));
             }
         });
+        let row_threads = if report.device_type == "cpu" { 1 } else { 32 };
         Gpu {
+            row_threads,
             features: device.features(),
             limits: device.limits(),
             device,
@@ -220,9 +201,7 @@ impl Gpu {
     }
 
     pub fn has_timestamps(&self) -> bool {
-        self.features.contains(
-            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
-        )
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
     }
 
     /// Fails with every GPU error reported since the last check, naming `doing`.
@@ -244,20 +223,15 @@ impl Gpu {
         let source = spec.source()?;
         let module = self
             .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&key),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&key),
-                layout: None,
-                module: &module,
-                entry_point: Some(spec.entry),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+            .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(&key), source: wgpu::ShaderSource::Wgsl(source.into()) });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&key),
+            layout: None,
+            module: &module,
+            entry_point: Some(spec.entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
         self.check_errors(&format!("compiling {key}"))?;
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         Ok(pipeline)
@@ -275,9 +249,7 @@ impl Gpu {
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(16).next_multiple_of(4),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         }))
     }
@@ -314,14 +286,9 @@ impl Gpu {
         self.queue.submit([encoder.finish()]);
         let slice = staging.slice(..);
         slice.map_async(wgpu::MapMode::Read, |_| {});
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
         self.check_errors("reading back a buffer")?;
-        let data = slice
-            .get_mapped_range()
-            .map_err(|e| anyhow!("mapping a readback buffer: {e}"))?
-            .to_vec();
+        let data = slice.get_mapped_range().map_err(|e| anyhow!("mapping a readback buffer: {e}"))?.to_vec();
         staging.unmap();
         Ok(data[..bytes as usize].to_vec())
     }
@@ -332,9 +299,7 @@ impl Gpu {
 
     /// Blocks until all submitted work is done.
     pub fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
         Ok(())
     }
 
@@ -357,30 +322,16 @@ impl Gpu {
             mapped_at_creation: false,
         });
         self.upload(&uniform, 0, params);
-        let mut entries: Vec<wgpu::BindGroupEntry> = bindings
-            .iter()
-            .map(|(b, buf)| wgpu::BindGroupEntry {
-                binding: *b,
-                resource: buf.as_entire_binding(),
-            })
-            .collect();
-        entries.push(wgpu::BindGroupEntry {
-            binding: params_binding,
-            resource: uniform.as_entire_binding(),
-        });
+        let mut entries: Vec<wgpu::BindGroupEntry> =
+            bindings.iter().map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() }).collect();
+        entries.push(wgpu::BindGroupEntry { binding: params_binding, resource: uniform.as_entire_binding() });
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(name),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
         self.check_errors(&format!("binding {name} ({})", spec.key()))?;
-        Ok(Dispatch {
-            name,
-            pipeline,
-            bind_group,
-            workgroups,
-            uniform,
-        })
+        Ok(Dispatch { name, detail: format!("{} {} {workgroups:?}", spec.entry, short_defines(spec)), pipeline, bind_group, workgroups, uniform })
     }
 
     /// Workgroup counts for `groups` workgroups in a line, folded into y past the per-dimension limit.
@@ -391,6 +342,11 @@ impl Gpu {
         } else {
             [max_x, groups.div_ceil(max_x), 1]
         }
+    }
+
+    /// Workgroups for `rows` rows of a row kernel (64 threads, `row_threads` per row).
+    pub fn row_grid(&self, rows: u32) -> [u32; 3] {
+        self.grid(rows.div_ceil(64 / self.row_threads))
     }
 
     /// Records dispatches into one compute pass and submits them.
@@ -407,10 +363,22 @@ impl Gpu {
     }
 }
 
+/// The defines that tell variants apart, briefly ("A=bf16 TRANS_B").
+fn short_defines(spec: &ShaderSpec) -> String {
+    spec.defines
+        .iter()
+        .filter(|(k, v)| !k.starts_with("WG_") && !k.starts_with("TM") && k.as_str() != "TN2" && v.as_str() != "0")
+        .map(|(k, v)| if v == "1" { k.clone() } else { format!("{k}={v}") })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// One recorded kernel launch, built once and replayed every step.
 pub struct Dispatch {
     /// The kernel family, for profiles and messages.
     pub name: &'static str,
+    /// Entry point and defines, for detailed profiles.
+    pub detail: String,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],

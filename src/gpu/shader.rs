@@ -16,52 +16,25 @@ use anyhow::{anyhow, bail, Result};
 /// Every WGSL file of `shaders/`, by path relative to it.
 pub const SHADER_FILES: &[(&str, &str)] = &[
     ("lib/pcg.wgsl", include_str!("../../shaders/lib/pcg.wgsl")),
-    (
-        "lib/round.wgsl",
-        include_str!("../../shaders/lib/round.wgsl"),
-    ),
-    (
-        "lib/workgroup.wgsl",
-        include_str!("../../shaders/lib/workgroup.wgsl"),
-    ),
-    (
-        "lib/tensor_f32.wgsl",
-        include_str!("../../shaders/lib/tensor_f32.wgsl"),
-    ),
-    (
-        "lib/tensor_bf16.wgsl",
-        include_str!("../../shaders/lib/tensor_bf16.wgsl"),
-    ),
-    (
-        "lib/tensor_f16.wgsl",
-        include_str!("../../shaders/lib/tensor_f16.wgsl"),
-    ),
+    ("lib/round.wgsl", include_str!("../../shaders/lib/round.wgsl")),
+    ("lib/rows.wgsl", include_str!("../../shaders/lib/rows.wgsl")),
+    ("lib/workgroup.wgsl", include_str!("../../shaders/lib/workgroup.wgsl")),
+    ("lib/tensor_f32.wgsl", include_str!("../../shaders/lib/tensor_f32.wgsl")),
+    ("lib/tensor_bf16.wgsl", include_str!("../../shaders/lib/tensor_bf16.wgsl")),
+    ("lib/tensor_f16.wgsl", include_str!("../../shaders/lib/tensor_f16.wgsl")),
     ("adamw.wgsl", include_str!("../../shaders/adamw.wgsl")),
     ("convert.wgsl", include_str!("../../shaders/convert.wgsl")),
-    (
-        "cross_entropy.wgsl",
-        include_str!("../../shaders/cross_entropy.wgsl"),
-    ),
-    (
-        "embedding.wgsl",
-        include_str!("../../shaders/embedding.wgsl"),
-    ),
+    ("cross_entropy.wgsl", include_str!("../../shaders/cross_entropy.wgsl")),
+    ("embedding.wgsl", include_str!("../../shaders/embedding.wgsl")),
     ("gelu.wgsl", include_str!("../../shaders/gelu.wgsl")),
-    (
-        "layernorm.wgsl",
-        include_str!("../../shaders/layernorm.wgsl"),
-    ),
+    ("layernorm.wgsl", include_str!("../../shaders/layernorm.wgsl")),
     ("matmul.wgsl", include_str!("../../shaders/matmul.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("softmax.wgsl", include_str!("../../shaders/softmax.wgsl")),
 ];
 
 fn shader_file(path: &str) -> Result<&'static str> {
-    SHADER_FILES
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, src)| *src)
-        .ok_or_else(|| anyhow!("no shader file {path}"))
+    SHADER_FILES.iter().find(|(p, _)| *p == path).map(|(_, src)| *src).ok_or_else(|| anyhow!("no shader file {path}"))
 }
 
 /// One compiled variant: a file, one entry point, and the defines it is assembled with.
@@ -74,11 +47,7 @@ pub struct ShaderSpec {
 
 impl ShaderSpec {
     pub fn new(file: &'static str, entry: &'static str) -> ShaderSpec {
-        ShaderSpec {
-            file,
-            entry,
-            defines: BTreeMap::new(),
-        }
+        ShaderSpec { file, entry, defines: BTreeMap::new() }
     }
 
     pub fn define(mut self, name: &str, value: impl ToString) -> ShaderSpec {
@@ -92,11 +61,7 @@ impl ShaderSpec {
 
     /// A stable text key for caches and messages.
     pub fn key(&self) -> String {
-        let defs: Vec<String> = self
-            .defines
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let defs: Vec<String> = self.defines.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!("{}:{}[{}]", self.file, self.entry, defs.join(","))
     }
 
@@ -112,14 +77,10 @@ impl ShaderSpec {
     /// without `shader-f16`).
     pub fn validate(&self) -> Result<()> {
         let src = self.source()?;
-        let module = naga::front::wgsl::parse_str(&src)
+        let module = naga::front::wgsl::parse_str(&src).map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32)
+            .validate(&module)
             .map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32,
-        )
-        .validate(&module)
-        .map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
         if !module.entry_points.iter().any(|ep| ep.name == self.entry) {
             bail!("{}: no entry point {}", self.key(), self.entry);
         }
@@ -131,13 +92,9 @@ fn substitute(line: &str, defines: &BTreeMap<String, String>, file: &str) -> Res
     let mut out = String::with_capacity(line.len());
     let mut rest = line;
     while let Some(start) = rest.find("{{") {
-        let end = rest[start..]
-            .find("}}")
-            .ok_or_else(|| anyhow!("{file}: unclosed {{{{ in: {line}"))?;
+        let end = rest[start..].find("}}").ok_or_else(|| anyhow!("{file}: unclosed {{{{ in: {line}"))?;
         let name = &rest[start + 2..start + end];
-        let value = defines
-            .get(name)
-            .ok_or_else(|| anyhow!("{file}: define {name} is not set"))?;
+        let value = defines.get(name).ok_or_else(|| anyhow!("{file}: define {name} is not set"))?;
         out.push_str(&rest[..start]);
         out.push_str(value);
         rest = &rest[start + end + 2..];
@@ -150,12 +107,7 @@ fn flag_is_set(defines: &BTreeMap<String, String>, name: &str) -> bool {
     matches!(defines.get(name).map(String::as_str), Some(v) if v != "0" && v != "false" && !v.is_empty())
 }
 
-fn expand(
-    file: &str,
-    defines: &BTreeMap<String, String>,
-    included: &mut Vec<String>,
-    out: &mut String,
-) -> Result<()> {
+fn expand(file: &str, defines: &BTreeMap<String, String>, included: &mut Vec<String>, out: &mut String) -> Result<()> {
     let src = shader_file(file)?;
     // one entry per open #if: whether its current branch is kept
     let mut conditions: Vec<bool> = Vec::new();
@@ -173,16 +125,12 @@ fn expand(
             continue;
         }
         if trimmed == "#else" {
-            let top = conditions
-                .last_mut()
-                .ok_or_else(|| anyhow!("{}: #else without #if", where_()))?;
+            let top = conditions.last_mut().ok_or_else(|| anyhow!("{}: #else without #if", where_()))?;
             *top = !*top;
             continue;
         }
         if trimmed == "#endif" {
-            conditions
-                .pop()
-                .ok_or_else(|| anyhow!("{}: #endif without #if", where_()))?;
+            conditions.pop().ok_or_else(|| anyhow!("{}: #endif without #if", where_()))?;
             continue;
         }
         if !active(&conditions) {
@@ -202,8 +150,7 @@ fn expand(
             let [name, binding, access, store] = parts[..] else {
                 bail!("{}: expected #tensor NAME BINDING ACCESS STORE", where_());
             };
-            tensor_decl(name, binding, access, store, included, defines, out)
-                .map_err(|e| anyhow!("{}: {e}", where_()))?;
+            tensor_decl(name, binding, access, store, included, defines, out).map_err(|e| anyhow!("{}: {e}", where_()))?;
             continue;
         }
         if trimmed.starts_with('#') {
@@ -246,11 +193,7 @@ fn tensor_decl(
         ("read", Some((read_part, _))) => read_part,
         _ => body,
     };
-    let body = body
-        .replace("$name", name)
-        .replace("$binding", binding)
-        .replace("$access", access)
-        .replace("$round", round);
+    let body = body.replace("$name", name).replace("$binding", binding).replace("$access", access).replace("$round", round);
     out.push_str(&body);
     out.push('\n');
     Ok(())

@@ -28,11 +28,7 @@ pub fn time_dispatches(gpu: &Gpu, dispatches: &[&Dispatch], reps: u32) -> Result
 
 fn time_with_queries(gpu: &Gpu, dispatches: &[&Dispatch], reps: u32) -> Result<Vec<f64>> {
     let count = 2 * reps;
-    let queries = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("timing"),
-        ty: wgpu::QueryType::Timestamp,
-        count,
-    });
+    let queries = gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("timing"), ty: wgpu::QueryType::Timestamp, count });
     let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("timing resolve"),
         size: count as u64 * 8,
@@ -58,10 +54,7 @@ fn time_with_queries(gpu: &Gpu, dispatches: &[&Dispatch], reps: u32) -> Result<V
     let bytes = gpu.read_bytes(&resolve, 0, count as u64 * 8)?;
     let ticks: &[u64] = bytemuck::cast_slice(&bytes);
     let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
-    Ok(ticks
-        .chunks_exact(2)
-        .map(|t| t[1].saturating_sub(t[0]) as f64 * period)
-        .collect())
+    Ok(ticks.chunks_exact(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period).collect())
 }
 
 pub fn median(values: &[f64]) -> f64 {

@@ -24,13 +24,7 @@ pub struct AdamwConfig {
 
 impl Default for AdamwConfig {
     fn default() -> Self {
-        AdamwConfig {
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weight_decay: 0.1,
-            max_norm: 1.0,
-        }
+        AdamwConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, max_norm: 1.0 }
     }
 }
 
@@ -46,57 +40,24 @@ pub struct AdamwBuffers<'a> {
 
 /// Builds the update dispatch for `n` parameters, the first `n_decay` of them decayed.
 /// Call [`adamw_params`] and `Dispatch::set_params` before each step.
-pub fn adamw_update(
-    gpu: &Gpu,
-    precision: Precision,
-    bufs: &AdamwBuffers,
-    n: u32,
-    n_decay: u32,
-) -> Result<Dispatch> {
+pub fn adamw_update(gpu: &Gpu, precision: Precision, bufs: &AdamwBuffers, n: u32, n_decay: u32) -> Result<Dispatch> {
     if n % 2 != 0 {
         bail!("adamw_update works on an even parameter count (got {n})");
     }
     if precision.has_master() != bufs.master.is_some() {
-        bail!(
-            "mode {precision} {} fp32 master weights",
-            if precision.has_master() {
-                "needs"
-            } else {
-                "has no"
-            }
-        );
+        bail!("mode {precision} {} fp32 master weights", if precision.has_master() { "needs" } else { "has no" });
     }
     let spec = spec(precision);
-    let mut bindings = vec![
-        (0, bufs.param),
-        (1, bufs.grad),
-        (2, bufs.m),
-        (3, bufs.v),
-        (5, bufs.stats),
-    ];
+    let mut bindings = vec![(0, bufs.param), (1, bufs.grad), (2, bufs.m), (3, bufs.v), (5, bufs.stats)];
     if let Some(master) = bufs.master {
         bindings.push((4, master));
     }
     let placeholder = adamw_params(&AdamwConfig::default(), n, n_decay, 0.0, 0, 0);
-    gpu.dispatch(
-        "adamw",
-        &spec,
-        &bindings,
-        6,
-        &placeholder,
-        gpu.grid(pair_groups(n as usize)),
-    )
+    gpu.dispatch("adamw", &spec, &bindings, 6, &placeholder, gpu.grid(pair_groups(n as usize)))
 }
 
 /// The uniform block for update number `step` (0-based; bias corrections use t = step + 1).
-pub fn adamw_params(
-    cfg: &AdamwConfig,
-    n: u32,
-    n_decay: u32,
-    lr: f32,
-    step: u32,
-    seed: u32,
-) -> Vec<u8> {
+pub fn adamw_params(cfg: &AdamwConfig, n: u32, n_decay: u32, lr: f32, step: u32, seed: u32) -> Vec<u8> {
     let t = step as i32 + 1;
     uniform_bytes(&[
         n,
@@ -151,11 +112,7 @@ pub fn adamw_update_cpu(
 ) {
     let t = step as i32 + 1;
     let (bc1, bc2) = (1.0 - cfg.beta1.powi(t), 1.0 - cfg.beta2.powi(t));
-    let clip = if cfg.max_norm > 0.0 {
-        (cfg.max_norm / (sum_sq_grad.sqrt() + 1e-6)).min(1.0)
-    } else {
-        1.0
-    };
+    let clip = if cfg.max_norm > 0.0 { (cfg.max_norm / (sum_sq_grad.sqrt() + 1e-6)).min(1.0) } else { 1.0 };
     let round = |store: Store, x: f32, i: usize, tensor: u32| match store {
         Store::F32 => x,
         Store::Bf16 => bf16_bits_to_f32(bf16_bits_rtn(x)),

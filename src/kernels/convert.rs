@@ -9,33 +9,17 @@ use super::{pair_groups, uniform_bytes, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 /// dst[i] = round(src[i]) for i < n; SR bits keyed by (key[0] = step, key[1] = tensor ^ seed).
-pub fn convert(
-    gpu: &Gpu,
-    dst: TensorRef,
-    src: TensorRef,
-    n: u32,
-    key: [u32; 2],
-) -> Result<Dispatch> {
+pub fn convert(gpu: &Gpu, dst: TensorRef, src: TensorRef, n: u32, key: [u32; 2]) -> Result<Dispatch> {
     let pair_dst = n % 2 == 0 && dst.offset % 2 == 0;
     if dst.store.is_packed() && !pair_dst {
-        bail!(
-            "convert into 16-bit storage needs an even count and offset (n {n}, offset {})",
-            dst.offset
-        );
+        bail!("convert into 16-bit storage needs an even count and offset (n {n}, offset {})", dst.offset);
     }
     let spec = ShaderSpec::new("convert.wgsl", "convert")
         .define("SRC", src.read_name())
         .define("DST", dst.store.wgsl_name())
         .flag("PAIR_DST", pair_dst);
     let params = uniform_bytes(&[n, src.offset, dst.offset, key[0], key[1]]);
-    gpu.dispatch(
-        "convert",
-        &spec,
-        &[(0, src.buffer), (1, dst.buffer)],
-        2,
-        &params,
-        gpu.grid(pair_groups(n as usize)),
-    )
+    gpu.dispatch("convert", &spec, &[(0, src.buffer), (1, dst.buffer)], 2, &params, gpu.grid(pair_groups(n as usize)))
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
@@ -50,12 +34,7 @@ pub fn variants() -> Vec<ShaderSpec> {
             );
         }
     }
-    out.push(
-        ShaderSpec::new("convert.wgsl", "convert")
-            .define("SRC", "bf16")
-            .define("DST", "f32")
-            .flag("PAIR_DST", false),
-    );
+    out.push(ShaderSpec::new("convert.wgsl", "convert").define("SRC", "bf16").define("DST", "f32").flag("PAIR_DST", false));
     out
 }
 

@@ -21,14 +21,8 @@ pub fn cross_entropy_forward_backward(
     write_grad: bool,
 ) -> Result<Dispatch> {
     let params = uniform_bytes(&[rows, vocab, grad_scale.to_bits(), write_grad as u32]);
-    gpu.dispatch(
-        "cross_entropy",
-        &spec(),
-        &[(0, logits), (1, targets), (2, losses)],
-        3,
-        &params,
-        gpu.grid(rows),
-    )
+    let spec = spec().define("ROW_THREADS", gpu.row_threads);
+    gpu.dispatch("cross_entropy", &spec, &[(0, logits), (1, targets), (2, losses)], 3, &params, gpu.row_grid(rows))
 }
 
 fn spec() -> ShaderSpec {
@@ -36,18 +30,11 @@ fn spec() -> ShaderSpec {
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
-    vec![spec()]
+    [1, 32, 64].iter().map(|t| spec().define("ROW_THREADS", t)).collect()
 }
 
 /// CPU reference in f64: fills losses, and dlogits when given.
-pub fn cross_entropy_cpu(
-    losses: &mut [f32],
-    dlogits: Option<&mut [f32]>,
-    logits: &[f32],
-    targets: &[u32],
-    vocab: usize,
-    grad_scale: f32,
-) {
+pub fn cross_entropy_cpu(losses: &mut [f32], dlogits: Option<&mut [f32]>, logits: &[f32], targets: &[u32], vocab: usize, grad_scale: f32) {
     let rows = targets.len();
     let mut lse = vec![0.0f64; rows];
     for r in 0..rows {

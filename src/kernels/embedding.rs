@@ -34,22 +34,10 @@ pub fn embedding_forward(
     if out.offset != 0 {
         bail!("embedding_forward writes a whole activation buffer");
     }
-    let spec = spec(
-        "embedding_forward",
-        wte.read_name(),
-        out.store.wgsl_name(),
-        "f32",
-    );
+    let spec = spec("embedding_forward", wte.read_name(), out.store.wgsl_name(), "f32");
     let bindings = [(0, tokens), (1, wte.buffer), (2, out.buffer)];
     let n = (s.batch * s.t * s.c) as usize;
-    gpu.dispatch(
-        "embedding",
-        &spec,
-        &bindings,
-        7,
-        &params(s, wte.offset, wpe.offset, 0, 0),
-        gpu.grid(pair_groups(n)),
-    )
+    gpu.dispatch("embedding", &spec, &bindings, 7, &params(s, wte.offset, wpe.offset, 0, 0), gpu.grid(pair_groups(n)))
 }
 
 /// Two dispatches: dwte += bucketed sums of dout, dwpe = sums of dout over the batch.
@@ -72,42 +60,24 @@ pub fn embedding_backward(
         gpu.dispatch(
             "embedding",
             &wte_spec,
-            &[
-                (3, dout),
-                (4, dwte.buffer),
-                (5, bucket_start),
-                (6, bucket_pos),
-            ],
+            &[(3, dout), (4, dwte.buffer), (5, bucket_start), (6, bucket_pos)],
             7,
             &p,
             gpu.grid(pair_groups((s.vocab * s.c) as usize)),
         )?,
-        gpu.dispatch(
-            "embedding",
-            &wpe_spec,
-            &[(3, dout), (4, dwpe.buffer)],
-            7,
-            &p,
-            gpu.grid(pair_groups((s.t * s.c) as usize)),
-        )?,
+        gpu.dispatch("embedding", &wpe_spec, &[(3, dout), (4, dwpe.buffer)], 7, &p, gpu.grid(pair_groups((s.t * s.c) as usize)))?,
     ])
 }
 
 fn check(s: &EmbeddingShape, offsets: &[u32]) -> Result<()> {
     if s.c % 2 != 0 || offsets.iter().any(|o| o % 2 != 0) {
-        bail!(
-            "embedding needs an even channel count and even offsets (C = {})",
-            s.c
-        );
+        bail!("embedding needs an even channel count and even offsets (C = {})", s.c);
     }
     Ok(())
 }
 
 fn spec(entry: &'static str, param: &str, act: &str, grad: &str) -> ShaderSpec {
-    ShaderSpec::new("embedding.wgsl", entry)
-        .define("PARAM", param)
-        .define("ACT", act)
-        .define("GRAD", grad)
+    ShaderSpec::new("embedding.wgsl", entry).define("PARAM", param).define("ACT", act).define("GRAD", grad)
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
@@ -139,14 +109,7 @@ pub fn token_buckets(tokens: &[u32], vocab: usize) -> (Vec<u32>, Vec<u32>) {
     (start, pos)
 }
 
-pub fn embedding_forward_cpu(
-    out: &mut [f32],
-    tokens: &[u32],
-    wte: &[f32],
-    wpe: &[f32],
-    t: usize,
-    c: usize,
-) {
+pub fn embedding_forward_cpu(out: &mut [f32], tokens: &[u32], wte: &[f32], wpe: &[f32], t: usize, c: usize) {
     for (pos, &tok) in tokens.iter().enumerate() {
         for j in 0..c {
             out[pos * c + j] = wte[tok as usize * c + j] + wpe[(pos % t) * c + j];
@@ -155,14 +118,7 @@ pub fn embedding_forward_cpu(
 }
 
 /// dwte += scattered dout, dwpe = dout summed over the batch.
-pub fn embedding_backward_cpu(
-    dwte: &mut [f32],
-    dwpe: &mut [f32],
-    dout: &[f32],
-    tokens: &[u32],
-    t: usize,
-    c: usize,
-) {
+pub fn embedding_backward_cpu(dwte: &mut [f32], dwpe: &mut [f32], dout: &[f32], tokens: &[u32], t: usize, c: usize) {
     dwpe[..t * c].iter_mut().for_each(|x| *x = 0.0);
     for (pos, &tok) in tokens.iter().enumerate() {
         for j in 0..c {

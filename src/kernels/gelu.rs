@@ -14,14 +14,7 @@ pub fn gelu_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, n: u32) -> Result
     check(n, &[inp.offset, out.offset])?;
     let spec = spec("gelu_forward", out.store.wgsl_name());
     let params = uniform_bytes(&[n, inp.offset, out.offset, 0]);
-    gpu.dispatch(
-        "gelu",
-        &spec,
-        &[(0, inp.buffer), (1, out.buffer)],
-        3,
-        &params,
-        gpu.grid(pair_groups(n as usize)),
-    )
+    gpu.dispatch("gelu", &spec, &[(0, inp.buffer), (1, out.buffer)], 3, &params, gpu.grid(pair_groups(n as usize)))
 }
 
 /// grad (f32, from offset 0, in place) *= gelu'(inp).
@@ -32,14 +25,7 @@ pub fn gelu_backward(gpu: &Gpu, grad: TensorRef, inp: TensorRef, n: u32) -> Resu
     }
     let spec = spec("gelu_backward", inp.read_name());
     let params = uniform_bytes(&[n, inp.offset, 0, 0]);
-    gpu.dispatch(
-        "gelu",
-        &spec,
-        &[(0, inp.buffer), (2, grad.buffer)],
-        3,
-        &params,
-        gpu.grid(pair_groups(n as usize)),
-    )
+    gpu.dispatch("gelu", &spec, &[(0, inp.buffer), (2, grad.buffer)], 3, &params, gpu.grid(pair_groups(n as usize)))
 }
 
 fn check(n: u32, offsets: &[u32]) -> Result<()> {
@@ -54,15 +40,7 @@ fn spec(entry: &'static str, act: &str) -> ShaderSpec {
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
-    ALL_STORES
-        .iter()
-        .flat_map(|s| {
-            [
-                spec("gelu_forward", s.wgsl_name()),
-                spec("gelu_backward", s.for_reading().wgsl_name()),
-            ]
-        })
-        .collect()
+    ALL_STORES.iter().flat_map(|s| [spec("gelu_forward", s.wgsl_name()), spec("gelu_backward", s.for_reading().wgsl_name())]).collect()
 }
 
 fn tanh_arg(x: f64) -> f64 {

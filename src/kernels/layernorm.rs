@@ -29,30 +29,10 @@ pub fn layernorm_forward(
     if inp.store.for_reading() != out.store.for_reading() {
         bail!("layernorm_forward reads and writes one activation storage type");
     }
-    let spec = spec(
-        "layernorm_forward",
-        out.store.wgsl_name(),
-        weight.read_name(),
-        "f32",
-    );
-    let params = uniform_bytes(&[
-        n,
-        c,
-        inp.offset,
-        out.offset,
-        weight.offset,
-        bias.offset,
-        0,
-        0,
-    ]);
-    let bindings = [
-        (0, inp.buffer),
-        (1, weight.buffer),
-        (2, out.buffer),
-        (3, stats.mean),
-        (4, stats.rstd),
-    ];
-    gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.grid(n))
+    let spec = spec("layernorm_forward", out.store.wgsl_name(), weight.read_name(), "f32", gpu.row_threads);
+    let params = uniform_bytes(&[n, c, inp.offset, out.offset, weight.offset, bias.offset, 0, 0]);
+    let bindings = [(0, inp.buffer), (1, weight.buffer), (2, out.buffer), (3, stats.mean), (4, stats.rstd)];
+    gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.row_grid(n))
 }
 
 /// Two dispatches: dinp (+=) row by row, then dweight and dbias column by column.
@@ -72,57 +52,16 @@ pub fn layernorm_backward(
 ) -> Result<Vec<Dispatch>> {
     check(c, &[dweight.offset, dbias.offset])?;
     if dweight.buffer != dbias.buffer {
-        bail!(
-            "layernorm_backward writes dweight and dbias through one binding: give them one buffer"
-        );
+        bail!("layernorm_backward writes dweight and dbias through one binding: give them one buffer");
     }
-    let params = uniform_bytes(&[
-        n,
-        c,
-        inp.offset,
-        0,
-        weight.offset,
-        0,
-        dweight.offset,
-        dbias.offset,
-    ]);
-    let input_spec = spec(
-        "layernorm_backward_input",
-        inp.read_name(),
-        weight.read_name(),
-        "f32",
-    );
-    let input = [
-        (0, inp.buffer),
-        (1, weight.buffer),
-        (3, stats.mean),
-        (4, stats.rstd),
-        (5, dout),
-        (6, dinp),
-    ];
-    let params_spec = spec(
-        "layernorm_backward_params",
-        inp.read_name(),
-        "f32",
-        dweight.store.wgsl_name(),
-    );
-    let param_bindings = [
-        (0, inp.buffer),
-        (3, stats.mean),
-        (4, stats.rstd),
-        (5, dout),
-        (7, dweight.buffer),
-    ];
+    let params = uniform_bytes(&[n, c, inp.offset, 0, weight.offset, 0, dweight.offset, dbias.offset]);
+    let input_spec = spec("layernorm_backward_input", inp.read_name(), weight.read_name(), "f32", gpu.row_threads);
+    let input = [(0, inp.buffer), (1, weight.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (6, dinp)];
+    let params_spec = spec("layernorm_backward_params", inp.read_name(), "f32", dweight.store.wgsl_name(), gpu.row_threads);
+    let param_bindings = [(0, inp.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (7, dweight.buffer)];
     Ok(vec![
-        gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.grid(n))?,
-        gpu.dispatch(
-            "layernorm",
-            &params_spec,
-            &param_bindings,
-            8,
-            &params,
-            gpu.grid(c / 2),
-        )?,
+        gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.row_grid(n))?,
+        gpu.dispatch("layernorm", &params_spec, &param_bindings, 8, &params, gpu.grid(c / 2))?,
     ])
 }
 
@@ -134,25 +73,19 @@ fn check(c: u32, offsets: &[u32]) -> Result<()> {
 }
 
 /// inp and out share one storage define (ACT): activations are stored alike throughout.
-fn spec(entry: &'static str, act: &str, param: &str, grad: &str) -> ShaderSpec {
-    ShaderSpec::new("layernorm.wgsl", entry)
-        .define("ACT", act)
-        .define("PARAM", param)
-        .define("GRAD", grad)
+fn spec(entry: &'static str, act: &str, param: &str, grad: &str, row_threads: u32) -> ShaderSpec {
+    ShaderSpec::new("layernorm.wgsl", entry).define("ACT", act).define("PARAM", param).define("GRAD", grad).define("ROW_THREADS", row_threads)
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for store in ALL_STORES {
-        let read = store.for_reading().wgsl_name();
-        out.push(spec("layernorm_forward", store.wgsl_name(), read, "f32"));
-        out.push(spec("layernorm_backward_input", read, read, "f32"));
-        out.push(spec(
-            "layernorm_backward_params",
-            read,
-            "f32",
-            store.wgsl_name(),
-        ));
+    for threads in [1, 32, 64] {
+        for store in ALL_STORES {
+            let read = store.for_reading().wgsl_name();
+            out.push(spec("layernorm_forward", store.wgsl_name(), read, "f32", threads));
+            out.push(spec("layernorm_backward_input", read, read, "f32", threads));
+            out.push(spec("layernorm_backward_params", read, "f32", store.wgsl_name(), threads));
+        }
     }
     out
 }
@@ -200,9 +133,7 @@ pub fn layernorm_backward_cpu(
     for r in 0..n {
         let (mu, rs) = (mean[r] as f64, rstd[r] as f64);
         let xhat: Vec<f64> = (0..c).map(|j| (inp[r * c + j] as f64 - mu) * rs).collect();
-        let dnorm: Vec<f64> = (0..c)
-            .map(|j| dout[r * c + j] as f64 * weight[j] as f64)
-            .collect();
+        let dnorm: Vec<f64> = (0..c).map(|j| dout[r * c + j] as f64 * weight[j] as f64).collect();
         let mean_dnorm = dnorm.iter().sum::<f64>() / c as f64;
         let mean_dnorm_xhat = dnorm.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / c as f64;
         for j in 0..c {

@@ -24,12 +24,7 @@ pub struct Layout {
 impl Layout {
     /// A single matrix with row stride `ld`.
     pub fn rows(ld: u32) -> Layout {
-        Layout {
-            offset: 0,
-            ld,
-            s1: 0,
-            s2: 0,
-        }
+        Layout { offset: 0, ld, s1: 0, s2: 0 }
     }
 
     pub fn at(self, offset: u32) -> Layout {
@@ -65,30 +60,13 @@ pub struct MatmulShape {
 
 impl MatmulShape {
     pub fn new(m: u32, n: u32, k: u32) -> MatmulShape {
-        MatmulShape {
-            m,
-            n,
-            k,
-            batch: 1,
-            batch_inner: 1,
-            trans_a: false,
-            trans_b: false,
-            alpha: 1.0,
-        }
+        MatmulShape { m, n, k, batch: 1, batch_inner: 1, trans_a: false, trans_b: false, alpha: 1.0 }
     }
     pub fn trans(self, trans_a: bool, trans_b: bool) -> MatmulShape {
-        MatmulShape {
-            trans_a,
-            trans_b,
-            ..self
-        }
+        MatmulShape { trans_a, trans_b, ..self }
     }
     pub fn batch(self, batch: u32, batch_inner: u32) -> MatmulShape {
-        MatmulShape {
-            batch,
-            batch_inner,
-            ..self
-        }
+        MatmulShape { batch, batch_inner, ..self }
     }
     pub fn alpha(self, alpha: f32) -> MatmulShape {
         MatmulShape { alpha, ..self }
@@ -112,22 +90,14 @@ impl Tile {
     /// Within WebGPU's default limits (64 invocations, no workgroup memory). The large tile
     /// is the fastest on lavapipe for big problems (13.4 GFLOP/s bf16 at 1024³, 2026-11-29);
     /// the small one wastes less on the narrow per-head matmuls of attention.
-    pub const LARGE: Tile = Tile {
-        wg_x: 8,
-        wg_y: 8,
-        tm: 8,
-        tn2: 4,
-    };
-    pub const SMALL: Tile = Tile {
-        wg_x: 8,
-        wg_y: 8,
-        tm: 4,
-        tn2: 2,
-    };
+    pub const LARGE: Tile = Tile { wg_x: 8, wg_y: 8, tm: 8, tn2: 4 };
+    pub const SMALL: Tile = Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2 };
 
     /// The default tile for an (m, n) output.
     pub fn for_shape(m: u32, n: u32) -> Tile {
-        if m >= 128 && n >= 128 {
+        let large_tiles = m.div_ceil(64) * n.div_ceil(64);
+        // a large tile only pays when it is mostly full and there are tiles for every core
+        if m >= 64 && n >= 64 && large_tiles >= 4 {
             Tile::LARGE
         } else {
             Tile::SMALL
@@ -135,40 +105,14 @@ impl Tile {
     }
     /// The shapes `srgpt bench matmul` compares.
     pub const CANDIDATES: [Tile; 4] = [
-        Tile {
-            wg_x: 8,
-            wg_y: 8,
-            tm: 4,
-            tn2: 2,
-        },
-        Tile {
-            wg_x: 8,
-            wg_y: 8,
-            tm: 8,
-            tn2: 4,
-        },
-        Tile {
-            wg_x: 16,
-            wg_y: 16,
-            tm: 4,
-            tn2: 2,
-        },
-        Tile {
-            wg_x: 8,
-            wg_y: 4,
-            tm: 4,
-            tn2: 4,
-        },
+        Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2 },
+        Tile { wg_x: 8, wg_y: 8, tm: 8, tn2: 4 },
+        Tile { wg_x: 16, wg_y: 16, tm: 4, tn2: 2 },
+        Tile { wg_x: 8, wg_y: 4, tm: 4, tn2: 4 },
     ];
 
     pub fn name(&self) -> String {
-        format!(
-            "{}x{} threads, {}x{} per thread",
-            self.wg_x,
-            self.wg_y,
-            self.tm,
-            self.tn2 * 2
-        )
+        format!("{}x{} threads, {}x{} per thread", self.wg_x, self.wg_y, self.tm, self.tn2 * 2)
     }
 }
 
@@ -182,11 +126,7 @@ pub struct Mat<'a> {
 
 impl<'a> Mat<'a> {
     pub fn new(t: TensorRef<'a>, layout: Layout) -> Mat<'a> {
-        Mat {
-            buffer: t.buffer,
-            store: t.store,
-            layout: layout.at(t.offset + layout.offset),
-        }
+        Mat { buffer: t.buffer, store: t.store, layout: layout.at(t.offset + layout.offset) }
     }
 }
 
@@ -205,15 +145,7 @@ pub struct Matmul<'a> {
 
 impl<'a> Matmul<'a> {
     pub fn new(shape: MatmulShape, a: Mat<'a>, b: Mat<'a>, c: Mat<'a>) -> Matmul<'a> {
-        Matmul {
-            shape,
-            a,
-            b,
-            c,
-            bias: None,
-            residual: None,
-            key: [0, 0],
-        }
+        Matmul { shape, a, b, c, bias: None, residual: None, key: [0, 0] }
     }
 
     /// The dispatch with the default tile for its shape.
@@ -230,9 +162,8 @@ impl<'a> Matmul<'a> {
         // A packed C is written in whole u32 pairs: the tiled kernel needs every row to start
         // even and hold an even count, the flat kernel a contiguous C.
         let tiled = !self.c.store.is_packed() || (c.even() && s.n % 2 == 0);
-        let contiguous_c = c.ld == s.n
-            && (s.batch_inner == 1 || c.s2 == s.m * s.n)
-            && (s.batch == s.batch_inner || c.s1 == s.batch_inner * s.m * s.n);
+        let contiguous_c =
+            c.ld == s.n && (s.batch_inner == 1 || c.s2 == s.m * s.n) && (s.batch == s.batch_inner || c.s1 == s.batch_inner * s.m * s.n);
         let total = s.batch as u64 * s.m as u64 * s.n as u64;
         // an odd total is fine when C runs to the end of its buffer: the last pair's second
         // half is then padding
@@ -252,14 +183,7 @@ impl<'a> Matmul<'a> {
             .flag("TRANS_B", s.trans_b)
             .flag("PAIR_A", tiled && pair_a)
             .flag("PAIR_B", tiled && pair_b)
-            .flag(
-                "PAIR_C",
-                if tiled {
-                    pair_c
-                } else {
-                    self.c.store.is_packed()
-                },
-            )
+            .flag("PAIR_C", if tiled { pair_c } else { self.c.store.is_packed() })
             .flag("HAS_BIAS", self.bias.is_some())
             .flag("HAS_RESIDUAL", self.residual.is_some())
             .define("BIAS", self.bias.map_or("f32", |b| b.read_name()))
@@ -301,22 +225,11 @@ impl<'a> Matmul<'a> {
             bindings.push((4, res.buffer));
         }
         let workgroups = if tiled {
-            [
-                s.n.div_ceil(tile.wg_x * tile.tn2 * 2),
-                s.m.div_ceil(tile.wg_y * tile.tm),
-                s.batch,
-            ]
+            [s.n.div_ceil(tile.wg_x * tile.tn2 * 2), s.m.div_ceil(tile.wg_y * tile.tm), s.batch]
         } else {
             gpu.grid((total.div_ceil(2)).div_ceil(64) as u32)
         };
-        gpu.dispatch(
-            "matmul",
-            &spec,
-            &bindings,
-            5,
-            &uniform_bytes(&fields),
-            workgroups,
-        )
+        gpu.dispatch("matmul", &spec, &bindings, 5, &uniform_bytes(&fields), workgroups)
     }
 }
 
@@ -342,12 +255,7 @@ pub fn matmul_forward(
     oc: u32,
 ) -> Result<Dispatch> {
     let shape = MatmulShape::new(bt, oc, c).trans(false, true);
-    let mut mm = Matmul::new(
-        shape,
-        Mat::new(inp, Layout::rows(c)),
-        Mat::new(weight, Layout::rows(c)),
-        Mat::new(out, Layout::rows(oc)),
-    );
+    let mut mm = Matmul::new(shape, Mat::new(inp, Layout::rows(c)), Mat::new(weight, Layout::rows(c)), Mat::new(out, Layout::rows(oc)));
     mm.bias = bias;
     mm.residual = residual;
     mm.dispatch(gpu)
@@ -400,26 +308,14 @@ pub fn matmul_cpu(
     let (b, lb) = b;
     let (c, lc) = c;
     for z in 0..s.batch {
-        let (a0, b0, c0) = (
-            la.start(z, s.batch_inner),
-            lb.start(z, s.batch_inner),
-            lc.start(z, s.batch_inner),
-        );
+        let (a0, b0, c0) = (la.start(z, s.batch_inner), lb.start(z, s.batch_inner), lc.start(z, s.batch_inner));
         let r0 = residual.map(|(_, off)| off + lc.start(z, s.batch_inner) - lc.offset as usize);
         for m in 0..s.m as usize {
             for n in 0..s.n as usize {
                 let mut acc = 0.0f64;
                 for k in 0..s.k as usize {
-                    let av = if s.trans_a {
-                        a[a0 + k * la.ld as usize + m]
-                    } else {
-                        a[a0 + m * la.ld as usize + k]
-                    };
-                    let bv = if s.trans_b {
-                        b[b0 + n * lb.ld as usize + k]
-                    } else {
-                        b[b0 + k * lb.ld as usize + n]
-                    };
+                    let av = if s.trans_a { a[a0 + k * la.ld as usize + m] } else { a[a0 + m * la.ld as usize + k] };
+                    let bv = if s.trans_b { b[b0 + n * lb.ld as usize + k] } else { b[b0 + k * lb.ld as usize + n] };
                     acc += av as f64 * bv as f64;
                 }
                 let mut v = acc * s.alpha as f64;
@@ -436,15 +332,7 @@ pub fn matmul_cpu(
 }
 
 /// CPU reference of `matmul_forward`.
-pub fn matmul_forward_cpu(
-    out: &mut [f32],
-    inp: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    bt: usize,
-    c: usize,
-    oc: usize,
-) {
+pub fn matmul_forward_cpu(out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, bt: usize, c: usize, oc: usize) {
     let shape = MatmulShape::new(bt as u32, oc as u32, c as u32).trans(false, true);
     matmul_cpu(
         &shape,

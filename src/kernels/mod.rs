@@ -26,11 +26,7 @@ pub struct TensorRef<'a> {
 
 impl<'a> TensorRef<'a> {
     pub fn new(buffer: &'a wgpu::Buffer, store: Store) -> TensorRef<'a> {
-        TensorRef {
-            buffer,
-            store,
-            offset: 0,
-        }
+        TensorRef { buffer, store, offset: 0 }
     }
 
     pub fn at(self, offset: u32) -> TensorRef<'a> {

@@ -28,91 +28,37 @@ pub fn sum_squares(
     out_index: u32,
 ) -> Result<Vec<Dispatch>> {
     let groups = sumsq_groups(n);
-    let spec = ShaderSpec::new("reduce.wgsl", "sumsq_partial")
-        .define("IN", inp.read_name())
-        .define("OUT", "f32");
+    let spec = ShaderSpec::new("reduce.wgsl", "sumsq_partial").define("IN", inp.read_name()).define("OUT", "f32");
     let p1 = uniform_bytes(&[n, SUMSQ_CHUNK, 0, 0, inp.offset, 0, 0, 1f32.to_bits()]);
-    let first = gpu.dispatch(
-        "reduce",
-        &spec,
-        &[(0, inp.buffer), (1, partials)],
-        4,
-        &p1,
-        gpu.grid(groups),
-    )?;
+    let first = gpu.dispatch("reduce", &spec, &[(0, inp.buffer), (1, partials)], 4, &p1, gpu.grid(groups))?;
     let second = sum(gpu, partials, groups, stats, out_index, 1.0)?;
     Ok(vec![first, second])
 }
 
 /// stats[out_index] = scale * sum of values[0..n) (f32), in one workgroup.
-pub fn sum(
-    gpu: &Gpu,
-    values: &wgpu::Buffer,
-    n: u32,
-    stats: &wgpu::Buffer,
-    out_index: u32,
-    scale: f32,
-) -> Result<Dispatch> {
-    let spec = ShaderSpec::new("reduce.wgsl", "sum_final")
-        .define("IN", "f32")
-        .define("OUT", "f32");
+pub fn sum(gpu: &Gpu, values: &wgpu::Buffer, n: u32, stats: &wgpu::Buffer, out_index: u32, scale: f32) -> Result<Dispatch> {
+    let spec = ShaderSpec::new("reduce.wgsl", "sum_final").define("IN", "f32").define("OUT", "f32");
     let params = uniform_bytes(&[n, 0, 0, 0, 0, 0, out_index, scale.to_bits()]);
-    gpu.dispatch(
-        "reduce",
-        &spec,
-        &[(1, values), (2, stats)],
-        4,
-        &params,
-        [1, 1, 1],
-    )
+    gpu.dispatch("reduce", &spec, &[(1, values), (2, stats)], 4, &params, [1, 1, 1])
 }
 
 /// out (cols) = sum over rows of inp (rows, cols); cols even.
-pub fn column_sum(
-    gpu: &Gpu,
-    out: TensorRef,
-    inp: TensorRef,
-    rows: u32,
-    cols: u32,
-) -> Result<Dispatch> {
+pub fn column_sum(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, cols: u32) -> Result<Dispatch> {
     if cols % 2 != 0 || out.offset % 2 != 0 {
         bail!("column_sum needs an even column count and offset (cols {cols})");
     }
-    let spec = ShaderSpec::new("reduce.wgsl", "column_sum")
-        .define("IN", inp.read_name())
-        .define("OUT", out.store.wgsl_name());
+    let spec = ShaderSpec::new("reduce.wgsl", "column_sum").define("IN", inp.read_name()).define("OUT", out.store.wgsl_name());
     let params = uniform_bytes(&[0, 0, rows, cols, inp.offset, out.offset, 0, 0]);
-    gpu.dispatch(
-        "reduce",
-        &spec,
-        &[(0, inp.buffer), (3, out.buffer)],
-        4,
-        &params,
-        gpu.grid(cols / 2),
-    )
+    gpu.dispatch("reduce", &spec, &[(0, inp.buffer), (3, out.buffer)], 4, &params, gpu.grid(cols / 2))
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
-    let mut out = vec![ShaderSpec::new("reduce.wgsl", "sum_final")
-        .define("IN", "f32")
-        .define("OUT", "f32")];
+    let mut out = vec![ShaderSpec::new("reduce.wgsl", "sum_final").define("IN", "f32").define("OUT", "f32")];
     for store in ALL_STORES {
         let read = store.for_reading().wgsl_name();
-        out.push(
-            ShaderSpec::new("reduce.wgsl", "sumsq_partial")
-                .define("IN", read)
-                .define("OUT", "f32"),
-        );
-        out.push(
-            ShaderSpec::new("reduce.wgsl", "column_sum")
-                .define("IN", "f32")
-                .define("OUT", store.wgsl_name()),
-        );
-        out.push(
-            ShaderSpec::new("reduce.wgsl", "column_sum")
-                .define("IN", read)
-                .define("OUT", "f32"),
-        );
+        out.push(ShaderSpec::new("reduce.wgsl", "sumsq_partial").define("IN", read).define("OUT", "f32"));
+        out.push(ShaderSpec::new("reduce.wgsl", "column_sum").define("IN", "f32").define("OUT", store.wgsl_name()));
+        out.push(ShaderSpec::new("reduce.wgsl", "column_sum").define("IN", read).define("OUT", "f32"));
     }
     out
 }

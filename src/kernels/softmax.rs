@@ -11,160 +11,65 @@ use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
 
 /// Masking: `causal_t = T` makes row r (query position r % T) see columns j <= r % T; 0 = none.
-pub fn softmax_forward(
-    gpu: &Gpu,
-    out: TensorRef,
-    inp: TensorRef,
-    rows: u32,
-    len: u32,
-    scale: f32,
-    causal_t: u32,
-) -> Result<Dispatch> {
+pub fn softmax_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, len: u32, scale: f32, causal_t: u32) -> Result<Dispatch> {
     let pair_out = len % 2 == 0 && out.offset % 2 == 0;
     if out.store.is_packed() && !pair_out {
         bail!("softmax into 16-bit storage needs even rows (len {len})");
     }
-    let spec = spec(
-        "softmax_forward",
-        inp.read_name(),
-        out.store.wgsl_name(),
-        pair_out,
-    );
-    let params = uniform_bytes(&[
-        rows,
-        len,
-        scale.to_bits(),
-        causal_t,
-        inp.offset,
-        out.offset,
-        0,
-        0,
-    ]);
-    gpu.dispatch(
-        "softmax",
-        &spec,
-        &[(0, inp.buffer), (1, out.buffer)],
-        4,
-        &params,
-        gpu.grid(rows),
-    )
+    let spec = spec("softmax_forward", inp.read_name(), out.store.wgsl_name(), pair_out).define("ROW_THREADS", gpu.row_threads);
+    let params = uniform_bytes(&[rows, len, scale.to_bits(), causal_t, inp.offset, out.offset, 0, 0]);
+    gpu.dispatch("softmax", &spec, &[(0, inp.buffer), (1, out.buffer)], 4, &params, gpu.row_grid(rows))
 }
 
 /// grad (f32, in place): dinp_j = scale * y_j * (dout_j - sum_k y_k dout_k).
 #[allow(clippy::too_many_arguments)]
-pub fn softmax_backward(
-    gpu: &Gpu,
-    grad: TensorRef,
-    probs: TensorRef,
-    rows: u32,
-    len: u32,
-    scale: f32,
-    causal_t: u32,
-) -> Result<Dispatch> {
+pub fn softmax_backward(gpu: &Gpu, grad: TensorRef, probs: TensorRef, rows: u32, len: u32, scale: f32, causal_t: u32) -> Result<Dispatch> {
     if grad.store != Store::F32 {
         bail!("softmax_backward works on an f32 gradient");
     }
-    let spec = spec("softmax_backward", "f32", probs.read_name(), true);
-    let params = uniform_bytes(&[
-        rows,
-        len,
-        scale.to_bits(),
-        causal_t,
-        grad.offset,
-        probs.offset,
-        0,
-        0,
-    ]);
-    gpu.dispatch(
-        "softmax",
-        &spec,
-        &[(2, probs.buffer), (3, grad.buffer)],
-        4,
-        &params,
-        gpu.grid(rows),
-    )
+    let spec = spec("softmax_backward", "f32", probs.read_name(), true).define("ROW_THREADS", gpu.row_threads);
+    let params = uniform_bytes(&[rows, len, scale.to_bits(), causal_t, grad.offset, probs.offset, 0, 0]);
+    gpu.dispatch("softmax", &spec, &[(2, probs.buffer), (3, grad.buffer)], 4, &params, gpu.row_grid(rows))
 }
 
 fn spec(entry: &'static str, inp: &str, out: &str, pair_out: bool) -> ShaderSpec {
-    ShaderSpec::new("softmax.wgsl", entry)
-        .define("IN", inp)
-        .define("OUT", out)
-        .flag("PAIR_OUT", pair_out)
+    ShaderSpec::new("softmax.wgsl", entry).define("IN", inp).define("OUT", out).flag("PAIR_OUT", pair_out)
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for store in ALL_STORES {
-        out.push(spec("softmax_forward", "f32", store.wgsl_name(), true));
-        out.push(spec(
-            "softmax_backward",
-            "f32",
-            store.for_reading().wgsl_name(),
-            true,
-        ));
+    for threads in [1, 32, 64] {
+        for store in ALL_STORES {
+            out.push(spec("softmax_forward", "f32", store.wgsl_name(), true).define("ROW_THREADS", threads));
+            out.push(spec("softmax_backward", "f32", store.for_reading().wgsl_name(), true).define("ROW_THREADS", threads));
+        }
+        out.push(spec("softmax_forward", "bf16", "f32", false).define("ROW_THREADS", threads));
     }
-    out.push(spec("softmax_forward", "bf16", "f32", false));
     out
 }
 
 /// CPU reference of `softmax_forward` in f64.
-pub fn softmax_forward_cpu(
-    out: &mut [f32],
-    inp: &[f32],
-    rows: usize,
-    len: usize,
-    scale: f32,
-    causal_t: usize,
-) {
+pub fn softmax_forward_cpu(out: &mut [f32], inp: &[f32], rows: usize, len: usize, scale: f32, causal_t: usize) {
     for r in 0..rows {
-        let visible = if causal_t == 0 {
-            len
-        } else {
-            len.min(r % causal_t + 1)
-        };
+        let visible = if causal_t == 0 { len } else { len.min(r % causal_t + 1) };
         let x = &inp[r * len..(r + 1) * len];
-        let max = x[..visible]
-            .iter()
-            .map(|&v| scale as f64 * v as f64)
-            .fold(f64::MIN, f64::max);
-        let sum: f64 = x[..visible]
-            .iter()
-            .map(|&v| (scale as f64 * v as f64 - max).exp())
-            .sum();
+        let max = x[..visible].iter().map(|&v| scale as f64 * v as f64).fold(f64::MIN, f64::max);
+        let sum: f64 = x[..visible].iter().map(|&v| (scale as f64 * v as f64 - max).exp()).sum();
         for j in 0..len {
-            out[r * len + j] = if j < visible {
-                ((scale as f64 * x[j] as f64 - max).exp() / sum) as f32
-            } else {
-                0.0
-            };
+            out[r * len + j] = if j < visible { ((scale as f64 * x[j] as f64 - max).exp() / sum) as f32 } else { 0.0 };
         }
     }
 }
 
 /// CPU reference of `softmax_backward`: returns dinp for dout.
-pub fn softmax_backward_cpu(
-    grad: &mut [f32],
-    probs: &[f32],
-    rows: usize,
-    len: usize,
-    scale: f32,
-    causal_t: usize,
-) {
+pub fn softmax_backward_cpu(grad: &mut [f32], probs: &[f32], rows: usize, len: usize, scale: f32, causal_t: usize) {
     for r in 0..rows {
-        let visible = if causal_t == 0 {
-            len
-        } else {
-            len.min(r % causal_t + 1)
-        };
+        let visible = if causal_t == 0 { len } else { len.min(r % causal_t + 1) };
         let row = r * len..(r + 1) * len;
         let (y, g) = (&probs[row.clone()], &mut grad[row]);
         let dot: f64 = (0..visible).map(|j| y[j] as f64 * g[j] as f64).sum();
         for j in 0..len {
-            g[j] = if j < visible {
-                (scale as f64 * y[j] as f64 * (g[j] as f64 - dot)) as f32
-            } else {
-                0.0
-            };
+            g[j] = if j < visible { (scale as f64 * y[j] as f64 * (g[j] as f64 - dot)) as f32 } else { 0.0 };
         }
     }
 }

@@ -36,70 +36,21 @@ pub struct Preset {
 }
 
 pub const PRESETS: [Preset; 3] = [
-    Preset {
-        name: "tiny",
-        n_layer: 2,
-        n_head: 4,
-        d: 64,
-        ctx: 64,
-        train: TrainConfig {
-            batch: 32,
-            lr: 3e-3,
-            warmup: 30,
-            steps: 600,
-        },
-    },
-    Preset {
-        name: "small",
-        n_layer: 4,
-        n_head: 4,
-        d: 128,
-        ctx: 128,
-        train: TrainConfig {
-            batch: 16,
-            lr: 1e-3,
-            warmup: 100,
-            steps: 2000,
-        },
-    },
-    Preset {
-        name: "base",
-        n_layer: 6,
-        n_head: 6,
-        d: 384,
-        ctx: 256,
-        train: TrainConfig {
-            batch: 64,
-            lr: 1e-3,
-            warmup: 100,
-            steps: 5000,
-        },
-    },
+    Preset { name: "tiny", n_layer: 2, n_head: 4, d: 64, ctx: 64, train: TrainConfig { batch: 32, lr: 3e-3, warmup: 30, steps: 600 } },
+    Preset { name: "small", n_layer: 4, n_head: 4, d: 128, ctx: 128, train: TrainConfig { batch: 16, lr: 1e-3, warmup: 100, steps: 2000 } },
+    Preset { name: "base", n_layer: 6, n_head: 6, d: 384, ctx: 256, train: TrainConfig { batch: 64, lr: 1e-3, warmup: 100, steps: 5000 } },
 ];
 
 pub fn preset(name: &str) -> Result<Preset, Failure> {
-    PRESETS
-        .iter()
-        .find(|p| p.name == name)
-        .copied()
-        .ok_or_else(|| {
-            let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-            Failure::BadInput(format!(
-                "unknown preset '{name}' (choose one of: {})",
-                names.join(", ")
-            ))
-        })
+    PRESETS.iter().find(|p| p.name == name).copied().ok_or_else(|| {
+        let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+        Failure::BadInput(format!("unknown preset '{name}' (choose one of: {})", names.join(", ")))
+    })
 }
 
 impl ModelConfig {
     pub fn from_preset(p: &Preset, vocab: u32) -> ModelConfig {
-        ModelConfig {
-            n_layer: p.n_layer,
-            n_head: p.n_head,
-            d: p.d,
-            ctx: p.ctx,
-            vocab,
-        }
+        ModelConfig { n_layer: p.n_layer, n_head: p.n_head, d: p.d, ctx: p.ctx, vocab }
     }
 
     pub fn head_size(&self) -> u32 {
@@ -110,26 +61,17 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), Failure> {
         let bad = |m: String| Err(Failure::BadInput(m));
         if self.n_layer == 0 || self.n_head == 0 || self.d == 0 || self.ctx == 0 {
-            return bad(format!(
-                "n_layer, n_head, d and ctx must all be positive (got {self:?})"
-            ));
+            return bad(format!("n_layer, n_head, d and ctx must all be positive (got {self:?})"));
         }
         if self.vocab == 0 {
             return bad("the vocabulary is empty".into());
         }
         if self.d % self.n_head != 0 {
-            return bad(format!(
-                "d ({}) must be divisible by n_head ({})",
-                self.d, self.n_head
-            ));
+            return bad(format!("d ({}) must be divisible by n_head ({})", self.d, self.n_head));
         }
         // 16-bit tensors are packed two per u32: every row must hold whole pairs
         if self.head_size() % 2 != 0 || self.ctx % 2 != 0 {
-            return bad(format!(
-                "the head size d/n_head ({}) and ctx ({}) must be even",
-                self.head_size(),
-                self.ctx
-            ));
+            return bad(format!("the head size d/n_head ({}) and ctx ({}) must be even", self.head_size(), self.ctx));
         }
         if self.d > 65536 || self.ctx > 65536 || self.n_layer > 1024 {
             return bad(format!("model too large: {self:?}"));
@@ -139,12 +81,7 @@ impl ModelConfig {
 
     /// Parameter count (wte is tied to the output head).
     pub fn num_params(&self) -> u64 {
-        let (d, l, v, t) = (
-            self.d as u64,
-            self.n_layer as u64,
-            self.vocab as u64,
-            self.ctx as u64,
-        );
+        let (d, l, v, t) = (self.d as u64, self.n_layer as u64, self.vocab as u64, self.ctx as u64);
         v * d + t * d + l * (12 * d * d + 13 * d) + 2 * d
     }
 }
@@ -152,16 +89,10 @@ impl ModelConfig {
 impl TrainConfig {
     pub fn validate(&self) -> Result<(), Failure> {
         if self.batch == 0 || self.steps == 0 {
-            return Err(Failure::BadInput(format!(
-                "batch and steps must be positive (batch {}, steps {})",
-                self.batch, self.steps
-            )));
+            return Err(Failure::BadInput(format!("batch and steps must be positive (batch {}, steps {})", self.batch, self.steps)));
         }
         if !(self.lr.is_finite() && self.lr >= 0.0) {
-            return Err(Failure::BadInput(format!(
-                "lr must be a finite, non-negative number (got {})",
-                self.lr
-            )));
+            return Err(Failure::BadInput(format!("lr must be a finite, non-negative number (got {})", self.lr)));
         }
         Ok(())
     }

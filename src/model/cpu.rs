@@ -52,21 +52,9 @@ pub fn gpt_forward_cpu(
 ) -> CpuForward {
     let (t, d, v) = (cfg.ctx as usize, cfg.d as usize, cfg.vocab as usize);
     let bt = batch * t;
-    let attn = AttentionShape {
-        b: batch as u32,
-        t: cfg.ctx,
-        c: cfg.d,
-        nh: cfg.n_head,
-    };
+    let attn = AttentionShape { b: batch as u32, t: cfg.ctx, c: cfg.d, nh: cfg.n_head };
     let mut residual = vec![0.0; bt * d];
-    embedding_forward_cpu(
-        &mut residual,
-        inputs,
-        slice(params, layout.wte, v * d),
-        slice(params, layout.wpe, t * d),
-        t,
-        d,
-    );
+    embedding_forward_cpu(&mut residual, inputs, slice(params, layout.wte, v * d), slice(params, layout.wpe, t * d), t, d);
     let mut blocks = Vec::new();
     for o in &layout.blocks {
         let mut a = BlockActs {
@@ -94,25 +82,9 @@ pub fn gpt_forward_cpu(
             bt,
             d,
         );
-        matmul_forward_cpu(
-            &mut a.qkv,
-            &a.ln1,
-            slice(params, o.qkv_w, 3 * d * d),
-            Some(slice(params, o.qkv_b, 3 * d)),
-            bt,
-            d,
-            3 * d,
-        );
+        matmul_forward_cpu(&mut a.qkv, &a.ln1, slice(params, o.qkv_w, 3 * d * d), Some(slice(params, o.qkv_b, 3 * d)), bt, d, 3 * d);
         attention_forward_cpu(&mut a.atty, &mut a.att, &a.qkv, &attn);
-        matmul_forward_cpu(
-            &mut a.res2,
-            &a.atty,
-            slice(params, o.attn_proj_w, d * d),
-            Some(slice(params, o.attn_proj_b, d)),
-            bt,
-            d,
-            d,
-        );
+        matmul_forward_cpu(&mut a.res2, &a.atty, slice(params, o.attn_proj_w, d * d), Some(slice(params, o.attn_proj_b, d)), bt, d, d);
         a.res2.iter_mut().zip(&a.input).for_each(|(r, x)| *r += x);
         layernorm_forward_cpu(
             &mut a.ln2,
@@ -124,15 +96,7 @@ pub fn gpt_forward_cpu(
             bt,
             d,
         );
-        matmul_forward_cpu(
-            &mut a.fch,
-            &a.ln2,
-            slice(params, o.fc_w, 4 * d * d),
-            Some(slice(params, o.fc_b, 4 * d)),
-            bt,
-            d,
-            4 * d,
-        );
+        matmul_forward_cpu(&mut a.fch, &a.ln2, slice(params, o.fc_w, 4 * d * d), Some(slice(params, o.fc_b, 4 * d)), bt, d, 4 * d);
         gelu_forward_cpu(&mut a.fch_gelu, &a.fch);
         matmul_forward_cpu(
             &mut residual,
@@ -158,27 +122,11 @@ pub fn gpt_forward_cpu(
         d,
     );
     let mut logits = vec![0.0; bt * v];
-    matmul_forward_cpu(
-        &mut logits,
-        &lnf,
-        slice(params, layout.wte, v * d),
-        None,
-        bt,
-        d,
-        v,
-    );
+    matmul_forward_cpu(&mut logits, &lnf, slice(params, layout.wte, v * d), None, bt, d, v);
     let mut losses = vec![0.0; bt];
     cross_entropy_cpu(&mut losses, None, &logits, targets, v, 1.0);
     let loss = (losses.iter().map(|&l| l as f64).sum::<f64>() / bt as f64) as f32;
-    CpuForward {
-        loss,
-        logits,
-        blocks,
-        residual,
-        lnf,
-        lnf_mean,
-        lnf_rstd,
-    }
+    CpuForward { loss, logits, blocks, residual, lnf, lnf_mean, lnf_rstd }
 }
 
 /// Gradients of the mean loss for every parameter, in the block layout.
@@ -193,40 +141,17 @@ pub fn gpt_backward_cpu(
 ) -> Vec<f32> {
     let (t, d, v) = (cfg.ctx as usize, cfg.d as usize, cfg.vocab as usize);
     let bt = batch * t;
-    let attn = AttentionShape {
-        b: batch as u32,
-        t: cfg.ctx,
-        c: cfg.d,
-        nh: cfg.n_head,
-    };
+    let attn = AttentionShape { b: batch as u32, t: cfg.ctx, c: cfg.d, nh: cfg.n_head };
     let mut grads = vec![0.0f32; layout.total];
     // writes a gradient computed into a temporary back into the block
-    let put = |grads: &mut Vec<f32>, offset: u32, values: &[f32]| {
-        grads[offset as usize..offset as usize + values.len()].copy_from_slice(values)
-    };
+    let put =
+        |grads: &mut Vec<f32>, offset: u32, values: &[f32]| grads[offset as usize..offset as usize + values.len()].copy_from_slice(values);
 
     let mut losses = vec![0.0; bt];
     let mut dlogits = vec![0.0; bt * v];
-    cross_entropy_cpu(
-        &mut losses,
-        Some(&mut dlogits),
-        &fwd.logits,
-        targets,
-        v,
-        1.0 / bt as f32,
-    );
+    cross_entropy_cpu(&mut losses, Some(&mut dlogits), &fwd.logits, targets, v, 1.0 / bt as f32);
     let (mut dlnf, mut dwte) = (vec![0.0; bt * d], vec![0.0; v * d]);
-    matmul_backward_cpu(
-        &mut dlnf,
-        &mut dwte,
-        None,
-        &dlogits,
-        &fwd.lnf,
-        slice(params, layout.wte, v * d),
-        bt,
-        d,
-        v,
-    );
+    matmul_backward_cpu(&mut dlnf, &mut dwte, None, &dlogits, &fwd.lnf, slice(params, layout.wte, v * d), bt, d, v);
     put(&mut grads, layout.wte, &dwte);
     let mut dres = vec![0.0; bt * d];
     let (mut dw, mut db) = (vec![0.0; d], vec![0.0; d]);
@@ -248,96 +173,34 @@ pub fn gpt_backward_cpu(
     for (o, a) in layout.blocks.iter().zip(&fwd.blocks).rev() {
         let mut dfch = vec![0.0; bt * 4 * d];
         let (mut dw, mut db) = (vec![0.0; 4 * d * d], vec![0.0; d]);
-        matmul_backward_cpu(
-            &mut dfch,
-            &mut dw,
-            Some(&mut db),
-            &dres,
-            &a.fch_gelu,
-            slice(params, o.fc_proj_w, 4 * d * d),
-            bt,
-            4 * d,
-            d,
-        );
+        matmul_backward_cpu(&mut dfch, &mut dw, Some(&mut db), &dres, &a.fch_gelu, slice(params, o.fc_proj_w, 4 * d * d), bt, 4 * d, d);
         put(&mut grads, o.fc_proj_w, &dw);
         put(&mut grads, o.fc_proj_b, &db);
         gelu_backward_cpu(&mut dfch, &a.fch);
         let mut dln2 = vec![0.0; bt * d];
         let (mut dw, mut db) = (vec![0.0; 4 * d * d], vec![0.0; 4 * d]);
-        matmul_backward_cpu(
-            &mut dln2,
-            &mut dw,
-            Some(&mut db),
-            &dfch,
-            &a.ln2,
-            slice(params, o.fc_w, 4 * d * d),
-            bt,
-            d,
-            4 * d,
-        );
+        matmul_backward_cpu(&mut dln2, &mut dw, Some(&mut db), &dfch, &a.ln2, slice(params, o.fc_w, 4 * d * d), bt, d, 4 * d);
         put(&mut grads, o.fc_w, &dw);
         put(&mut grads, o.fc_b, &db);
         let (mut dw, mut db) = (vec![0.0; d], vec![0.0; d]);
-        layernorm_backward_cpu(
-            &mut dres,
-            &mut dw,
-            &mut db,
-            &dln2,
-            &a.res2,
-            slice(params, o.ln2_w, d),
-            &a.ln2_mean,
-            &a.ln2_rstd,
-            bt,
-            d,
-        );
+        layernorm_backward_cpu(&mut dres, &mut dw, &mut db, &dln2, &a.res2, slice(params, o.ln2_w, d), &a.ln2_mean, &a.ln2_rstd, bt, d);
         put(&mut grads, o.ln2_w, &dw);
         put(&mut grads, o.ln2_b, &db);
 
         let mut datty = vec![0.0; bt * d];
         let (mut dw, mut db) = (vec![0.0; d * d], vec![0.0; d]);
-        matmul_backward_cpu(
-            &mut datty,
-            &mut dw,
-            Some(&mut db),
-            &dres,
-            &a.atty,
-            slice(params, o.attn_proj_w, d * d),
-            bt,
-            d,
-            d,
-        );
+        matmul_backward_cpu(&mut datty, &mut dw, Some(&mut db), &dres, &a.atty, slice(params, o.attn_proj_w, d * d), bt, d, d);
         put(&mut grads, o.attn_proj_w, &dw);
         put(&mut grads, o.attn_proj_b, &db);
         let mut dqkv = vec![0.0; bt * 3 * d];
         attention_backward_cpu(&mut dqkv, &datty, &a.qkv, &a.att, &attn);
         let mut dln1 = vec![0.0; bt * d];
         let (mut dw, mut db) = (vec![0.0; 3 * d * d], vec![0.0; 3 * d]);
-        matmul_backward_cpu(
-            &mut dln1,
-            &mut dw,
-            Some(&mut db),
-            &dqkv,
-            &a.ln1,
-            slice(params, o.qkv_w, 3 * d * d),
-            bt,
-            d,
-            3 * d,
-        );
+        matmul_backward_cpu(&mut dln1, &mut dw, Some(&mut db), &dqkv, &a.ln1, slice(params, o.qkv_w, 3 * d * d), bt, d, 3 * d);
         put(&mut grads, o.qkv_w, &dw);
         put(&mut grads, o.qkv_b, &db);
         let (mut dw, mut db) = (vec![0.0; d], vec![0.0; d]);
-        layernorm_backward_cpu(
-            &mut dres,
-            &mut dw,
-            &mut db,
-            &dln1,
-            &a.input,
-            slice(params, o.ln1_w, d),
-            &a.ln1_mean,
-            &a.ln1_rstd,
-            bt,
-            d,
-        );
+        layernorm_backward_cpu(&mut dres, &mut dw, &mut db, &dln1, &a.input, slice(params, o.ln1_w, d), &a.ln1_mean, &a.ln1_rstd, bt, d);
         put(&mut grads, o.ln1_w, &dw);
         put(&mut grads, o.ln1_b, &db);
     }

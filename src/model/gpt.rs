@@ -11,9 +11,7 @@ use crate::gpu::{Dispatch, Gpu};
 use crate::kernels::adamw::{adamw_params, adamw_update, AdamwBuffers, AdamwConfig};
 use crate::kernels::attention::{attention_backward, attention_forward, AttentionShape};
 use crate::kernels::cross_entropy::cross_entropy_forward_backward;
-use crate::kernels::embedding::{
-    embedding_backward, embedding_forward, token_buckets, EmbeddingShape,
-};
+use crate::kernels::embedding::{embedding_backward, embedding_forward, token_buckets, EmbeddingShape};
 use crate::kernels::gelu::{gelu_backward, gelu_forward};
 use crate::kernels::layernorm::{layernorm_backward, layernorm_forward, LayerNormStats};
 use crate::kernels::matmul::{matmul_backward, matmul_forward};
@@ -79,8 +77,7 @@ impl Planner<'_> {
     }
 
     fn check(&self) -> Result<(), Failure> {
-        let limit = (self.gpu.limits.max_storage_buffer_binding_size as u64)
-            .min(self.gpu.limits.max_buffer_size);
+        let limit = (self.gpu.limits.max_storage_buffer_binding_size as u64).min(self.gpu.limits.max_buffer_size);
         if let Some((label, bytes)) = self.plan.iter().find(|(_, b)| *b > limit) {
             return Err(Failure::BadInput(format!(
                 "the model does not fit this adapter: buffer '{label}' needs {bytes} bytes ({:.1} MiB), over max_storage_buffer_binding_size = {limit} bytes ({:.1} MiB). Use a smaller --batch, --ctx or model.",
@@ -90,6 +87,16 @@ impl Planner<'_> {
         }
         Ok(())
     }
+}
+
+/// How a training step is timed with timestamp queries.
+#[derive(Clone, Copy)]
+pub enum StepTiming<'a> {
+    Off,
+    /// the whole step: queries 0 and 1
+    Pass(&'a wgpu::QuerySet),
+    /// each dispatch in a pass of its own: queries 2i and 2i+1 (for profiles)
+    PerDispatch(&'a wgpu::QuerySet),
 }
 
 /// Views whole buffers as tensors of one storage type.
@@ -127,45 +134,21 @@ impl GptGpu {
     /// Allocates the model for `batch` sequences and builds every dispatch. The weights start
     /// at `init` rounded to the parameter storage (all modes start from the same point when
     /// `init` is bf16-representable).
-    pub fn new(
-        gpu: &Gpu,
-        cfg: ModelConfig,
-        batch: u32,
-        precision: Precision,
-        init: &[f32],
-    ) -> Result<GptGpu> {
+    pub fn new(gpu: &Gpu, cfg: ModelConfig, batch: u32, precision: Precision, init: &[f32]) -> Result<GptGpu> {
         cfg.validate()?;
         let layout = ParamLayout::new(&cfg);
         let n = layout.total;
-        let (b, t, d, v, nh) = (
-            batch as usize,
-            cfg.ctx as usize,
-            cfg.d as usize,
-            cfg.vocab as usize,
-            cfg.n_head as usize,
-        );
+        let (b, t, d, v, nh) = (batch as usize, cfg.ctx as usize, cfg.d as usize, cfg.vocab as usize, cfg.n_head as usize);
         let bt = b * t;
-        let (ps, gs, ss, act, f) = (
-            precision.param_store(),
-            precision.grad_store(),
-            precision.state_store(),
-            precision.act_store(),
-            Store::F32,
-        );
+        let (ps, gs, ss, act, f) =
+            (precision.param_store(), precision.grad_store(), precision.state_store(), precision.act_store(), Store::F32);
 
-        let mut plan = Planner {
-            gpu,
-            plan: Vec::new(),
-        };
+        let mut plan = Planner { gpu, plan: Vec::new() };
         let mut mem = MemoryBytes {
             parameters: plan.need("parameters", ps, n),
             gradients: plan.need("gradients", gs, n),
             optimizer_state: plan.need("adam m", ss, n) * 2,
-            master: if precision.has_master() {
-                plan.need("master weights", f, n)
-            } else {
-                0
-            },
+            master: if precision.has_master() { plan.need("master weights", f, n) } else { 0 },
             ..Default::default()
         };
         let per_block = [
@@ -183,13 +166,9 @@ impl GptGpu {
         for (name, store, len) in per_block {
             mem.activations += plan.need(name, store, len) * cfg.n_layer as u64;
         }
-        for (name, store, len) in [
-            ("encoded", act, bt * d),
-            ("ln_f", act, bt * d),
-            ("ln_f stats", f, 2 * bt),
-            ("logits", f, bt * v),
-            ("losses", f, bt),
-        ] {
+        for (name, store, len) in
+            [("encoded", act, bt * d), ("ln_f", act, bt * d), ("ln_f stats", f, 2 * bt), ("logits", f, bt * v), ("losses", f, bt)]
+        {
             mem.activations += plan.need(name, store, len);
         }
         for (name, len) in [
@@ -205,26 +184,15 @@ impl GptGpu {
             mem.scratch += plan.need(name, f, len);
         }
         plan.check()?;
-        mem.total = mem.parameters
-            + mem.master
-            + mem.gradients
-            + mem.optimizer_state
-            + mem.activations
-            + mem.scratch;
+        mem.total = mem.parameters + mem.master + mem.gradients + mem.optimizer_state + mem.activations + mem.scratch;
 
-        let buf = |label: &str, store: Store, len: usize| {
-            gpu.storage_buffer(label, store.buffer_bytes(len))
-        };
+        let buf = |label: &str, store: Store, len: usize| gpu.storage_buffer(label, store.buffer_bytes(len));
         let rounded: Vec<f32> = init.iter().map(|&x| ps.round_rtn(x)).collect();
         let params = gpu.buffer_from("parameters", &ps.encode(&rounded))?;
         let grads = buf("gradients", gs, n)?;
         let m = buf("adam m", ss, n)?;
         let v_state = buf("adam v", ss, n)?;
-        let master = if precision.has_master() {
-            Some(gpu.buffer_from("master weights", &f.encode(&rounded))?)
-        } else {
-            None
-        };
+        let master = if precision.has_master() { Some(gpu.buffer_from("master weights", &f.encode(&rounded))?) } else { None };
         let stats = buf("stats", f, STATS_LEN)?;
         let tokens = buf("tokens", f, bt)?;
         let targets = buf("targets", f, bt)?;
@@ -263,31 +231,13 @@ impl GptGpu {
         let partials = buf("partials", f, sumsq_groups(n as u32) as usize)?;
 
         let (bt32, d32, v32) = (bt as u32, cfg.d, cfg.vocab);
-        let p = |offset: u32| TensorRef {
-            buffer: &params,
-            store: ps,
-            offset,
-        };
-        let g = |offset: u32| TensorRef {
-            buffer: &grads,
-            store: gs,
-            offset,
-        };
+        let p = |offset: u32| TensorRef { buffer: &params, store: ps, offset };
+        let g = |offset: u32| TensorRef { buffer: &grads, store: gs, offset };
         let a = tensor_of(act);
         let fl = tensor_of(f);
         let l = &layout;
-        let attn = AttentionShape {
-            b: batch,
-            t: cfg.ctx,
-            c: cfg.d,
-            nh: cfg.n_head,
-        };
-        let emb = EmbeddingShape {
-            batch,
-            t: cfg.ctx,
-            c: cfg.d,
-            vocab: cfg.vocab,
-        };
+        let attn = AttentionShape { b: batch, t: cfg.ctx, c: cfg.d, nh: cfg.n_head };
+        let emb = EmbeddingShape { batch, t: cfg.ctx, c: cfg.d, vocab: cfg.vocab };
         let block_input = |i: usize| {
             if i == 0 {
                 &encoded
@@ -296,59 +246,17 @@ impl GptGpu {
             }
         };
         let last = block_input(blocks.len());
-        let lnf_stats = LayerNormStats {
-            mean: &lnf_mean,
-            rstd: &lnf_rstd,
-        };
+        let lnf_stats = LayerNormStats { mean: &lnf_mean, rstd: &lnf_rstd };
 
         // gpt_forward
-        let mut forward = vec![embedding_forward(
-            gpu,
-            a(&encoded),
-            &tokens,
-            p(l.wte),
-            p(l.wpe),
-            &emb,
-        )?];
+        let mut forward = vec![embedding_forward(gpu, a(&encoded), &tokens, p(l.wte), p(l.wpe), &emb)?];
         for (i, (o, x)) in l.blocks.iter().zip(&blocks).enumerate() {
             let input = block_input(i);
-            let ln1 = LayerNormStats {
-                mean: &x.ln1_mean,
-                rstd: &x.ln1_rstd,
-            };
-            let ln2 = LayerNormStats {
-                mean: &x.ln2_mean,
-                rstd: &x.ln2_rstd,
-            };
-            forward.push(layernorm_forward(
-                gpu,
-                a(&x.ln1),
-                &ln1,
-                a(input),
-                p(o.ln1_w),
-                p(o.ln1_b),
-                bt32,
-                d32,
-            )?);
-            forward.push(matmul_forward(
-                gpu,
-                a(&x.qkv),
-                a(&x.ln1),
-                p(o.qkv_w),
-                Some(p(o.qkv_b)),
-                None,
-                bt32,
-                d32,
-                3 * d32,
-            )?);
-            forward.extend(attention_forward(
-                gpu,
-                a(&x.atty),
-                fl(&preatt),
-                a(&x.att),
-                a(&x.qkv),
-                &attn,
-            )?);
+            let ln1 = LayerNormStats { mean: &x.ln1_mean, rstd: &x.ln1_rstd };
+            let ln2 = LayerNormStats { mean: &x.ln2_mean, rstd: &x.ln2_rstd };
+            forward.push(layernorm_forward(gpu, a(&x.ln1), &ln1, a(input), p(o.ln1_w), p(o.ln1_b), bt32, d32)?);
+            forward.push(matmul_forward(gpu, a(&x.qkv), a(&x.ln1), p(o.qkv_w), Some(p(o.qkv_b)), None, bt32, d32, 3 * d32)?);
+            forward.extend(attention_forward(gpu, a(&x.atty), fl(&preatt), a(&x.att), a(&x.qkv), &attn)?);
             forward.push(matmul_forward(
                 gpu,
                 a(&x.res2),
@@ -360,33 +268,9 @@ impl GptGpu {
                 d32,
                 d32,
             )?);
-            forward.push(layernorm_forward(
-                gpu,
-                a(&x.ln2),
-                &ln2,
-                a(&x.res2),
-                p(o.ln2_w),
-                p(o.ln2_b),
-                bt32,
-                d32,
-            )?);
-            forward.push(matmul_forward(
-                gpu,
-                a(&x.fch),
-                a(&x.ln2),
-                p(o.fc_w),
-                Some(p(o.fc_b)),
-                None,
-                bt32,
-                d32,
-                4 * d32,
-            )?);
-            forward.push(gelu_forward(
-                gpu,
-                a(&x.fch_gelu),
-                a(&x.fch),
-                bt32 * 4 * d32,
-            )?);
+            forward.push(layernorm_forward(gpu, a(&x.ln2), &ln2, a(&x.res2), p(o.ln2_w), p(o.ln2_b), bt32, d32)?);
+            forward.push(matmul_forward(gpu, a(&x.fch), a(&x.ln2), p(o.fc_w), Some(p(o.fc_b)), None, bt32, d32, 4 * d32)?);
+            forward.push(gelu_forward(gpu, a(&x.fch_gelu), a(&x.fch), bt32 * 4 * d32)?);
             forward.push(matmul_forward(
                 gpu,
                 a(&x.res3),
@@ -399,91 +283,26 @@ impl GptGpu {
                 d32,
             )?);
         }
-        forward.push(layernorm_forward(
-            gpu,
-            a(&lnf),
-            &lnf_stats,
-            a(last),
-            p(l.lnf_w),
-            p(l.lnf_b),
-            bt32,
-            d32,
-        )?);
-        forward.push(matmul_forward(
-            gpu,
-            fl(&logits),
-            a(&lnf),
-            p(l.wte),
-            None,
-            None,
-            bt32,
-            d32,
-            v32,
-        )?);
+        forward.push(layernorm_forward(gpu, a(&lnf), &lnf_stats, a(last), p(l.lnf_w), p(l.lnf_b), bt32, d32)?);
+        forward.push(matmul_forward(gpu, fl(&logits), a(&lnf), p(l.wte), None, None, bt32, d32, v32)?);
 
         let mean_scale = 1.0 / bt as f32;
         let loss = vec![
-            cross_entropy_forward_backward(
-                gpu, &logits, &targets, &losses, bt32, v32, mean_scale, true,
-            )?,
-            sum(
-                gpu,
-                &losses,
-                bt32,
-                &stats,
-                STAT_TRAIN_LOSS as u32,
-                mean_scale,
-            )?,
+            cross_entropy_forward_backward(gpu, &logits, &targets, &losses, bt32, v32, mean_scale, true)?,
+            sum(gpu, &losses, bt32, &stats, STAT_TRAIN_LOSS as u32, mean_scale)?,
         ];
         let eval_loss = vec![
-            cross_entropy_forward_backward(
-                gpu, &logits, &targets, &losses, bt32, v32, mean_scale, false,
-            )?,
-            sum(
-                gpu,
-                &losses,
-                bt32,
-                &stats,
-                STAT_EVAL_LOSS as u32,
-                mean_scale,
-            )?,
+            cross_entropy_forward_backward(gpu, &logits, &targets, &losses, bt32, v32, mean_scale, false)?,
+            sum(gpu, &losses, bt32, &stats, STAT_EVAL_LOSS as u32, mean_scale)?,
         ];
 
         // gpt_backward (dresidual is cleared before it; layernorm backward accumulates into it)
-        let mut backward = matmul_backward(
-            gpu,
-            fl(&dln),
-            g(l.wte),
-            None,
-            fl(&logits),
-            a(&lnf),
-            p(l.wte),
-            bt32,
-            d32,
-            v32,
-        )?;
-        backward.extend(layernorm_backward(
-            gpu,
-            &dresidual,
-            g(l.lnf_w),
-            g(l.lnf_b),
-            &dln,
-            a(last),
-            p(l.lnf_w),
-            &lnf_stats,
-            bt32,
-            d32,
-        )?);
+        let mut backward = matmul_backward(gpu, fl(&dln), g(l.wte), None, fl(&logits), a(&lnf), p(l.wte), bt32, d32, v32)?;
+        backward.extend(layernorm_backward(gpu, &dresidual, g(l.lnf_w), g(l.lnf_b), &dln, a(last), p(l.lnf_w), &lnf_stats, bt32, d32)?);
         for (i, (o, x)) in l.blocks.iter().zip(&blocks).enumerate().rev() {
             let input = block_input(i);
-            let ln1 = LayerNormStats {
-                mean: &x.ln1_mean,
-                rstd: &x.ln1_rstd,
-            };
-            let ln2 = LayerNormStats {
-                mean: &x.ln2_mean,
-                rstd: &x.ln2_rstd,
-            };
+            let ln1 = LayerNormStats { mean: &x.ln1_mean, rstd: &x.ln1_rstd };
+            let ln2 = LayerNormStats { mean: &x.ln2_mean, rstd: &x.ln2_rstd };
             backward.extend(matmul_backward(
                 gpu,
                 fl(&dfch),
@@ -509,18 +328,7 @@ impl GptGpu {
                 d32,
                 4 * d32,
             )?);
-            backward.extend(layernorm_backward(
-                gpu,
-                &dresidual,
-                g(o.ln2_w),
-                g(o.ln2_b),
-                &dln,
-                a(&x.res2),
-                p(o.ln2_w),
-                &ln2,
-                bt32,
-                d32,
-            )?);
+            backward.extend(layernorm_backward(gpu, &dresidual, g(o.ln2_w), g(o.ln2_b), &dln, a(&x.res2), p(o.ln2_w), &ln2, bt32, d32)?);
             backward.extend(matmul_backward(
                 gpu,
                 fl(&datty),
@@ -533,15 +341,7 @@ impl GptGpu {
                 d32,
                 d32,
             )?);
-            backward.extend(attention_backward(
-                gpu,
-                fl(&dqkv),
-                fl(&datt),
-                fl(&datty),
-                a(&x.qkv),
-                a(&x.att),
-                &attn,
-            )?);
+            backward.extend(attention_backward(gpu, fl(&dqkv), fl(&datt), fl(&datty), a(&x.qkv), a(&x.att), &attn)?);
             backward.extend(matmul_backward(
                 gpu,
                 fl(&dln),
@@ -554,52 +354,13 @@ impl GptGpu {
                 d32,
                 3 * d32,
             )?);
-            backward.extend(layernorm_backward(
-                gpu,
-                &dresidual,
-                g(o.ln1_w),
-                g(o.ln1_b),
-                &dln,
-                a(input),
-                p(o.ln1_w),
-                &ln1,
-                bt32,
-                d32,
-            )?);
+            backward.extend(layernorm_backward(gpu, &dresidual, g(o.ln1_w), g(o.ln1_b), &dln, a(input), p(o.ln1_w), &ln1, bt32, d32)?);
         }
-        backward.extend(embedding_backward(
-            gpu,
-            g(l.wte),
-            g(l.wpe),
-            &dresidual,
-            &bucket_start,
-            &bucket_pos,
-            &emb,
-        )?);
+        backward.extend(embedding_backward(gpu, g(l.wte), g(l.wpe), &dresidual, &bucket_start, &bucket_pos, &emb)?);
 
-        let mut update = sum_squares(
-            gpu,
-            g(0),
-            n as u32,
-            &partials,
-            &stats,
-            STAT_GRAD_SUMSQ as u32,
-        )?;
-        let bufs = AdamwBuffers {
-            param: &params,
-            grad: &grads,
-            m: &m,
-            v: &v_state,
-            master: master.as_ref(),
-            stats: &stats,
-        };
-        update.push(adamw_update(
-            gpu,
-            precision,
-            &bufs,
-            n as u32,
-            l.n_decay as u32,
-        )?);
+        let mut update = sum_squares(gpu, g(0), n as u32, &partials, &stats, STAT_GRAD_SUMSQ as u32)?;
+        let bufs = AdamwBuffers { param: &params, grad: &grads, m: &m, v: &v_state, master: master.as_ref(), stats: &stats };
+        update.push(adamw_update(gpu, precision, &bufs, n as u32, l.n_decay as u32)?);
         // the views borrow the buffers, which move into the model below
         drop((a, fl));
 
@@ -650,49 +411,43 @@ impl GptGpu {
 
     /// Records one training step (forward, loss, backward, clip + AdamW) into `encoder`, for
     /// update number `step` with learning rate `lr`. The batch must be uploaded first.
-    /// With `timestamps`, the pass writes its start and end into queries 0 and 1.
-    pub fn record_step(
-        &self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        lr: f32,
-        step: u32,
-        seed: u32,
-        timestamps: Option<&wgpu::QuerySet>,
-    ) {
+    pub fn record_step(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, lr: f32, step: u32, seed: u32, timing: StepTiming) {
         let n = self.layout.total as u32;
         let adamw = self.update.last().expect("the update ends with AdamW");
-        adamw.set_params(
-            &gpu.queue,
-            &adamw_params(&self.adamw, n, self.layout.n_decay as u32, lr, step, seed),
-        );
+        adamw.set_params(&gpu.queue, &adamw_params(&self.adamw, n, self.layout.n_decay as u32, lr, step, seed));
         encoder.clear_buffer(&self.dresidual, 0, None);
-        let timestamp_writes = timestamps.map(|query_set| wgpu::ComputePassTimestampWrites {
-            query_set,
-            beginning_of_pass_write_index: Some(0),
-            end_of_pass_write_index: Some(1),
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("train step"),
-            timestamp_writes,
-        });
-        for d in self
-            .forward
-            .iter()
-            .chain(&self.loss)
-            .chain(&self.backward)
-            .chain(&self.update)
-        {
-            d.record(&mut pass);
+        match timing {
+            StepTiming::Off | StepTiming::Pass(_) => {
+                let timestamp_writes = match timing {
+                    StepTiming::Pass(query_set) => Some(wgpu::ComputePassTimestampWrites {
+                        query_set,
+                        beginning_of_pass_write_index: Some(0),
+                        end_of_pass_write_index: Some(1),
+                    }),
+                    _ => None,
+                };
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes });
+                for d in self.step_dispatches() {
+                    d.record(&mut pass);
+                }
+            }
+            StepTiming::PerDispatch(query_set) => {
+                for (i, d) in self.step_dispatches().enumerate() {
+                    let timestamp_writes = Some(wgpu::ComputePassTimestampWrites {
+                        query_set,
+                        beginning_of_pass_write_index: Some(2 * i as u32),
+                        end_of_pass_write_index: Some(2 * i as u32 + 1),
+                    });
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(d.name), timestamp_writes });
+                    d.record(&mut pass);
+                }
+            }
         }
     }
 
     /// Records the forward pass and the mean loss into stats[STAT_EVAL_LOSS], without gradients.
     pub fn record_eval(&self, encoder: &mut wgpu::CommandEncoder) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("eval"),
-            timestamp_writes: None,
-        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eval"), timestamp_writes: None });
         for d in self.forward.iter().chain(&self.eval_loss) {
             d.record(&mut pass);
         }
@@ -700,10 +455,7 @@ impl GptGpu {
 
     /// Records only the forward (logits for sampling).
     pub fn record_forward(&self, encoder: &mut wgpu::CommandEncoder) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("forward"),
-            timestamp_writes: None,
-        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
         for d in &self.forward {
             d.record(&mut pass);
         }
@@ -712,73 +464,39 @@ impl GptGpu {
     /// Records forward, loss and backward without the update (gradients for tests).
     pub fn record_gradients(&self, encoder: &mut wgpu::CommandEncoder) {
         encoder.clear_buffer(&self.dresidual, 0, None);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("gradients"),
-            timestamp_writes: None,
-        });
-        for d in self
-            .forward
-            .iter()
-            .chain(&self.loss)
-            .chain(&self.backward)
-            .chain(&self.update[..self.update.len() - 1])
-        {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("gradients"), timestamp_writes: None });
+        for d in self.forward.iter().chain(&self.loss).chain(&self.backward).chain(&self.update[..self.update.len() - 1]) {
             d.record(&mut pass);
         }
     }
 
     /// Every dispatch of a training step, in order, with its kernel family (for profiles).
     pub fn step_dispatches(&self) -> impl Iterator<Item = &Dispatch> {
-        self.forward
-            .iter()
-            .chain(&self.loss)
-            .chain(&self.backward)
-            .chain(&self.update)
+        self.forward.iter().chain(&self.loss).chain(&self.backward).chain(&self.update)
     }
 
     /// Reads a buffer of this model back as f32 values (decoding 16-bit storage).
-    pub fn read_tensor(
-        &self,
-        gpu: &Gpu,
-        buffer: &wgpu::Buffer,
-        store: Store,
-        n: usize,
-    ) -> Result<Vec<f32>> {
+    pub fn read_tensor(&self, gpu: &Gpu, buffer: &wgpu::Buffer, store: Store, n: usize) -> Result<Vec<f32>> {
         Ok(store.decode(&gpu.read_bytes(buffer, 0, store.buffer_bytes(n))?, n))
     }
 
     pub fn read_params(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        self.read_tensor(
-            gpu,
-            &self.params,
-            self.precision.param_store(),
-            self.layout.total,
-        )
+        self.read_tensor(gpu, &self.params, self.precision.param_store(), self.layout.total)
     }
 
     pub fn read_grads(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        self.read_tensor(
-            gpu,
-            &self.grads,
-            self.precision.grad_store(),
-            self.layout.total,
-        )
+        self.read_tensor(gpu, &self.grads, self.precision.grad_store(), self.layout.total)
     }
 
     /// The raw bytes of the weights, Adam state and master weights, for a checkpoint.
     pub fn read_raw(&self, gpu: &Gpu) -> Result<RawState> {
         let n = self.layout.total;
-        let read =
-            |buffer: &wgpu::Buffer, store: Store| gpu.read_bytes(buffer, 0, store.buffer_bytes(n));
+        let read = |buffer: &wgpu::Buffer, store: Store| gpu.read_bytes(buffer, 0, store.buffer_bytes(n));
         Ok(RawState {
             params: read(&self.params, self.precision.param_store())?,
             m: read(&self.m, self.precision.state_store())?,
             v: read(&self.v, self.precision.state_store())?,
-            master: self
-                .master
-                .as_ref()
-                .map(|b| read(b, Store::F32))
-                .transpose()?,
+            master: self.master.as_ref().map(|b| read(b, Store::F32)).transpose()?,
         })
     }
 
@@ -787,11 +505,7 @@ impl GptGpu {
         let n = self.layout.total;
         let check = |what: &str, bytes: &[u8], store: Store| {
             if bytes.len() as u64 != store.buffer_bytes(n) {
-                anyhow::bail!(
-                    "{what}: {} bytes, expected {}",
-                    bytes.len(),
-                    store.buffer_bytes(n)
-                );
+                anyhow::bail!("{what}: {} bytes, expected {}", bytes.len(), store.buffer_bytes(n));
             }
             Ok(())
         };

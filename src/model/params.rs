@@ -59,12 +59,7 @@ pub struct ParamLayout {
 
 impl ParamLayout {
     pub fn new(cfg: &ModelConfig) -> ParamLayout {
-        let (d, v, t, l) = (
-            cfg.d as usize,
-            cfg.vocab as usize,
-            cfg.ctx as usize,
-            cfg.n_layer as usize,
-        );
+        let (d, v, t, l) = (cfg.d as usize, cfg.vocab as usize, cfg.ctx as usize, cfg.n_layer as usize);
         let std = 0.02f32;
         let proj_std = 0.02 / (2.0 * l as f32).sqrt();
         let mut tensors: Vec<ParamTensor> = Vec::new();
@@ -73,104 +68,32 @@ impl ParamLayout {
         }
         fn add_to(tensors: &mut Vec<ParamTensor>, name: String, shape: Vec<usize>, init: Init) {
             let (offset, len) = (end(tensors), shape.iter().product());
-            tensors.push(ParamTensor {
-                name,
-                shape,
-                offset,
-                len,
-                init,
-            });
+            tensors.push(ParamTensor { name, shape, offset, len, init });
         }
         add_to(&mut tensors, "wte".into(), vec![v, d], Init::Normal(std));
         add_to(&mut tensors, "wpe".into(), vec![t, d], Init::Normal(std));
         for i in 0..l {
-            add_to(
-                &mut tensors,
-                format!("h.{i}.attn.c_attn.weight"),
-                vec![3 * d, d],
-                Init::Normal(std),
-            );
-            add_to(
-                &mut tensors,
-                format!("h.{i}.attn.c_proj.weight"),
-                vec![d, d],
-                Init::Normal(proj_std),
-            );
-            add_to(
-                &mut tensors,
-                format!("h.{i}.mlp.c_fc.weight"),
-                vec![4 * d, d],
-                Init::Normal(std),
-            );
-            add_to(
-                &mut tensors,
-                format!("h.{i}.mlp.c_proj.weight"),
-                vec![d, 4 * d],
-                Init::Normal(proj_std),
-            );
+            add_to(&mut tensors, format!("h.{i}.attn.c_attn.weight"), vec![3 * d, d], Init::Normal(std));
+            add_to(&mut tensors, format!("h.{i}.attn.c_proj.weight"), vec![d, d], Init::Normal(proj_std));
+            add_to(&mut tensors, format!("h.{i}.mlp.c_fc.weight"), vec![4 * d, d], Init::Normal(std));
+            add_to(&mut tensors, format!("h.{i}.mlp.c_proj.weight"), vec![d, 4 * d], Init::Normal(proj_std));
         }
         let n_decay = end(&tensors);
         for i in 0..l {
-            add_to(
-                &mut tensors,
-                format!("h.{i}.ln_1.weight"),
-                vec![d],
-                Init::Ones,
-            );
-            add_to(
-                &mut tensors,
-                format!("h.{i}.ln_1.bias"),
-                vec![d],
-                Init::Zeros,
-            );
-            add_to(
-                &mut tensors,
-                format!("h.{i}.attn.c_attn.bias"),
-                vec![3 * d],
-                Init::Zeros,
-            );
-            add_to(
-                &mut tensors,
-                format!("h.{i}.attn.c_proj.bias"),
-                vec![d],
-                Init::Zeros,
-            );
-            add_to(
-                &mut tensors,
-                format!("h.{i}.ln_2.weight"),
-                vec![d],
-                Init::Ones,
-            );
-            add_to(
-                &mut tensors,
-                format!("h.{i}.ln_2.bias"),
-                vec![d],
-                Init::Zeros,
-            );
-            add_to(
-                &mut tensors,
-                format!("h.{i}.mlp.c_fc.bias"),
-                vec![4 * d],
-                Init::Zeros,
-            );
-            add_to(
-                &mut tensors,
-                format!("h.{i}.mlp.c_proj.bias"),
-                vec![d],
-                Init::Zeros,
-            );
+            add_to(&mut tensors, format!("h.{i}.ln_1.weight"), vec![d], Init::Ones);
+            add_to(&mut tensors, format!("h.{i}.ln_1.bias"), vec![d], Init::Zeros);
+            add_to(&mut tensors, format!("h.{i}.attn.c_attn.bias"), vec![3 * d], Init::Zeros);
+            add_to(&mut tensors, format!("h.{i}.attn.c_proj.bias"), vec![d], Init::Zeros);
+            add_to(&mut tensors, format!("h.{i}.ln_2.weight"), vec![d], Init::Ones);
+            add_to(&mut tensors, format!("h.{i}.ln_2.bias"), vec![d], Init::Zeros);
+            add_to(&mut tensors, format!("h.{i}.mlp.c_fc.bias"), vec![4 * d], Init::Zeros);
+            add_to(&mut tensors, format!("h.{i}.mlp.c_proj.bias"), vec![d], Init::Zeros);
         }
         add_to(&mut tensors, "ln_f.weight".into(), vec![d], Init::Ones);
         add_to(&mut tensors, "ln_f.bias".into(), vec![d], Init::Zeros);
         let total = end(&tensors);
 
-        let find = |name: &str| {
-            tensors
-                .iter()
-                .find(|t| t.name == name)
-                .expect("tensor in layout")
-                .offset as u32
-        };
+        let find = |name: &str| tensors.iter().find(|t| t.name == name).expect("tensor in layout").offset as u32;
         let blocks = (0..l)
             .map(|i| BlockOffsets {
                 ln1_w: find(&format!("h.{i}.ln_1.weight")),
@@ -211,9 +134,7 @@ impl ParamLayout {
             match t.init {
                 Init::Zeros => out.extend(std::iter::repeat_n(0.0, t.len)),
                 Init::Ones => out.extend(std::iter::repeat_n(1.0, t.len)),
-                Init::Normal(std) => {
-                    out.extend((0..t.len).map(|_| std * standard_normal(&mut rng)))
-                }
+                Init::Normal(std) => out.extend((0..t.len).map(|_| std * standard_normal(&mut rng))),
             }
         }
         out

@@ -61,33 +61,20 @@ fn dtype_of(store: Store) -> Dtype {
 }
 
 /// Every tensor of the layout as a view into a raw block of `store` values.
-fn views<'a>(
-    layout: &ParamLayout,
-    prefix: &str,
-    store: Store,
-    bytes: &'a [u8],
-) -> Result<Vec<(String, TensorView<'a>)>> {
+fn views<'a>(layout: &ParamLayout, prefix: &str, store: Store, bytes: &'a [u8]) -> Result<Vec<(String, TensorView<'a>)>> {
     let width = store.bytes_per_element();
     layout
         .tensors
         .iter()
         .map(|t| {
             let data = &bytes[t.offset * width..(t.offset + t.len) * width];
-            Ok((
-                format!("{prefix}{}", t.name),
-                TensorView::new(dtype_of(store), t.shape.clone(), data)?,
-            ))
+            Ok((format!("{prefix}{}", t.name), TensorView::new(dtype_of(store), t.shape.clone(), data)?))
         })
         .collect()
 }
 
 /// The safetensors bytes of a run.
-pub fn encode(
-    state: &RunState,
-    precision: Precision,
-    vocab: &[u8],
-    raw: &RawState,
-) -> Result<Vec<u8>> {
+pub fn encode(state: &RunState, precision: Precision, vocab: &[u8], raw: &RawState) -> Result<Vec<u8>> {
     let layout = ParamLayout::new(&state.model);
     let mut tensors = views(&layout, "", precision.param_store(), &raw.params)?;
     tensors.extend(views(&layout, "adam.m.", precision.state_store(), &raw.m)?);
@@ -103,11 +90,7 @@ pub fn encode(
     meta.insert("vocab".into(), serde_json::to_string(vocab)?);
     meta.insert("step".into(), state.step.to_string());
     // batches are a pure function of (seed, step): that pair is the whole sampler state
-    meta.insert(
-        "rng".into(),
-        serde_json::json!({ "kind": "srgpt-batch-v1", "seed": state.seed, "step": state.step })
-            .to_string(),
-    );
+    meta.insert("rng".into(), serde_json::json!({ "kind": "srgpt-batch-v1", "seed": state.seed, "step": state.step }).to_string());
     meta.insert("run".into(), serde_json::to_string(state)?);
     Ok(safetensors::serialize(tensors, Some(meta))?)
 }
@@ -115,16 +98,8 @@ pub fn encode(
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
 /// the folder. A crash at any moment leaves either the old file or the new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("checkpoint")
-    ));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp: PathBuf = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint")));
     let result = (|| -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -138,32 +113,19 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(anyhow::Error::new(e).context(format!(
-            "writing checkpoint {} (the previous one is left as it was)",
-            path.display()
-        )));
+        return Err(anyhow::Error::new(e).context(format!("writing checkpoint {} (the previous one is left as it was)", path.display())));
     }
     Ok(())
 }
 
-pub fn save(
-    path: &Path,
-    state: &RunState,
-    precision: Precision,
-    vocab: &[u8],
-    raw: &RawState,
-) -> Result<()> {
+pub fn save(path: &Path, state: &RunState, precision: Precision, vocab: &[u8], raw: &RawState) -> Result<()> {
     write_atomically(path, &encode(state, precision, vocab, raw)?)
 }
 
 /// Reads and checks a checkpoint; every defect is a `Failure::BadInput` naming the file.
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read checkpoint {}", path.display()))
-        .map_err(bad)?;
-    decode(&bytes).map_err(|e| {
-        Failure::BadInput(format!("checkpoint {} is not usable: {e}", path.display())).into()
-    })
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display())).map_err(bad)?;
+    decode(&bytes).map_err(|e| Failure::BadInput(format!("checkpoint {} is not usable: {e}", path.display())).into())
 }
 
 fn bad(e: anyhow::Error) -> anyhow::Error {
@@ -171,25 +133,15 @@ fn bad(e: anyhow::Error) -> anyhow::Error {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
-    let (_, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file ({e})"))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file ({e})"))?;
     let meta = header.metadata().clone().ok_or("no metadata")?;
-    let get = |key: &str| {
-        meta.get(key)
-            .ok_or_else(|| format!("metadata has no '{key}'"))
-    };
+    let get = |key: &str| meta.get(key).ok_or_else(|| format!("metadata has no '{key}'"));
     if get("format")? != FORMAT {
-        return Err(format!(
-            "unknown format {:?} (expected {FORMAT})",
-            get("format")?
-        ));
+        return Err(format!("unknown format {:?} (expected {FORMAT})", get("format")?));
     }
-    let state: RunState =
-        serde_json::from_str(get("run")?).map_err(|e| format!("bad run metadata: {e}"))?;
-    let vocab: Vec<u8> =
-        serde_json::from_str(get("vocab")?).map_err(|e| format!("bad vocab metadata: {e}"))?;
-    let precision = Precision::parse(&state.precision)
-        .ok_or_else(|| format!("unknown precision {:?}", state.precision))?;
+    let state: RunState = serde_json::from_str(get("run")?).map_err(|e| format!("bad run metadata: {e}"))?;
+    let vocab: Vec<u8> = serde_json::from_str(get("vocab")?).map_err(|e| format!("bad vocab metadata: {e}"))?;
+    let precision = Precision::parse(&state.precision).ok_or_else(|| format!("unknown precision {:?}", state.precision))?;
     state.model.validate().map_err(|e| e.to_string())?;
     if vocab.len() != state.model.vocab as usize || vocab.windows(2).any(|w| w[0] >= w[1]) {
         return Err(format!(
@@ -199,21 +151,15 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
         ));
     }
     if state.step > state.train.steps {
-        return Err(format!(
-            "step {} is past the run's total of {} steps",
-            state.step, state.train.steps
-        ));
+        return Err(format!("step {} is past the run's total of {} steps", state.step, state.train.steps));
     }
-    let tensors =
-        SafeTensors::deserialize(bytes).map_err(|e| format!("corrupt tensor data ({e})"))?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(|e| format!("corrupt tensor data ({e})"))?;
     let layout = ParamLayout::new(&state.model);
     let gather = |prefix: &str, store: Store| -> Result<Vec<u8>, String> {
         let mut out = Vec::with_capacity(store.buffer_bytes(layout.total) as usize);
         for t in &layout.tensors {
             let name = format!("{prefix}{}", t.name);
-            let view = tensors
-                .tensor(&name)
-                .map_err(|_| format!("tensor {name} is missing"))?;
+            let view = tensors.tensor(&name).map_err(|_| format!("tensor {name} is missing"))?;
             if view.dtype() != dtype_of(store) || view.shape() != t.shape.as_slice() {
                 return Err(format!(
                     "tensor {name} is {:?} {:?}, expected {:?} {:?}",
@@ -232,16 +178,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
         params: gather("", precision.param_store())?,
         m: gather("adam.m.", precision.state_store())?,
         v: gather("adam.v.", precision.state_store())?,
-        master: if precision.has_master() {
-            Some(gather("master.", Store::F32)?)
-        } else {
-            None
-        },
+        master: if precision.has_master() { Some(gather("master.", Store::F32)?) } else { None },
     };
-    Ok(Checkpoint {
-        state,
-        precision,
-        vocab,
-        raw,
-    })
+    Ok(Checkpoint { state, precision, vocab, raw })
 }

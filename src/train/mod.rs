@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::data::{train_batch, val_batches, Batch, Corpus};
 use crate::gpu::Gpu;
 use crate::model::config::{ModelConfig, TrainConfig};
-use crate::model::gpt::{GptGpu, STATS_LEN, STAT_EVAL_LOSS, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
+use crate::model::gpt::{GptGpu, StepTiming, STATS_LEN, STAT_EVAL_LOSS, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
 use crate::model::params::ParamLayout;
 use crate::precision::Precision;
 use checkpoint::{Checkpoint, RunState};
@@ -114,11 +114,7 @@ impl Trainer {
         spec.train.validate()?;
         corpus.check_context(spec.model.ctx)?;
         let layout = ParamLayout::new(&spec.model);
-        let init: Vec<f32> = layout
-            .init(spec.seed)
-            .iter()
-            .map(|&x| half::bf16::from_f32(x).to_f32())
-            .collect();
+        let init: Vec<f32> = layout.init(spec.seed).iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect();
         let mut runs = Vec::new();
         for &p in &spec.precisions {
             runs.push(Run::new(gpu, &spec, p, &init)?);
@@ -128,15 +124,8 @@ impl Trainer {
 
     /// Continues the runs saved in `checkpoints` (same configuration and step), to
     /// `steps` updates in total when given.
-    pub fn resume(
-        gpu: &Gpu,
-        corpus: Corpus,
-        checkpoints: Vec<Checkpoint>,
-        steps: Option<u32>,
-    ) -> Result<Trainer> {
-        let first = checkpoints
-            .first()
-            .ok_or_else(|| crate::Failure::BadInput("nothing to resume".into()))?;
+    pub fn resume(gpu: &Gpu, corpus: Corpus, checkpoints: Vec<Checkpoint>, steps: Option<u32>) -> Result<Trainer> {
+        let first = checkpoints.first().ok_or_else(|| crate::Failure::BadInput("nothing to resume".into()))?;
         let mut state = first.state.clone();
         if corpus.vocab != first.vocab {
             return Err(crate::Failure::BadInput(format!(
@@ -146,26 +135,15 @@ impl Trainer {
             .into());
         }
         for c in &checkpoints[1..] {
-            let same = RunState {
-                precision: state.precision.clone(),
-                tokens: state.tokens,
-                elapsed_s: state.elapsed_s,
-                ..c.state.clone()
-            } == state;
+            let same = RunState { precision: state.precision.clone(), tokens: state.tokens, elapsed_s: state.elapsed_s, ..c.state.clone() }
+                == state;
             if !same {
-                return Err(crate::Failure::BadInput(
-                    "the checkpoints to resume differ in configuration or step".into(),
-                )
-                .into());
+                return Err(crate::Failure::BadInput("the checkpoints to resume differ in configuration or step".into()).into());
             }
         }
         if let Some(s) = steps {
             if s < state.step {
-                return Err(crate::Failure::BadInput(format!(
-                    "--steps {s} is below the checkpoint's step {}",
-                    state.step
-                ))
-                .into());
+                return Err(crate::Failure::BadInput(format!("--steps {s} is below the checkpoint's step {}", state.step)).into());
             }
             state.train.steps = s;
         }
@@ -187,47 +165,17 @@ impl Trainer {
             run.tokens = c.state.tokens;
             runs.push(run);
         }
-        Ok(Trainer::assemble(
-            corpus,
-            spec,
-            runs,
-            state.step,
-            state.elapsed_s,
-        ))
+        Ok(Trainer::assemble(corpus, spec, runs, state.step, state.elapsed_s))
     }
 
-    fn assemble(
-        corpus: Corpus,
-        spec: TrainSpec,
-        runs: Vec<Run>,
-        step: u32,
-        elapsed_before_s: f64,
-    ) -> Trainer {
-        let val = val_batches(
-            &corpus,
-            spec.train.batch,
-            spec.model.ctx,
-            spec.seed,
-            spec.eval_batches,
-        );
+    fn assemble(corpus: Corpus, spec: TrainSpec, runs: Vec<Run>, step: u32, elapsed_before_s: f64) -> Trainer {
+        let val = val_batches(&corpus, spec.train.batch, spec.model.ctx, spec.seed, spec.eval_batches);
         let now = std::time::Instant::now();
-        Trainer {
-            spec,
-            corpus,
-            runs,
-            step,
-            elapsed_before_s,
-            started: now,
-            last_collect: now,
-            val,
-            start_step: step,
-            pending: Vec::new(),
-        }
+        Trainer { spec, corpus, runs, step, elapsed_before_s, started: now, last_collect: now, val, start_step: step, pending: Vec::new() }
     }
 
     pub fn finished(&self) -> bool {
-        self.step >= self.spec.train.steps
-            || self.runs.iter().all(|r| r.status != RunStatus::Running)
+        self.step >= self.spec.train.steps || self.runs.iter().all(|r| r.status != RunStatus::Running)
     }
 
     pub fn elapsed_s(&self) -> f64 {
@@ -241,29 +189,16 @@ impl Trainer {
     /// Runs one update of every live run; returns the metric lines that completed.
     pub fn step(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
         let mut out = std::mem::take(&mut self.pending);
-        if self.step == 0
-            && self.step == self.start_step
-            && self.runs.iter().all(|r| r.val_loss.is_none())
-        {
+        if self.step == 0 && self.step == self.start_step && self.runs.iter().all(|r| r.val_loss.is_none()) {
             out.extend(self.evaluate(gpu)?);
         }
         if self.finished() {
             return Ok(out);
         }
         let s = self.step;
-        let batch = train_batch(
-            &self.corpus,
-            self.spec.train.batch,
-            self.spec.model.ctx,
-            self.spec.seed,
-            s,
-        );
+        let batch = train_batch(&self.corpus, self.spec.train.batch, self.spec.model.ctx, self.spec.seed, s);
         let lr = self.spec.train.lr_at(s);
-        for run in self
-            .runs
-            .iter_mut()
-            .filter(|r| r.status == RunStatus::Running)
-        {
+        for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
             run.submit_step(gpu, &batch, lr, s, self.spec.seed as u32)?;
         }
         self.step = s + 1;
@@ -271,8 +206,7 @@ impl Trainer {
             out.extend(self.collect(gpu, s - 1)?);
         }
         let k = s + 1;
-        let eval_now = k == self.spec.train.steps
-            || (self.spec.eval_every > 0 && k % self.spec.eval_every == 0);
+        let eval_now = k == self.spec.train.steps || (self.spec.eval_every > 0 && k % self.spec.eval_every == 0);
         if eval_now {
             out.extend(self.collect(gpu, s)?);
             let evals = self.evaluate(gpu)?;
@@ -280,11 +214,7 @@ impl Trainer {
         }
         if self.step >= self.spec.train.steps {
             out.extend(self.collect(gpu, s)?);
-            for run in self
-                .runs
-                .iter_mut()
-                .filter(|r| r.status == RunStatus::Running)
-            {
+            for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
                 run.status = RunStatus::Done;
             }
         }
@@ -295,12 +225,7 @@ impl Trainer {
     /// Reads back step `s` of every run that submitted it (waiting only for that step).
     fn collect(&mut self, gpu: &Gpu, s: u32) -> Result<Vec<Metric>> {
         let mut out = Vec::new();
-        let live = self
-            .runs
-            .iter()
-            .filter(|r| r.readbacks.iter().any(|b| b.step == Some(s)))
-            .count()
-            .max(1);
+        let live = self.runs.iter().filter(|r| r.readbacks.iter().any(|b| b.step == Some(s))).count().max(1);
         let wall_share = self.last_collect.elapsed().as_secs_f64() / live as f64;
         let elapsed_s = self.elapsed_s();
         let tokens = self.tokens_per_step();
@@ -316,12 +241,8 @@ impl Trainer {
             run.train_loss = Some(loss);
             if !(loss.is_finite() && sumsq.is_finite()) && run.status == RunStatus::Running {
                 run.status = RunStatus::Diverged(s + 1);
-                run.message = Some(format!(
-                    "run {} diverged at step {}: train loss {loss}, gradient norm {}",
-                    run.precision,
-                    s + 1,
-                    sumsq.sqrt()
-                ));
+                run.message =
+                    Some(format!("run {} diverged at step {}: train loss {loss}, gradient norm {}", run.precision, s + 1, sumsq.sqrt()));
             }
             out.push(Metric {
                 run: run.precision.name().into(),
@@ -342,32 +263,17 @@ impl Trainer {
     pub fn evaluate(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
         let mut out = Vec::new();
         let elapsed_s = self.elapsed_s();
-        let lr = if self.step == 0 {
-            0.0
-        } else {
-            self.spec.train.lr_at(self.step - 1)
-        };
-        for run in self
-            .runs
-            .iter_mut()
-            .filter(|r| r.status == RunStatus::Running)
-        {
+        let lr = if self.step == 0 { 0.0 } else { self.spec.train.lr_at(self.step - 1) };
+        for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
             for (e, batch) in self.val.iter().enumerate() {
                 run.model.upload_batch(gpu, batch);
                 let mut encoder = gpu.device.create_command_encoder(&Default::default());
                 run.model.record_eval(&mut encoder);
-                encoder.copy_buffer_to_buffer(
-                    &run.model.stats,
-                    (STAT_EVAL_LOSS * 4) as u64,
-                    &run.eval_losses,
-                    e as u64 * 4,
-                    4,
-                );
+                encoder.copy_buffer_to_buffer(&run.model.stats, (STAT_EVAL_LOSS * 4) as u64, &run.eval_losses, e as u64 * 4, 4);
                 gpu.queue.submit([encoder.finish()]);
             }
             let losses = gpu.read_f32(&run.eval_losses, self.val.len())?;
-            let mean =
-                (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64) as f32;
+            let mean = (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64) as f32;
             run.val_loss = Some(mean);
             out.push(Metric {
                 run: run.precision.name().into(),
@@ -415,20 +321,10 @@ impl Trainer {
         let lines = self.flush(gpu)?;
         self.pending = lines;
         let mut written = Vec::new();
-        for run in self
-            .runs
-            .iter()
-            .filter(|r| !matches!(r.status, RunStatus::Diverged(_)))
-        {
+        for run in self.runs.iter().filter(|r| !matches!(r.status, RunStatus::Diverged(_))) {
             let path = dir.join(format!("{}.safetensors", run.precision.name()));
             let raw = run.model.read_raw(gpu)?;
-            checkpoint::save(
-                &path,
-                &self.run_state(run),
-                run.precision,
-                &self.corpus.vocab,
-                &raw,
-            )?;
+            checkpoint::save(&path, &self.run_state(run), run.precision, &self.corpus.vocab, &raw)?;
             written.push(path);
         }
         Ok(written)
@@ -438,10 +334,7 @@ impl Trainer {
 /// Puts each evaluation's val_loss on the train line of the same run and step, or appends it.
 fn merge_evals(lines: &mut Vec<Metric>, evals: Vec<Metric>) {
     for e in evals {
-        match lines
-            .iter_mut()
-            .find(|l| l.run == e.run && l.step == e.step)
-        {
+        match lines.iter_mut().find(|l| l.run == e.run && l.step == e.step) {
             Some(line) => line.val_loss = e.val_loss,
             None => lines.push(e),
         }
@@ -462,23 +355,20 @@ impl Run {
             step: None,
             lr: 0.0,
         };
-        let timestamps = gpu
-            .features
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
-            .then(|| {
-                let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("step time"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count: 2,
-                });
-                let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("step time resolve"),
-                    size: 16,
-                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                });
-                (set, resolve)
+        let timestamps = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
+            let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("step time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
             });
+            let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("step time resolve"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (set, resolve)
+        });
         Ok(Run {
             precision,
             model,
@@ -490,28 +380,20 @@ impl Run {
             tokens_per_s: 0.0,
             message: None,
             readbacks: [readback(), readback()],
-            eval_losses: gpu
-                .storage_buffer("eval losses", (spec.eval_batches.max(1) * 4) as u64)?,
+            eval_losses: gpu.storage_buffer("eval losses", (spec.eval_batches.max(1) * 4) as u64)?,
             timestamps,
         })
     }
 
     fn submit_step(&mut self, gpu: &Gpu, batch: &Batch, lr: f32, s: u32, seed: u32) -> Result<()> {
         let slot = (s % 2) as usize;
-        if self.readbacks[slot].step.is_some() {
-            let pending = self.readbacks[slot].step.unwrap();
+        if let Some(pending) = self.readbacks[slot].step {
             self.read_step(gpu, pending)?;
         }
         self.model.upload_batch(gpu, batch);
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.model.record_step(
-            gpu,
-            &mut encoder,
-            lr,
-            s,
-            seed,
-            self.timestamps.as_ref().map(|(set, _)| set),
-        );
+        let timing = self.timestamps.as_ref().map_or(StepTiming::Off, |(set, _)| StepTiming::Pass(set));
+        self.model.record_step(gpu, &mut encoder, lr, s, seed, timing);
         let rb = &mut self.readbacks[slot];
         encoder.copy_buffer_to_buffer(&self.model.stats, 0, &rb.buffer, 0, (STATS_LEN * 4) as u64);
         if let Some((set, resolve)) = &self.timestamps {
@@ -521,51 +403,31 @@ impl Run {
         gpu.queue.submit([encoder.finish()]);
         rb.ready.store(false, Ordering::SeqCst);
         let ready = rb.ready.clone();
-        rb.buffer
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                ready.store(r.is_ok(), Ordering::SeqCst)
-            });
+        rb.buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| ready.store(r.is_ok(), Ordering::SeqCst));
         rb.step = Some(s);
         rb.lr = lr;
         Ok(())
     }
 
     /// The stats, GPU seconds and lr of step `s` if this run submitted it and has not read it yet.
-    fn read_step(
-        &mut self,
-        gpu: &Gpu,
-        s: u32,
-    ) -> Result<Option<([f32; STATS_LEN], Option<f64>, f32)>> {
+    fn read_step(&mut self, gpu: &Gpu, s: u32) -> Result<Option<([f32; STATS_LEN], Option<f64>, f32)>> {
         let Some(rb) = self.readbacks.iter_mut().find(|b| b.step == Some(s)) else {
             return Ok(None);
         };
         while !rb.ready.load(Ordering::SeqCst) {
             gpu.device
-                .poll(wgpu::PollType::Wait {
-                    submission_index: None,
-                    timeout: Some(std::time::Duration::from_secs(60)),
-                })
-                .map_err(|e| {
-                    anyhow::anyhow!("waiting for step {} of {}: {e}", s + 1, self.precision)
-                })?;
+                .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(std::time::Duration::from_secs(60)) })
+                .map_err(|e| anyhow::anyhow!("waiting for step {} of {}: {e}", s + 1, self.precision))?;
             gpu.check_errors(&format!("step {} of run {}", s + 1, self.precision))?;
         }
-        let bytes = rb
-            .buffer
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| anyhow::anyhow!("reading step {}: {e}", s + 1))?
-            .to_vec();
+        let bytes = rb.buffer.slice(..).get_mapped_range().map_err(|e| anyhow::anyhow!("reading step {}: {e}", s + 1))?.to_vec();
         rb.buffer.unmap();
         rb.step = None;
         let floats: &[f32] = bytemuck::cast_slice(&bytes[..STATS_LEN * 4]);
         let stats = [floats[0], floats[1], floats[2], floats[3]];
         let seconds = self.timestamps.as_ref().map(|_| {
             let ticks: &[u64] = bytemuck::cast_slice(&bytes[STATS_LEN * 4..]);
-            ticks[1].saturating_sub(ticks[0]) as f64
-                * gpu.queue.get_timestamp_period() as f64
-                * 1e-9
+            ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64 * 1e-9
         });
         Ok(Some((stats, seconds, rb.lr)))
     }

@@ -45,14 +45,10 @@ pub fn run(dispatches: &[srgpt::gpu::Dispatch]) {
 
 /// Deterministic uniform values in [-scale, scale).
 pub fn random_values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
             (2.0 * unit - 1.0) * scale
         })
@@ -70,11 +66,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
     let mut worst: Option<(usize, f32)> = None;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         if g.is_nan() || w.is_nan() {
-            assert_eq!(
-                g.is_nan(),
-                w.is_nan(),
-                "{what}: element {i}: got {g}, want {w}"
-            );
+            assert_eq!(g.is_nan(), w.is_nan(), "{what}: element {i}: got {g}, want {w}");
             continue;
         }
         let excess = (g - w).abs() - (abs + rel * w.abs());
@@ -83,9 +75,6 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
         }
     }
     if let Some((i, _)) = worst {
-        panic!(
-            "{what}: element {i}: got {}, want {} (tolerance {abs} + {rel}*|want|)",
-            got[i], want[i]
-        );
+        panic!("{what}: element {i}: got {}, want {} (tolerance {abs} + {rel}*|want|)", got[i], want[i]);
     }
 }
