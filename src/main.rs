@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use srgpt::bench::{bench_matmul, bench_train, default_shapes, MatmulRow};
 use srgpt::data::Corpus;
@@ -11,7 +11,8 @@ use srgpt::gpu::{self, AdapterReport, Gpu};
 use srgpt::model::config::{preset, ModelConfig};
 use srgpt::precision::Precision;
 use srgpt::sample::{sample_text, SampleOptions, Sampler};
-use srgpt::train::{Metric, RunStatus, TrainSpec, Trainer};
+use srgpt::train::output::{divergences, write_json_atomically, RunOutput};
+use srgpt::train::{TrainSpec, Trainer};
 use srgpt::Failure;
 use std::io::{IsTerminal, Write};
 
@@ -252,7 +253,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             if let Some(path) = json {
                 let doc = serde_json::json!({ "adapter": gpu.report, "preset": preset_name, "best_matmul_gflops": best, "runs": rows });
-                write_json(&path, &doc)?;
+                write_json_atomically(&path, &doc)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -270,7 +271,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })?;
             if let Some(path) = json {
                 let doc = serde_json::json!({ "adapter": gpu.report, "matmul": rows });
-                write_json(&path, &doc)?;
+                write_json_atomically(&path, &doc)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -309,14 +310,6 @@ fn info(filter: Option<&str>, json: bool) -> Result<ExitCode> {
     }
     chosen?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes JSON through a temporary file and a rename, so a reader never sees half a file.
-fn write_json(path: &std::path::Path, doc: &serde_json::Value) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(doc)? + "\n").with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 fn launched() -> std::time::Instant {
@@ -404,13 +397,7 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         Some(spec) => Trainer::new(&gpu, corpus, spec)?,
         None => Trainer::resume(&gpu, corpus, checkpoints, args.steps)?,
     };
-    std::fs::create_dir_all(&out_dir).map_err(|e| bad_input(format!("cannot create output folder {}: {e}", out_dir.display())))?;
-    let metrics_path = out_dir.join("metrics.jsonl");
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| bad_input(format!("cannot write {}: {e}", metrics_path.display())))?;
+    let mut output = RunOutput::open(&out_dir)?;
     let s = &trainer.spec;
     eprintln!(
         "model: {} layers, {} heads, d {}, ctx {}, vocab {} ({} parameters); batch {}, lr {}, warm-up {}, {} steps; modes {}",
@@ -441,10 +428,7 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
     let mut reported = Vec::new();
     while !trainer.finished() && trainer.step < stop_at {
         let lines = trainer.step(&gpu)?;
-        for line in &lines {
-            writeln!(metrics, "{}", serde_json::to_string(line)?)?;
-        }
-        metrics.flush()?;
+        output.write_metrics(&lines)?;
         for run in &trainer.runs {
             if let Some(msg) = &run.message {
                 if !reported.contains(msg) {
@@ -456,7 +440,7 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
                 }
             }
         }
-        let status = status_line(&trainer, &lines);
+        let status = status_line(&trainer);
         match &bar {
             Some(b) => {
                 b.set_position(trainer.step as u64);
@@ -468,57 +452,30 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
             None => {}
         }
         if args.ckpt_every > 0 && trainer.step % args.ckpt_every == 0 && trainer.step < total {
-            trainer.save_checkpoints(&gpu, &out_dir)?;
+            output.checkpoint(&mut trainer, &gpu)?;
         }
     }
     if let Some(b) = &bar {
         b.finish();
     }
-    let written = trainer.save_checkpoints(&gpu, &out_dir)?;
-    for line in trainer.flush(&gpu)? {
-        writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
-    }
-    metrics.flush()?;
+    let (written, summary) = output.finish(&mut trainer, &gpu)?;
     for p in &written {
         eprintln!("checkpoint: {}", p.display());
     }
-    let summary = serde_json::json!({
-        "adapter": gpu.report,
-        "preset": trainer.spec.preset,
-        "steps": trainer.step,
-        "runs": trainer.runs.iter().map(|r| serde_json::json!({
-            "precision": r.precision.name(),
-            "status": r.status.name(),
-            "final_train_loss": r.train_loss,
-            "final_val_loss": r.val_loss,
-            "state_bytes_per_param": r.model.state_bytes_per_param(),
-            "tokens_per_s": if r.busy_s > 0.0 { r.tokens as f64 / r.busy_s } else { 0.0 },
-            "wall_s": r.busy_s,
-        })).collect::<Vec<_>>(),
-    });
-    write_json(&out_dir.join("summary.json"), &summary)?;
     println!("{:<8} {:>10} {:>10} {:>12} {:>10}  status", "mode", "train", "val", "bytes/param", "tokens/s");
-    for r in &trainer.runs {
+    for r in &summary.runs {
         let fmt = |x: Option<f32>| x.map_or("-".into(), |v| format!("{v:.4}"));
-        let tps = if r.busy_s > 0.0 { r.tokens as f64 / r.busy_s } else { 0.0 };
         println!(
             "{:<8} {:>10} {:>10} {:>12.1} {:>10.0}  {}",
-            r.precision.name(),
-            fmt(r.train_loss),
-            fmt(r.val_loss),
-            r.model.state_bytes_per_param(),
-            tps,
-            r.status.name()
+            r.precision,
+            fmt(r.final_train_loss),
+            fmt(r.final_val_loss),
+            r.state_bytes_per_param,
+            r.tokens_per_s,
+            r.status
         );
     }
-    let diverged: Vec<String> = trainer
-        .runs
-        .iter()
-        .filter_map(|r| match r.status {
-            RunStatus::Diverged(_) => r.message.clone(),
-            _ => None,
-        })
-        .collect();
+    let diverged = divergences(&trainer);
     if !diverged.is_empty() {
         return Err(Failure::Diverged(diverged.join("; ")).into());
     }
@@ -526,7 +483,7 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
 }
 
 /// "fp32 2.512 | bf16 2.530" with the latest losses.
-fn status_line(trainer: &Trainer, _lines: &[Metric]) -> String {
+fn status_line(trainer: &Trainer) -> String {
     trainer
         .runs
         .iter()

@@ -3,6 +3,7 @@
 //! one update per `step()` call, so a CLI loop, a UI thread or a browser frame can drive it.
 
 pub mod checkpoint;
+pub mod output;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
