@@ -40,3 +40,4 @@ impl std::fmt::Display for Failure {
 impl std::error::Error for Failure {}
 pub mod sample;
 pub mod train;
+pub mod ui;

@@ -13,6 +13,8 @@ use srgpt::precision::Precision;
 use srgpt::sample::{sample_text, SampleOptions, Sampler};
 use srgpt::train::output::{divergences, write_json_atomically, RunOutput};
 use srgpt::train::{TrainSpec, Trainer};
+use srgpt::ui::native::WindowOptions;
+use srgpt::ui::Settings;
 use srgpt::Failure;
 use std::io::{IsTerminal, Write};
 
@@ -23,8 +25,9 @@ struct Cli {
     /// fastest kind present). WGPU_BACKEND=vulkan|metal|dx12|gl narrows the search.
     #[arg(long, global = true)]
     adapter: Option<String>,
+    /// Without a command: the dashboard, training the tiny preset in fp32, bf16 and bf16-sr.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -37,6 +40,16 @@ enum Command {
     },
     /// Train the GPT in one or more precision modes side by side.
     Train(Box<TrainArgs>),
+    /// Show a finished run's curves (its folder or metrics.jsonl) in the dashboard.
+    View {
+        path: PathBuf,
+        /// Close the window once drawn (with --screenshot, after saving the picture).
+        #[arg(long)]
+        exit_when_done: bool,
+        /// Save the window as a PNG just before it closes.
+        #[arg(long)]
+        screenshot: Option<PathBuf>,
+    },
     /// Generate text from a checkpoint.
     Sample {
         /// A checkpoint written by `srgpt train` (DIR/<precision>.safetensors).
@@ -66,9 +79,18 @@ enum Command {
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Train without a window, printing progress (the only mode in this build).
+    /// Train without a window, printing progress (also the fallback where no display exists).
     #[arg(long)]
     headless: bool,
+    /// Dashboard: close the window when training finishes.
+    #[arg(long)]
+    exit_when_done: bool,
+    /// Dashboard: save the window as a PNG just before it closes.
+    #[arg(long)]
+    screenshot: Option<PathBuf>,
+    /// Dashboard: show text sampled from each run every N steps (0: never).
+    #[arg(long, default_value_t = 100)]
+    sample_every: u32,
     /// `builtin` (srgpt's own sources, no set-up) or a path to any file, read as bytes.
     #[arg(long, default_value = "builtin")]
     corpus: String,
@@ -185,7 +207,28 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
+    // no command: `srgpt train` with its defaults
+    let command = match cli.command {
+        Some(c) => c,
+        None => Cli::try_parse_from(["srgpt", "train"])?.command.ok_or_else(|| anyhow::anyhow!("default command"))?,
+    };
+    match command {
+        Command::View { path, exit_when_done, screenshot } => {
+            if !srgpt::ui::native::display_available() {
+                return Err(bad_input("srgpt view needs a display (DISPLAY or WAYLAND_DISPLAY); none is set".into()));
+            }
+            srgpt::train::read_metrics(&if path.is_dir() { path.join("metrics.jsonl") } else { path.clone() })?;
+            let settings = Settings::from_preset("tiny");
+            srgpt::ui::native::run(WindowOptions {
+                settings,
+                autostart: false,
+                view: Some(path),
+                exit_when_done,
+                screenshot,
+                adapter: cli.adapter,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Info { json } => info(cli.adapter.as_deref(), json),
         Command::Train(args) => train(cli.adapter.as_deref(), *args),
         Command::Sample { checkpoint, prompt, tokens, temperature, top_k, seed } => {
@@ -312,6 +355,40 @@ fn info(filter: Option<&str>, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `srgpt train` in a window: the flags fill the form, and training starts at once.
+fn dashboard(adapter: Option<&str>, args: &TrainArgs) -> Result<ExitCode> {
+    preset(&args.preset)?;
+    let precisions = parse_precisions(&args.precision)?;
+    let mut s = Settings::from_preset(&args.preset);
+    s.corpus = args.corpus.clone();
+    s.n_layer = args.n_layer.unwrap_or(s.n_layer);
+    s.n_head = args.n_head.unwrap_or(s.n_head);
+    s.d = args.d.unwrap_or(s.d);
+    s.ctx = args.ctx.unwrap_or(s.ctx);
+    s.batch = args.batch.unwrap_or(s.batch);
+    s.lr = args.lr.unwrap_or(s.lr);
+    s.warmup = args.warmup.unwrap_or(s.warmup);
+    s.steps = args.steps.unwrap_or(s.steps);
+    s.seed = args.seed;
+    s.eval_every = args.eval_every;
+    s.eval_batches = args.eval_batches;
+    s.sample_every = args.sample_every;
+    s.modes = Precision::ALL.map(|p| precisions.contains(&p));
+    s.out_dir = args.out.clone().unwrap_or_else(srgpt::train::output::default_dir).display().to_string();
+    // bad settings are refused here as in headless mode, before a window opens
+    s.to_spec().map_err(bad_input)?;
+    let opts = WindowOptions {
+        settings: s,
+        autostart: true,
+        view: None,
+        exit_when_done: args.exit_when_done,
+        screenshot: args.screenshot.clone(),
+        adapter: adapter.map(str::to_string),
+    };
+    srgpt::ui::native::run(opts)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn launched() -> std::time::Instant {
     static LAUNCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     *LAUNCH.get_or_init(std::time::Instant::now)
@@ -338,8 +415,11 @@ fn bad_input(msg: String) -> anyhow::Error {
 }
 
 fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
-    if !args.headless {
-        eprintln!("srgpt: this build has no dashboard yet; training headless");
+    if !args.headless && args.resume.is_empty() {
+        if srgpt::ui::native::display_available() {
+            return dashboard(adapter, &args);
+        }
+        eprintln!("srgpt: no display (DISPLAY or WAYLAND_DISPLAY is unset): training headless");
     }
     let corpus = Corpus::load(&args.corpus)?;
     let resuming = !args.resume.is_empty();

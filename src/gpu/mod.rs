@@ -13,7 +13,7 @@ pub use shader::ShaderSpec;
 use crate::Failure;
 
 /// Optional features srgpt uses where the adapter has them; none is required.
-const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
     .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
     .union(wgpu::Features::SUBGROUP)
     .union(wgpu::Features::SHADER_F16);
@@ -331,7 +331,14 @@ impl Gpu {
             entries: &entries,
         });
         self.check_errors(&format!("binding {name} ({})", spec.key()))?;
-        Ok(Dispatch { name, detail: format!("{} {} {workgroups:?}", spec.entry, short_defines(spec)), pipeline, bind_group, workgroups, uniform })
+        Ok(Dispatch {
+            name,
+            detail: format!("{} {} {workgroups:?}", spec.entry, short_defines(spec)),
+            pipeline,
+            bind_group,
+            workgroups,
+            uniform,
+        })
     }
 
     /// Workgroup counts for `groups` workgroups in a line, folded into y past the per-dimension limit.

@@ -74,7 +74,11 @@ fn check(c: u32, offsets: &[u32]) -> Result<()> {
 
 /// inp and out share one storage define (ACT): activations are stored alike throughout.
 fn spec(entry: &'static str, act: &str, param: &str, grad: &str, row_threads: u32) -> ShaderSpec {
-    ShaderSpec::new("layernorm.wgsl", entry).define("ACT", act).define("PARAM", param).define("GRAD", grad).define("ROW_THREADS", row_threads)
+    ShaderSpec::new("layernorm.wgsl", entry)
+        .define("ACT", act)
+        .define("PARAM", param)
+        .define("GRAD", grad)
+        .define("ROW_THREADS", row_threads)
 }
 
 pub fn variants() -> Vec<ShaderSpec> {

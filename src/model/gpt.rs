@@ -99,6 +99,22 @@ pub enum StepTiming<'a> {
     PerDispatch(&'a wgpu::QuerySet),
 }
 
+/// One compute pass over `dispatches`, with optional (query set, start index, end index).
+fn record_pass(
+    encoder: &mut wgpu::CommandEncoder,
+    label: &str,
+    dispatches: &[&Dispatch],
+    timestamps: Option<(&wgpu::QuerySet, Option<u32>, Option<u32>)>,
+) {
+    let timestamp_writes = timestamps.map(|(query_set, beginning_of_pass_write_index, end_of_pass_write_index)| {
+        wgpu::ComputePassTimestampWrites { query_set, beginning_of_pass_write_index, end_of_pass_write_index }
+    });
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes });
+    for d in dispatches {
+        d.record(&mut pass);
+    }
+}
+
 /// Views whole buffers as tensors of one storage type.
 fn tensor_of<'a>(store: Store) -> impl Fn(&'a wgpu::Buffer) -> TensorRef<'a> {
     move |buffer| TensorRef::new(buffer, store)
@@ -412,45 +428,70 @@ impl GptGpu {
     /// Records one training step (forward, loss, backward, clip + AdamW) into `encoder`, for
     /// update number `step` with learning rate `lr`. The batch must be uploaded first.
     pub fn record_step(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, lr: f32, step: u32, seed: u32, timing: StepTiming) {
-        let n = self.layout.total as u32;
-        let adamw = self.update.last().expect("the update ends with AdamW");
-        adamw.set_params(&gpu.queue, &adamw_params(&self.adamw, n, self.layout.n_decay as u32, lr, step, seed));
+        self.set_update_params(gpu, lr, step, seed);
         encoder.clear_buffer(&self.dresidual, 0, None);
+        let dispatches: Vec<&Dispatch> = self.step_dispatches().collect();
         match timing {
-            StepTiming::Off | StepTiming::Pass(_) => {
-                let timestamp_writes = match timing {
-                    StepTiming::Pass(query_set) => Some(wgpu::ComputePassTimestampWrites {
-                        query_set,
-                        beginning_of_pass_write_index: Some(0),
-                        end_of_pass_write_index: Some(1),
-                    }),
-                    _ => None,
-                };
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes });
-                for d in self.step_dispatches() {
-                    d.record(&mut pass);
-                }
-            }
-            StepTiming::PerDispatch(query_set) => {
-                for (i, d) in self.step_dispatches().enumerate() {
-                    let timestamp_writes = Some(wgpu::ComputePassTimestampWrites {
-                        query_set,
-                        beginning_of_pass_write_index: Some(2 * i as u32),
-                        end_of_pass_write_index: Some(2 * i as u32 + 1),
-                    });
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(d.name), timestamp_writes });
-                    d.record(&mut pass);
+            StepTiming::Off => record_pass(encoder, "train step", &dispatches, None),
+            StepTiming::Pass(set) => record_pass(encoder, "train step", &dispatches, Some((set, Some(0), Some(1)))),
+            StepTiming::PerDispatch(set) => {
+                for (i, d) in dispatches.iter().enumerate() {
+                    let i = i as u32;
+                    record_pass(encoder, d.name, &[d], Some((set, Some(2 * i), Some(2 * i + 1))));
                 }
             }
         }
     }
 
-    /// Records the forward pass and the mean loss into stats[STAT_EVAL_LOSS], without gradients.
-    pub fn record_eval(&self, encoder: &mut wgpu::CommandEncoder) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eval"), timestamp_writes: None });
-        for d in self.forward.iter().chain(&self.eval_loss) {
-            d.record(&mut pass);
-        }
+    /// One training step as several command buffers of at most `chunk` dispatches, so a
+    /// renderer sharing the queue can slip its frames in between (submit them one at a time).
+    /// With `timestamps`, the step's start and end land in queries 0 and 1.
+    pub fn step_encoders(
+        &self,
+        gpu: &Gpu,
+        lr: f32,
+        step: u32,
+        seed: u32,
+        timestamps: Option<&wgpu::QuerySet>,
+        chunk: usize,
+    ) -> Vec<wgpu::CommandEncoder> {
+        self.set_update_params(gpu, lr, step, seed);
+        let dispatches: Vec<&Dispatch> = self.step_dispatches().collect();
+        let parts: Vec<&[&Dispatch]> = dispatches.chunks(chunk.max(1)).collect();
+        let last = parts.len() - 1;
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                if i == 0 {
+                    encoder.clear_buffer(&self.dresidual, 0, None);
+                }
+                let writes = timestamps.filter(|_| i == 0 || i == last).map(|set| (set, (i == 0).then_some(0), (i == last).then_some(1)));
+                record_pass(&mut encoder, "train step", part, writes);
+                encoder
+            })
+            .collect()
+    }
+
+    fn set_update_params(&self, gpu: &Gpu, lr: f32, step: u32, seed: u32) {
+        let n = self.layout.total as u32;
+        let adamw = self.update.last().expect("the update ends with AdamW");
+        adamw.set_params(&gpu.queue, &adamw_params(&self.adamw, n, self.layout.n_decay as u32, lr, step, seed));
+    }
+
+    /// The forward pass and the mean loss into stats[STAT_EVAL_LOSS], without gradients, as
+    /// command buffers of at most `chunk` dispatches.
+    pub fn eval_encoders(&self, gpu: &Gpu, chunk: usize) -> Vec<wgpu::CommandEncoder> {
+        let dispatches: Vec<&Dispatch> = self.forward.iter().chain(&self.eval_loss).collect();
+        dispatches
+            .chunks(chunk.max(1))
+            .map(|part| {
+                let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                record_pass(&mut encoder, "eval", part, None);
+                encoder
+            })
+            .collect()
     }
 
     /// Records only the forward (logits for sampling).

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::data::{train_batch, val_batches, Batch, Corpus};
 use crate::gpu::Gpu;
 use crate::model::config::{ModelConfig, TrainConfig};
-use crate::model::gpt::{GptGpu, StepTiming, STATS_LEN, STAT_EVAL_LOSS, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
+use crate::model::gpt::{GptGpu, STATS_LEN, STAT_EVAL_LOSS, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
 use crate::model::params::ParamLayout;
 use crate::precision::Precision;
 use checkpoint::{Checkpoint, RunState};
@@ -36,6 +36,8 @@ pub struct TrainSpec {
 pub enum RunStatus {
     Running,
     Done,
+    /// ended by the user before its last step
+    Stopped,
     /// a non-finite loss or gradient norm at this step
     Diverged(u32),
 }
@@ -45,6 +47,7 @@ impl RunStatus {
         match self {
             RunStatus::Running => "running",
             RunStatus::Done => "done",
+            RunStatus::Stopped => "stopped",
             RunStatus::Diverged(_) => "diverged",
         }
     }
@@ -106,6 +109,9 @@ pub struct Trainer {
     start_step: u32,
     /// lines read back outside `step()` (e.g. while checkpointing), handed out next
     pending: Vec<Metric>,
+    /// most dispatches per submission: small when a renderer shares the queue (see
+    /// [`Trainer::share_queue_with_renderer`]), unlimited otherwise
+    chunk: usize,
 }
 
 impl Trainer {
@@ -172,7 +178,25 @@ impl Trainer {
     fn assemble(corpus: Corpus, spec: TrainSpec, runs: Vec<Run>, step: u32, elapsed_before_s: f64) -> Trainer {
         let val = val_batches(&corpus, spec.train.batch, spec.model.ctx, spec.seed, spec.eval_batches);
         let now = std::time::Instant::now();
-        Trainer { spec, corpus, runs, step, elapsed_before_s, started: now, last_collect: now, val, start_step: step, pending: Vec::new() }
+        Trainer {
+            spec,
+            corpus,
+            runs,
+            step,
+            elapsed_before_s,
+            started: now,
+            last_collect: now,
+            val,
+            start_step: step,
+            pending: Vec::new(),
+            chunk: usize::MAX,
+        }
+    }
+
+    /// Submits each step in small pieces, one after the other finishes, so frames drawn on
+    /// the same queue wait for at most one piece (a few ms) instead of a whole step.
+    pub fn share_queue_with_renderer(&mut self, dispatches_per_submission: usize) {
+        self.chunk = dispatches_per_submission.max(1);
     }
 
     pub fn finished(&self) -> bool {
@@ -200,7 +224,7 @@ impl Trainer {
         let batch = train_batch(&self.corpus, self.spec.train.batch, self.spec.model.ctx, self.spec.seed, s);
         let lr = self.spec.train.lr_at(s);
         for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
-            run.submit_step(gpu, &batch, lr, s, self.spec.seed as u32)?;
+            run.submit_step(gpu, &batch, lr, s, self.spec.seed as u32, self.chunk)?;
         }
         self.step = s + 1;
         if s > self.start_step {
@@ -268,10 +292,10 @@ impl Trainer {
         for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
             for (e, batch) in self.val.iter().enumerate() {
                 run.model.upload_batch(gpu, batch);
-                let mut encoder = gpu.device.create_command_encoder(&Default::default());
-                run.model.record_eval(&mut encoder);
-                encoder.copy_buffer_to_buffer(&run.model.stats, (STAT_EVAL_LOSS * 4) as u64, &run.eval_losses, e as u64 * 4, 4);
-                gpu.queue.submit([encoder.finish()]);
+                let mut encoders = run.model.eval_encoders(gpu, self.chunk);
+                let last = encoders.last_mut().expect("a forward has dispatches");
+                last.copy_buffer_to_buffer(&run.model.stats, (STAT_EVAL_LOSS * 4) as u64, &run.eval_losses, e as u64 * 4, 4);
+                submit_in_turn(gpu, encoders)?;
             }
             let losses = gpu.read_f32(&run.eval_losses, self.val.len())?;
             let mean = (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64) as f32;
@@ -332,6 +356,37 @@ impl Trainer {
     }
 }
 
+/// Submits command buffers in order; between pieces, waits for the previous one so other
+/// users of the queue (a renderer) get their turn.
+fn submit_in_turn(gpu: &Gpu, encoders: Vec<wgpu::CommandEncoder>) -> Result<()> {
+    let n = encoders.len();
+    for (i, encoder) in encoders.into_iter().enumerate() {
+        gpu.queue.submit([encoder.finish()]);
+        if i + 1 < n {
+            // waits for the latest submission, whichever thread made it (a submission index
+            // can race with another thread's submissions in wgpu's bookkeeping)
+            gpu.device
+                .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(std::time::Duration::from_secs(60)) })
+                .map_err(|e| anyhow::anyhow!("waiting for the GPU: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a metrics.jsonl; a malformed line is an error naming the file and line.
+pub fn read_metrics(path: &Path) -> Result<Vec<Metric>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| crate::Failure::BadInput(format!("cannot read metrics {}: {e}", path.display())))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| crate::Failure::BadInput(format!("{} line {}: not a metrics line ({e})", path.display(), i + 1)).into())
+        })
+        .collect()
+}
+
 /// Puts each evaluation's val_loss on the train line of the same run and step, or appends it.
 fn merge_evals(lines: &mut Vec<Metric>, evals: Vec<Metric>) {
     for e in evals {
@@ -386,22 +441,21 @@ impl Run {
         })
     }
 
-    fn submit_step(&mut self, gpu: &Gpu, batch: &Batch, lr: f32, s: u32, seed: u32) -> Result<()> {
+    fn submit_step(&mut self, gpu: &Gpu, batch: &Batch, lr: f32, s: u32, seed: u32, chunk: usize) -> Result<()> {
         let slot = (s % 2) as usize;
         if let Some(pending) = self.readbacks[slot].step {
             self.read_step(gpu, pending)?;
         }
         self.model.upload_batch(gpu, batch);
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        let timing = self.timestamps.as_ref().map_or(StepTiming::Off, |(set, _)| StepTiming::Pass(set));
-        self.model.record_step(gpu, &mut encoder, lr, s, seed, timing);
+        let mut encoders = self.model.step_encoders(gpu, lr, s, seed, self.timestamps.as_ref().map(|(set, _)| set), chunk);
         let rb = &mut self.readbacks[slot];
-        encoder.copy_buffer_to_buffer(&self.model.stats, 0, &rb.buffer, 0, (STATS_LEN * 4) as u64);
+        let last = encoders.last_mut().expect("a step has dispatches");
+        last.copy_buffer_to_buffer(&self.model.stats, 0, &rb.buffer, 0, (STATS_LEN * 4) as u64);
         if let Some((set, resolve)) = &self.timestamps {
-            encoder.resolve_query_set(set, 0..2, resolve, 0);
-            encoder.copy_buffer_to_buffer(resolve, 0, &rb.buffer, (STATS_LEN * 4) as u64, 16);
+            last.resolve_query_set(set, 0..2, resolve, 0);
+            last.copy_buffer_to_buffer(resolve, 0, &rb.buffer, (STATS_LEN * 4) as u64, 16);
         }
-        gpu.queue.submit([encoder.finish()]);
+        submit_in_turn(gpu, encoders)?;
         rb.ready.store(false, Ordering::SeqCst);
         let ready = rb.ready.clone();
         rb.buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| ready.store(r.is_ok(), Ordering::SeqCst));

@@ -1,0 +1,584 @@
+//! The dashboard: live loss curves of every precision mode, a run table, throughput and LR
+//! plots, samples, and the controls to start, pause, resume, stop and save. Platform-neutral
+//! egui; `native` opens it in a window, training on a worker thread that shares the
+//! renderer's GPU device.
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
+pub mod session;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use egui::Color32;
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+
+use crate::data::Corpus;
+use crate::gpu::Gpu;
+use crate::model::config::{preset, ModelConfig, PRESETS};
+use crate::precision::Precision;
+use crate::train::{Metric, TrainSpec};
+use session::Event;
+
+/// The colour of each mode's curves.
+pub fn mode_color(name: &str) -> Color32 {
+    match name {
+        "fp32" => Color32::from_rgb(66, 133, 244),
+        "mixed" => Color32::from_rgb(171, 71, 188),
+        "bf16" => Color32::from_rgb(234, 67, 53),
+        "bf16-sr" => Color32::from_rgb(52, 168, 83),
+        _ => Color32::GRAY,
+    }
+}
+
+/// The form on the left: what the next Start trains.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub corpus: String,
+    pub preset: String,
+    pub n_layer: u32,
+    pub n_head: u32,
+    pub d: u32,
+    pub ctx: u32,
+    pub batch: u32,
+    pub lr: f32,
+    pub warmup: u32,
+    pub steps: u32,
+    pub seed: u64,
+    pub eval_every: u32,
+    pub eval_batches: u32,
+    pub sample_every: u32,
+    /// fp32, mixed, bf16, bf16-sr
+    pub modes: [bool; 4],
+    pub out_dir: String,
+}
+
+impl Settings {
+    pub fn from_preset(name: &str) -> Settings {
+        let p = preset(name).unwrap_or(PRESETS[0]);
+        Settings {
+            corpus: "builtin".into(),
+            preset: p.name.into(),
+            n_layer: p.n_layer,
+            n_head: p.n_head,
+            d: p.d,
+            ctx: p.ctx,
+            batch: p.train.batch,
+            lr: p.train.lr,
+            warmup: p.train.warmup,
+            steps: p.train.steps,
+            seed: 1,
+            eval_every: 50,
+            eval_batches: 8,
+            sample_every: 100,
+            modes: [true, false, true, true],
+            out_dir: String::new(),
+        }
+    }
+
+    fn apply_preset(&mut self, name: &str) {
+        let keep = (self.corpus.clone(), self.modes, self.seed, self.out_dir.clone());
+        *self = Settings::from_preset(name);
+        (self.corpus, self.modes, self.seed, self.out_dir) = keep;
+    }
+
+    /// The corpus and the training spec, or the reason they cannot be.
+    pub fn to_spec(&self) -> Result<(Corpus, TrainSpec), String> {
+        let corpus = Corpus::load(self.corpus.trim()).map_err(|e| e.to_string())?;
+        let model = ModelConfig { n_layer: self.n_layer, n_head: self.n_head, d: self.d, ctx: self.ctx, vocab: corpus.vocab_size() };
+        let train = crate::model::config::TrainConfig { batch: self.batch, lr: self.lr, warmup: self.warmup, steps: self.steps };
+        model.validate().map_err(|e| e.to_string())?;
+        train.validate().map_err(|e| e.to_string())?;
+        corpus.check_context(model.ctx).map_err(|e| e.to_string())?;
+        let precisions: Vec<Precision> = Precision::ALL.iter().zip(self.modes).filter(|(_, on)| *on).map(|(p, _)| *p).collect();
+        if precisions.is_empty() {
+            return Err("choose at least one precision mode".into());
+        }
+        let spec = TrainSpec {
+            preset: self.preset.clone(),
+            model,
+            train,
+            precisions,
+            seed: self.seed,
+            eval_every: self.eval_every,
+            eval_batches: self.eval_batches.max(1),
+        };
+        Ok((corpus, spec))
+    }
+}
+
+/// What the plots and table know of one run.
+#[derive(Clone, Debug, Default)]
+pub struct RunView {
+    pub name: String,
+    /// (step, tokens, elapsed_s, loss)
+    pub train: Vec<[f64; 4]>,
+    pub val: Vec<[f64; 4]>,
+    pub lr: Vec<[f64; 4]>,
+    pub tokens_per_s: Vec<[f64; 4]>,
+    pub status: String,
+    pub state_mib: f64,
+    pub bytes_per_param: f64,
+    pub sample: String,
+    pub sample_step: u32,
+}
+
+impl RunView {
+    fn last(series: &[[f64; 4]]) -> Option<f64> {
+        series.last().map(|p| p[3])
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XAxis {
+    Step,
+    Tokens,
+    Time,
+}
+
+impl XAxis {
+    fn index(self) -> usize {
+        match self {
+            XAxis::Step => 0,
+            XAxis::Tokens => 1,
+            XAxis::Time => 2,
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            XAxis::Step => "step",
+            XAxis::Tokens => "tokens",
+            XAxis::Time => "seconds",
+        }
+    }
+}
+
+/// How the dashboard reaches its training session.
+pub trait Driver {
+    fn start(&mut self, corpus: Corpus, spec: TrainSpec, out_dir: Option<std::path::PathBuf>, sample_every: u32);
+    fn pause(&mut self);
+    fn resume(&mut self);
+    fn stop(&mut self);
+    fn save(&mut self);
+    /// Events since the last call.
+    fn poll(&mut self) -> Vec<Event>;
+    fn running(&self) -> bool;
+}
+
+pub struct App {
+    pub settings: Settings,
+    pub runs: Vec<RunView>,
+    pub log_scale: bool,
+    pub x_axis: XAxis,
+    pub smoothing: f32,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+    pub paused: bool,
+    pub done: bool,
+    pub adapter: String,
+    pub viewing: Option<String>,
+    pub view_path: String,
+    frame_ms: VecDeque<f32>,
+    /// frames drawn while training, and their total milliseconds
+    pub training_frames: (u64, f64),
+    driver: Option<Box<dyn Driver>>,
+}
+
+impl App {
+    pub fn new(settings: Settings, adapter: String, driver: Option<Box<dyn Driver>>) -> App {
+        App {
+            settings,
+            runs: Vec::new(),
+            log_scale: false,
+            x_axis: XAxis::Step,
+            smoothing: 0.9,
+            error: None,
+            notice: None,
+            paused: false,
+            done: false,
+            adapter,
+            viewing: None,
+            view_path: String::new(),
+            frame_ms: VecDeque::new(),
+            training_frames: (0, 0.0),
+            driver,
+        }
+    }
+
+    /// Starts training with the current settings (errors are shown, not thrown).
+    pub fn start(&mut self) {
+        match self.settings.to_spec() {
+            Err(e) => self.error = Some(e),
+            Ok((corpus, spec)) => match &mut self.driver {
+                None => self.error = Some("no GPU: this dashboard can only view metrics".into()),
+                Some(driver) => {
+                    self.error = None;
+                    self.notice = None;
+                    self.runs = spec
+                        .precisions
+                        .iter()
+                        .map(|p| RunView { name: p.name().into(), status: "starting".into(), ..Default::default() })
+                        .collect();
+                    self.paused = false;
+                    self.done = false;
+                    self.viewing = None;
+                    let out = (!self.settings.out_dir.trim().is_empty()).then(|| std::path::PathBuf::from(self.settings.out_dir.trim()));
+                    driver.start(corpus, spec, out, self.settings.sample_every);
+                }
+            },
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.driver.as_ref().is_some_and(|d| d.running())
+    }
+
+    /// Shows the curves of a finished run's metrics.jsonl (a folder or the file).
+    pub fn open_metrics(&mut self, path: &str) {
+        let file = std::path::Path::new(path.trim());
+        let file = if file.is_dir() { file.join("metrics.jsonl") } else { file.to_path_buf() };
+        match crate::train::read_metrics(&file) {
+            Err(e) => self.error = Some(e.to_string()),
+            Ok(lines) => {
+                self.runs.clear();
+                self.absorb(&lines);
+                for r in &mut self.runs {
+                    r.status = "done".into();
+                }
+                self.viewing = Some(file.display().to_string());
+                self.error = None;
+            }
+        }
+    }
+
+    fn run_mut(&mut self, name: &str) -> &mut RunView {
+        if let Some(i) = self.runs.iter().position(|r| r.name == name) {
+            return &mut self.runs[i];
+        }
+        self.runs.push(RunView { name: name.into(), ..Default::default() });
+        self.runs.last_mut().expect("just pushed")
+    }
+
+    /// Adds metric lines to the curves.
+    pub fn absorb(&mut self, lines: &[Metric]) {
+        for l in lines {
+            let run = self.run_mut(&l.run);
+            let at = |y: f64| [l.step as f64, l.tokens as f64, l.elapsed_s, y];
+            if let Some(t) = l.train_loss {
+                run.train.push(at(t as f64));
+                run.lr.push(at(l.lr as f64));
+                run.tokens_per_s.push(at(l.tokens_per_s));
+            }
+            if let Some(v) = l.val_loss {
+                run.val.push(at(v as f64));
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Started { runs, out_dir } => {
+                for (name, mib, bpp) in runs {
+                    let r = self.run_mut(&name);
+                    r.state_mib = mib;
+                    r.bytes_per_param = bpp;
+                    r.status = "running".into();
+                }
+                if !out_dir.is_empty() {
+                    self.notice = Some(format!("writing {out_dir}"));
+                }
+            }
+            Event::Metrics(lines) => self.absorb(&lines),
+            Event::Status(list) => {
+                for (name, status) in list {
+                    self.run_mut(&name).status = status;
+                }
+            }
+            Event::Sample { run, step, text } => {
+                let r = self.run_mut(&run);
+                r.sample = text;
+                r.sample_step = step;
+            }
+            Event::Saved(paths) => self.notice = Some(format!("saved {}", paths.join(", "))),
+            Event::Error(e) => {
+                self.error = Some(e);
+                self.done = true;
+            }
+            Event::Done => self.done = true,
+        }
+    }
+
+    /// Pulls the session's events into the view.
+    pub fn poll(&mut self) {
+        let events = self.driver.as_mut().map(|d| d.poll()).unwrap_or_default();
+        for e in events {
+            self.handle(e);
+        }
+    }
+
+    /// The whole dashboard, inside `ui`.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.poll();
+        let dt = ui.input(|i| i.unstable_dt) * 1000.0;
+        self.frame_ms.push_back(dt);
+        if self.frame_ms.len() > 60 {
+            self.frame_ms.pop_front();
+        }
+        if self.running() && !self.paused {
+            self.training_frames.0 += 1;
+            self.training_frames.1 += dt as f64;
+        }
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        egui::Panel::left("controls").resizable(false).default_size(250.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui));
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.main_view(ui));
+        });
+        if self.running() {
+            ui.ctx().request_repaint();
+        }
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let mean = self.frame_ms.iter().sum::<f32>() / self.frame_ms.len().max(1) as f32;
+            ui.label(format!("adapter: {}", self.adapter));
+            ui.separator();
+            ui.label(format!("frame {mean:.1} ms ({:.0} fps)", 1000.0 / mean.max(0.01)));
+            if let Some(n) = &self.notice {
+                ui.separator();
+                ui.label(n);
+            }
+        });
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui) {
+        ui.heading("srgpt");
+        ui.label("bf16 training with stochastic rounding");
+        ui.separator();
+        let idle = !self.running();
+        ui.add_enabled_ui(idle, |ui| {
+            egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
+                let label = ui.label("corpus");
+                ui.text_edit_singleline(&mut self.settings.corpus).labelled_by(label.id).on_hover_text("builtin, or a path to any file");
+                ui.end_row();
+                let label = ui.label("preset");
+                let mut chosen = self.settings.preset.clone();
+                let combo = egui::ComboBox::from_id_salt("preset").selected_text(&chosen).show_ui(ui, |ui| {
+                    for p in PRESETS {
+                        ui.selectable_value(&mut chosen, p.name.to_string(), p.name);
+                    }
+                });
+                combo.response.labelled_by(label.id);
+                if chosen != self.settings.preset {
+                    self.settings.apply_preset(&chosen);
+                }
+                ui.end_row();
+                let s = &mut self.settings;
+                for (label, value, max) in [
+                    ("layers", &mut s.n_layer, 64),
+                    ("heads", &mut s.n_head, 64),
+                    ("d", &mut s.d, 4096),
+                    ("ctx", &mut s.ctx, 4096),
+                    ("batch", &mut s.batch, 4096),
+                ] {
+                    let label = ui.label(label);
+                    ui.add(egui::DragValue::new(value).range(1..=max)).labelled_by(label.id);
+                    ui.end_row();
+                }
+                let label = ui.label("lr");
+                ui.add(egui::DragValue::new(&mut s.lr).speed(1e-4).range(0.0..=1.0).max_decimals(5)).labelled_by(label.id);
+                ui.end_row();
+                for (label, value) in [
+                    ("warm-up", &mut s.warmup),
+                    ("steps", &mut s.steps),
+                    ("eval every", &mut s.eval_every),
+                    ("sample every", &mut s.sample_every),
+                ] {
+                    let label = ui.label(label);
+                    ui.add(egui::DragValue::new(value).range(0..=1_000_000)).labelled_by(label.id);
+                    ui.end_row();
+                }
+                let label = ui.label("seed");
+                ui.add(egui::DragValue::new(&mut s.seed)).labelled_by(label.id);
+                ui.end_row();
+                let label = ui.label("output");
+                ui.text_edit_singleline(&mut s.out_dir)
+                    .labelled_by(label.id)
+                    .on_hover_text("folder for metrics and checkpoints (empty: none)");
+                ui.end_row();
+            });
+            ui.label("modes to compare:");
+            ui.horizontal_wrapped(|ui| {
+                for (i, p) in Precision::ALL.iter().enumerate() {
+                    ui.checkbox(&mut self.settings.modes[i], egui::RichText::new(p.name()).color(mode_color(p.name())));
+                }
+            });
+        });
+        ui.separator();
+        ui.horizontal_wrapped(|ui| {
+            if ui.add_enabled(idle && self.driver.is_some(), egui::Button::new("Start")).clicked() {
+                self.start();
+            }
+            let running = self.running();
+            if self.paused {
+                if ui.add_enabled(running, egui::Button::new("Resume")).clicked() {
+                    self.paused = false;
+                    if let Some(d) = &mut self.driver {
+                        d.resume();
+                    }
+                }
+            } else if ui.add_enabled(running, egui::Button::new("Pause")).clicked() {
+                self.paused = true;
+                if let Some(d) = &mut self.driver {
+                    d.pause();
+                }
+            }
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                if let Some(d) = &mut self.driver {
+                    d.stop();
+                }
+            }
+            if ui.add_enabled(running, egui::Button::new("Save checkpoint")).clicked() {
+                if let Some(d) = &mut self.driver {
+                    d.save();
+                }
+            }
+        });
+        ui.separator();
+        let label = ui.label("view a finished run:");
+        ui.horizontal(|ui| {
+            ui.text_edit_singleline(&mut self.view_path).labelled_by(label.id).on_hover_text("a run folder or its metrics.jsonl");
+            if ui.add_enabled(idle, egui::Button::new("Open")).clicked() {
+                let path = self.view_path.clone();
+                self.open_metrics(&path);
+            }
+        });
+        if let Some(e) = &self.error {
+            ui.separator();
+            ui.colored_label(Color32::from_rgb(220, 60, 60), format!("error: {e}"));
+        }
+    }
+
+    fn main_view(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut self.log_scale, "log scale");
+            ui.label("x axis:");
+            for axis in [XAxis::Step, XAxis::Tokens, XAxis::Time] {
+                ui.radio_value(&mut self.x_axis, axis, axis.label());
+            }
+            ui.add(egui::Slider::new(&mut self.smoothing, 0.0..=0.99).text("smoothing"));
+            if let Some(v) = &self.viewing {
+                ui.label(format!("viewing {v}"));
+            }
+        });
+        self.loss_plot(ui);
+        self.run_table(ui);
+        ui.columns(2, |cols| {
+            self.small_plot(&mut cols[0], "throughput", "tokens/s", |r| &r.tokens_per_s);
+            self.small_plot(&mut cols[1], "learning rate", "lr", |r| &r.lr);
+        });
+        ui.heading("samples");
+        for r in &self.runs {
+            if r.sample.is_empty() {
+                continue;
+            }
+            ui.colored_label(mode_color(&r.name), format!("{} at step {}:", r.name, r.sample_step));
+            ui.monospace(printable(&r.sample));
+        }
+    }
+
+    fn loss_plot(&self, ui: &mut egui::Ui) {
+        let x = self.x_axis.index();
+        let log = self.log_scale;
+        let y = move |v: f64| if log { v.max(1e-9).ln() } else { v };
+        let plot = Plot::new("loss")
+            .height(320.0)
+            .legend(Legend::default())
+            .x_axis_label(self.x_axis.label())
+            .y_axis_label(if log { "loss (log scale)" } else { "loss" })
+            .y_axis_formatter(move |mark, _| if log { format!("{:.2}", mark.value.exp()) } else { format!("{:.2}", mark.value) })
+            .label_formatter(move |hover| {
+                let (name, p) = match hover {
+                    egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => (plot_name.to_string(), *position),
+                    egui_plot::HoverPosition::Elsewhere { position } => (String::new(), *position),
+                };
+                let value = if log { p.y.exp() } else { p.y };
+                Some(format!("{name}\nx {:.0}\nloss {value:.4}", p.x))
+            });
+        let alpha = self.smoothing as f64;
+        plot.show(ui, |plot_ui| {
+            for r in &self.runs {
+                let color = mode_color(&r.name);
+                let raw: PlotPoints = r.train.iter().map(|p| [p[x], y(p[3])]).collect();
+                plot_ui.line(Line::new(format!("{} train", r.name), raw).color(color.gamma_multiply(0.25)).width(1.0));
+                let mut ema = None;
+                let smooth: PlotPoints = r
+                    .train
+                    .iter()
+                    .map(|p| {
+                        let e = ema.map_or(p[3], |e: f64| alpha * e + (1.0 - alpha) * p[3]);
+                        ema = Some(e);
+                        [p[x], y(e)]
+                    })
+                    .collect();
+                plot_ui.line(Line::new(format!("{} smoothed", r.name), smooth).color(color).width(2.5));
+                let val: PlotPoints = r.val.iter().map(|p| [p[x], y(p[3])]).collect();
+                plot_ui.points(Points::new(format!("{} val", r.name), val).color(color).radius(3.5).filled(true));
+            }
+        });
+    }
+
+    fn small_plot(&self, ui: &mut egui::Ui, id: &str, label: &str, series: impl Fn(&RunView) -> &Vec<[f64; 4]>) {
+        let x = self.x_axis.index();
+        ui.label(label);
+        Plot::new(id).height(140.0).show(ui, |plot_ui| {
+            for r in &self.runs {
+                let pts: PlotPoints = series(r).iter().map(|p| [p[x], p[3]]).collect();
+                plot_ui.line(Line::new(r.name.clone(), pts).color(mode_color(&r.name)));
+            }
+        });
+    }
+
+    fn run_table(&self, ui: &mut egui::Ui) {
+        egui::Grid::new("runs").striped(true).num_columns(9).show(ui, |ui| {
+            for h in ["mode", "step", "train loss", "val loss", "tokens/s", "state MiB", "bytes/param", "elapsed s", "status"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for r in &self.runs {
+                let fmt = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+                ui.colored_label(mode_color(&r.name), &r.name);
+                ui.label(r.train.last().map_or("0".into(), |p| format!("{}", p[0])));
+                ui.label(fmt(RunView::last(&r.train), 4));
+                ui.label(fmt(RunView::last(&r.val), 4));
+                ui.label(fmt(RunView::last(&r.tokens_per_s), 0));
+                ui.label(format!("{:.2}", r.state_mib));
+                ui.label(format!("{:.1}", r.bytes_per_param));
+                ui.label(r.train.last().map_or("-".into(), |p| format!("{:.1}", p[2])));
+                let status = if self.paused && r.status == "running" { "paused" } else { &r.status };
+                ui.label(status);
+                ui.end_row();
+            }
+        });
+    }
+}
+
+/// Sample text for display: newlines as ⏎, bytes that are not printable as ·.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '\n' {
+                '¶'
+            } else if c.is_control() || c == char::REPLACEMENT_CHARACTER {
+                '·'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// A Gpu shared by the dashboard and its training thread.
+pub type SharedGpu = Arc<Gpu>;

@@ -1,0 +1,158 @@
+//! The dashboard's logic through egui's test harness (egui_kittest), training for real on the
+//! GPU adapter: Start starts runs and the plot receives points, Pause holds the step count,
+//! bad input shows an error in the window; plus a real window under Xvfb that saves a
+//! screenshot with a drawn loss curve.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use srgpt::gpu::Gpu;
+use srgpt::ui::native::ThreadDriver;
+use srgpt::ui::{App, Settings};
+
+fn micro_settings() -> Settings {
+    let mut s = Settings::from_preset("tiny");
+    (s.n_layer, s.n_head, s.d, s.ctx, s.batch) = (1, 2, 16, 16, 4);
+    (s.steps, s.warmup, s.eval_every, s.eval_batches, s.sample_every) = (400, 5, 10, 1, 0);
+    s.modes = [true, false, false, true];
+    s
+}
+
+fn harness(settings: Settings) -> Harness<'static, App> {
+    let gpu = Arc::new(Gpu::new(None).expect("a GPU adapter"));
+    let driver = ThreadDriver::new(gpu, egui::Context::default());
+    let app = App::new(settings, "test".into(), Some(Box::new(driver)));
+    Harness::builder().with_size(egui::vec2(1200.0, 800.0)).build_ui_state(|ui, app: &mut App| app.show(ui), app)
+}
+
+/// Steps the UI until `done` holds (or fails after `secs`).
+fn step_until(h: &mut Harness<'static, App>, secs: u64, what: &str, done: impl Fn(&App) -> bool) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(start.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn steps_done(app: &App) -> usize {
+    app.runs.iter().map(|r| r.train.len()).max().unwrap_or(0)
+}
+
+#[test]
+fn start_pause_resume_stop() {
+    let mut h = harness(micro_settings());
+    h.step();
+    h.get_by_label("Start").click();
+    h.step();
+    assert!(h.state().running(), "Start starts a session");
+    step_until(&mut h, 120, "points on the plot", |a| steps_done(a) >= 3 && a.runs.iter().all(|r| !r.val.is_empty()));
+    assert_eq!(h.state().runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["fp32", "bf16-sr"]);
+
+    h.get_by_label("Pause").click();
+    h.step();
+    std::thread::sleep(Duration::from_millis(500));
+    h.step();
+    let paused_at = steps_done(h.state());
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(50));
+        h.step();
+    }
+    assert_eq!(steps_done(h.state()), paused_at, "Pause holds the step count");
+    assert_eq!(h.query_all_by_label("paused").count(), 2, "the run table says paused for both runs");
+
+    h.get_by_label("Resume").click();
+    step_until(&mut h, 60, "steps after Resume", |a| steps_done(a) > paused_at + 2);
+
+    h.get_by_label("Stop").click();
+    step_until(&mut h, 60, "the session to stop", |a| !a.running() && a.done);
+    assert!(h.state().runs.iter().all(|r| r.status == "stopped"), "{:?}", h.state().runs.iter().map(|r| &r.status).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_input_is_shown_in_the_window() {
+    let mut s = micro_settings();
+    s.corpus = "/no/such/corpus.txt".into();
+    let mut h = harness(s);
+    h.step();
+    h.get_by_label("Start").click();
+    h.step();
+    h.step();
+    assert!(!h.state().running());
+    assert!(h.query_by_label_contains("cannot read corpus").is_some(), "error shown: {:?}", h.state().error);
+
+    h.state_mut().settings.corpus = "builtin".into();
+    h.state_mut().settings.n_head = 3;
+    h.get_by_label("Start").click();
+    h.step();
+    assert!(h.query_by_label_contains("divisible").is_some(), "error shown: {:?}", h.state().error);
+
+    let dir = std::env::temp_dir().join(format!("srgpt-view-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("metrics.jsonl"),
+        "{\"run\":\"fp32\",\"step\":1,\"tokens\":64,\"elapsed_s\":0.1,\"lr\":0.001,\"train_loss\":3.5,\"tokens_per_s\":640}\nnot json\n",
+    )
+    .unwrap();
+    h.state_mut().view_path = dir.display().to_string();
+    h.get_by_label("Open").click();
+    h.step();
+    assert!(h.query_by_label_contains("line 2").is_some(), "a corrupt metrics file is named: {:?}", h.state().error);
+    std::fs::write(
+        dir.join("metrics.jsonl"),
+        "{\"run\":\"bf16\",\"step\":1,\"tokens\":64,\"elapsed_s\":0.1,\"lr\":0.001,\"train_loss\":3.5,\"tokens_per_s\":640}\n",
+    )
+    .unwrap();
+    h.get_by_label("Open").click();
+    h.step();
+    assert_eq!(h.state().runs.len(), 1);
+    assert_eq!(h.state().runs[0].train.len(), 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A real window: under Xvfb, `srgpt train --exit-when-done --screenshot` saves a PNG with
+/// the loss curves drawn in the modes' colours. Skipped when Xvfb is not installed, unless
+/// SRGPT_REQUIRE_WINDOW_TEST is set (as in CI).
+#[test]
+fn a_real_window_saves_a_screenshot_with_curves() {
+    let required = std::env::var_os("SRGPT_REQUIRE_WINDOW_TEST").is_some();
+    let Ok(xvfb) = which("Xvfb") else {
+        assert!(!required, "Xvfb is required for this test (apt-get install xvfb)");
+        eprintln!("skipped: Xvfb is not installed");
+        return;
+    };
+    let display = format!(":{}", 90 + std::process::id() % 9);
+    let mut server = std::process::Command::new(xvfb).args([&display, "-screen", "0", "1400x900x24"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let dir = std::env::temp_dir().join(format!("srgpt-window-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join("shot.png");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_srgpt"))
+        .args(["train", "--preset", "tiny", "--steps", "30", "--eval-every", "10", "--exit-when-done", "--out"])
+        .arg(&dir)
+        .arg("--screenshot")
+        .arg(&shot)
+        .env("DISPLAY", &display)
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    assert!(out.status.success(), "srgpt failed: {}", String::from_utf8_lossy(&out.stderr));
+    let img = image::open(&shot).expect("a PNG screenshot").to_rgba8();
+    assert!(img.width() >= 800 && img.height() >= 600);
+    let near = |p: &image::Rgba<u8>, c: egui::Color32| (0..3).all(|i| (p.0[i] as i32 - c.to_array()[i] as i32).abs() <= 12);
+    for mode in ["fp32", "bf16", "bf16-sr"] {
+        let color = srgpt::ui::mode_color(mode);
+        // the plot's area: right of the controls, the upper part of the window
+        let count = img.enumerate_pixels().filter(|(x, y, p)| *x > 360 && *y < 340 && near(p, color)).count();
+        assert!(count >= 30, "{mode}: only {count} pixels of its colour in the plot");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file())).ok_or(())
+}
