@@ -188,13 +188,10 @@ impl GptGpu {
             mem.activations += plan.need(name, store, len);
         }
         for (name, len) in [
-            ("preatt", b * nh * t * t),
-            ("datt", b * nh * t * t),
+            ("preatt / datt", b * nh * t * t),
             ("dresidual", bt * d),
-            ("dln", bt * d),
-            ("datty", bt * d),
-            ("dfch", bt * 4 * d),
-            ("dqkv", bt * 3 * d),
+            ("dln / datty", bt * d),
+            ("dfch / dqkv", bt * 4 * d),
             ("partials", sumsq_groups(n as u32) as usize),
         ] {
             mem.scratch += plan.need(name, f, len);
@@ -237,13 +234,17 @@ impl GptGpu {
         let (lnf_mean, lnf_rstd) = (buf("ln_f mean", f, bt)?, buf("ln_f rstd", f, bt)?);
         let logits = buf("logits", f, bt * v)?;
         let losses = buf("losses", f, bt)?;
-        let preatt = buf("preatt", f, b * nh * t * t)?;
-        let datt = buf("datt", f, b * nh * t * t)?;
+        // Scratch buffers whose contents are never live at the same time share memory: the
+        // forward's scores and the backward's attention gradient; the gradients into the
+        // MLP's hidden layer and into qkv; the gradients into a layernorm's output and into
+        // the attention output (datty is consumed before dln is next written).
+        let preatt = buf("preatt / datt", f, b * nh * t * t)?;
+        let datt = preatt.clone();
         let dresidual = buf("dresidual", f, bt * d)?;
-        let dln = buf("dln", f, bt * d)?;
-        let datty = buf("datty", f, bt * d)?;
-        let dfch = buf("dfch", f, bt * 4 * d)?;
-        let dqkv = buf("dqkv", f, bt * 3 * d)?;
+        let dln = buf("dln / datty", f, bt * d)?;
+        let datty = dln.clone();
+        let dfch = buf("dfch / dqkv", f, bt * 4 * d)?;
+        let dqkv = dfch.clone();
         let partials = buf("partials", f, sumsq_groups(n as u32) as usize)?;
 
         let (bt32, d32, v32) = (bt as u32, cfg.d, cfg.vocab);
