@@ -221,7 +221,7 @@ pub fn bench_train(
 
 fn query_set(gpu: &Gpu, count: u32) -> (wgpu::QuerySet, wgpu::Buffer) {
     let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bench"), ty: wgpu::QueryType::Timestamp, count });
-    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+    let resolve = gpu.create_buffer(&wgpu::BufferDescriptor {
         label: Some("bench resolve"),
         size: count as u64 * 8,
         usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,

@@ -116,10 +116,10 @@ fn bad_input_is_shown_in_the_window() {
 
 /// A real window: under Xvfb, `srgpt train --exit-when-done --screenshot` saves a PNG with
 /// the loss curves drawn in the modes' colours. Skipped when Xvfb is not installed, unless
-/// SRGPT_REQUIRE_WINDOW_TEST is set (as in CI).
+/// SRGPT_CI is set (as in CI).
 #[test]
 fn a_real_window_saves_a_screenshot_with_curves() {
-    let required = std::env::var_os("SRGPT_REQUIRE_WINDOW_TEST").is_some();
+    let required = std::env::var_os("SRGPT_CI").is_some();
     let Ok(xvfb) = which("Xvfb") else {
         assert!(!required, "Xvfb is required for this test (apt-get install xvfb)");
         eprintln!("skipped: Xvfb is not installed");

@@ -4,6 +4,7 @@ pub mod shader;
 pub mod timing;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
@@ -151,6 +152,21 @@ pub struct Gpu {
     pub row_threads: u32,
     pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// the instance, when this Gpu opened the device itself (for resource reports)
+    instance: Option<wgpu::Instance>,
+    /// buffers created through this Gpu, and their bytes (creation only ever counts up)
+    created: (AtomicU64, AtomicU64),
+    /// the staging buffer of `read_bytes`, grown as needed and reused
+    staging: Mutex<Option<wgpu::Buffer>>,
+}
+
+/// What a Gpu has allocated: for checks that a long run does not keep allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceCounts {
+    pub buffers_created: u64,
+    pub bytes_created: u64,
+    /// buffers alive in wgpu, where wgpu can report it
+    pub buffers_alive: Option<usize>,
 }
 
 impl Gpu {
@@ -158,7 +174,9 @@ impl Gpu {
     pub fn new(name_filter: Option<&str>) -> Result<Gpu> {
         let instance = new_instance();
         let adapter = choose_adapter(list_adapters(&instance), name_filter)?;
-        Gpu::from_adapter(&adapter)
+        let mut gpu = Gpu::from_adapter(&adapter)?;
+        gpu.instance = Some(instance);
+        Ok(gpu)
     }
 
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
@@ -197,6 +215,24 @@ impl Gpu {
             report,
             pipelines: Mutex::new(HashMap::new()),
             errors,
+            instance: None,
+            created: (AtomicU64::new(0), AtomicU64::new(0)),
+            staging: Mutex::new(None),
+        }
+    }
+
+    /// Creates a buffer, counting it (see [`Gpu::resource_counts`]).
+    pub fn create_buffer(&self, desc: &wgpu::BufferDescriptor) -> wgpu::Buffer {
+        self.created.0.fetch_add(1, Ordering::Relaxed);
+        self.created.1.fetch_add(desc.size, Ordering::Relaxed);
+        self.device.create_buffer(desc)
+    }
+
+    pub fn resource_counts(&self) -> ResourceCounts {
+        ResourceCounts {
+            buffers_created: self.created.0.load(Ordering::Relaxed),
+            bytes_created: self.created.1.load(Ordering::Relaxed),
+            buffers_alive: self.instance.as_ref().and_then(|i| i.generate_report()).map(|r| r.hub.buffers.num_kept_from_user),
         }
     }
 
@@ -246,7 +282,7 @@ impl Gpu {
             ))
             .into());
         }
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+        Ok(self.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(16).next_multiple_of(4),
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
@@ -275,16 +311,20 @@ impl Gpu {
     /// Copies `bytes` bytes from `offset` of a buffer back to the CPU, waiting for the GPU.
     pub fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         let size = bytes.next_multiple_of(4).max(4);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let mut slot = self.staging.lock().unwrap();
+        if slot.as_ref().is_none_or(|b| b.size() < size) {
+            *slot = Some(self.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: size.next_power_of_two(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let staging = slot.as_ref().expect("just made");
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
-        let slice = staging.slice(..);
+        let slice = staging.slice(..size);
         slice.map_async(wgpu::MapMode::Read, |_| {});
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
         self.check_errors("reading back a buffer")?;
@@ -315,7 +355,7 @@ impl Gpu {
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
         let pipeline = self.pipeline(spec)?;
-        let uniform = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let uniform = self.create_buffer(&wgpu::BufferDescriptor {
             label: Some(name),
             size: params.len().next_multiple_of(16) as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,

@@ -29,7 +29,7 @@ pub fn time_dispatches(gpu: &Gpu, dispatches: &[&Dispatch], reps: u32) -> Result
 fn time_with_queries(gpu: &Gpu, dispatches: &[&Dispatch], reps: u32) -> Result<Vec<f64>> {
     let count = 2 * reps;
     let queries = gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("timing"), ty: wgpu::QueryType::Timestamp, count });
-    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+    let resolve = gpu.create_buffer(&wgpu::BufferDescriptor {
         label: Some("timing resolve"),
         size: count as u64 * 8,
         usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,

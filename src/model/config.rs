@@ -63,8 +63,8 @@ impl ModelConfig {
         if self.n_layer == 0 || self.n_head == 0 || self.d == 0 || self.ctx == 0 {
             return bad(format!("n_layer, n_head, d and ctx must all be positive (got {self:?})"));
         }
-        if self.vocab == 0 {
-            return bad("the vocabulary is empty".into());
+        if self.vocab == 0 || self.vocab > 256 {
+            return bad(format!("the vocabulary must hold 1 to 256 byte values (got {})", self.vocab));
         }
         if self.d % self.n_head != 0 {
             return bad(format!("d ({}) must be divisible by n_head ({})", self.d, self.n_head));

@@ -153,6 +153,14 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
     if state.step > state.train.steps {
         return Err(format!("step {} is past the run's total of {} steps", state.step, state.train.steps));
     }
+    // what the configuration implies must fit in the file before anything is sized by it
+    let implied = state.model.num_params()
+        * (precision.param_store().bytes_per_element()
+            + 2 * precision.state_store().bytes_per_element()
+            + if precision.has_master() { 4 } else { 0 }) as u64;
+    if implied > bytes.len() as u64 {
+        return Err(format!("its configuration implies {implied} bytes of tensors but the file holds {}", bytes.len()));
+    }
     let tensors = SafeTensors::deserialize(bytes).map_err(|e| format!("corrupt tensor data ({e})"))?;
     let layout = ParamLayout::new(&state.model);
     let gather = |prefix: &str, store: Store| -> Result<Vec<u8>, String> {

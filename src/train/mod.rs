@@ -401,7 +401,7 @@ impl Run {
     fn new(gpu: &Gpu, spec: &TrainSpec, precision: Precision, init: &[f32]) -> Result<Run> {
         let model = GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?;
         let readback = || Readback {
-            buffer: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            buffer: gpu.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("step readback"),
                 size: READBACK_BYTES,
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -417,7 +417,7 @@ impl Run {
                 ty: wgpu::QueryType::Timestamp,
                 count: 2,
             });
-            let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            let resolve = gpu.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("step time resolve"),
                 size: 16,
                 usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
