@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use srgpt::bench::{bench_matmul, bench_train, default_shapes, MatmulRow};
 use srgpt::data::Corpus;
 use srgpt::gpu::{self, AdapterReport, Gpu};
-use srgpt::model::config::{preset, ModelConfig};
+use srgpt::model::config::{preset, ModelConfig, TrainConfig};
 use srgpt::precision::Precision;
 use srgpt::sample::{sample_text, SampleOptions, Sampler};
 use srgpt::train::output::{divergences, write_json_atomically, RunOutput};
@@ -357,18 +357,11 @@ fn info(filter: Option<&str>, json: bool) -> Result<ExitCode> {
 
 /// `srgpt train` in a window: the flags fill the form, and training starts at once.
 fn dashboard(adapter: Option<&str>, args: &TrainArgs) -> Result<ExitCode> {
-    preset(&args.preset)?;
     let precisions = parse_precisions(&args.precision)?;
+    let (model, sched) = configured(args, 0)?;
     let mut s = Settings::from_preset(&args.preset);
-    s.corpus = args.corpus.clone();
-    s.n_layer = args.n_layer.unwrap_or(s.n_layer);
-    s.n_head = args.n_head.unwrap_or(s.n_head);
-    s.d = args.d.unwrap_or(s.d);
-    s.ctx = args.ctx.unwrap_or(s.ctx);
-    s.batch = args.batch.unwrap_or(s.batch);
-    s.lr = args.lr.unwrap_or(s.lr);
-    s.warmup = args.warmup.unwrap_or(s.warmup);
-    s.steps = args.steps.unwrap_or(s.steps);
+    (s.n_layer, s.n_head, s.d, s.ctx) = (model.n_layer, model.n_head, model.d, model.ctx);
+    (s.batch, s.lr, s.warmup, s.steps) = (sched.batch, sched.lr, sched.warmup, sched.steps);
     s.seed = args.seed;
     s.eval_every = args.eval_every;
     s.eval_batches = args.eval_batches;
@@ -392,6 +385,22 @@ fn dashboard(adapter: Option<&str>, args: &TrainArgs) -> Result<ExitCode> {
 fn launched() -> std::time::Instant {
     static LAUNCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     *LAUNCH.get_or_init(std::time::Instant::now)
+}
+
+/// The preset's model and schedule with the flags' overrides.
+fn configured(args: &TrainArgs, vocab: u32) -> Result<(ModelConfig, TrainConfig)> {
+    let p = preset(&args.preset)?;
+    let mut model = ModelConfig::from_preset(&p, vocab);
+    let mut sched = p.train;
+    model.n_layer = args.n_layer.unwrap_or(model.n_layer);
+    model.n_head = args.n_head.unwrap_or(model.n_head);
+    model.d = args.d.unwrap_or(model.d);
+    model.ctx = args.ctx.unwrap_or(model.ctx);
+    sched.batch = args.batch.unwrap_or(sched.batch);
+    sched.lr = args.lr.unwrap_or(sched.lr);
+    sched.warmup = args.warmup.unwrap_or(sched.warmup);
+    sched.steps = args.steps.unwrap_or(sched.steps);
+    Ok((model, sched))
 }
 
 fn parse_precisions(names: &[String]) -> Result<Vec<Precision>> {
@@ -434,32 +443,11 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
     let spec = if resuming {
         None
     } else {
-        let p = preset(&args.preset)?;
-        let mut model = ModelConfig::from_preset(&p, corpus.vocab_size());
-        let mut sched = p.train;
-        model.n_layer = args.n_layer.unwrap_or(model.n_layer);
-        model.n_head = args.n_head.unwrap_or(model.n_head);
-        model.d = args.d.unwrap_or(model.d);
-        model.ctx = args.ctx.unwrap_or(model.ctx);
-        sched.batch = args.batch.unwrap_or(sched.batch);
-        sched.lr = args.lr.unwrap_or(sched.lr);
-        sched.warmup = args.warmup.unwrap_or(sched.warmup);
-        sched.steps = args.steps.unwrap_or(sched.steps);
+        let (model, sched) = configured(&args, corpus.vocab_size())?;
         model.validate()?;
         sched.validate()?;
         corpus.check_context(model.ctx)?;
-        let mut precisions = Vec::new();
-        for name in &args.precision {
-            let p = Precision::parse(name)
-                .ok_or_else(|| bad_input(format!("unknown precision '{name}' (choose from fp32, mixed, bf16, bf16-sr)")))?;
-            if precisions.contains(&p) {
-                return Err(bad_input(format!("precision {name} is listed twice")));
-            }
-            precisions.push(p);
-        }
-        if precisions.is_empty() {
-            return Err(bad_input("--precision lists no mode".into()));
-        }
+        let precisions = parse_precisions(&args.precision)?;
         Some(TrainSpec {
             preset: args.preset.clone(),
             model,

@@ -140,6 +140,7 @@ fn a_real_window_saves_a_screenshot_with_curves() {
         .output()
         .unwrap();
     let _ = server.kill();
+    let _ = server.wait();
     assert!(out.status.success(), "srgpt failed: {}", String::from_utf8_lossy(&out.stderr));
     let img = image::open(&shot).expect("a PNG screenshot").to_rgba8();
     assert!(img.width() >= 800 && img.height() >= 600);

@@ -28,6 +28,7 @@ fn output_rel(store: Store) -> f32 {
 
 /// Checks one matmul (m, n, k, transposes, storage) against the f64 CPU reference on the
 /// same rounded inputs: |gpu - ref| <= 1e-4 * (1 + sqrt(k)/8) + rel(out) * |ref|.
+#[allow(clippy::too_many_arguments)]
 fn check_matmul(m: u32, n: u32, k: u32, trans_a: bool, trans_b: bool, input: Store, output: Store, bias: bool) {
     let (mu, nu, ku) = (m as usize, n as usize, k as usize);
     let a = rounded(input, &random_values(mu * ku, 1 + m as u64, 1.0));

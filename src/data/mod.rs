@@ -135,6 +135,6 @@ pub fn train_batch(corpus: &Corpus, batch: u32, ctx: u32, seed: u64, step: u32) 
 
 /// The fixed validation batches of a run (the same for every mode and every evaluation).
 pub fn val_batches(corpus: &Corpus, batch: u32, ctx: u32, seed: u64, count: u32) -> Vec<Batch> {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_7a1d);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x005e_ed0f_7a1d);
     (0..count).map(|_| sample_batch(&corpus.val, batch, ctx, &mut rng)).collect()
 }

@@ -67,7 +67,7 @@ impl KeyLimits {
     fn of(l: &wgpu::Limits) -> KeyLimits {
         KeyLimits {
             max_buffer_size: l.max_buffer_size,
-            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
             max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
             max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
             max_compute_workgroup_size_x: l.max_compute_workgroup_size_x,
@@ -275,7 +275,7 @@ impl Gpu {
 
     /// A zero-filled storage buffer (also usable as copy source and destination).
     pub fn storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
-        let max = self.limits.max_storage_buffer_binding_size as u64;
+        let max = self.limits.max_storage_buffer_binding_size;
         if bytes > max || bytes > self.limits.max_buffer_size {
             return Err(Failure::BadInput(format!(
                 "buffer '{label}' needs {bytes} bytes, over this adapter's max_storage_buffer_binding_size of {max} bytes"
@@ -299,7 +299,7 @@ impl Gpu {
 
     /// Writes bytes into a buffer at a byte offset (padded to the 4-byte multiple wgpu needs).
     pub fn upload(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) {
-        if data.len() % 4 == 0 {
+        if data.len().is_multiple_of(4) {
             self.queue.write_buffer(buffer, offset, data);
         } else {
             let mut padded = data.to_vec();
@@ -322,7 +322,7 @@ impl Gpu {
         }
         let staging = slot.as_ref().expect("just made");
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
+        encoder.copy_buffer_to_buffer(buffer, offset, staging, 0, size);
         self.queue.submit([encoder.finish()]);
         let slice = staging.slice(..size);
         slice.map_async(wgpu::MapMode::Read, |_| {});

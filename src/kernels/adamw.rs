@@ -41,7 +41,7 @@ pub struct AdamwBuffers<'a> {
 /// Builds the update dispatch for `n` parameters, the first `n_decay` of them decayed.
 /// Call [`adamw_params`] and `Dispatch::set_params` before each step.
 pub fn adamw_update(gpu: &Gpu, precision: Precision, bufs: &AdamwBuffers, n: u32, n_decay: u32) -> Result<Dispatch> {
-    if n % 2 != 0 {
+    if !n.is_multiple_of(2) {
         bail!("adamw_update works on an even parameter count (got {n})");
     }
     if precision.has_master() != bufs.master.is_some() {

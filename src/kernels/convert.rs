@@ -10,7 +10,7 @@ use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 /// dst[i] = round(src[i]) for i < n; SR bits keyed by (key[0] = step, key[1] = tensor ^ seed).
 pub fn convert(gpu: &Gpu, dst: TensorRef, src: TensorRef, n: u32, key: [u32; 2]) -> Result<Dispatch> {
-    let pair_dst = n % 2 == 0 && dst.offset % 2 == 0;
+    let pair_dst = n.is_multiple_of(2) && dst.offset.is_multiple_of(2);
     if dst.store.is_packed() && !pair_dst {
         bail!("convert into 16-bit storage needs an even count and offset (n {n}, offset {})", dst.offset);
     }

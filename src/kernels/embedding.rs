@@ -70,7 +70,7 @@ pub fn embedding_backward(
 }
 
 fn check(s: &EmbeddingShape, offsets: &[u32]) -> Result<()> {
-    if s.c % 2 != 0 || offsets.iter().any(|o| o % 2 != 0) {
+    if !s.c.is_multiple_of(2) || offsets.iter().any(|o| o % 2 != 0) {
         bail!("embedding needs an even channel count and even offsets (C = {})", s.c);
     }
     Ok(())

@@ -29,7 +29,7 @@ pub fn gelu_backward(gpu: &Gpu, grad: TensorRef, inp: TensorRef, n: u32) -> Resu
 }
 
 fn check(n: u32, offsets: &[u32]) -> Result<()> {
-    if n % 2 != 0 || offsets.iter().any(|o| o % 2 != 0) {
+    if !n.is_multiple_of(2) || offsets.iter().any(|o| o % 2 != 0) {
         bail!("gelu works on an even element count and offsets (n = {n})");
     }
     Ok(())

@@ -66,7 +66,7 @@ pub fn layernorm_backward(
 }
 
 fn check(c: u32, offsets: &[u32]) -> Result<()> {
-    if c % 2 != 0 || offsets.iter().any(|o| o % 2 != 0) {
+    if !c.is_multiple_of(2) || offsets.iter().any(|o| o % 2 != 0) {
         bail!("layernorm needs an even channel count and even offsets (C = {c})");
     }
     Ok(())
@@ -95,6 +95,7 @@ pub fn variants() -> Vec<ShaderSpec> {
 }
 
 /// CPU reference of the forward (f64 statistics).
+#[allow(clippy::too_many_arguments)]
 pub fn layernorm_forward_cpu(
     out: &mut [f32],
     mean: &mut [f32],

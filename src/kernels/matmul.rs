@@ -41,7 +41,7 @@ impl Layout {
 
     /// Whether every row and batch start is even, so 16-bit pairs never straddle a u32.
     fn even(&self) -> bool {
-        self.offset % 2 == 0 && self.ld % 2 == 0 && self.s1 % 2 == 0 && self.s2 % 2 == 0
+        self.offset.is_multiple_of(2) && self.ld.is_multiple_of(2) && self.s1.is_multiple_of(2) && self.s2.is_multiple_of(2)
     }
 }
 
@@ -161,19 +161,19 @@ impl<'a> Matmul<'a> {
         let c = &self.c.layout;
         // A packed C is written in whole u32 pairs: the tiled kernel needs every row to start
         // even and hold an even count, the flat kernel a contiguous C.
-        let tiled = !self.c.store.is_packed() || (c.even() && s.n % 2 == 0);
+        let tiled = !self.c.store.is_packed() || (c.even() && s.n.is_multiple_of(2));
         let contiguous_c =
             c.ld == s.n && (s.batch_inner == 1 || c.s2 == s.m * s.n) && (s.batch == s.batch_inner || c.s1 == s.batch_inner * s.m * s.n);
         let total = s.batch as u64 * s.m as u64 * s.n as u64;
         // an odd total is fine when C runs to the end of its buffer: the last pair's second
         // half is then padding
         let tail_is_padding = (c.offset as u64 + total) * 2 + 2 >= self.c.buffer.size();
-        if !tiled && !(contiguous_c && c.offset % 2 == 0 && (total % 2 == 0 || tail_is_padding)) {
+        if !tiled && !(contiguous_c && c.offset.is_multiple_of(2) && (total.is_multiple_of(2) || tail_is_padding)) {
             bail!("a 16-bit matmul output needs even rows or a contiguous even-sized layout: {s:?}, c {c:?}");
         }
         let pair_a = !self.a.store.is_packed() || self.a.layout.even();
         let pair_b = !self.b.store.is_packed() || self.b.layout.even();
-        let pair_c = c.even() && s.n % 2 == 0;
+        let pair_c = c.even() && s.n.is_multiple_of(2);
         let entry = if tiled { "matmul_tiled" } else { "matmul_flat" };
         let mut spec = ShaderSpec::new("matmul.wgsl", entry)
             .define("A", self.a.store.for_reading().wgsl_name())

@@ -44,7 +44,7 @@ pub fn sum(gpu: &Gpu, values: &wgpu::Buffer, n: u32, stats: &wgpu::Buffer, out_i
 
 /// out (cols) = sum over rows of inp (rows, cols); cols even.
 pub fn column_sum(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, cols: u32) -> Result<Dispatch> {
-    if cols % 2 != 0 || out.offset % 2 != 0 {
+    if !cols.is_multiple_of(2) || !out.offset.is_multiple_of(2) {
         bail!("column_sum needs an even column count and offset (cols {cols})");
     }
     let spec = ShaderSpec::new("reduce.wgsl", "column_sum").define("IN", inp.read_name()).define("OUT", out.store.wgsl_name());

@@ -12,7 +12,7 @@ use crate::precision::Store;
 
 /// Masking: `causal_t = T` makes row r (query position r % T) see columns j <= r % T; 0 = none.
 pub fn softmax_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, len: u32, scale: f32, causal_t: u32) -> Result<Dispatch> {
-    let pair_out = len % 2 == 0 && out.offset % 2 == 0;
+    let pair_out = len.is_multiple_of(2) && out.offset.is_multiple_of(2);
     if out.store.is_packed() && !pair_out {
         bail!("softmax into 16-bit storage needs even rows (len {len})");
     }

@@ -66,11 +66,11 @@ impl ModelConfig {
         if self.vocab == 0 || self.vocab > 256 {
             return bad(format!("the vocabulary must hold 1 to 256 byte values (got {})", self.vocab));
         }
-        if self.d % self.n_head != 0 {
+        if !self.d.is_multiple_of(self.n_head) {
             return bad(format!("d ({}) must be divisible by n_head ({})", self.d, self.n_head));
         }
         // 16-bit tensors are packed two per u32: every row must hold whole pairs
-        if self.head_size() % 2 != 0 || self.ctx % 2 != 0 {
+        if !self.head_size().is_multiple_of(2) || !self.ctx.is_multiple_of(2) {
             return bad(format!("the head size d/n_head ({}) and ctx ({}) must be even", self.head_size(), self.ctx));
         }
         if self.d > 65536 || self.ctx > 65536 || self.n_layer > 1024 {

@@ -38,7 +38,7 @@ pub struct CpuForward {
     lnf_rstd: Vec<f32>,
 }
 
-fn slice<'a>(params: &'a [f32], offset: u32, len: usize) -> &'a [f32] {
+fn slice(params: &[f32], offset: u32, len: usize) -> &[f32] {
     &params[offset as usize..offset as usize + len]
 }
 

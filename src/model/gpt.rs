@@ -77,7 +77,7 @@ impl Planner<'_> {
     }
 
     fn check(&self) -> Result<(), Failure> {
-        let limit = (self.gpu.limits.max_storage_buffer_binding_size as u64).min(self.gpu.limits.max_buffer_size);
+        let limit = self.gpu.limits.max_storage_buffer_binding_size.min(self.gpu.limits.max_buffer_size);
         if let Some((label, bytes)) = self.plan.iter().find(|(_, b)| *b > limit) {
             return Err(Failure::BadInput(format!(
                 "the model does not fit this adapter: buffer '{label}' needs {bytes} bytes ({:.1} MiB), over max_storage_buffer_binding_size = {limit} bytes ({:.1} MiB). Use a smaller --batch, --ctx or model.",

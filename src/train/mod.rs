@@ -77,6 +77,9 @@ struct Readback {
     lr: f32,
 }
 
+/// One step's stats, its GPU seconds (with timestamp queries) and its learning rate.
+type StepReadback = ([f32; STATS_LEN], Option<f64>, f32);
+
 const READBACK_BYTES: u64 = (STATS_LEN * 4 + 16) as u64;
 
 pub struct Run {
@@ -231,7 +234,7 @@ impl Trainer {
             out.extend(self.collect(gpu, s - 1)?);
         }
         let k = s + 1;
-        let eval_now = k == self.spec.train.steps || (self.spec.eval_every > 0 && k % self.spec.eval_every == 0);
+        let eval_now = k == self.spec.train.steps || (self.spec.eval_every > 0 && k.is_multiple_of(self.spec.eval_every));
         if eval_now {
             out.extend(self.collect(gpu, s)?);
             let evals = self.evaluate(gpu)?;
@@ -465,7 +468,7 @@ impl Run {
     }
 
     /// The stats, GPU seconds and lr of step `s` if this run submitted it and has not read it yet.
-    fn read_step(&mut self, gpu: &Gpu, s: u32) -> Result<Option<([f32; STATS_LEN], Option<f64>, f32)>> {
+    fn read_step(&mut self, gpu: &Gpu, s: u32) -> Result<Option<StepReadback>> {
         let Some(rb) = self.readbacks.iter_mut().find(|b| b.step == Some(s)) else {
             return Ok(None);
         };

@@ -79,7 +79,7 @@ impl Session {
         events.push(Event::Metrics(lines));
         events.push(self.status());
         let step = self.trainer.step;
-        if self.sample_every > 0 && (step % self.sample_every == 0 || step == 1) {
+        if self.sample_every > 0 && (step.is_multiple_of(self.sample_every) || step == 1) {
             events.extend(self.samples(gpu)?);
         }
         if self.trainer.finished() {
