@@ -151,3 +151,19 @@ fn a_diverging_run_is_stopped_and_named_with_exit_code_3() {
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert!(summary["runs"].as_array().unwrap().iter().all(|r| r["status"] == "diverged"));
 }
+
+#[test]
+fn no_adapter_at_all_says_how_to_get_one_with_exit_code_1() {
+    // the Vulkan loader with no driver, and no other backend
+    for args in [&["info"][..], &["train", "--headless", "--steps", "1"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_srgpt"))
+            .args(args)
+            .env("WGPU_BACKEND", "vulkan")
+            .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("mesa-vulkan-drivers"), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+}
