@@ -364,3 +364,38 @@ fn attention_forward_and_backward_match_reference() {
         assert_close("attention dqkv", &download(&gdq, f, dqkv.len()), &dqkv, tol, tol);
     }
 }
+
+#[test]
+fn tuned_tiles_are_measured_once_cached_on_disk_and_change_no_result() {
+    let gpu = srgpt::gpu::Gpu::new(None).unwrap();
+    let dir = std::env::temp_dir().join(format!("srgpt-tune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    *gpu.tuning.lock().unwrap() = srgpt::gpu::tune::TuneCache::in_dir(Some(dir.clone()), &gpu.report);
+    if !gpu.tuning.lock().unwrap().enabled {
+        return; // SRGPT_TUNE=0: nothing is measured
+    }
+    let (m, n, k) = (256u32, 192u32, 128u32);
+    let (a, b) = (random_values((m * k) as usize, 1, 1.0), random_values((n * k) as usize, 2, 1.0));
+    let s = Store::Bf16;
+    let ga = gpu.buffer_from("a", &s.encode(&a)).unwrap();
+    let gb = gpu.buffer_from("b", &s.encode(&b)).unwrap();
+    let results: Vec<Vec<u8>> = (0..2)
+        .map(|tuned| {
+            let gc = gpu.storage_buffer("c", Store::F32.buffer_bytes((m * n) as usize)).unwrap();
+            let mm = Matmul::new(
+                MatmulShape::new(m, n, k).trans(false, true),
+                Mat::new(tref(&ga, s), Layout::rows(k)),
+                Mat::new(tref(&gb, s), Layout::rows(k)),
+                Mat::new(tref(&gc, Store::F32), Layout::rows(n)),
+            );
+            let d = if tuned == 1 { mm.dispatch(&gpu).unwrap() } else { mm.dispatch_with(&gpu, Tile::SMALL).unwrap() };
+            gpu.run(&[&d]).unwrap();
+            gpu.read_bytes(&gc, 0, (m * n * 4) as u64).unwrap()
+        })
+        .collect();
+    assert_eq!(results[0], results[1], "the tile changes no bit of the result");
+    assert_eq!(gpu.tuning.lock().unwrap().len(), 1, "one shape measured");
+    let reopened = srgpt::gpu::tune::TuneCache::in_dir(Some(dir.clone()), &gpu.report);
+    assert_eq!(reopened.len(), 1, "the choice is on disk for the next run");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -2,6 +2,7 @@
 
 pub mod shader;
 pub mod timing;
+pub mod tune;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -158,6 +159,8 @@ pub struct Gpu {
     created: (AtomicU64, AtomicU64),
     /// the staging buffer of `read_bytes`, grown as needed and reused
     staging: Mutex<Option<wgpu::Buffer>>,
+    /// kernel variants measured on this adapter (see [`tune`])
+    pub tuning: Mutex<tune::TuneCache>,
 }
 
 /// What a Gpu has allocated: for checks that a long run does not keep allocating.
@@ -212,12 +215,13 @@ impl Gpu {
             limits: device.limits(),
             device,
             queue,
-            report,
             pipelines: Mutex::new(HashMap::new()),
             errors,
             instance: None,
             created: (AtomicU64::new(0), AtomicU64::new(0)),
             staging: Mutex::new(None),
+            tuning: Mutex::new(tune::TuneCache::open(&report)),
+            report,
         }
     }
 

@@ -8,6 +8,7 @@
 use anyhow::{bail, Result};
 
 use super::{reduce, uniform_bytes, TensorRef, ALL_STORES};
+use crate::gpu::timing::time_dispatches;
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
 
@@ -76,6 +77,9 @@ impl MatmulShape {
     }
 }
 
+/// Problems smaller than this (in FLOPs) take the heuristic tile without measuring.
+pub const TUNE_MIN_FLOPS: f64 = 8e6;
+
 /// Register-blocking shape of `matmul_tiled`: a workgroup of wg_x * wg_y threads, each owning
 /// tm rows and tn2 column pairs, covers a (wg_y*tm) x (wg_x*tn2*2) tile of C.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -103,13 +107,20 @@ impl Tile {
             Tile::SMALL
         }
     }
-    /// The shapes `srgpt bench matmul` compares.
-    pub const CANDIDATES: [Tile; 4] = [
-        Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2 },
-        Tile { wg_x: 8, wg_y: 8, tm: 8, tn2: 4 },
-        Tile { wg_x: 16, wg_y: 16, tm: 4, tn2: 2 },
-        Tile { wg_x: 8, wg_y: 4, tm: 4, tn2: 4 },
-    ];
+    /// The shapes measured per adapter (and by `srgpt bench matmul`).
+    pub const CANDIDATES: [Tile; 3] = [Tile::LARGE, Tile::SMALL, Tile { wg_x: 8, wg_y: 4, tm: 4, tn2: 4 }];
+
+    fn params(&self) -> Vec<u32> {
+        vec![self.wg_x, self.wg_y, self.tm, self.tn2]
+    }
+
+    fn from_params(p: &[u32]) -> Option<Tile> {
+        let tile = match *p {
+            [wg_x, wg_y, tm, tn2] => Tile { wg_x, wg_y, tm, tn2 },
+            _ => return None,
+        };
+        Tile::CANDIDATES.contains(&tile).then_some(tile)
+    }
 
     pub fn name(&self) -> String {
         format!("{}x{} threads, {}x{} per thread", self.wg_x, self.wg_y, self.tm, self.tn2 * 2)
@@ -148,9 +159,61 @@ impl<'a> Matmul<'a> {
         Matmul { shape, a, b, c, bias: None, residual: None, key: [0, 0] }
     }
 
-    /// The dispatch with the default tile for its shape.
+    /// The dispatch with the fastest tile for this shape on this adapter: measured the first
+    /// time the shape is seen (problems of at least [`TUNE_MIN_FLOPS`]) and cached on disk;
+    /// otherwise [`Tile::for_shape`]. The tile never changes the results: every output sums
+    /// its k terms in the same order whatever the tile.
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        self.dispatch_with(gpu, Tile::for_shape(self.shape.m, self.shape.n))
+        let fallback = Tile::for_shape(self.shape.m, self.shape.n);
+        if !self.is_tiled() || self.shape.flops() < TUNE_MIN_FLOPS || !gpu.tuning.lock().unwrap().enabled {
+            return self.dispatch_with(gpu, fallback);
+        }
+        let key = self.tuning_key();
+        let known = gpu.tuning.lock().unwrap().get(&key).and_then(Tile::from_params);
+        let tile = match known {
+            Some(tile) => tile,
+            None => {
+                // the fastest of a few runs resists a noisy machine; a candidate must beat the
+                // heuristic's tile by 5% to replace it
+                let mut timed = Vec::new();
+                for tile in Tile::CANDIDATES {
+                    let d = self.dispatch_with(gpu, tile)?;
+                    let fastest = time_dispatches(gpu, &[&d], 4)?.into_iter().fold(f64::INFINITY, f64::min);
+                    timed.push((if tile == fallback { fastest * 0.95 } else { fastest }, tile));
+                }
+                let best = timed.into_iter().fold((f64::INFINITY, fallback), |b, t| if t.0 < b.0 { t } else { b });
+                gpu.tuning.lock().unwrap().insert(key, best.1.params());
+                best.1
+            }
+        };
+        self.dispatch_with(gpu, tile)
+    }
+
+    /// Whether the register-blocked kernel serves this problem (else the flat one does).
+    fn is_tiled(&self) -> bool {
+        !self.c.store.is_packed() || (self.c.layout.even() && self.shape.n.is_multiple_of(2))
+    }
+
+    /// What a measurement depends on: storage types, transposes, epilogue, pairing, shape.
+    fn tuning_key(&self) -> String {
+        let s = &self.shape;
+        format!(
+            "matmul a={} b={} c={} t={}{} bias={} res={} pairs={}{}{} {}x{}x{}x{}",
+            self.a.store.for_reading().wgsl_name(),
+            self.b.store.for_reading().wgsl_name(),
+            self.c.store.wgsl_name(),
+            s.trans_a as u8,
+            s.trans_b as u8,
+            self.bias.is_some() as u8,
+            self.residual.is_some() as u8,
+            self.a.layout.even() as u8,
+            self.b.layout.even() as u8,
+            self.c.layout.even() as u8,
+            s.m,
+            s.n,
+            s.k,
+            s.batch
+        )
     }
 
     pub fn dispatch_with(&self, gpu: &Gpu, tile: Tile) -> Result<Dispatch> {
@@ -161,7 +224,7 @@ impl<'a> Matmul<'a> {
         let c = &self.c.layout;
         // A packed C is written in whole u32 pairs: the tiled kernel needs every row to start
         // even and hold an even count, the flat kernel a contiguous C.
-        let tiled = !self.c.store.is_packed() || (c.even() && s.n.is_multiple_of(2));
+        let tiled = self.is_tiled();
         let contiguous_c =
             c.ld == s.n && (s.batch_inner == 1 || c.s2 == s.m * s.n) && (s.batch == s.batch_inner || c.s1 == s.batch_inner * s.m * s.n);
         let total = s.batch as u64 * s.m as u64 * s.n as u64;

@@ -1,0 +1,82 @@
+//! Kernel variants chosen by measurement on the adapter at hand: the first time a shape is
+//! seen, each candidate is timed and the fastest kept, in memory and in a small JSON file per
+//! adapter and driver (under $SRGPT_CACHE_DIR, else $XDG_CACHE_HOME/srgpt, else
+//! ~/.cache/srgpt), so later runs start at once. SRGPT_TUNE=0 turns measuring off (the
+//! kernels then use their built-in heuristics).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::AdapterReport;
+
+#[derive(Default, Serialize, Deserialize)]
+struct CacheFile {
+    adapter: String,
+    driver: String,
+    /// variant key -> the winning parameters
+    choices: BTreeMap<String, Vec<u32>>,
+}
+
+pub struct TuneCache {
+    path: Option<PathBuf>,
+    file: CacheFile,
+    pub enabled: bool,
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("SRGPT_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("srgpt"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("srgpt"))
+}
+
+/// FNV-1a: a stable name for an adapter + driver (+ srgpt version, as kernels change).
+fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+impl TuneCache {
+    /// The cache of this adapter in the default folder.
+    pub fn open(report: &AdapterReport) -> TuneCache {
+        let dir = if cfg!(target_arch = "wasm32") { None } else { cache_dir() };
+        TuneCache::in_dir(dir, report)
+    }
+
+    /// The cache of this adapter in `dir` (`None`: in memory only).
+    pub fn in_dir(dir: Option<PathBuf>, report: &AdapterReport) -> TuneCache {
+        let enabled = std::env::var("SRGPT_TUNE").map(|v| v != "0").unwrap_or(true);
+        let driver = format!("{} {} {}", report.backend, report.driver, report.driver_info);
+        let id = fingerprint(&format!("{}|{driver}|{}", report.name, env!("CARGO_PKG_VERSION")));
+        let path = dir.map(|d| d.join(format!("tuning-{id:016x}.json")));
+        let loaded: Option<CacheFile> = path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok());
+        let file = loaded.unwrap_or(CacheFile { adapter: report.name.clone(), driver, choices: BTreeMap::new() });
+        TuneCache { path, file, enabled }
+    }
+
+    pub fn len(&self) -> usize {
+        self.file.choices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.file.choices.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&[u32]> {
+        self.file.choices.get(key).map(Vec::as_slice)
+    }
+
+    /// Remembers a choice and writes the file (best effort: a read-only home only costs the
+    /// next run its measurements).
+    pub fn insert(&mut self, key: String, choice: Vec<u32>) {
+        self.file.choices.insert(key, choice);
+        if let (Some(path), Ok(bytes)) = (&self.path, serde_json::to_vec_pretty(&self.file)) {
+            let _ = path.parent().map(std::fs::create_dir_all);
+            let _ = crate::train::checkpoint::write_atomically(path, &bytes);
+        }
+    }
+}
