@@ -3,6 +3,7 @@
 //   out  (n) {{ACT}}
 //   grad (n) f32      backward: dout in, dinp out (in place)
 #include "lib/round.wgsl"
+#include "lib/gelu.wgsl"
 
 #tensor inp 0 read {{ACT}}
 #tensor out 1 read_write {{ACT}}
@@ -11,19 +12,13 @@
 struct Params { n: u32, in_off: u32, out_off: u32, _pad: u32 }
 @group(0) @binding(3) var<uniform> p: Params;
 
-const GELU_SCALE: f32 = 0.7978845608028654; // sqrt(2/pi)
-
-// tanh with its argument clamped: some drivers compute tanh through exp and overflow to NaN.
-fn gelu_tanh(x: vec2<f32>) -> vec2<f32> {
-    return tanh(clamp(GELU_SCALE * (x + 0.044715 * x * x * x), vec2<f32>(-15.0), vec2<f32>(15.0)));
-}
 
 @compute @workgroup_size(64)
 fn gelu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = 2u * (gid.x + gid.y * nwg.x * 64u);
     if (i >= p.n) { return; }
     let x = inp_get2(p.in_off + i);
-    out_set2(p.out_off + i, 0.5 * x * (1.0 + gelu_tanh(x)), vec2<u32>(0u));
+    out_set2(p.out_off + i, gelu(x), vec2<u32>(0u));
 }
 
 @compute @workgroup_size(64)

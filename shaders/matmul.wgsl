@@ -4,6 +4,7 @@
 //   c (M,N) row stride ldc                                                 storage {{C}}
 //   bias (N) when HAS_BIAS                                                 storage {{BIAS}}
 //   res (M,N), laid out like c, added in the epilogue when HAS_RESIDUAL   storage {{RES}}
+//   pre (M,N), laid out like c, when GELU: pre gets the sum, c gets gelu(sum) storage {{C}}
 // Batch index z splits as (z / batch_inner, z % batch_inner) with one stride each, so attention
 // reads heads straight out of the fused qkv tensor. A linear layer is out = inp.W^T + b
 // (TRANS_B), its input gradient dout.W (plain), its weight gradient dout^T.inp (TRANS_A).
@@ -17,6 +18,10 @@
 #endif
 #if HAS_RESIDUAL
 #tensor res 4 read {{RES}}
+#endif
+#if GELU
+#include "lib/gelu.wgsl"
+#tensor pre 6 read_write {{C}}
 #endif
 
 struct Params {
@@ -162,8 +167,15 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         for (var j = 0u; j < TN2; j++) {
             let n = col0 + j * 2u * WG_X;
             if (n >= p.n) { break; }
-            let v = epilogue(acc[i * TN2 + j], res_base, m, n);
             let ci = c_base + m * p.ldc + n;
+#if GELU
+            // the pre-activation is kept for the backward; c gets the activation
+            let v_pre = epilogue(acc[i * TN2 + j], res_base, m, n);
+            pre_set2(ci, v_pre, key);
+            let v = gelu(v_pre);
+#else
+            let v = epilogue(acc[i * TN2 + j], res_base, m, n);
+#endif
 #if PAIR_C
             c_set2(ci, v, key);
 #else

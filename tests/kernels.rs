@@ -399,3 +399,35 @@ fn tuned_tiles_are_measured_once_cached_on_disk_and_change_no_result() {
     assert_eq!(reopened.len(), 1, "the choice is on disk for the next run");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn matmul_with_fused_gelu_matches_matmul_then_gelu() {
+    let (bt, c, oc) = (48usize, 32usize, 64usize);
+    let (inp, w, bias) = (random_values(bt * c, 81, 1.0), random_values(oc * c, 82, 1.0), random_values(oc, 83, 1.0));
+    let mut pre = vec![0.0; bt * oc];
+    matmul_forward_cpu(&mut pre, &inp, &w, Some(&bias), bt, c, oc);
+    let mut out = vec![0.0; bt * oc];
+    gelu_forward_cpu(&mut out, &pre);
+    for s in [Store::F32, Store::Bf16] {
+        let (inp, w, bias) = (rounded(s, &inp), rounded(s, &w), rounded(s, &bias));
+        let mut pre = vec![0.0; bt * oc];
+        matmul_forward_cpu(&mut pre, &inp, &w, Some(&bias), bt, c, oc);
+        let mut out = vec![0.0; bt * oc];
+        gelu_forward_cpu(&mut out, &pre);
+        let (gi, gw, gb, gout, gpre) = (upload(s, &inp), upload(s, &w), upload(s, &bias), zeros(s, bt * oc), zeros(s, bt * oc));
+        run(&[matmul_gelu_forward(
+            gpu(),
+            tref(&gout, s),
+            tref(&gpre, s),
+            tref(&gi, s),
+            tref(&gw, s),
+            Some(tref(&gb, s)),
+            bt as u32,
+            c as u32,
+            oc as u32,
+        )
+        .unwrap()]);
+        assert_close("fused pre-activation", &download(&gpre, s, bt * oc), &pre, 1e-4, output_rel(s));
+        assert_close("fused gelu", &download(&gout, s, bt * oc), &out, 1e-4, output_rel(s) + 1e-5);
+    }
+}

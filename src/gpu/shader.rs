@@ -15,6 +15,7 @@ use anyhow::{anyhow, bail, Result};
 
 /// Every WGSL file of `shaders/`, by path relative to it.
 pub const SHADER_FILES: &[(&str, &str)] = &[
+    ("lib/gelu.wgsl", include_str!("../../shaders/lib/gelu.wgsl")),
     ("lib/pcg.wgsl", include_str!("../../shaders/lib/pcg.wgsl")),
     ("lib/round.wgsl", include_str!("../../shaders/lib/round.wgsl")),
     ("lib/rows.wgsl", include_str!("../../shaders/lib/rows.wgsl")),

@@ -150,13 +150,16 @@ pub struct Matmul<'a> {
     pub bias: Option<TensorRef<'a>>,
     /// Added in the epilogue; laid out like `c` (same strides) from its own offset.
     pub residual: Option<TensorRef<'a>>,
+    /// With GELU fused into the epilogue: this tensor (laid out like `c`) gets the
+    /// pre-activation, `c` gets gelu of it.
+    pub gelu_pre: Option<TensorRef<'a>>,
     /// SR key (step, tensor ^ seed) when `c` is stored bf16 with SR.
     pub key: [u32; 2],
 }
 
 impl<'a> Matmul<'a> {
     pub fn new(shape: MatmulShape, a: Mat<'a>, b: Mat<'a>, c: Mat<'a>) -> Matmul<'a> {
-        Matmul { shape, a, b, c, bias: None, residual: None, key: [0, 0] }
+        Matmul { shape, a, b, c, bias: None, residual: None, gelu_pre: None, key: [0, 0] }
     }
 
     /// The dispatch with the fastest tile for this shape on this adapter: measured the first
@@ -198,7 +201,7 @@ impl<'a> Matmul<'a> {
     fn tuning_key(&self) -> String {
         let s = &self.shape;
         format!(
-            "matmul a={} b={} c={} t={}{} bias={} res={} pairs={}{}{} {}x{}x{}x{}",
+            "matmul a={} b={} c={} t={}{} bias={} res={} gelu={} pairs={}{}{} {}x{}x{}x{}",
             self.a.store.for_reading().wgsl_name(),
             self.b.store.for_reading().wgsl_name(),
             self.c.store.wgsl_name(),
@@ -206,6 +209,7 @@ impl<'a> Matmul<'a> {
             s.trans_b as u8,
             self.bias.is_some() as u8,
             self.residual.is_some() as u8,
+            self.gelu_pre.is_some() as u8,
             self.a.layout.even() as u8,
             self.b.layout.even() as u8,
             self.c.layout.even() as u8,
@@ -237,6 +241,9 @@ impl<'a> Matmul<'a> {
         let pair_a = !self.a.store.is_packed() || self.a.layout.even();
         let pair_b = !self.b.store.is_packed() || self.b.layout.even();
         let pair_c = c.even() && s.n.is_multiple_of(2);
+        if self.gelu_pre.is_some() && !(tiled && pair_c && self.gelu_pre.is_some_and(|p| p.store == self.c.store)) {
+            bail!("a GELU epilogue needs even rows and a pre-activation stored like the output: {s:?}");
+        }
         let entry = if tiled { "matmul_tiled" } else { "matmul_flat" };
         let mut spec = ShaderSpec::new("matmul.wgsl", entry)
             .define("A", self.a.store.for_reading().wgsl_name())
@@ -249,6 +256,7 @@ impl<'a> Matmul<'a> {
             .flag("PAIR_C", if tiled { pair_c } else { self.c.store.is_packed() })
             .flag("HAS_BIAS", self.bias.is_some())
             .flag("HAS_RESIDUAL", self.residual.is_some())
+            .flag("GELU", self.gelu_pre.is_some())
             .define("BIAS", self.bias.map_or("f32", |b| b.read_name()))
             .define("RES", self.residual.map_or("f32", |r| r.read_name()));
         spec = tile_defines(spec, tile);
@@ -287,6 +295,12 @@ impl<'a> Matmul<'a> {
         if let Some(res) = self.residual {
             bindings.push((4, res.buffer));
         }
+        if let Some(pre) = self.gelu_pre {
+            if pre.offset != c.offset {
+                bail!("the GELU pre-activation must sit at the output's offset in its own buffer");
+            }
+            bindings.push((6, pre.buffer));
+        }
         let workgroups = if tiled {
             [s.n.div_ceil(tile.wg_x * tile.tn2 * 2), s.m.div_ceil(tile.wg_y * tile.tm), s.batch]
         } else {
@@ -321,6 +335,27 @@ pub fn matmul_forward(
     let mut mm = Matmul::new(shape, Mat::new(inp, Layout::rows(c)), Mat::new(weight, Layout::rows(c)), Mat::new(out, Layout::rows(oc)));
     mm.bias = bias;
     mm.residual = residual;
+    mm.dispatch(gpu)
+}
+
+/// pre (BT, OC) = inp . weight^T + bias, out (BT, OC) = gelu(pre): a linear layer and the GELU
+/// after it in one dispatch (the MLP's first half).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_gelu_forward(
+    gpu: &Gpu,
+    out: TensorRef,
+    pre: TensorRef,
+    inp: TensorRef,
+    weight: TensorRef,
+    bias: Option<TensorRef>,
+    bt: u32,
+    c: u32,
+    oc: u32,
+) -> Result<Dispatch> {
+    let shape = MatmulShape::new(bt, oc, c).trans(false, true);
+    let mut mm = Matmul::new(shape, Mat::new(inp, Layout::rows(c)), Mat::new(weight, Layout::rows(c)), Mat::new(out, Layout::rows(oc)));
+    mm.bias = bias;
+    mm.gelu_pre = Some(pre);
     mm.dispatch(gpu)
 }
 
@@ -462,6 +497,7 @@ pub fn variants() -> Vec<ShaderSpec> {
                         .flag("PAIR_C", extras || store.is_packed())
                         .flag("HAS_BIAS", extras)
                         .flag("HAS_RESIDUAL", extras)
+                        .flag("GELU", extras && entry == "matmul_tiled")
                         .define("BIAS", read)
                         .define("RES", read);
                     out.push(tile_defines(spec, Tile::SMALL));

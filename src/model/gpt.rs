@@ -12,9 +12,9 @@ use crate::kernels::adamw::{adamw_params, adamw_update, AdamwBuffers, AdamwConfi
 use crate::kernels::attention::{attention_backward, attention_forward, AttentionShape};
 use crate::kernels::cross_entropy::cross_entropy_forward_backward;
 use crate::kernels::embedding::{embedding_backward, embedding_forward, token_buckets, EmbeddingShape};
-use crate::kernels::gelu::{gelu_backward, gelu_forward};
+use crate::kernels::gelu::gelu_backward;
 use crate::kernels::layernorm::{layernorm_backward, layernorm_forward, LayerNormStats};
-use crate::kernels::matmul::{matmul_backward, matmul_forward};
+use crate::kernels::matmul::{matmul_backward, matmul_forward, matmul_gelu_forward};
 use crate::kernels::reduce::{sum, sum_squares, sumsq_groups};
 use crate::kernels::TensorRef;
 use crate::precision::{Precision, Store};
@@ -286,8 +286,7 @@ impl GptGpu {
                 d32,
             )?);
             forward.push(layernorm_forward(gpu, a(&x.ln2), &ln2, a(&x.res2), p(o.ln2_w), p(o.ln2_b), bt32, d32)?);
-            forward.push(matmul_forward(gpu, a(&x.fch), a(&x.ln2), p(o.fc_w), Some(p(o.fc_b)), None, bt32, d32, 4 * d32)?);
-            forward.push(gelu_forward(gpu, a(&x.fch_gelu), a(&x.fch), bt32 * 4 * d32)?);
+            forward.push(matmul_gelu_forward(gpu, a(&x.fch_gelu), a(&x.fch), a(&x.ln2), p(o.fc_w), Some(p(o.fc_b)), bt32, d32, 4 * d32)?);
             forward.push(matmul_forward(
                 gpu,
                 a(&x.res3),
