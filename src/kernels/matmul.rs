@@ -331,11 +331,25 @@ pub fn matmul_forward(
     c: u32,
     oc: u32,
 ) -> Result<Dispatch> {
+    let mut mm = linear(out, inp, weight, bias, bt, c, oc);
+    mm.residual = residual;
+    mm.dispatch(gpu)
+}
+
+/// The matmul of a linear layer's forward: out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias.
+fn linear<'a>(
+    out: TensorRef<'a>,
+    inp: TensorRef<'a>,
+    weight: TensorRef<'a>,
+    bias: Option<TensorRef<'a>>,
+    bt: u32,
+    c: u32,
+    oc: u32,
+) -> Matmul<'a> {
     let shape = MatmulShape::new(bt, oc, c).trans(false, true);
     let mut mm = Matmul::new(shape, Mat::new(inp, Layout::rows(c)), Mat::new(weight, Layout::rows(c)), Mat::new(out, Layout::rows(oc)));
     mm.bias = bias;
-    mm.residual = residual;
-    mm.dispatch(gpu)
+    mm
 }
 
 /// pre (BT, OC) = inp . weight^T + bias, out (BT, OC) = gelu(pre): a linear layer and the GELU
@@ -352,9 +366,7 @@ pub fn matmul_gelu_forward(
     c: u32,
     oc: u32,
 ) -> Result<Dispatch> {
-    let shape = MatmulShape::new(bt, oc, c).trans(false, true);
-    let mut mm = Matmul::new(shape, Mat::new(inp, Layout::rows(c)), Mat::new(weight, Layout::rows(c)), Mat::new(out, Layout::rows(oc)));
-    mm.bias = bias;
+    let mut mm = linear(out, inp, weight, bias, bt, c, oc);
     mm.gelu_pre = Some(pre);
     mm.dispatch(gpu)
 }
