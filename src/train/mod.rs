@@ -167,12 +167,16 @@ impl Trainer {
             eval_batches: state.eval_batches,
         };
         corpus.check_context(spec.model.ctx)?;
+        let already_done = state.step >= spec.train.steps;
         let mut runs = Vec::new();
         for c in &checkpoints {
             let placeholder = vec![0.0; ParamLayout::new(&spec.model).total];
             let mut run = Run::new(gpu, &spec, c.precision, &placeholder)?;
             run.model.write_raw(gpu, &c.raw)?;
             run.tokens = c.state.tokens;
+            if already_done {
+                run.status = RunStatus::Done;
+            }
             runs.push(run);
         }
         Ok(Trainer::assemble(corpus, spec, runs, state.step, state.elapsed_s))
