@@ -91,9 +91,10 @@ struct TrainArgs {
     /// Dashboard: show text sampled from each run every N steps (0: never).
     #[arg(long, default_value_t = 100)]
     sample_every: u32,
-    /// `builtin` (srgpt's own sources, no set-up) or a path to any file, read as bytes.
-    #[arg(long, default_value = "builtin")]
-    corpus: String,
+    /// `builtin` (srgpt's own sources, no set-up) or a path to any file, read as bytes
+    /// [default: builtin; when resuming, the checkpoint's corpus].
+    #[arg(long)]
+    corpus: Option<String>,
     /// Model and schedule preset: tiny, small or base.
     #[arg(long, default_value = "tiny")]
     preset: String,
@@ -360,6 +361,7 @@ fn dashboard(adapter: Option<&str>, args: &TrainArgs) -> Result<ExitCode> {
     let precisions = parse_precisions(&args.precision)?;
     let (model, sched) = configured(args, 0)?;
     let mut s = Settings::from_preset(&args.preset);
+    s.corpus = args.corpus.clone().unwrap_or_else(|| "builtin".into());
     (s.n_layer, s.n_head, s.d, s.ctx) = (model.n_layer, model.n_head, model.d, model.ctx);
     (s.batch, s.lr, s.warmup, s.steps) = (sched.batch, sched.lr, sched.warmup, sched.steps);
     s.seed = args.seed;
@@ -430,7 +432,10 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         }
         eprintln!("srgpt: no display (DISPLAY or WAYLAND_DISPLAY is unset): training headless");
     }
-    let corpus = Corpus::load(&args.corpus)?;
+    let checkpoints = args.resume.iter().map(|p| srgpt::train::checkpoint::load(p)).collect::<Result<Vec<_>>>()?;
+    let corpus_source =
+        args.corpus.clone().or_else(|| checkpoints.first().map(|c| c.state.corpus.clone())).unwrap_or_else(|| "builtin".into());
+    let corpus = Corpus::load(&corpus_source)?;
     let resuming = !args.resume.is_empty();
     let out_dir = match (&args.out, args.resume.first()) {
         (Some(dir), _) => dir.clone(),
@@ -458,7 +463,6 @@ fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
             eval_batches: args.eval_batches.max(1),
         })
     };
-    let checkpoints = args.resume.iter().map(|p| srgpt::train::checkpoint::load(p)).collect::<Result<Vec<_>>>()?;
     let gpu = Gpu::new(adapter)?;
     eprintln!("adapter: {}", gpu.report.summary());
     let mut trainer = match spec {
