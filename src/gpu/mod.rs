@@ -240,10 +240,6 @@ impl Gpu {
         }
     }
 
-    pub fn has_timestamps(&self) -> bool {
-        self.features.contains(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
-    }
-
     /// Fails with every GPU error reported since the last check, naming `doing`.
     pub fn check_errors(&self, doing: &str) -> Result<()> {
         let mut errors = self.errors.lock().unwrap();

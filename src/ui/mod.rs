@@ -8,13 +8,11 @@ pub mod native;
 pub mod session;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use egui::Color32;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use crate::data::Corpus;
-use crate::gpu::Gpu;
 use crate::model::config::{preset, ModelConfig, PRESETS};
 use crate::precision::Precision;
 use crate::train::{Metric, TrainSpec};
@@ -579,6 +577,3 @@ fn printable(text: &str) -> String {
         })
         .collect()
 }
-
-/// A Gpu shared by the dashboard and its training thread.
-pub type SharedGpu = Arc<Gpu>;
