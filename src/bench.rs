@@ -2,7 +2,7 @@
 //! sizes and at the model's own shapes, beside a CPU sgemm measured in the same run; and
 //! `srgpt bench train`: step time, throughput, utilisation, memory and a per-kernel profile.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use anyhow::Result;
 use serde::Serialize;

@@ -1,4 +1,9 @@
 //! Text generation: the GPU forward pass gives the logits, the CPU draws the next byte.
+//! [`Generation`] keeps one token in flight at a time, so it can wait (CLI) or be advanced
+//! once per frame (browser).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Result;
 use rand::rngs::StdRng;
@@ -11,6 +16,7 @@ use crate::model::gpt::GptGpu;
 use crate::precision::Precision;
 use crate::train::checkpoint::RawState;
 
+#[derive(Clone, Copy, Debug)]
 pub struct SampleOptions {
     pub tokens: usize,
     /// 0 picks the most likely byte every time
@@ -20,41 +26,119 @@ pub struct SampleOptions {
     pub seed: u64,
 }
 
-/// A batch-1 inference model holding a run's weights.
+/// A batch-1 inference model holding a run's weights, and the buffer its logits come back in.
 pub struct Sampler {
     model: GptGpu,
+    /// vocab f32: the logits of the last position of the window
+    logits_readback: wgpu::Buffer,
+    ready: Arc<AtomicBool>,
 }
 
 impl Sampler {
+    /// A sampler holding the weights of a checkpoint.
     pub fn new(gpu: &Gpu, cfg: ModelConfig, precision: Precision, raw: &RawState) -> Result<Sampler> {
-        let layout = crate::model::params::ParamLayout::new(&cfg);
-        let model = GptGpu::new(gpu, cfg, 1, precision, &vec![0.0; layout.total])?;
-        model.write_raw(gpu, raw)?;
-        Ok(Sampler { model })
+        let sampler = Sampler::empty(gpu, cfg, precision)?;
+        sampler.model.write_raw(gpu, raw)?;
+        Ok(sampler)
     }
 
-    /// Continues `prompt` (token ids) by `opts.tokens` tokens.
+    /// A sampler for a training run's model; [`Sampler::copy_weights_from`] loads its weights.
+    pub fn empty(gpu: &Gpu, cfg: ModelConfig, precision: Precision) -> Result<Sampler> {
+        let layout = crate::model::params::ParamLayout::new(&cfg);
+        let model = GptGpu::new(gpu, cfg, 1, precision, &vec![0.0; layout.total])?;
+        let logits_readback = gpu.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("sample logits readback"),
+            size: cfg.vocab as u64 * 4,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Sampler { model, logits_readback, ready: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// Takes the current weights of `source` (same configuration and precision), copied on
+    /// the GPU after the work already submitted: no readback, so a browser can do it too.
+    pub fn copy_weights_from(&self, gpu: &Gpu, source: &GptGpu) {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&source.params, 0, &self.model.params, 0, self.model.params.size());
+        gpu.queue.submit([encoder.finish()]);
+    }
+
+    /// Continues `prompt` (token ids) by `opts.tokens` tokens, waiting for the GPU.
     pub fn generate(&self, gpu: &Gpu, prompt: &[u32], opts: &SampleOptions) -> Result<Vec<u32>> {
-        let (t, v) = (self.model.cfg.ctx as usize, self.model.cfg.vocab as usize);
-        let mut rng = StdRng::seed_from_u64(opts.seed);
-        let mut context: Vec<u32> = if prompt.is_empty() { vec![0] } else { prompt.to_vec() };
-        let mut out = Vec::with_capacity(opts.tokens);
-        for _ in 0..opts.tokens {
-            let window = &context[context.len().saturating_sub(t)..];
-            let mut inputs = window.to_vec();
-            // positions after the window do not affect it (causal attention): pad with zeros
-            inputs.resize(t, 0);
-            self.model.upload_batch(gpu, &Batch { inputs, targets: vec![0; t] });
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            self.model.record_forward(&mut encoder);
-            gpu.queue.submit([encoder.finish()]);
-            let row = window.len() - 1;
-            let bytes = gpu.read_bytes(&self.model.logits, (row * v * 4) as u64, (v * 4) as u64)?;
-            let next = pick(bytemuck::cast_slice(&bytes), opts, &mut rng);
-            out.push(next);
-            context.push(next);
+        let mut generation = Generation::new(prompt, opts);
+        loop {
+            if let Some(ids) = generation.advance(gpu, self, true)? {
+                return Ok(ids);
+            }
         }
-        Ok(out)
+    }
+
+    /// Submits the forward pass over the last `ctx` tokens of `context`, its last logits
+    /// row going to the readback buffer.
+    fn submit_forward(&self, gpu: &Gpu, context: &[u32]) {
+        let (t, v) = (self.model.cfg.ctx as usize, self.model.cfg.vocab as u64);
+        let window = &context[context.len().saturating_sub(t)..];
+        let mut inputs = window.to_vec();
+        // positions after the window do not affect it (causal attention): pad with zeros
+        inputs.resize(t, 0);
+        self.model.upload_batch(gpu, &Batch { inputs, targets: vec![0; t] });
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        self.model.record_forward(&mut encoder);
+        let row = (window.len() - 1) as u64;
+        encoder.copy_buffer_to_buffer(&self.model.logits, row * v * 4, &self.logits_readback, 0, v * 4);
+        gpu.queue.submit([encoder.finish()]);
+        self.ready.store(false, Ordering::SeqCst);
+        let ready = self.ready.clone();
+        self.logits_readback.slice(..).map_async(wgpu::MapMode::Read, move |r| ready.store(r.is_ok(), Ordering::SeqCst));
+    }
+}
+
+/// Text being generated one token per forward pass; a browser advances it once per frame.
+pub struct Generation {
+    context: Vec<u32>,
+    out: Vec<u32>,
+    rng: StdRng,
+    opts: SampleOptions,
+    in_flight: bool,
+}
+
+impl Generation {
+    pub fn new(prompt: &[u32], opts: &SampleOptions) -> Generation {
+        Generation {
+            context: if prompt.is_empty() { vec![0] } else { prompt.to_vec() },
+            out: Vec::with_capacity(opts.tokens),
+            rng: StdRng::seed_from_u64(opts.seed),
+            opts: *opts,
+            in_flight: false,
+        }
+    }
+
+    /// Draws the token whose logits have come back and submits the next forward pass; the
+    /// generated ids once all are drawn. With `wait`, waits for the GPU, else returns
+    /// `None` at once while a forward pass is still running.
+    pub fn advance(&mut self, gpu: &Gpu, sampler: &Sampler, wait: bool) -> Result<Option<Vec<u32>>> {
+        if self.in_flight {
+            if wait {
+                gpu.wait_until(&sampler.ready, "sampling")?;
+            } else if !sampler.ready.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let logits: Vec<f32> = {
+                let view = sampler.logits_readback.slice(..).get_mapped_range().map_err(|e| anyhow::anyhow!("reading logits: {e}"))?;
+                bytemuck::cast_slice(&view).to_vec()
+            };
+            sampler.logits_readback.unmap();
+            self.in_flight = false;
+            let next = pick(&logits, &self.opts, &mut self.rng);
+            self.out.push(next);
+            self.context.push(next);
+        }
+        if self.out.len() >= self.opts.tokens {
+            return Ok(Some(self.out.clone()));
+        }
+        sampler.submit_forward(gpu, &self.context);
+        self.in_flight = true;
+        Ok(None)
     }
 }
 

@@ -5,7 +5,7 @@ pub mod timing;
 pub mod tune;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
@@ -182,13 +182,18 @@ impl Gpu {
         Ok(gpu)
     }
 
+    /// Opens `adapter` with every optional feature it has and all of its limits.
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
-        let features = adapter.features() & OPTIONAL_FEATURES;
-        let limits = adapter.limits();
+        Gpu::from_adapter_with(adapter, adapter.features() & OPTIONAL_FEATURES, adapter.limits())
+    }
+
+    /// Opens `adapter` with only `features` and `limits`: e.g. none and WebGPU's defaults
+    /// (`wgpu::Limits::default()`), to check here that a browser can run the same work.
+    pub fn from_adapter_with(adapter: &wgpu::Adapter, features: wgpu::Features, limits: wgpu::Limits) -> Result<Gpu> {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("srgpt"),
             required_features: features,
-            required_limits: limits.clone(),
+            required_limits: limits,
             ..Default::default()
         }))
         .map_err(|e| anyhow!("could not open the GPU device: {e}"))?;
@@ -325,9 +330,10 @@ impl Gpu {
         encoder.copy_buffer_to_buffer(buffer, offset, staging, 0, size);
         self.queue.submit([encoder.finish()]);
         let slice = staging.slice(..size);
-        slice.map_async(wgpu::MapMode::Read, |_| {});
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
-        self.check_errors("reading back a buffer")?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let done = ready.clone();
+        slice.map_async(wgpu::MapMode::Read, move |r| done.store(r.is_ok(), Ordering::SeqCst));
+        self.wait_until(&ready, "reading back a buffer")?;
         let data = slice.get_mapped_range().map_err(|e| anyhow!("mapping a readback buffer: {e}"))?.to_vec();
         staging.unmap();
         Ok(data[..bytes as usize].to_vec())
@@ -341,6 +347,30 @@ impl Gpu {
     pub fn wait(&self) -> Result<()> {
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
         Ok(())
+    }
+
+    /// Blocks until a `map_async` callback has set `ready`, failing with any GPU error. A
+    /// browser runs map callbacks only between frames, so there this fails at once instead
+    /// of spinning forever: browser code polls with [`Gpu::poll`] instead.
+    pub fn wait_until(&self, ready: &AtomicBool, doing: &str) -> Result<()> {
+        while !ready.load(Ordering::SeqCst) {
+            if cfg!(target_arch = "wasm32") {
+                return Err(anyhow!("{doing}: a browser cannot wait for the GPU"));
+            }
+            self.device
+                .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(std::time::Duration::from_secs(60)) })
+                .map_err(|e| anyhow!("{doing}: waiting for the GPU: {e}"))?;
+            self.check_errors(doing)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the callbacks of finished GPU work without waiting (a browser does this itself
+    /// between frames).
+    pub fn poll(&self) {
+        if !cfg!(target_arch = "wasm32") {
+            let _ = self.device.poll(wgpu::PollType::Poll);
+        }
     }
 
     /// A compute dispatch: the pipeline of `spec`, its bind group from `bindings` (buffers

@@ -1,7 +1,7 @@
 //! Timing GPU work: timestamp queries around compute passes where the adapter has them,
 //! otherwise wall clock around submit-and-wait.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use anyhow::Result;
 

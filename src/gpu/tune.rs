@@ -49,7 +49,8 @@ impl TuneCache {
 
     /// The cache of this adapter in `dir` (`None`: in memory only).
     pub fn in_dir(dir: Option<PathBuf>, report: &AdapterReport) -> TuneCache {
-        let enabled = std::env::var("SRGPT_TUNE").map(|v| v != "0").unwrap_or(true);
+        // timing a candidate waits for the GPU, which a browser cannot do
+        let enabled = !cfg!(target_arch = "wasm32") && std::env::var("SRGPT_TUNE").map(|v| v != "0").unwrap_or(true);
         let driver = format!("{} {} {}", report.backend, report.driver, report.driver_info);
         let id = fingerprint(&format!("{}|{driver}|{}", report.name, env!("CARGO_PKG_VERSION")));
         let path = dir.map(|d| d.join(format!("tuning-{id:016x}.json")));

@@ -1,6 +1,7 @@
 //! The trainer: several precision modes side by side on the same batches from the same
-//! initial weights, with the LR schedule, evaluation, metrics and checkpoints. It advances
-//! one update per `step()` call, so a CLI loop, a UI thread or a browser frame can drive it.
+//! initial weights, with the LR schedule, evaluation, metrics and checkpoints. A CLI loop or
+//! a UI thread calls `step()`, which waits for the GPU as needed; a browser frame calls
+//! `advance()`, which never waits and picks up each result on a later frame.
 
 pub mod checkpoint;
 pub mod output;
@@ -80,6 +81,15 @@ struct Readback {
 /// One step's stats, its GPU seconds (with timestamp queries) and its learning rate.
 type StepReadback = ([f32; STATS_LEN], Option<f64>, f32);
 
+/// The validation losses of one evaluation on their way back.
+struct EvalReadback {
+    /// eval_batches f32 losses
+    buffer: wgpu::Buffer,
+    ready: Arc<AtomicBool>,
+    /// the step evaluated and the learning rate of its update
+    pending: Option<(u32, f32)>,
+}
+
 const READBACK_BYTES: u64 = (STATS_LEN * 4 + 16) as u64;
 
 pub struct Run {
@@ -94,7 +104,9 @@ pub struct Run {
     pub tokens_per_s: f64,
     pub message: Option<String>,
     readbacks: [Readback; 2],
+    /// eval_batches f32: the loss of each validation batch
     eval_losses: wgpu::Buffer,
+    eval_readback: EvalReadback,
     timestamps: Option<(wgpu::QuerySet, wgpu::Buffer)>,
 }
 
@@ -106,8 +118,8 @@ pub struct Trainer {
     pub step: u32,
     /// wall time of earlier sessions of this run (from a checkpoint)
     pub elapsed_before_s: f64,
-    started: std::time::Instant,
-    last_collect: std::time::Instant,
+    started: web_time::Instant,
+    last_collect: web_time::Instant,
     val: Vec<Batch>,
     start_step: u32,
     /// lines read back outside `step()` (e.g. while checkpointing), handed out next
@@ -115,6 +127,8 @@ pub struct Trainer {
     /// most dispatches per submission: small when a renderer shares the queue (see
     /// [`Trainer::share_queue_with_renderer`]), unlimited otherwise
     chunk: usize,
+    /// the evaluation before the first update has been submitted
+    initial_eval_submitted: bool,
 }
 
 impl Trainer {
@@ -184,7 +198,7 @@ impl Trainer {
 
     fn assemble(corpus: Corpus, spec: TrainSpec, runs: Vec<Run>, step: u32, elapsed_before_s: f64) -> Trainer {
         let val = val_batches(&corpus, spec.train.batch, spec.model.ctx, spec.seed, spec.eval_batches);
-        let now = std::time::Instant::now();
+        let now = web_time::Instant::now();
         Trainer {
             spec,
             corpus,
@@ -197,6 +211,7 @@ impl Trainer {
             start_step: step,
             pending: Vec::new(),
             chunk: usize::MAX,
+            initial_eval_submitted: step > 0,
         }
     }
 
@@ -218,53 +233,119 @@ impl Trainer {
         self.spec.train.batch as u64 * self.spec.model.ctx as u64
     }
 
-    /// Runs one update of every live run; returns the metric lines that completed.
+    fn eval_due_after(&self, s: u32) -> bool {
+        let k = s + 1;
+        k == self.spec.train.steps || (self.spec.eval_every > 0 && k.is_multiple_of(self.spec.eval_every))
+    }
+
+    /// Runs one update of every live run, waiting for the GPU where it must; returns the
+    /// metric lines that completed.
     pub fn step(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
         let mut out = std::mem::take(&mut self.pending);
-        if self.step == 0 && self.step == self.start_step && self.runs.iter().all(|r| r.val_loss.is_none()) {
+        if !self.initial_eval_submitted {
             out.extend(self.evaluate(gpu)?);
         }
         if self.finished() {
             return Ok(out);
         }
         let s = self.step;
+        self.submit_step(gpu, s)?;
+        if s > self.start_step {
+            out.extend(self.collect(gpu, s - 1, true)?);
+        }
+        if self.eval_due_after(s) {
+            out.extend(self.collect(gpu, s, true)?);
+            let evals = self.evaluate(gpu)?;
+            merge_evals(&mut out, evals);
+        }
+        if self.step >= self.spec.train.steps {
+            out.extend(self.collect(gpu, s, true)?);
+            self.mark_done();
+        }
+        gpu.check_errors(&format!("training step {}", s + 1))?;
+        Ok(out)
+    }
+
+    /// The frame-loop form of [`Trainer::step`]: never waits for the GPU. Hands out the lines
+    /// of the steps and evaluations that have finished since the last call, and submits the
+    /// next update when every live run has a free readback slot (so at most two steps are
+    /// in flight).
+    pub fn advance(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
+        let out = self.collect_finished(gpu)?;
+        if !self.initial_eval_submitted {
+            self.submit_evals(gpu)?;
+        } else if !self.finished() && self.can_submit(self.step) {
+            let s = self.step;
+            self.submit_step(gpu, s)?;
+            if self.eval_due_after(s) {
+                self.submit_evals(gpu)?;
+            }
+        }
+        if self.step >= self.spec.train.steps && self.idle() {
+            self.mark_done();
+        }
+        gpu.check_errors(&format!("training step {}", self.step))?;
+        Ok(out)
+    }
+
+    /// The lines of the steps and evaluations that have finished, without waiting or
+    /// submitting anything.
+    pub fn collect_finished(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
+        gpu.poll();
+        let mut out = std::mem::take(&mut self.pending);
+        for s in self.step.saturating_sub(2)..self.step {
+            out.extend(self.collect(gpu, s, false)?);
+        }
+        out.extend(self.collect_evals(gpu, false)?);
+        Ok(out)
+    }
+
+    /// Whether step `s` can be submitted without waiting: its readback slot is free in every
+    /// live run, and so is the evaluation readback if an evaluation follows it.
+    fn can_submit(&self, s: u32) -> bool {
+        let eval = self.eval_due_after(s);
+        self.runs
+            .iter()
+            .filter(|r| r.status == RunStatus::Running)
+            .all(|r| r.readbacks[(s % 2) as usize].step.is_none() && !(eval && r.eval_readback.pending.is_some()))
+    }
+
+    /// No step or evaluation of any run is still on its way back.
+    pub fn idle(&self) -> bool {
+        self.runs.iter().all(|r| r.readbacks.iter().all(|b| b.step.is_none()) && r.eval_readback.pending.is_none())
+    }
+
+    fn mark_done(&mut self) {
+        for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
+            run.status = RunStatus::Done;
+        }
+    }
+
+    /// Submits update `s` of every live run.
+    fn submit_step(&mut self, gpu: &Gpu, s: u32) -> Result<()> {
         let batch = train_batch(&self.corpus, self.spec.train.batch, self.spec.model.ctx, self.spec.seed, s);
         let lr = self.spec.train.lr_at(s);
         for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
             run.submit_step(gpu, &batch, lr, s, self.spec.seed as u32, self.chunk)?;
         }
         self.step = s + 1;
-        if s > self.start_step {
-            out.extend(self.collect(gpu, s - 1)?);
-        }
-        let k = s + 1;
-        let eval_now = k == self.spec.train.steps || (self.spec.eval_every > 0 && k.is_multiple_of(self.spec.eval_every));
-        if eval_now {
-            out.extend(self.collect(gpu, s)?);
-            let evals = self.evaluate(gpu)?;
-            merge_evals(&mut out, evals);
-        }
-        if self.step >= self.spec.train.steps {
-            out.extend(self.collect(gpu, s)?);
-            for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
-                run.status = RunStatus::Done;
-            }
-        }
-        gpu.check_errors(&format!("training step {k}"))?;
-        Ok(out)
+        Ok(())
     }
 
-    /// Reads back step `s` of every run that submitted it (waiting only for that step).
-    fn collect(&mut self, gpu: &Gpu, s: u32) -> Result<Vec<Metric>> {
+    /// Reads back step `s` of every run that submitted it; with `wait`, waits for it, else
+    /// only from the runs whose step has finished.
+    fn collect(&mut self, gpu: &Gpu, s: u32, wait: bool) -> Result<Vec<Metric>> {
         let mut out = Vec::new();
         let live = self.runs.iter().filter(|r| r.readbacks.iter().any(|b| b.step == Some(s))).count().max(1);
         let wall_share = self.last_collect.elapsed().as_secs_f64() / live as f64;
         let elapsed_s = self.elapsed_s();
         let tokens = self.tokens_per_step();
+        let mut any = false;
         for run in &mut self.runs {
-            let Some((stats, gpu_seconds, lr)) = run.read_step(gpu, s)? else {
+            let Some((stats, gpu_seconds, lr)) = run.read_step(gpu, s, wait)? else {
                 continue;
             };
+            any = true;
             let seconds = gpu_seconds.unwrap_or(wall_share).max(1e-9);
             run.busy_s += seconds;
             run.tokens += tokens;
@@ -287,29 +368,41 @@ impl Trainer {
                 tokens_per_s: run.tokens_per_s,
             });
         }
-        self.last_collect = std::time::Instant::now();
+        if any {
+            self.last_collect = web_time::Instant::now();
+        }
         Ok(out)
     }
 
-    /// Mean loss over the fixed validation batches for every live run, at the current step.
+    /// Mean loss over the fixed validation batches for every live run, at the current step
+    /// (waits for the GPU).
     pub fn evaluate(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
-        let mut out = Vec::new();
-        let elapsed_s = self.elapsed_s();
+        self.submit_evals(gpu)?;
+        self.collect_evals(gpu, true)
+    }
+
+    /// Submits the evaluation of every live run at the current step.
+    fn submit_evals(&mut self, gpu: &Gpu) -> Result<()> {
+        self.initial_eval_submitted = true;
         let lr = if self.step == 0 { 0.0 } else { self.spec.train.lr_at(self.step - 1) };
         for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
-            for (e, batch) in self.val.iter().enumerate() {
-                run.model.upload_batch(gpu, batch);
-                let mut encoders = run.model.eval_encoders(gpu, self.chunk);
-                let last = encoders.last_mut().expect("a forward has dispatches");
-                last.copy_buffer_to_buffer(&run.model.stats, (STAT_EVAL_LOSS * 4) as u64, &run.eval_losses, e as u64 * 4, 4);
-                submit_in_turn(gpu, encoders)?;
-            }
-            let losses = gpu.read_f32(&run.eval_losses, self.val.len())?;
-            let mean = (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64) as f32;
+            run.submit_eval(gpu, &self.val, self.step, lr, self.chunk)?;
+        }
+        Ok(())
+    }
+
+    /// The evaluations that have come back (with `wait`, every submitted one).
+    fn collect_evals(&mut self, gpu: &Gpu, wait: bool) -> Result<Vec<Metric>> {
+        let mut out = Vec::new();
+        let elapsed_s = self.elapsed_s();
+        for run in &mut self.runs {
+            let Some((step, lr, mean)) = run.read_eval(gpu, wait)? else {
+                continue;
+            };
             run.val_loss = Some(mean);
             out.push(Metric {
                 run: run.precision.name().into(),
-                step: self.step,
+                step,
                 tokens: run.tokens,
                 elapsed_s,
                 lr,
@@ -340,7 +433,7 @@ impl Trainer {
     /// Waits for the last submitted step and returns every line not handed out yet.
     pub fn flush(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
         if self.step > self.start_step {
-            let lines = self.collect(gpu, self.step - 1)?;
+            let lines = self.collect(gpu, self.step - 1, true)?;
             self.pending.extend(lines);
         }
         Ok(std::mem::take(&mut self.pending))
@@ -407,6 +500,7 @@ fn merge_evals(lines: &mut Vec<Metric>, evals: Vec<Metric>) {
 impl Run {
     fn new(gpu: &Gpu, spec: &TrainSpec, precision: Precision, init: &[f32]) -> Result<Run> {
         let model = GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?;
+        let eval_bytes = (spec.eval_batches.max(1) * 4) as u64;
         let readback = || Readback {
             buffer: gpu.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("step readback"),
@@ -443,7 +537,17 @@ impl Run {
             tokens_per_s: 0.0,
             message: None,
             readbacks: [readback(), readback()],
-            eval_losses: gpu.storage_buffer("eval losses", (spec.eval_batches.max(1) * 4) as u64)?,
+            eval_losses: gpu.storage_buffer("eval losses", eval_bytes)?,
+            eval_readback: EvalReadback {
+                buffer: gpu.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("eval readback"),
+                    size: eval_bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+                ready: Arc::new(AtomicBool::new(false)),
+                pending: None,
+            },
             timestamps,
         })
     }
@@ -451,7 +555,7 @@ impl Run {
     fn submit_step(&mut self, gpu: &Gpu, batch: &Batch, lr: f32, s: u32, seed: u32, chunk: usize) -> Result<()> {
         let slot = (s % 2) as usize;
         if let Some(pending) = self.readbacks[slot].step {
-            self.read_step(gpu, pending)?;
+            self.read_step(gpu, pending, true)?;
         }
         self.model.upload_batch(gpu, batch);
         let mut encoders = self.model.step_encoders(gpu, lr, s, seed, self.timestamps.as_ref().map(|(set, _)| set), chunk);
@@ -471,16 +575,16 @@ impl Run {
         Ok(())
     }
 
-    /// The stats, GPU seconds and lr of step `s` if this run submitted it and has not read it yet.
-    fn read_step(&mut self, gpu: &Gpu, s: u32) -> Result<Option<StepReadback>> {
+    /// The stats, GPU seconds and lr of step `s` if this run submitted it and has not read it
+    /// yet, and it has finished (with `wait`, waits for it to finish).
+    fn read_step(&mut self, gpu: &Gpu, s: u32, wait: bool) -> Result<Option<StepReadback>> {
         let Some(rb) = self.readbacks.iter_mut().find(|b| b.step == Some(s)) else {
             return Ok(None);
         };
-        while !rb.ready.load(Ordering::SeqCst) {
-            gpu.device
-                .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(std::time::Duration::from_secs(60)) })
-                .map_err(|e| anyhow::anyhow!("waiting for step {} of {}: {e}", s + 1, self.precision))?;
-            gpu.check_errors(&format!("step {} of run {}", s + 1, self.precision))?;
+        if wait {
+            gpu.wait_until(&rb.ready, &format!("step {} of run {}", s + 1, self.precision))?;
+        } else if !rb.ready.load(Ordering::SeqCst) {
+            return Ok(None);
         }
         let bytes = rb.buffer.slice(..).get_mapped_range().map_err(|e| anyhow::anyhow!("reading step {}: {e}", s + 1))?.to_vec();
         rb.buffer.unmap();
@@ -492,5 +596,51 @@ impl Run {
             ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64 * 1e-9
         });
         Ok(Some((stats, seconds, rb.lr)))
+    }
+
+    /// Submits the forward pass over every validation batch, the losses going to
+    /// `eval_readback` (the evaluation of step `step`, after the update with `lr`).
+    fn submit_eval(&mut self, gpu: &Gpu, val: &[Batch], step: u32, lr: f32, chunk: usize) -> Result<()> {
+        if self.eval_readback.pending.is_some() {
+            self.read_eval(gpu, true)?;
+        }
+        for (e, batch) in val.iter().enumerate() {
+            self.model.upload_batch(gpu, batch);
+            let mut encoders = self.model.eval_encoders(gpu, chunk);
+            let last = encoders.last_mut().expect("a forward has dispatches");
+            last.copy_buffer_to_buffer(&self.model.stats, (STAT_EVAL_LOSS * 4) as u64, &self.eval_losses, e as u64 * 4, 4);
+            if e + 1 == val.len() {
+                last.copy_buffer_to_buffer(&self.eval_losses, 0, &self.eval_readback.buffer, 0, val.len() as u64 * 4);
+            }
+            submit_in_turn(gpu, encoders)?;
+        }
+        let rb = &mut self.eval_readback;
+        rb.ready.store(false, Ordering::SeqCst);
+        let ready = rb.ready.clone();
+        rb.buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| ready.store(r.is_ok(), Ordering::SeqCst));
+        rb.pending = Some((step, lr));
+        Ok(())
+    }
+
+    /// (step, lr, mean validation loss) of the submitted evaluation once it has finished
+    /// (with `wait`, waits for it).
+    fn read_eval(&mut self, gpu: &Gpu, wait: bool) -> Result<Option<(u32, f32, f32)>> {
+        let rb = &mut self.eval_readback;
+        let Some((step, lr)) = rb.pending else {
+            return Ok(None);
+        };
+        if wait {
+            gpu.wait_until(&rb.ready, &format!("evaluating run {} at step {step}", self.precision))?;
+        } else if !rb.ready.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let losses: Vec<f32> = {
+            let view = rb.buffer.slice(..).get_mapped_range().map_err(|e| anyhow::anyhow!("reading the evaluation: {e}"))?;
+            bytemuck::cast_slice(&view).to_vec()
+        };
+        rb.buffer.unmap();
+        rb.pending = None;
+        let mean = (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64) as f32;
+        Ok(Some((step, lr, mean)))
     }
 }

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Result};
 
-use super::session::{Event, Session};
+use super::session::{Driving, Event, Session};
 use super::{App, Driver, Settings};
 use crate::data::Corpus;
 use crate::gpu::{choose_adapter, AdapterReport, Gpu};
@@ -109,10 +109,11 @@ impl Driver for ThreadDriver {
         let (gpu, events, ctx, running) = (self.gpu.clone(), self.events_tx.clone(), self.ctx.clone(), self.running.clone());
         running.store(true, Ordering::SeqCst);
         self.worker = Some(std::thread::spawn(move || {
-            let result = Session::start(&gpu, corpus, spec, out_dir, sample_every).and_then(|(mut session, started)| {
-                let _ = events.send(started);
-                work(&gpu, &mut session, &rx, &events, &ctx)
-            });
+            let result =
+                Session::start(&gpu, corpus, spec, out_dir, sample_every, Driving::WorkerThread).and_then(|(mut session, started)| {
+                    let _ = events.send(started);
+                    work(&gpu, &mut session, &rx, &events, &ctx)
+                });
             if let Err(e) = result {
                 let _ = events.send(Event::Error(format!("{e:#}")));
             }

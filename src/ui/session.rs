@@ -1,6 +1,7 @@
 //! A training session driven from the dashboard: the trainer, its output folder and the
-//! periodic samples, advanced one update per `tick`. A native build runs it on a worker
-//! thread; the browser calls `tick` between frames.
+//! periodic samples, advanced by `tick`. A native build runs it on a worker thread, where
+//! `tick` may wait for the GPU; the browser calls `tick` once per frame, where it never waits
+//! and picks up results on later frames.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use anyhow::Result;
 
 use crate::data::Corpus;
 use crate::gpu::Gpu;
-use crate::sample::{SampleOptions, Sampler};
+use crate::sample::{Generation, SampleOptions, Sampler};
 use crate::train::output::RunOutput;
 use crate::train::{Metric, RunStatus, TrainSpec, Trainer};
 
@@ -35,19 +36,50 @@ pub enum Event {
 /// Pieces small enough (a few ms each on a CPU adapter) to keep 30+ frames per second.
 const DISPATCHES_PER_SUBMISSION: usize = 1;
 
+/// How the session shares the GPU with the dashboard's frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driving {
+    /// on its own thread: `tick` waits for the GPU, steps go in small submissions between
+    /// which the renderer's frames slip in
+    WorkerThread,
+    /// between frames on the renderer's thread (a browser): `tick` never waits
+    FrameLoop,
+}
+
+/// The text of one run being generated.
+struct PendingSample {
+    run: usize,
+    step: u32,
+    generation: Generation,
+}
+
 pub struct Session {
     pub trainer: Trainer,
     output: Option<RunOutput>,
     sample_every: u32,
+    driving: Driving,
+    /// one batch-1 model per run, made at the first sample
+    samplers: Vec<Option<Sampler>>,
+    sampling: Vec<PendingSample>,
+    stopping: bool,
     done: bool,
 }
 
 impl Session {
     /// Builds the models (compiling their pipelines) and opens the output folder
     /// (`None`: write nothing, as in a browser).
-    pub fn start(gpu: &Gpu, corpus: Corpus, spec: TrainSpec, out_dir: Option<PathBuf>, sample_every: u32) -> Result<(Session, Event)> {
+    pub fn start(
+        gpu: &Gpu,
+        corpus: Corpus,
+        spec: TrainSpec,
+        out_dir: Option<PathBuf>,
+        sample_every: u32,
+        driving: Driving,
+    ) -> Result<(Session, Event)> {
         let mut trainer = Trainer::new(gpu, corpus, spec)?;
-        trainer.share_queue_with_renderer(DISPATCHES_PER_SUBMISSION);
+        if driving == Driving::WorkerThread {
+            trainer.share_queue_with_renderer(DISPATCHES_PER_SUBMISSION);
+        }
         let output = out_dir.as_deref().map(RunOutput::open).transpose()?;
         let runs = trainer
             .runs
@@ -55,55 +87,106 @@ impl Session {
             .map(|r| (r.precision.name().to_string(), r.model.memory.training_state() as f64 / 1048576.0, r.model.state_bytes_per_param()))
             .collect();
         let started = Event::Started { runs, out_dir: out_dir.map(|d| d.display().to_string()).unwrap_or_default() };
-        Ok((Session { trainer, output, sample_every, done: false }, started))
+        let samplers = trainer.runs.iter().map(|_| None).collect();
+        let session = Session { trainer, output, sample_every, driving, samplers, sampling: Vec::new(), stopping: false, done: false };
+        Ok((session, started))
     }
 
     pub fn is_done(&self) -> bool {
         self.done
     }
 
-    /// One update of every live run, with its metric lines, statuses and any samples due.
+    /// One update of every live run (on a frame loop: whatever finished since the last
+    /// frame, and the next update if there is room), with its metric lines, statuses and
+    /// any samples due.
     pub fn tick(&mut self, gpu: &Gpu) -> Result<Vec<Event>> {
         if self.done {
             return Ok(Vec::new());
         }
         let mut events = Vec::new();
-        if self.trainer.finished() {
-            events.extend(self.finish(gpu)?);
+        let wait = self.driving == Driving::WorkerThread;
+        if self.stopping || self.trainer.finished() {
+            if wait || (self.trainer.idle() && self.sampling.is_empty()) {
+                events.extend(self.finish(gpu)?);
+            } else {
+                events.extend(self.advance_samples(gpu)?);
+                events.push(Event::Metrics(self.trainer.collect_finished(gpu)?));
+            }
             return Ok(events);
         }
-        let lines = self.trainer.step(gpu)?;
+        let before = self.trainer.step;
+        let lines = if wait { self.trainer.step(gpu)? } else { self.trainer.advance(gpu)? };
         if let Some(out) = &mut self.output {
             out.write_metrics(&lines)?;
         }
         events.push(Event::Metrics(lines));
         events.push(self.status());
         let step = self.trainer.step;
-        if self.sample_every > 0 && (step.is_multiple_of(self.sample_every) || step == 1) {
-            events.extend(self.samples(gpu)?);
+        if step != before && self.sample_every > 0 && (step.is_multiple_of(self.sample_every) || step == 1) {
+            self.begin_samples(gpu)?;
         }
-        if self.trainer.finished() {
+        events.extend(self.advance_samples(gpu)?);
+        if wait && self.trainer.finished() {
             events.extend(self.finish(gpu)?);
         }
         Ok(events)
+    }
+
+    /// Ends the session at the next `tick` (on a frame loop, once the GPU work in flight has
+    /// come back).
+    pub fn request_stop(&mut self) {
+        self.stopping = true;
     }
 
     pub fn status(&self) -> Event {
         Event::Status(self.trainer.runs.iter().map(|r| (r.precision.name().to_string(), r.status.name().to_string())).collect())
     }
 
-    /// Text from each live run's current weights.
-    pub fn samples(&self, gpu: &Gpu) -> Result<Vec<Event>> {
-        let mut out = Vec::new();
-        for run in self.trainer.runs.iter().filter(|r| !matches!(r.status, RunStatus::Diverged(_))) {
-            let sampler = Sampler::new(gpu, self.trainer.spec.model, run.precision, &run.model.read_raw(gpu)?)?;
-            let opts = SampleOptions { tokens: 120, temperature: 0.8, top_k: 0, seed: 7 };
-            let prompt = self.trainer.corpus.encode("\n").unwrap_or_default();
-            let ids = sampler.generate(gpu, &prompt, &opts)?;
-            let text = String::from_utf8_lossy(&self.trainer.corpus.decode(&ids)).into_owned();
-            out.push(Event::Sample { run: run.precision.name().into(), step: self.trainer.step, text });
+    /// Starts text generation from each live run's current weights (unless the last is
+    /// still being written).
+    fn begin_samples(&mut self, gpu: &Gpu) -> Result<()> {
+        if !self.sampling.is_empty() {
+            return Ok(());
         }
-        Ok(out)
+        let opts = SampleOptions { tokens: 120, temperature: 0.8, top_k: 0, seed: 7 };
+        let prompt = self.trainer.corpus.encode("\n").unwrap_or_default();
+        for (i, run) in self.trainer.runs.iter().enumerate() {
+            if matches!(run.status, RunStatus::Diverged(_)) {
+                continue;
+            }
+            if self.samplers[i].is_none() {
+                self.samplers[i] = Some(Sampler::empty(gpu, self.trainer.spec.model, run.precision)?);
+            }
+            let sampler = self.samplers[i].as_ref().expect("made above");
+            sampler.copy_weights_from(gpu, &run.model);
+            self.sampling.push(PendingSample { run: i, step: self.trainer.step, generation: Generation::new(&prompt, &opts) });
+        }
+        Ok(())
+    }
+
+    /// Moves the generations on (to the end when the session may wait); finished ones
+    /// become sample events.
+    fn advance_samples(&mut self, gpu: &Gpu) -> Result<Vec<Event>> {
+        let wait = self.driving == Driving::WorkerThread;
+        let mut events = Vec::new();
+        let mut still = Vec::new();
+        for mut pending in std::mem::take(&mut self.sampling) {
+            let sampler = self.samplers[pending.run].as_ref().expect("a sampler per sampled run");
+            let mut finished = pending.generation.advance(gpu, sampler, wait)?;
+            while wait && finished.is_none() {
+                finished = pending.generation.advance(gpu, sampler, wait)?;
+            }
+            match finished {
+                Some(ids) => {
+                    let text = String::from_utf8_lossy(&self.trainer.corpus.decode(&ids)).into_owned();
+                    let run = self.trainer.runs[pending.run].precision.name().into();
+                    events.push(Event::Sample { run, step: pending.step, text });
+                }
+                None => still.push(pending),
+            }
+        }
+        self.sampling = still;
+        Ok(events)
     }
 
     /// Writes checkpoints now (the run goes on).

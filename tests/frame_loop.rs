@@ -1,0 +1,116 @@
+//! The path the browser takes, run here: a trainer advanced once per "frame" without ever
+//! waiting for the GPU gives the same losses as one that waits, and the tiny preset trains
+//! within WebGPU's default limits and without optional features (no shader-f16, as on
+//! Chromium's software adapter).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use srgpt::data::Corpus;
+use srgpt::gpu::{choose_adapter, list_adapters, new_instance, Gpu};
+use srgpt::model::config::{preset, ModelConfig, TrainConfig};
+use srgpt::precision::Precision;
+use srgpt::train::{Metric, RunStatus, TrainSpec, Trainer};
+use srgpt::ui::session::{Driving, Event, Session};
+
+fn corpus() -> Corpus {
+    let text = "she sells sea shells by the sea shore; the shells she sells are sea shells. ".repeat(40);
+    Corpus::from_bytes("test", text.as_bytes()).unwrap()
+}
+
+fn spec(corpus: &Corpus, steps: u32) -> TrainSpec {
+    TrainSpec {
+        preset: "micro".into(),
+        model: ModelConfig { n_layer: 2, n_head: 2, d: 32, ctx: 16, vocab: corpus.vocab_size() },
+        train: TrainConfig { batch: 8, lr: 1e-2, warmup: 5, steps },
+        precisions: vec![Precision::Fp32, Precision::Bf16Sr],
+        seed: 5,
+        eval_every: 10,
+        eval_batches: 3,
+    }
+}
+
+/// (run, step) -> (train loss bits, val loss bits), whichever lines carried them.
+fn by_step(lines: &[Metric]) -> BTreeMap<(String, u32), (Option<u32>, Option<u32>)> {
+    let mut map: BTreeMap<(String, u32), (Option<u32>, Option<u32>)> = BTreeMap::new();
+    for l in lines {
+        let e = map.entry((l.run.clone(), l.step)).or_default();
+        if let Some(t) = l.train_loss {
+            assert!(e.0.replace(t.to_bits()).is_none(), "two train losses for {} step {}", l.run, l.step);
+        }
+        if let Some(v) = l.val_loss {
+            assert!(e.1.replace(v.to_bits()).is_none(), "two val losses for {} step {}", l.run, l.step);
+        }
+    }
+    map
+}
+
+#[test]
+fn advancing_without_waiting_gives_the_losses_of_waiting_steps() {
+    let c = corpus();
+    let steps = 25;
+    let mut waiting = Trainer::new(gpu(), c.clone(), spec(&c, steps)).unwrap();
+    let mut expected = Vec::new();
+    while !waiting.finished() {
+        expected.extend(waiting.step(gpu()).unwrap());
+    }
+    let mut framed = Trainer::new(gpu(), c.clone(), spec(&c, steps)).unwrap();
+    let mut got = Vec::new();
+    let mut frames = 0;
+    while !(framed.finished() && framed.idle()) {
+        got.extend(framed.advance(gpu()).unwrap());
+        frames += 1;
+        assert!(frames < 100_000, "the frame loop never finished");
+    }
+    got.extend(framed.advance(gpu()).unwrap());
+    assert!(framed.runs.iter().all(|r| r.status == RunStatus::Done));
+    let (expected, got) = (by_step(&expected), by_step(&got));
+    assert_eq!(expected.len(), 2 * (steps as usize + 1), "a line per run for step 0..=steps");
+    assert_eq!(got, expected, "the same train and val losses, bit for bit");
+}
+
+#[test]
+fn the_tiny_preset_trains_in_a_frame_loop_within_webgpu_default_limits() {
+    let adapter = choose_adapter(list_adapters(&new_instance()), None).unwrap();
+    let gpu = Gpu::from_adapter_with(&adapter, wgpu::Features::empty(), wgpu::Limits::default()).unwrap();
+    assert!(!gpu.features.contains(wgpu::Features::SHADER_F16));
+    let corpus = Corpus::load("builtin").unwrap();
+    let p = preset("tiny").unwrap();
+    let spec = TrainSpec {
+        preset: "tiny".into(),
+        model: ModelConfig::from_preset(&p, corpus.vocab_size()),
+        train: TrainConfig { steps: 12, ..p.train },
+        precisions: Precision::ALL.to_vec(),
+        seed: 1,
+        eval_every: 6,
+        eval_batches: 2,
+    };
+    let (mut session, started) = Session::start(&gpu, corpus, spec, None, 6, Driving::FrameLoop).unwrap();
+    assert!(matches!(started, Event::Started { .. }));
+    let (mut train_lines, mut val_lines, mut samples) = (0, 0, Vec::new());
+    let mut frames = 0;
+    while !session.is_done() {
+        for event in session.tick(&gpu).unwrap() {
+            match event {
+                Event::Metrics(lines) => {
+                    train_lines += lines.iter().filter(|l| l.train_loss.is_some()).count();
+                    val_lines += lines.iter().filter(|l| l.val_loss.is_some()).count();
+                }
+                Event::Sample { run, text, .. } => samples.push((run, text)),
+                Event::Error(e) => panic!("{e}"),
+                _ => {}
+            }
+        }
+        frames += 1;
+        assert!(frames < 200_000, "the session never finished");
+    }
+    gpu.check_errors("the tiny preset within WebGPU's default limits").unwrap();
+    assert_eq!(train_lines, 4 * 12, "a train line per run and step");
+    assert_eq!(val_lines, 4 * 3, "evaluations at steps 0, 6 and 12");
+    assert!(session.trainer.runs.iter().all(|r| r.status == RunStatus::Done));
+    // samples begin at steps 1, 6 and 12; each run's are written in turn
+    assert!(samples.len() >= 4, "samples from every run: {samples:?}");
+    assert!(samples.iter().all(|(_, text)| text.len() >= 120), "120 bytes each");
+}
