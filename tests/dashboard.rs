@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::which;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use srgpt::gpu::Gpu;
@@ -154,6 +155,42 @@ fn a_real_window_saves_a_screenshot_with_curves() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn which(name: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file())).ok_or(())
+/// `srgptStatus()` in the browser returns this JSON: the adapter, the latest step, and each
+/// run's step and latest losses (null before the first evaluation).
+#[test]
+fn the_status_a_page_reads_has_every_runs_latest_losses() {
+    let mut app = App::new(Settings::from_preset("tiny"), "test adapter (vulkan, software)".into(), None);
+    let line = |run: &str, step: u32, train: Option<f32>, val: Option<f32>| srgpt::train::Metric {
+        run: run.into(),
+        step,
+        tokens: step as u64 * 64,
+        elapsed_s: step as f64,
+        lr: 1e-3,
+        train_loss: train,
+        val_loss: val,
+        tokens_per_s: 100.0,
+    };
+    let empty = app.status_json();
+    assert_eq!(empty["step"], 0);
+    assert_eq!(empty["runs"].as_array().unwrap().len(), 0);
+    app.absorb(&[
+        line("fp32", 0, None, Some(4.5)),
+        line("bf16-sr", 0, None, Some(4.5)),
+        line("fp32", 1, Some(4.25), None),
+        line("bf16-sr", 1, Some(4.0), None),
+        line("fp32", 2, Some(3.5), None),
+    ]);
+    let status = app.status_json();
+    assert_eq!(status["adapter"], "test adapter (vulkan, software)");
+    assert_eq!(status["step"], 2);
+    let runs = status["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["precision"], "fp32");
+    assert_eq!(runs[0]["step"], 2);
+    assert_eq!(runs[0]["train_loss"], 3.5);
+    assert_eq!(runs[0]["val_loss"], 4.5);
+    assert_eq!(runs[1]["precision"], "bf16-sr");
+    assert_eq!(runs[1]["step"], 1);
+    assert_eq!(runs[1]["train_loss"], 4.0);
+    app.absorb(&[line("mixed", 0, None, None)]);
+    assert!(app.status_json()["runs"][2]["train_loss"].is_null());
 }

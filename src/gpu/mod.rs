@@ -62,6 +62,17 @@ impl AdapterReport {
     pub fn summary(&self) -> String {
         format!("{} ({}, {})", self.name, self.backend, self.device_type)
     }
+
+    /// The dashboard's line: name, backend, and whether a CPU emulates the GPU.
+    pub fn label(&self) -> String {
+        let name = if self.name.is_empty() { "unnamed adapter" } else { &self.name };
+        match self.device_type.as_str() {
+            "cpu" => format!("{name} ({}, software)", self.backend),
+            // browsers do not say what kind of device is behind WebGPU
+            "other" => format!("{name} ({})", self.backend),
+            _ => format!("{name} ({}, hardware)", self.backend),
+        }
+    }
 }
 
 impl KeyLimits {

@@ -477,12 +477,17 @@ fn submit_in_turn(gpu: &Gpu, encoders: Vec<wgpu::CommandEncoder>) -> Result<()> 
 pub fn read_metrics(path: &Path) -> Result<Vec<Metric>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| crate::Failure::BadInput(format!("cannot read metrics {}: {e}", path.display())))?;
+    parse_metrics(&text, &path.display().to_string())
+}
+
+/// Parses the text of a metrics.jsonl called `name`.
+pub fn parse_metrics(text: &str, name: &str) -> Result<Vec<Metric>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l)
-                .map_err(|e| crate::Failure::BadInput(format!("{} line {}: not a metrics line ({e})", path.display(), i + 1)).into())
+                .map_err(|e| crate::Failure::BadInput(format!("{} line {}: not a metrics line ({e})", name, i + 1)).into())
         })
         .collect()
 }

@@ -1,11 +1,13 @@
 //! The dashboard: live loss curves of every precision mode, a run table, throughput and LR
 //! plots, samples, and the controls to start, pause, resume, stop and save. Platform-neutral
 //! egui; `native` opens it in a window, training on a worker thread that shares the
-//! renderer's GPU device.
+//! renderer's GPU device; `web` runs it in a browser canvas, training between frames.
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 pub mod session;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 use std::collections::VecDeque;
 
@@ -32,7 +34,10 @@ pub fn mode_color(name: &str) -> Color32 {
 /// The form on the left: what the next Start trains.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// `builtin`, a path, or the name of the file in `corpus_bytes`
     pub corpus: String,
+    /// a corpus read already (in a browser: the file picked)
+    pub corpus_bytes: Option<std::sync::Arc<[u8]>>,
     pub preset: String,
     pub n_layer: u32,
     pub n_head: u32,
@@ -56,6 +61,7 @@ impl Settings {
         let p = preset(name).unwrap_or(PRESETS[0]);
         Settings {
             corpus: "builtin".into(),
+            corpus_bytes: None,
             preset: p.name.into(),
             n_layer: p.n_layer,
             n_head: p.n_head,
@@ -75,14 +81,18 @@ impl Settings {
     }
 
     fn apply_preset(&mut self, name: &str) {
-        let keep = (self.corpus.clone(), self.modes, self.seed, self.out_dir.clone());
+        let keep = (self.corpus.clone(), self.corpus_bytes.clone(), self.modes, self.seed, self.out_dir.clone());
         *self = Settings::from_preset(name);
-        (self.corpus, self.modes, self.seed, self.out_dir) = keep;
+        (self.corpus, self.corpus_bytes, self.modes, self.seed, self.out_dir) = keep;
     }
 
     /// The corpus and the training spec, or the reason they cannot be.
     pub fn to_spec(&self) -> Result<(Corpus, TrainSpec), String> {
-        let corpus = Corpus::load(self.corpus.trim()).map_err(|e| e.to_string())?;
+        let corpus = match &self.corpus_bytes {
+            Some(bytes) => Corpus::from_bytes(&self.corpus, bytes),
+            None => Corpus::load(self.corpus.trim()),
+        }
+        .map_err(|e| e.to_string())?;
         let model = ModelConfig { n_layer: self.n_layer, n_head: self.n_head, d: self.d, ctx: self.ctx, vocab: corpus.vocab_size() };
         let train = crate::model::config::TrainConfig { batch: self.batch, lr: self.lr, warmup: self.warmup, steps: self.steps };
         model.validate().map_err(|e| e.to_string())?;
@@ -161,6 +171,10 @@ pub trait Driver {
     /// Events since the last call.
     fn poll(&mut self) -> Vec<Event>;
     fn running(&self) -> bool;
+    /// Whether `save` can write checkpoints (a browser session writes no files).
+    fn can_save(&self) -> bool {
+        true
+    }
 }
 
 pub struct App {
@@ -235,7 +249,16 @@ impl App {
     pub fn open_metrics(&mut self, path: &str) {
         let file = std::path::Path::new(path.trim());
         let file = if file.is_dir() { file.join("metrics.jsonl") } else { file.to_path_buf() };
-        match crate::train::read_metrics(&file) {
+        self.view_metrics(crate::train::read_metrics(&file), file.display().to_string());
+    }
+
+    /// Shows the curves of a metrics.jsonl read already (in a browser: the file picked).
+    pub fn open_metrics_text(&mut self, name: &str, text: &str) {
+        self.view_metrics(crate::train::parse_metrics(text, name), name.to_string());
+    }
+
+    fn view_metrics(&mut self, lines: anyhow::Result<Vec<Metric>>, name: String) {
+        match lines {
             Err(e) => self.error = Some(e.to_string()),
             Ok(lines) => {
                 self.runs.clear();
@@ -243,10 +266,38 @@ impl App {
                 for r in &mut self.runs {
                     r.status = "done".into();
                 }
-                self.viewing = Some(file.display().to_string());
+                self.viewing = Some(name);
                 self.error = None;
             }
         }
+    }
+
+    /// What a page embedding the dashboard (or a test) reads: the adapter, the latest step
+    /// completed, and each run's step and latest losses (null until known).
+    pub fn status_json(&self) -> serde_json::Value {
+        let runs: Vec<serde_json::Value> = self
+            .runs
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "precision": r.name,
+                    "step": r.train.last().map_or(0, |p| p[0] as u32),
+                    "train_loss": RunView::last(&r.train),
+                    "val_loss": RunView::last(&r.val),
+                    "status": r.status,
+                })
+            })
+            .collect();
+        let step = runs.iter().filter_map(|r| r["step"].as_u64()).max().unwrap_or(0);
+        serde_json::json!({
+            "adapter": self.adapter,
+            "step": step,
+            "runs": runs,
+            "running": self.running(),
+            "paused": self.paused,
+            "done": self.done,
+            "error": self.error,
+        })
     }
 
     fn run_mut(&mut self, name: &str) -> &mut RunView {
@@ -317,6 +368,16 @@ impl App {
     /// The whole dashboard, inside `ui`.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
+        #[cfg(target_arch = "wasm32")]
+        if let Some(file) = web::take_picked() {
+            match file.purpose {
+                web::Purpose::Corpus => {
+                    self.settings.corpus = file.name;
+                    self.settings.corpus_bytes = Some(file.bytes.into());
+                }
+                web::Purpose::Metrics => self.open_metrics_text(&file.name, &String::from_utf8_lossy(&file.bytes)),
+            }
+        }
         let dt = ui.input(|i| i.unstable_dt) * 1000.0;
         self.frame_ms.push_back(dt);
         if self.frame_ms.len() > 60 {
@@ -359,7 +420,19 @@ impl App {
         ui.add_enabled_ui(idle, |ui| {
             egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
                 let label = ui.label("corpus");
+                #[cfg(not(target_arch = "wasm32"))]
                 ui.text_edit_singleline(&mut self.settings.corpus).labelled_by(label.id).on_hover_text("builtin, or a path to any file");
+                #[cfg(target_arch = "wasm32")]
+                ui.horizontal(|ui| {
+                    ui.label(&self.settings.corpus).labelled_by(label.id);
+                    if ui.button("Choose file…").on_hover_text("any text file; its bytes are the vocabulary").clicked() {
+                        web::pick_file(web::Purpose::Corpus, ui.ctx());
+                    }
+                    if self.settings.corpus_bytes.is_some() && ui.button("builtin").clicked() {
+                        self.settings.corpus = "builtin".into();
+                        self.settings.corpus_bytes = None;
+                    }
+                });
                 ui.end_row();
                 let label = ui.label("preset");
                 let mut chosen = self.settings.preset.clone();
@@ -401,11 +474,13 @@ impl App {
                 let label = ui.label("seed");
                 ui.add(egui::DragValue::new(&mut s.seed)).labelled_by(label.id);
                 ui.end_row();
-                let label = ui.label("output");
-                ui.text_edit_singleline(&mut s.out_dir)
-                    .labelled_by(label.id)
-                    .on_hover_text("folder for metrics and checkpoints (empty: none)");
-                ui.end_row();
+                if self.driver.as_ref().is_none_or(|d| d.can_save()) {
+                    let label = ui.label("output");
+                    ui.text_edit_singleline(&mut s.out_dir)
+                        .labelled_by(label.id)
+                        .on_hover_text("folder for metrics and checkpoints (empty: none)");
+                    ui.end_row();
+                }
             });
             ui.label("modes to compare:");
             ui.horizontal_wrapped(|ui| {
@@ -438,7 +513,8 @@ impl App {
                     d.stop();
                 }
             }
-            if ui.add_enabled(running, egui::Button::new("Save checkpoint")).clicked() {
+            if self.driver.as_ref().is_some_and(|d| d.can_save()) && ui.add_enabled(running, egui::Button::new("Save checkpoint")).clicked()
+            {
                 if let Some(d) = &mut self.driver {
                     d.save();
                 }
@@ -446,6 +522,7 @@ impl App {
         });
         ui.separator();
         let label = ui.label("view a finished run:");
+        #[cfg(not(target_arch = "wasm32"))]
         ui.horizontal(|ui| {
             ui.text_edit_singleline(&mut self.view_path).labelled_by(label.id).on_hover_text("a run folder or its metrics.jsonl");
             if ui.add_enabled(idle, egui::Button::new("Open")).clicked() {
@@ -453,6 +530,10 @@ impl App {
                 self.open_metrics(&path);
             }
         });
+        #[cfg(target_arch = "wasm32")]
+        if ui.add_enabled(idle, egui::Button::new("Open metrics.jsonl…")).labelled_by(label.id).clicked() {
+            web::pick_file(web::Purpose::Metrics, ui.ctx());
+        }
         if let Some(e) = &self.error {
             ui.separator();
             ui.colored_label(Color32::from_rgb(220, 60, 60), format!("error: {e}"));

@@ -256,8 +256,7 @@ pub fn run(opts: WindowOptions) -> Result<()> {
         Box::new(move |cc| {
             let rs = cc.wgpu_render_state.as_ref().ok_or("the window has no wgpu renderer")?;
             let report = AdapterReport::of(&rs.adapter);
-            let adapter =
-                format!("{} ({}, {})", report.name, report.backend, if report.device_type == "cpu" { "software" } else { "hardware" });
+            let adapter = report.label();
             let gpu = Arc::new(Gpu::from_device(rs.device.clone(), rs.queue.clone(), report));
             let driver = ThreadDriver::new(gpu, cc.egui_ctx.clone());
             let mut app = App::new(opts.settings, adapter, Some(Box::new(driver)));

@@ -78,3 +78,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
         panic!("{what}: element {i}: got {}, want {} (tolerance {abs} + {rel}*|want|)", got[i], want[i]);
     }
 }
+
+/// The program `name` on PATH.
+pub fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file())).ok_or(())
+}

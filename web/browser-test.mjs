@@ -1,0 +1,115 @@
+// The browser build, end to end: serves dist/ on 127.0.0.1, opens it in headless Chromium
+// with WebGPU on its software (SwiftShader) adapter, and checks through `srgptStatus()` that
+// an adapter was found, at least MIN_STEPS training steps ran and every run's train loss
+// fell; then takes a screenshot and checks that the loss plot was drawn in the modes'
+// colours.
+//
+//   node web/browser-test.mjs [DIST] [SCREENSHOT.png]
+//
+// CHROMIUM names the browser binary (default /usr/bin/chromium). Exits non-zero on failure.
+
+import { createServer } from "node:http";
+import { readFile, writeFile, mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { extname, join, normalize } from "node:path";
+import { chromium } from "playwright-core";
+import { PNG } from "pngjs";
+
+const dist = process.argv[2] ?? "dist";
+const screenshotPath = process.argv[3] ?? join(await mkdtemp(join(tmpdir(), "srgpt-web-")), "page.png");
+const MIN_STEPS = 20;
+const TIMEOUT_S = Number(process.env.SRGPT_WEB_TIMEOUT_S ?? 600);
+
+// the curve colours of ui::mode_color
+const MODE_COLORS = { "fp32": [66, 133, 244], "mixed": [171, 71, 188], "bf16": [234, 67, 53], "bf16-sr": [52, 168, 83] };
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+const server = createServer(async (req, res) => {
+  const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+  try {
+    const body = await readFile(join(dist, path === "/" ? "index.html" : path));
+    res.writeHead(200, { "content-type": TYPES[extname(path) || ".html"] ?? "application/octet-stream" });
+    res.end(body);
+  } catch {
+    res.writeHead(404).end();
+  }
+});
+await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+const url = `http://127.0.0.1:${server.address().port}/`;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu-sandbox", "--enable-unsafe-webgpu", "--enable-features=Vulkan",
+    "--use-vulkan=swiftshader", "--use-angle=swiftshader", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+  ],
+});
+
+let failed = false;
+function check(ok, what) {
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
+  failed ||= !ok;
+}
+
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const log = [];
+  page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
+  page.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
+  await page.goto(url);
+
+  const started = Date.now();
+  const first = {};
+  let status = null;
+  for (;;) {
+    status = JSON.parse(await page.evaluate(() => window.srgptStatus()));
+    for (const r of status.runs ?? []) {
+      if (r.train_loss !== null && !(r.precision in first)) first[r.precision] = { step: r.step, loss: r.train_loss };
+    }
+    const enough = status.runs?.length > 0 && status.runs.every((r) => r.step >= MIN_STEPS);
+    if (enough || status.error || status.done) break;
+    if (Date.now() - started > TIMEOUT_S * 1000) {
+      console.log(`gave up after ${TIMEOUT_S} s`);
+      break;
+    }
+    await new Promise((ok) => setTimeout(ok, 1000));
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(`after ${seconds} s: ${JSON.stringify(status)}`);
+
+  check(typeof status.adapter === "string" && status.adapter.length > 0, `a WebGPU adapter was found (${status.adapter})`);
+  check(!status.error, `no error (${status.error ?? "none"})`);
+  check(status.step >= MIN_STEPS, `at least ${MIN_STEPS} steps ran (${status.step})`);
+  check(status.runs.length >= 1, `runs: ${status.runs.map((r) => r.precision).join(", ")}`);
+  for (const r of status.runs) {
+    const f = first[r.precision];
+    check(f && r.train_loss < f.loss, `${r.precision}: train loss fell from ${f?.loss} (step ${f?.step}) to ${r.train_loss} (step ${r.step})`);
+  }
+
+  // let a few more frames draw the latest points before the picture
+  await page.waitForTimeout(1500);
+  const png = PNG.sync.read(await page.screenshot({ path: screenshotPath }));
+  console.log(`screenshot: ${screenshotPath}`);
+  const near = (i, [r, g, b]) =>
+    Math.abs(png.data[i] - r) <= 12 && Math.abs(png.data[i + 1] - g) <= 12 && Math.abs(png.data[i + 2] - b) <= 12;
+  let plotted = 0;
+  for (const r of status.runs) {
+    const color = MODE_COLORS[r.precision];
+    let count = 0;
+    for (let i = 0; i < png.data.length; i += 4) if (near(i, color)) count++;
+    console.log(`     ${r.precision}: ${count} pixels of its colour`);
+    plotted += count;
+  }
+  // a curve across the plot is thousands of pixels; the coloured mode names alone are a few dozen
+  check(plotted >= 1000, `the loss plot was drawn (${plotted} pixels in the modes' colours)`);
+  if (failed) console.log(`browser console:\n${log.join("\n")}`);
+} catch (e) {
+  console.log(`FAIL ${e.stack ?? e}`);
+  failed = true;
+} finally {
+  await browser.close();
+  server.close();
+}
+process.exit(failed ? 1 : 0);
