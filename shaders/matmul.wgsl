@@ -118,6 +118,37 @@ const WG_Y: u32 = {{WG_Y}}u;
 const TM: u32 = {{TM}}u;
 const TN2: u32 = {{TN2}}u;  // column pairs per thread
 
+// alpha, bias, residual and GELU applied to a thread's accumulators, then written out: rows
+// row0 + i*WG_Y, column pairs col0 + j*2*WG_X (outputs past the edge are skipped)
+fn write_outputs(z: u32, row0: u32, col0: u32, acc: ptr<function, array<vec2<f32>, {{TM_TN2}}>>) {
+    let c_base = batch_offset(z, p.c_off, p.c_s1, p.c_s2);
+    let res_base = batch_offset(z, p.res_off, p.c_s1, p.c_s2);
+    let key = vec2<u32>(p.key_step, p.key_tensor);
+    for (var i = 0u; i < TM; i++) {
+        let m = row0 + i * WG_Y;
+        if (m >= p.m) { break; }
+        for (var j = 0u; j < TN2; j++) {
+            let n = col0 + j * 2u * WG_X;
+            if (n >= p.n) { break; }
+            let ci = c_base + m * p.ldc + n;
+#if GELU
+            // the pre-activation is kept for the backward; c gets the activation
+            let v_pre = epilogue((*acc)[i * TN2 + j], res_base, m, n);
+            pre_set2(ci, v_pre, key);
+            let v = gelu(v_pre);
+#else
+            let v = epilogue((*acc)[i * TN2 + j], res_base, m, n);
+#endif
+#if PAIR_C
+            c_set2(ci, v, key);
+#else
+            c_set(ci, v.x);
+            if (n + 1u < p.n) { c_set(ci + 1u, v.y); }
+#endif
+        }
+    }
+}
+
 // Register-blocked: each thread owns TM rows (strided by WG_Y) and TN2 column pairs (strided by
 // 2*WG_X) and reads its operands straight from storage, two k at a time. No workgroup memory:
 // on CPU adapters (lavapipe) that is the fastest shape, and it needs no barriers.
@@ -158,33 +189,92 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         }
     }
 
-    let c_base = batch_offset(z, p.c_off, p.c_s1, p.c_s2);
-    let res_base = batch_offset(z, p.res_off, p.c_s1, p.c_s2);
-    let key = vec2<u32>(p.key_step, p.key_tensor);
-    for (var i = 0u; i < TM; i++) {
-        let m = row0 + i * WG_Y;
-        if (m >= p.m) { break; }
-        for (var j = 0u; j < TN2; j++) {
-            let n = col0 + j * 2u * WG_X;
-            if (n >= p.n) { break; }
-            let ci = c_base + m * p.ldc + n;
-#if GELU
-            // the pre-activation is kept for the backward; c gets the activation
-            let v_pre = epilogue(acc[i * TN2 + j], res_base, m, n);
-            pre_set2(ci, v_pre, key);
-            let v = gelu(v_pre);
-#else
-            let v = epilogue(acc[i * TN2 + j], res_base, m, n);
-#endif
-#if PAIR_C
-            c_set2(ci, v, key);
-#else
-            c_set(ci, v.x);
-            if (n + 1u < p.n) { c_set(ci + 1u, v.y); }
-#endif
-        }
-    }
+    write_outputs(z, row0, col0, &acc);
 }
+
+#if SHARED_K
+const BM: u32 = WG_Y * TM;        // rows of C per workgroup
+const BN: u32 = WG_X * TN2 * 2u;  // columns of C per workgroup
+const BK: u32 = {{SHARED_K}}u;    // k per shared tile (even)
+var<workgroup> a_tile: array<f32, {{BM_BK}}>;  // op(a) (BM rows, BK k), stored [k][m]
+var<workgroup> b_tile: array<f32, {{BK_BN}}>;  // op(b) (BK k, BN columns), stored [k][n]
+
+// Shared-memory tiled: the workgroup stages a BM x BK block of op(a) and a BK x BN block of
+// op(b) in workgroup memory (each element read from storage once per workgroup, by
+// neighbouring threads at neighbouring addresses), then every thread accumulates its TM x
+// 2*TN2 outputs from there, exactly as matmul_tiled does (same pairs of k, same order), so
+// both give the same bits. The usual shape on GPUs; barriers make it dear on CPU adapters.
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                 @builtin(local_invocation_index) t: u32) {
+    let z = wg.z;
+    let a_base = batch_offset(z, p.a_off, p.a_s1, p.a_s2);
+    let b_base = batch_offset(z, p.b_off, p.b_s1, p.b_s2);
+    let tile_row = wg.y * BM;
+    let tile_col = wg.x * BN;
+    let row0 = tile_row + lid.y;
+    let col0 = tile_col + 2u * lid.x;
+    let threads = WG_X * WG_Y;
+
+    var acc: array<vec2<f32>, {{TM_TN2}}>;
+    for (var i = 0u; i < TM * TN2; i++) { acc[i] = vec2<f32>(0.0); }
+
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        // stage the blocks, consecutive threads walking the contiguous dimension of storage;
+        // rows and columns past the edge repeat the last one, k past the end reads as zero
+        for (var e = t; e < BM * BK; e += threads) {
+#if TRANS_A
+            let mm = e % BM;
+            let kk = e / BM;
+#else
+            let mm = e / BK;
+            let kk = e % BK;
+#endif
+            let k = k0 + kk;
+            a_tile[kk * BM + mm] = select(0.0, load_a1(a_base, min(tile_row + mm, p.m - 1u), min(k, p.k - 1u)), k < p.k);
+        }
+        for (var e = t; e < BK * BN; e += threads) {
+#if TRANS_B
+            let nn = e / BK;
+            let kk = e % BK;
+#else
+            let nn = e % BN;
+            let kk = e / BN;
+#endif
+            let k = k0 + kk;
+            b_tile[kk * BN + nn] = select(0.0, load_b1(b_base, min(k, p.k - 1u), min(tile_col + nn, p.n - 1u)), k < p.k);
+        }
+        workgroupBarrier();
+        let k_here = min(BK, p.k - k0);
+        var kk = 0u;
+        for (; kk + 1u < k_here; kk += 2u) {
+            var av: array<vec2<f32>, TM>;
+            for (var i = 0u; i < TM; i++) {
+                let m = lid.y + i * WG_Y;
+                av[i] = vec2<f32>(a_tile[kk * BM + m], a_tile[(kk + 1u) * BM + m]);
+            }
+            for (var j = 0u; j < TN2; j++) {
+                let n = 2u * lid.x + j * 2u * WG_X;
+                let bv = vec4<f32>(b_tile[kk * BN + n], b_tile[kk * BN + n + 1u], b_tile[(kk + 1u) * BN + n], b_tile[(kk + 1u) * BN + n + 1u]);
+                for (var i = 0u; i < TM; i++) {
+                    acc[i * TN2 + j] += av[i].x * bv.xy + av[i].y * bv.zw;
+                }
+            }
+        }
+        if (kk < k_here) {
+            for (var j = 0u; j < TN2; j++) {
+                let n = 2u * lid.x + j * 2u * WG_X;
+                let bv = vec2<f32>(b_tile[kk * BN + n], b_tile[kk * BN + n + 1u]);
+                for (var i = 0u; i < TM; i++) {
+                    acc[i * TN2 + j] += a_tile[kk * BM + lid.y + i * WG_Y] * bv;
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    write_outputs(z, row0, col0, &acc);
+}
+#endif
 
 // Any shape and alignment: each thread computes the two outputs at flat indices 2t and 2t+1 of
 // the batch in (z, m, n) order, so a packed c needs no pair to straddle two threads. Packed c

@@ -65,7 +65,7 @@ pub fn bench_matmul(
                 Mat::new(TensorRef::new(&c, Store::F32), Layout::rows(n)),
             );
             let mut best: Option<(f64, Tile)> = None;
-            for tile in Tile::CANDIDATES {
+            for tile in Tile::CANDIDATES.into_iter().filter(|t| t.fits(&gpu.limits)) {
                 let d = mm.dispatch_with(gpu, tile)?;
                 let seconds = median(&time_dispatches(gpu, &[&d], reps)?);
                 let gflops = shape.flops() / seconds / 1e9;

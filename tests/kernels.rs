@@ -431,3 +431,49 @@ fn matmul_with_fused_gelu_matches_matmul_then_gelu() {
         assert_close("fused gelu", &download(&gout, s, bt * oc), &out, 1e-4, output_rel(s) + 1e-5);
     }
 }
+
+/// Every tile, register-blocked or staged in workgroup memory, gives the same bits on odd and
+/// even shapes, every transpose and storage: the tuner may pick any of them for a shape
+/// without changing a run (each output sums the same pairs of k terms in the same order).
+#[test]
+fn every_matmul_tile_gives_the_same_bits() {
+    let gpu = gpu();
+    for (m, n, k) in [(67u32, 50u32, 37u32), (128, 96, 64), (33, 130, 17)] {
+        for (trans_a, trans_b) in [(false, false), (false, true), (true, false), (true, true)] {
+            for (input, output, bias) in
+                [(Store::F32, Store::F32, false), (Store::Bf16, Store::F32, true), (Store::Bf16, Store::Bf16, false)]
+            {
+                let (mu, nu, ku) = (m as usize, n as usize, k as usize);
+                let ga = upload(input, &random_values(mu * ku, 11 + m as u64, 1.0));
+                let gb = upload(input, &random_values(ku * nu, 12 + n as u64, 1.0));
+                let gbias = upload(input, &random_values(nu, 13, 1.0));
+                let (lda, ldb) = (if trans_a { m } else { k }, if trans_b { k } else { n });
+                let results: Vec<(Tile, Vec<u8>)> = Tile::CANDIDATES
+                    .into_iter()
+                    .filter(|t| t.fits(&gpu.limits))
+                    .map(|tile| {
+                        let gc = zeros(output, mu * nu);
+                        let mut mm = Matmul::new(
+                            MatmulShape::new(m, n, k).trans(trans_a, trans_b),
+                            Mat::new(tref(&ga, input), Layout::rows(lda)),
+                            Mat::new(tref(&gb, input), Layout::rows(ldb)),
+                            Mat::new(tref(&gc, output), Layout::rows(n)),
+                        );
+                        mm.bias = bias.then(|| tref(&gbias, input));
+                        run(&[mm.dispatch_with(gpu, tile).unwrap()]);
+                        (tile, gpu.read_bytes(&gc, 0, output.buffer_bytes(mu * nu)).unwrap())
+                    })
+                    .collect();
+                assert!(results.iter().any(|(t, _)| t.shared_k > 0), "a workgroup-memory tile fits every WebGPU adapter");
+                for (tile, bytes) in &results[1..] {
+                    assert!(
+                        *bytes == results[0].1,
+                        "{m}x{n}x{k} trans {trans_a}/{trans_b} {input:?}->{output:?}: tile {} differs from {}",
+                        tile.name(),
+                        results[0].0.name()
+                    );
+                }
+            }
+        }
+    }
+}

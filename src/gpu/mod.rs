@@ -455,7 +455,12 @@ impl Gpu {
 fn short_defines(spec: &ShaderSpec) -> String {
     spec.defines
         .iter()
-        .filter(|(k, v)| !k.starts_with("WG_") && !k.starts_with("TM") && k.as_str() != "TN2" && v.as_str() != "0")
+        .filter(|(k, v)| {
+            !k.starts_with("WG_")
+                && !k.starts_with("TM")
+                && !matches!(k.as_str(), "TN2" | "SHARED_K" | "BM_BK" | "BK_BN")
+                && v.as_str() != "0"
+        })
         .map(|(k, v)| if v == "1" { k.clone() } else { format!("{k}={v}") })
         .collect::<Vec<_>>()
         .join(" ")

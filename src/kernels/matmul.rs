@@ -80,22 +80,31 @@ impl MatmulShape {
 /// Problems smaller than this (in FLOPs) take the heuristic tile without measuring.
 pub const TUNE_MIN_FLOPS: f64 = 8e6;
 
-/// Register-blocking shape of `matmul_tiled`: a workgroup of wg_x * wg_y threads, each owning
-/// tm rows and tn2 column pairs, covers a (wg_y*tm) x (wg_x*tn2*2) tile of C.
+/// Shape of the tiled kernels: a workgroup of wg_x * wg_y threads, each owning tm rows and
+/// tn2 column pairs, covers a (wg_y*tm) x (wg_x*tn2*2) tile of C. With `shared_k` = 0 each
+/// thread reads its operands straight from storage (`matmul_tiled`, register-blocked); with
+/// `shared_k` > 0 the workgroup first stages shared_k-deep blocks of both operands in
+/// workgroup memory (`matmul_shared`). Every shape gives the same bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tile {
     pub wg_x: u32,
     pub wg_y: u32,
     pub tm: u32,
     pub tn2: u32,
+    pub shared_k: u32,
 }
 
 impl Tile {
     /// Within WebGPU's default limits (64 invocations, no workgroup memory). The large tile
     /// is the fastest on lavapipe for big problems (13.4 GFLOP/s bf16 at 1024³, 2026-11-29);
     /// the small one wastes less on the narrow per-head matmuls of attention.
-    pub const LARGE: Tile = Tile { wg_x: 8, wg_y: 8, tm: 8, tn2: 4 };
-    pub const SMALL: Tile = Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2 };
+    pub const LARGE: Tile = Tile { wg_x: 8, wg_y: 8, tm: 8, tn2: 4, shared_k: 0 };
+    pub const SMALL: Tile = Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2, shared_k: 0 };
+    /// 64x64 outputs from 256 threads and 8 KiB of workgroup memory: WebGPU's default limits
+    /// (256 invocations, 16 KiB), the usual shape of a GPU matmul.
+    pub const SHARED_LARGE: Tile = Tile { wg_x: 16, wg_y: 16, tm: 4, tn2: 2, shared_k: 16 };
+    /// 32x32 outputs from 64 threads and 4 KiB: more workgroups for narrow problems.
+    pub const SHARED_SMALL: Tile = Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2, shared_k: 16 };
 
     /// The default tile for an (m, n) output.
     pub fn for_shape(m: u32, n: u32) -> Tile {
@@ -108,22 +117,37 @@ impl Tile {
         }
     }
     /// The shapes measured per adapter (and by `srgpt bench matmul`).
-    pub const CANDIDATES: [Tile; 3] = [Tile::LARGE, Tile::SMALL, Tile { wg_x: 8, wg_y: 4, tm: 4, tn2: 4 }];
+    pub const CANDIDATES: [Tile; 5] =
+        [Tile::LARGE, Tile::SMALL, Tile { wg_x: 8, wg_y: 4, tm: 4, tn2: 4, shared_k: 0 }, Tile::SHARED_LARGE, Tile::SHARED_SMALL];
+
+    /// Bytes of workgroup memory the tile stages (f32 blocks of both operands).
+    pub fn workgroup_bytes(&self) -> u32 {
+        4 * self.shared_k * (self.wg_y * self.tm + self.wg_x * self.tn2 * 2)
+    }
+
+    /// Whether the adapter's limits allow this tile.
+    pub fn fits(&self, limits: &wgpu::Limits) -> bool {
+        self.wg_x * self.wg_y <= limits.max_compute_invocations_per_workgroup
+            && self.wg_x <= limits.max_compute_workgroup_size_x
+            && self.wg_y <= limits.max_compute_workgroup_size_y
+            && self.workgroup_bytes() <= limits.max_compute_workgroup_storage_size
+    }
 
     fn params(&self) -> Vec<u32> {
-        vec![self.wg_x, self.wg_y, self.tm, self.tn2]
+        vec![self.wg_x, self.wg_y, self.tm, self.tn2, self.shared_k]
     }
 
     fn from_params(p: &[u32]) -> Option<Tile> {
         let tile = match *p {
-            [wg_x, wg_y, tm, tn2] => Tile { wg_x, wg_y, tm, tn2 },
+            [wg_x, wg_y, tm, tn2, shared_k] => Tile { wg_x, wg_y, tm, tn2, shared_k },
             _ => return None,
         };
         Tile::CANDIDATES.contains(&tile).then_some(tile)
     }
 
     pub fn name(&self) -> String {
-        format!("{}x{} threads, {}x{} per thread", self.wg_x, self.wg_y, self.tm, self.tn2 * 2)
+        let staged = if self.shared_k > 0 { format!(", shared k {}", self.shared_k) } else { String::new() };
+        format!("{}x{} threads, {}x{} per thread{staged}", self.wg_x, self.wg_y, self.tm, self.tn2 * 2)
     }
 }
 
@@ -179,7 +203,7 @@ impl<'a> Matmul<'a> {
                 // the fastest of a few runs resists a noisy machine; a candidate must beat the
                 // heuristic's tile by 5% to replace it
                 let mut timed = Vec::new();
-                for tile in Tile::CANDIDATES {
+                for tile in Tile::CANDIDATES.into_iter().filter(|t| t.fits(&gpu.limits)) {
                     let d = self.dispatch_with(gpu, tile)?;
                     let fastest = time_dispatches(gpu, &[&d], 4)?.into_iter().fold(f64::INFINITY, f64::min);
                     timed.push((if tile == fallback { fastest * 0.95 } else { fastest }, tile));
@@ -244,7 +268,14 @@ impl<'a> Matmul<'a> {
         if self.gelu_pre.is_some() && !(tiled && pair_c && self.gelu_pre.is_some_and(|p| p.store == self.c.store)) {
             bail!("a GELU epilogue needs even rows and a pre-activation stored like the output: {s:?}");
         }
-        let entry = if tiled { "matmul_tiled" } else { "matmul_flat" };
+        if !tile.fits(&gpu.limits) {
+            bail!("matmul tile {} exceeds this adapter's workgroup limits", tile.name());
+        }
+        let entry = match (tiled, tile.shared_k > 0) {
+            (true, false) => "matmul_tiled",
+            (true, true) => "matmul_shared",
+            (false, _) => "matmul_flat",
+        };
         let mut spec = ShaderSpec::new("matmul.wgsl", entry)
             .define("A", self.a.store.for_reading().wgsl_name())
             .define("B", self.b.store.for_reading().wgsl_name())
@@ -316,6 +347,9 @@ fn tile_defines(spec: ShaderSpec, tile: Tile) -> ShaderSpec {
         .define("TM", tile.tm)
         .define("TN2", tile.tn2)
         .define("TM_TN2", tile.tm * tile.tn2)
+        .define("SHARED_K", tile.shared_k)
+        .define("BM_BK", (tile.wg_y * tile.tm * tile.shared_k).max(1))
+        .define("BK_BN", (tile.shared_k * tile.wg_x * tile.tn2 * 2).max(1))
 }
 
 /// out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias (OC) [+ residual (BT, OC)]
@@ -493,7 +527,7 @@ pub fn matmul_backward_cpu(
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for entry in ["matmul_tiled", "matmul_flat"] {
+    for (entry, tile) in [("matmul_tiled", Tile::SMALL), ("matmul_shared", Tile::SHARED_LARGE), ("matmul_flat", Tile::SMALL)] {
         for store in ALL_STORES {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 for extras in [false, true] {
@@ -509,17 +543,17 @@ pub fn variants() -> Vec<ShaderSpec> {
                         .flag("PAIR_C", extras || store.is_packed())
                         .flag("HAS_BIAS", extras)
                         .flag("HAS_RESIDUAL", extras)
-                        .flag("GELU", extras && entry == "matmul_tiled")
+                        .flag("GELU", extras && entry != "matmul_flat")
                         .define("BIAS", read)
                         .define("RES", read);
-                    out.push(tile_defines(spec, Tile::SMALL));
+                    out.push(tile_defines(spec, tile));
                 }
             }
         }
     }
     for tile in Tile::CANDIDATES {
         out.push(tile_defines(
-            ShaderSpec::new("matmul.wgsl", "matmul_tiled")
+            ShaderSpec::new("matmul.wgsl", if tile.shared_k > 0 { "matmul_shared" } else { "matmul_tiled" })
                 .define("A", "bf16")
                 .define("B", "bf16")
                 .define("C", "f32")
