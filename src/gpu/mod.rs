@@ -159,9 +159,9 @@ pub struct Gpu {
     pub report: AdapterReport,
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
-    /// Threads that share one row in the row kernels (softmax, cross-entropy, layernorm):
-    /// 1 on CPU adapters, where barriers are dear, 32 on GPUs.
-    pub row_threads: u32,
+    /// Threads that share one row in the row kernels, once known (see
+    /// [`crate::kernels::row_threads`]).
+    pub row_threads: std::sync::OnceLock<u32>,
     pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
     errors: Arc<Mutex<Vec<String>>>,
     /// the instance, when this Gpu opened the device itself (for resource reports)
@@ -224,9 +224,8 @@ impl Gpu {
                 lost.lock().unwrap().push(format!("GPU device lost ({reason:?}): {msg}"));
             }
         });
-        let row_threads = if report.device_type == "cpu" { 1 } else { 32 };
         Gpu {
-            row_threads,
+            row_threads: std::sync::OnceLock::new(),
             features: device.features(),
             limits: device.limits(),
             device,
@@ -433,8 +432,8 @@ impl Gpu {
     }
 
     /// Workgroups for `rows` rows of a row kernel (64 threads, `row_threads` per row).
-    pub fn row_grid(&self, rows: u32) -> [u32; 3] {
-        self.grid(rows.div_ceil(64 / self.row_threads))
+    pub fn row_grid(&self, rows: u32, row_threads: u32) -> [u32; 3] {
+        self.grid(rows.div_ceil(64 / row_threads))
     }
 
     /// Records dispatches into one compute pass and submits them.

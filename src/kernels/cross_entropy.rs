@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::uniform_bytes;
+use super::{row_threads, uniform_bytes};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 /// losses[r] = -log softmax(logits[r])[targets[r]]; when `write_grad`, logits become
@@ -21,8 +21,9 @@ pub fn cross_entropy_forward_backward(
     write_grad: bool,
 ) -> Result<Dispatch> {
     let params = uniform_bytes(&[rows, vocab, grad_scale.to_bits(), write_grad as u32]);
-    let spec = spec().define("ROW_THREADS", gpu.row_threads);
-    gpu.dispatch("cross_entropy", &spec, &[(0, logits), (1, targets), (2, losses)], 3, &params, gpu.row_grid(rows))
+    let threads = row_threads(gpu);
+    let spec = spec().define("ROW_THREADS", threads);
+    gpu.dispatch("cross_entropy", &spec, &[(0, logits), (1, targets), (2, losses)], 3, &params, gpu.row_grid(rows, threads))
 }
 
 fn spec() -> ShaderSpec {
@@ -30,7 +31,7 @@ fn spec() -> ShaderSpec {
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
-    [1, 32, 64].iter().map(|t| spec().define("ROW_THREADS", t)).collect()
+    super::ROW_THREAD_CHOICES.iter().map(|t| spec().define("ROW_THREADS", t)).collect()
 }
 
 /// CPU reference in f64: fills losses, and dlogits when given.

@@ -12,8 +12,71 @@ pub mod matmul;
 pub mod reduce;
 pub mod softmax;
 
-use crate::gpu::ShaderSpec;
+use anyhow::Result;
+
+use crate::gpu::timing::time_dispatches;
+use crate::gpu::{Gpu, ShaderSpec};
 use crate::precision::Store;
+
+/// Threads per row in the row kernels (softmax, cross-entropy, LayerNorm): measured once per
+/// adapter on a LayerNorm of a typical size and cached on disk with the matmul tiles (see
+/// [`crate::gpu::tune`]). Where nothing is measured (a browser, SRGPT_TUNE=0) or the
+/// measurement fails: 1 on CPU adapters, where barriers are dear, 32 on GPUs. The choice can
+/// change the last bits of a row's sums, so it is kept: runs on one machine stay
+/// bit-reproducible.
+pub fn row_threads(gpu: &Gpu) -> u32 {
+    *gpu.row_threads.get_or_init(|| {
+        let rule = if gpu.report.device_type == "cpu" { 1 } else { 32 };
+        if !gpu.tuning.lock().unwrap().enabled {
+            return rule;
+        }
+        const KEY: &str = "row threads";
+        if let Some(&[threads]) = gpu.tuning.lock().unwrap().get(KEY) {
+            if ROW_THREAD_CHOICES.contains(&threads) {
+                return threads;
+            }
+        }
+        let chosen = measure_row_threads(gpu, rule).unwrap_or(rule);
+        gpu.tuning.lock().unwrap().insert(KEY.into(), vec![chosen]);
+        chosen
+    })
+}
+
+/// Threads per row that the row kernels support (powers of two dividing their 64-thread
+/// workgroup).
+pub const ROW_THREAD_CHOICES: [u32; 5] = [1, 4, 8, 32, 64];
+
+/// The fastest choice on a LayerNorm forward of 4096 rows of 256 bf16 values (the rule's
+/// choice must be beaten by 5%).
+fn measure_row_threads(gpu: &Gpu, rule: u32) -> Result<u32> {
+    let (rows, c) = (4096u32, 256u32);
+    let act = Store::Bf16;
+    let inp = gpu.storage_buffer("row threads inp", act.buffer_bytes((rows * c) as usize))?;
+    let out = gpu.storage_buffer("row threads out", act.buffer_bytes((rows * c) as usize))?;
+    let params = gpu.storage_buffer("row threads params", (2 * c * 4) as u64)?;
+    let (mean, rstd) = (gpu.storage_buffer("row threads mean", rows as u64 * 4)?, gpu.storage_buffer("row threads rstd", rows as u64 * 4)?);
+    let stats = layernorm::LayerNormStats { mean: &mean, rstd: &rstd };
+    let mut best = (f64::INFINITY, rule);
+    for threads in ROW_THREAD_CHOICES {
+        let d = layernorm::layernorm_forward_with(
+            gpu,
+            threads,
+            TensorRef::new(&out, act),
+            &stats,
+            TensorRef::new(&inp, act),
+            TensorRef::new(&params, Store::F32),
+            TensorRef::new(&params, Store::F32).at(c),
+            rows,
+            c,
+        )?;
+        let fastest = time_dispatches(gpu, &[&d], 4)?.into_iter().fold(f64::INFINITY, f64::min);
+        let score = if threads == rule { fastest * 0.95 } else { fastest };
+        if score < best.0 {
+            best = (score, threads);
+        }
+    }
+    Ok(best.1)
+}
 
 /// A tensor inside a GPU buffer: its storage type and its first element.
 #[derive(Clone, Copy)]

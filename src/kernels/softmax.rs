@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{uniform_bytes, TensorRef, ALL_STORES};
+use super::{row_threads, uniform_bytes, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
 
@@ -16,9 +16,10 @@ pub fn softmax_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, len
     if out.store.is_packed() && !pair_out {
         bail!("softmax into 16-bit storage needs even rows (len {len})");
     }
-    let spec = spec("softmax_forward", inp.read_name(), out.store.wgsl_name(), pair_out).define("ROW_THREADS", gpu.row_threads);
+    let threads = row_threads(gpu);
+    let spec = spec("softmax_forward", inp.read_name(), out.store.wgsl_name(), pair_out).define("ROW_THREADS", threads);
     let params = uniform_bytes(&[rows, len, scale.to_bits(), causal_t, inp.offset, out.offset, 0, 0]);
-    gpu.dispatch("softmax", &spec, &[(0, inp.buffer), (1, out.buffer)], 4, &params, gpu.row_grid(rows))
+    gpu.dispatch("softmax", &spec, &[(0, inp.buffer), (1, out.buffer)], 4, &params, gpu.row_grid(rows, threads))
 }
 
 /// grad (f32, in place): dinp_j = scale * y_j * (dout_j - sum_k y_k dout_k).
@@ -27,9 +28,10 @@ pub fn softmax_backward(gpu: &Gpu, grad: TensorRef, probs: TensorRef, rows: u32,
     if grad.store != Store::F32 {
         bail!("softmax_backward works on an f32 gradient");
     }
-    let spec = spec("softmax_backward", "f32", probs.read_name(), true).define("ROW_THREADS", gpu.row_threads);
+    let threads = row_threads(gpu);
+    let spec = spec("softmax_backward", "f32", probs.read_name(), true).define("ROW_THREADS", threads);
     let params = uniform_bytes(&[rows, len, scale.to_bits(), causal_t, grad.offset, probs.offset, 0, 0]);
-    gpu.dispatch("softmax", &spec, &[(2, probs.buffer), (3, grad.buffer)], 4, &params, gpu.row_grid(rows))
+    gpu.dispatch("softmax", &spec, &[(2, probs.buffer), (3, grad.buffer)], 4, &params, gpu.row_grid(rows, threads))
 }
 
 fn spec(entry: &'static str, inp: &str, out: &str, pair_out: bool) -> ShaderSpec {
@@ -38,7 +40,7 @@ fn spec(entry: &'static str, inp: &str, out: &str, pair_out: bool) -> ShaderSpec
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for threads in [1, 32, 64] {
+    for threads in super::ROW_THREAD_CHOICES {
         for store in ALL_STORES {
             out.push(spec("softmax_forward", "f32", store.wgsl_name(), true).define("ROW_THREADS", threads));
             out.push(spec("softmax_backward", "f32", store.for_reading().wgsl_name(), true).define("ROW_THREADS", threads));
