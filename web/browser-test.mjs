@@ -2,7 +2,7 @@
 // with WebGPU on its software (SwiftShader) adapter, and checks through `srgptStatus()` that
 // an adapter was found, at least MIN_STEPS training steps ran and every run's train loss
 // fell; then takes a screenshot and checks that the loss plot was drawn in the modes'
-// colours.
+// colours. Last, opens the page in a Chromium without WebGPU and checks that it says so.
 //
 //   node web/browser-test.mjs [DIST] [SCREENSHOT.png]
 //
@@ -37,15 +37,11 @@ const server = createServer(async (req, res) => {
 await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
 const url = `http://127.0.0.1:${server.address().port}/`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu-sandbox", "--enable-unsafe-webgpu", "--enable-features=Vulkan",
-    "--use-vulkan=swiftshader", "--use-angle=swiftshader", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-  ],
-});
+const QUIET = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
+const launch = (args) => chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args: [...QUIET, ...args] });
+const browser = await launch([
+  "--disable-gpu-sandbox", "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-angle=swiftshader",
+]);
 
 let failed = false;
 function check(ok, what) {
@@ -110,6 +106,25 @@ try {
   failed = true;
 } finally {
   await browser.close();
+}
+
+// Without WebGPU (WebGPU turned off, GPU off): the page must say what is missing and how to
+// get it, and srgptStatus() must carry the reason.
+const plain = await launch(["--disable-gpu", "--disable-features=WebGPU"]);
+try {
+  const page = await plain.newPage();
+  await page.goto(url);
+  await page.waitForFunction(() => JSON.parse(window.srgptStatus?.() ?? "{}").error, null, { timeout: 60000 });
+  const status = JSON.parse(await page.evaluate(() => window.srgptStatus()));
+  const text = await page.locator("#message").innerText();
+  check(status.adapter === null && /WebGPU/.test(status.error), `without WebGPU the status says why (${status.error})`);
+  check(await page.locator("#message").isVisible() && /Chrome/.test(text) && /Safari/.test(text) && /Firefox/.test(text),
+    "without WebGPU the page names the browsers and flags that have it");
+} catch (e) {
+  console.log(`FAIL without WebGPU: ${e.stack ?? e}`);
+  failed = true;
+} finally {
+  await plain.close();
   server.close();
 }
 process.exit(failed ? 1 : 0);
