@@ -478,10 +478,11 @@ fn every_matmul_tile_gives_the_same_bits() {
     }
 }
 
-/// The row kernels' threads per row are measured per adapter: every choice must give the
-/// reference LayerNorm (whose row sums exercise the shared row reductions).
+/// The row kernels' reduction is measured per adapter: every choice it can run (threads per
+/// row, one subgroup per row where it has subgroups) must give the reference LayerNorm, whose
+/// row sums exercise the shared row reductions.
 #[test]
-fn layernorm_matches_reference_with_every_threads_per_row() {
+fn layernorm_matches_reference_with_every_row_reduction() {
     let (n, c) = (37usize, 96usize);
     let inp = random_values(n * c, 51, 2.0);
     let (w, b) = (random_values(c, 52, 1.0).iter().map(|x| 1.0 + x).collect::<Vec<_>>(), random_values(c, 53, 0.5));
@@ -491,15 +492,18 @@ fn layernorm_matches_reference_with_every_threads_per_row() {
     let mut params = w.clone();
     params.extend_from_slice(&b);
     let (gi, gp) = (upload(f, &inp), upload(f, &params));
-    for threads in srgpt::kernels::ROW_THREAD_CHOICES {
+    let choices = srgpt::kernels::RowReduction::choices(gpu());
+    eprintln!("row reductions on this adapter: {choices:?}");
+    for rows_by in choices.iter().copied() {
+        let threads = format!("{} threads{}", rows_by.threads, if rows_by.subgroup { " (one subgroup)" } else { "" });
         let (go, gm, gr) = (zeros(f, n * c), zeros(f, n), zeros(f, n));
         let stats = LayerNormStats { mean: &gm, rstd: &gr };
         let weight = tref(&gp, f);
-        run(&[layernorm_forward_with(gpu(), threads, tref(&go, f), &stats, tref(&gi, f), weight, weight.at(c as u32), n as u32, c as u32)
+        run(&[layernorm_forward_with(gpu(), rows_by, tref(&go, f), &stats, tref(&gi, f), weight, weight.at(c as u32), n as u32, c as u32)
             .unwrap()]);
-        assert_close(&format!("layernorm out, {threads} threads per row"), &download(&go, f, n * c), &out, 1e-5, 1e-5);
-        assert_close(&format!("layernorm rstd, {threads} threads per row"), &download(&gr, f, n), &rstd, 1e-6, 1e-5);
+        assert_close(&format!("layernorm out, {threads} per row"), &download(&go, f, n * c), &out, 1e-5, 1e-5);
+        assert_close(&format!("layernorm rstd, {threads} per row"), &download(&gr, f, n), &rstd, 1e-6, 1e-5);
     }
-    let chosen = srgpt::kernels::row_threads(gpu());
-    assert!(srgpt::kernels::ROW_THREAD_CHOICES.contains(&chosen), "the adapter's choice {chosen} is one of the choices");
+    let chosen = srgpt::kernels::row_reduction(gpu());
+    assert!(choices.contains(&chosen), "the adapter's choice {chosen:?} is one of its choices");
 }

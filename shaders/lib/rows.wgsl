@@ -2,7 +2,12 @@
 // threads to a row. On a CPU adapter one thread per row is fastest (no barriers; lanes run
 // rows side by side); on GPUs a row is shared by a few threads. The kernel's Rust side picks
 // ROW_THREADS for the adapter. Rows past the end compute on the last row and write nothing:
-// barriers need every thread of the workgroup.
+// barriers (and subgroup operations) need every thread of the workgroup.
+// With ROW_SUBGROUP, a row's threads are exactly one subgroup (ROW_THREADS = the adapter's
+// fixed subgroup size) and the reductions are subgroup operations instead of barriers.
+#if ENABLE_SUBGROUPS
+enable subgroups;
+#endif
 const ROW_GROUP: u32 = 64u;
 const ROW_THREADS: u32 = {{ROW_THREADS}}u;
 const ROWS_PER_GROUP: u32 = ROW_GROUP / ROW_THREADS;
@@ -14,6 +19,16 @@ fn row_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 
 fn row_lane(lid: u32) -> u32 { return lid % ROW_THREADS; }
 
+#if ROW_SUBGROUP
+// Sum over the subgroup (= lid's row); every thread gets the total.
+fn row_sum(x: f32, lid: u32) -> f32 {
+    return subgroupAdd(x);
+}
+
+fn row_max(x: f32, lid: u32) -> f32 {
+    return subgroupMax(x);
+}
+#else
 // Sum over the ROW_THREADS threads sharing lid's row; every thread gets the total.
 fn row_sum(x: f32, lid: u32) -> f32 {
     if (ROW_THREADS == 1u) { return x; }
@@ -40,6 +55,7 @@ fn row_max(x: f32, lid: u32) -> f32 {
     workgroupBarrier();
     return top;
 }
+#endif
 
 // Lowest finite f32: the start of a max-reduction (WGSL has no -inf literal).
 const ROW_LOWEST: f32 = -3.4028234e38;

@@ -28,6 +28,9 @@ pub struct AdapterReport {
     pub device_type: String,
     pub driver: String,
     pub driver_info: String,
+    /// the range of subgroup sizes (equal when the size is fixed)
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
     pub features: Vec<String>,
     pub limits: KeyLimits,
 }
@@ -53,6 +56,8 @@ impl AdapterReport {
             device_type: device_type_name(info.device_type).into(),
             driver: info.driver.clone(),
             driver_info: info.driver_info.clone(),
+            subgroup_min_size: info.subgroup_min_size,
+            subgroup_max_size: info.subgroup_max_size,
             features: adapter.features().iter_names().map(|(n, _)| n.to_lowercase()).collect(),
             limits: KeyLimits::of(&limits),
         }
@@ -159,9 +164,8 @@ pub struct Gpu {
     pub report: AdapterReport,
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
-    /// Threads that share one row in the row kernels, once known (see
-    /// [`crate::kernels::row_threads`]).
-    pub row_threads: std::sync::OnceLock<u32>,
+    /// How the row kernels reduce a row, once known (see [`crate::kernels::row_reduction`]).
+    pub row_reduction: std::sync::OnceLock<crate::kernels::RowReduction>,
     pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
     errors: Arc<Mutex<Vec<String>>>,
     /// the instance, when this Gpu opened the device itself (for resource reports)
@@ -225,7 +229,7 @@ impl Gpu {
             }
         });
         Gpu {
-            row_threads: std::sync::OnceLock::new(),
+            row_reduction: std::sync::OnceLock::new(),
             features: device.features(),
             limits: device.limits(),
             device,

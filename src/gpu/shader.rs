@@ -68,18 +68,31 @@ impl ShaderSpec {
 
     /// The assembled WGSL source.
     pub fn source(&self) -> Result<String> {
-        let mut out = String::new();
+        let mut body = String::new();
         let mut included = Vec::new();
-        expand(self.file, &self.defines, &mut included, &mut out)?;
+        expand(self.file, &self.defines, &mut included, &mut body)?;
+        // WGSL wants `enable` directives before every declaration, wherever a helper asked
+        let (enables, rest): (Vec<&str>, Vec<&str>) = body.lines().partition(|l| l.trim_start().starts_with("enable "));
+        let mut out = String::with_capacity(body.len());
+        for line in enables.iter().chain(&rest) {
+            out.push_str(line);
+            out.push('\n');
+        }
         Ok(out)
     }
 
     /// Assembles and validates with naga, with only the capabilities core WebGPU guarantees (as in a browser
-    /// without `shader-f16`).
+    /// without `shader-f16`), plus subgroup operations in compute for the variants that enable them.
     pub fn validate(&self) -> Result<()> {
         let src = self.source()?;
         let module = naga::front::wgsl::parse_str(&src).map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32)
+        let mut caps = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+        if self.defines.get("ROW_SUBGROUP").is_some_and(|v| v == "1") {
+            caps |= naga::valid::Capabilities::SUBGROUP;
+        }
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all())
             .validate(&module)
             .map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
         if !module.entry_points.iter().any(|ep| ep.name == self.entry) {

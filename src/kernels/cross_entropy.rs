@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::{row_threads, uniform_bytes};
+use super::{row_reduction, row_variants, uniform_bytes};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 /// losses[r] = -log softmax(logits[r])[targets[r]]; when `write_grad`, logits become
@@ -21,9 +21,9 @@ pub fn cross_entropy_forward_backward(
     write_grad: bool,
 ) -> Result<Dispatch> {
     let params = uniform_bytes(&[rows, vocab, grad_scale.to_bits(), write_grad as u32]);
-    let threads = row_threads(gpu);
-    let spec = spec().define("ROW_THREADS", threads);
-    gpu.dispatch("cross_entropy", &spec, &[(0, logits), (1, targets), (2, losses)], 3, &params, gpu.row_grid(rows, threads))
+    let rows_by = row_reduction(gpu);
+    let spec = rows_by.apply(spec());
+    gpu.dispatch("cross_entropy", &spec, &[(0, logits), (1, targets), (2, losses)], 3, &params, gpu.row_grid(rows, rows_by.threads))
 }
 
 fn spec() -> ShaderSpec {
@@ -31,7 +31,7 @@ fn spec() -> ShaderSpec {
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
-    super::ROW_THREAD_CHOICES.iter().map(|t| spec().define("ROW_THREADS", t)).collect()
+    row_variants(spec())
 }
 
 /// CPU reference in f64: fills losses, and dlogits when given.

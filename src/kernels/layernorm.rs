@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{row_threads, uniform_bytes, TensorRef, ALL_STORES};
+use super::{row_reduction, row_variants, uniform_bytes, RowReduction, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 /// Statistics saved by the forward for the backward: (N) f32 each.
@@ -25,14 +25,14 @@ pub fn layernorm_forward(
     n: u32,
     c: u32,
 ) -> Result<Dispatch> {
-    layernorm_forward_with(gpu, row_threads(gpu), out, stats, inp, weight, bias, n, c)
+    layernorm_forward_with(gpu, row_reduction(gpu), out, stats, inp, weight, bias, n, c)
 }
 
-/// [`layernorm_forward`] with `row_threads` threads per row (for measuring the choices).
+/// [`layernorm_forward`] with a given row reduction (for measuring the choices).
 #[allow(clippy::too_many_arguments)]
 pub fn layernorm_forward_with(
     gpu: &Gpu,
-    row_threads: u32,
+    rows_by: RowReduction,
     out: TensorRef,
     stats: &LayerNormStats,
     inp: TensorRef,
@@ -45,10 +45,10 @@ pub fn layernorm_forward_with(
     if inp.store.for_reading() != out.store.for_reading() {
         bail!("layernorm_forward reads and writes one activation storage type");
     }
-    let spec = spec("layernorm_forward", out.store.wgsl_name(), weight.read_name(), "f32", row_threads);
+    let spec = rows_by.apply(spec("layernorm_forward", out.store.wgsl_name(), weight.read_name(), "f32"));
     let params = uniform_bytes(&[n, c, inp.offset, out.offset, weight.offset, bias.offset, 0, 0]);
     let bindings = [(0, inp.buffer), (1, weight.buffer), (2, out.buffer), (3, stats.mean), (4, stats.rstd)];
-    gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.row_grid(n, row_threads))
+    gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.row_grid(n, rows_by.threads))
 }
 
 /// Two dispatches: dinp (+=) row by row, then dweight and dbias column by column.
@@ -71,13 +71,13 @@ pub fn layernorm_backward(
         bail!("layernorm_backward writes dweight and dbias through one binding: give them one buffer");
     }
     let params = uniform_bytes(&[n, c, inp.offset, 0, weight.offset, 0, dweight.offset, dbias.offset]);
-    let threads = row_threads(gpu);
-    let input_spec = spec("layernorm_backward_input", inp.read_name(), weight.read_name(), "f32", threads);
+    let rows_by = row_reduction(gpu);
+    let input_spec = rows_by.apply(spec("layernorm_backward_input", inp.read_name(), weight.read_name(), "f32"));
     let input = [(0, inp.buffer), (1, weight.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (6, dinp)];
-    let params_spec = spec("layernorm_backward_params", inp.read_name(), "f32", dweight.store.wgsl_name(), threads);
+    let params_spec = rows_by.apply(spec("layernorm_backward_params", inp.read_name(), "f32", dweight.store.wgsl_name()));
     let param_bindings = [(0, inp.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (7, dweight.buffer)];
     Ok(vec![
-        gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.row_grid(n, threads))?,
+        gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.row_grid(n, rows_by.threads))?,
         gpu.dispatch("layernorm", &params_spec, &param_bindings, 8, &params, gpu.grid(c / 2))?,
     ])
 }
@@ -90,23 +90,17 @@ fn check(c: u32, offsets: &[u32]) -> Result<()> {
 }
 
 /// inp and out share one storage define (ACT): activations are stored alike throughout.
-fn spec(entry: &'static str, act: &str, param: &str, grad: &str, row_threads: u32) -> ShaderSpec {
-    ShaderSpec::new("layernorm.wgsl", entry)
-        .define("ACT", act)
-        .define("PARAM", param)
-        .define("GRAD", grad)
-        .define("ROW_THREADS", row_threads)
+fn spec(entry: &'static str, act: &str, param: &str, grad: &str) -> ShaderSpec {
+    ShaderSpec::new("layernorm.wgsl", entry).define("ACT", act).define("PARAM", param).define("GRAD", grad)
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for threads in super::ROW_THREAD_CHOICES {
-        for store in ALL_STORES {
-            let read = store.for_reading().wgsl_name();
-            out.push(spec("layernorm_forward", store.wgsl_name(), read, "f32", threads));
-            out.push(spec("layernorm_backward_input", read, read, "f32", threads));
-            out.push(spec("layernorm_backward_params", read, "f32", store.wgsl_name(), threads));
-        }
+    for store in ALL_STORES {
+        let read = store.for_reading().wgsl_name();
+        out.extend(row_variants(spec("layernorm_forward", store.wgsl_name(), read, "f32")));
+        out.extend(row_variants(spec("layernorm_backward_input", read, read, "f32")));
+        out.extend(row_variants(spec("layernorm_backward_params", read, "f32", store.wgsl_name())));
     }
     out
 }

@@ -18,49 +18,87 @@ use crate::gpu::timing::time_dispatches;
 use crate::gpu::{Gpu, ShaderSpec};
 use crate::precision::Store;
 
-/// Threads per row in the row kernels (softmax, cross-entropy, LayerNorm): measured once per
-/// adapter on a LayerNorm of a typical size and cached on disk with the matmul tiles (see
-/// [`crate::gpu::tune`]). Where nothing is measured (a browser, SRGPT_TUNE=0) or the
-/// measurement fails: 1 on CPU adapters, where barriers are dear, 32 on GPUs. The choice can
-/// change the last bits of a row's sums, so it is kept: runs on one machine stay
-/// bit-reproducible.
-pub fn row_threads(gpu: &Gpu) -> u32 {
-    *gpu.row_threads.get_or_init(|| {
-        let rule = if gpu.report.device_type == "cpu" { 1 } else { 32 };
+/// How the row kernels (softmax, cross-entropy, LayerNorm) reduce a row: `threads` threads
+/// share it and combine through workgroup memory and barriers, or, with `subgroup`, the
+/// row's threads are one subgroup of the adapter and combine with subgroup operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowReduction {
+    pub threads: u32,
+    pub subgroup: bool,
+}
+
+impl RowReduction {
+    /// The defines a row kernel takes from the choice.
+    pub fn apply(self, spec: ShaderSpec) -> ShaderSpec {
+        // browsers require the `enable subgroups` directive, which wgpu's own WGSL front end
+        // (naga 30) does not accept yet
+        spec.define("ROW_THREADS", self.threads)
+            .flag("ROW_SUBGROUP", self.subgroup)
+            .flag("ENABLE_SUBGROUPS", self.subgroup && cfg!(target_arch = "wasm32"))
+    }
+
+    /// What the adapter can run: 1, 4, 8, 32 or 64 threads per row, and one subgroup per row
+    /// where it has subgroups of one fixed size that divides the 64-thread workgroup.
+    pub fn choices(gpu: &Gpu) -> Vec<RowReduction> {
+        let mut out: Vec<RowReduction> = ROW_THREAD_CHOICES.iter().map(|&threads| RowReduction { threads, subgroup: false }).collect();
+        let (min, max) = (gpu.report.subgroup_min_size, gpu.report.subgroup_max_size);
+        if gpu.features.contains(wgpu::Features::SUBGROUP) && min == max && (2..=64).contains(&min) && 64 % min == 0 {
+            out.push(RowReduction { threads: min, subgroup: true });
+        }
+        out
+    }
+}
+
+/// Threads per row that the barrier reductions support (powers of two dividing the row
+/// kernels' 64-thread workgroup).
+pub const ROW_THREAD_CHOICES: [u32; 5] = [1, 4, 8, 32, 64];
+
+/// The row reduction of this adapter: measured once on a LayerNorm of a typical size and
+/// cached on disk with the matmul tiles (see [`crate::gpu::tune`]). Where nothing is measured
+/// (a browser, SRGPT_TUNE=0) or the measurement fails: 1 thread per row on CPU adapters,
+/// where barriers are dear; elsewhere one subgroup per row where the adapter allows it, else
+/// 32 threads. The choice can change the last bits of a row's sums, so it is kept: runs on
+/// one machine stay bit-reproducible.
+pub fn row_reduction(gpu: &Gpu) -> RowReduction {
+    *gpu.row_reduction.get_or_init(|| {
+        let choices = RowReduction::choices(gpu);
+        let rule = if gpu.report.device_type == "cpu" {
+            RowReduction { threads: 1, subgroup: false }
+        } else {
+            choices.iter().copied().find(|c| c.subgroup).unwrap_or(RowReduction { threads: 32, subgroup: false })
+        };
         if !gpu.tuning.lock().unwrap().enabled {
             return rule;
         }
-        const KEY: &str = "row threads";
-        if let Some(&[threads]) = gpu.tuning.lock().unwrap().get(KEY) {
-            if ROW_THREAD_CHOICES.contains(&threads) {
-                return threads;
+        const KEY: &str = "row reduction";
+        if let Some(&[threads, subgroup]) = gpu.tuning.lock().unwrap().get(KEY) {
+            let known = RowReduction { threads, subgroup: subgroup == 1 };
+            if choices.contains(&known) {
+                return known;
             }
         }
-        let chosen = measure_row_threads(gpu, rule).unwrap_or(rule);
-        gpu.tuning.lock().unwrap().insert(KEY.into(), vec![chosen]);
+        let chosen = measure_row_reduction(gpu, &choices, rule).unwrap_or(rule);
+        gpu.tuning.lock().unwrap().insert(KEY.into(), vec![chosen.threads, chosen.subgroup as u32]);
         chosen
     })
 }
 
-/// Threads per row that the row kernels support (powers of two dividing their 64-thread
-/// workgroup).
-pub const ROW_THREAD_CHOICES: [u32; 5] = [1, 4, 8, 32, 64];
-
 /// The fastest choice on a LayerNorm forward of 4096 rows of 256 bf16 values (the rule's
 /// choice must be beaten by 5%).
-fn measure_row_threads(gpu: &Gpu, rule: u32) -> Result<u32> {
+fn measure_row_reduction(gpu: &Gpu, choices: &[RowReduction], rule: RowReduction) -> Result<RowReduction> {
     let (rows, c) = (4096u32, 256u32);
     let act = Store::Bf16;
-    let inp = gpu.storage_buffer("row threads inp", act.buffer_bytes((rows * c) as usize))?;
-    let out = gpu.storage_buffer("row threads out", act.buffer_bytes((rows * c) as usize))?;
-    let params = gpu.storage_buffer("row threads params", (2 * c * 4) as u64)?;
-    let (mean, rstd) = (gpu.storage_buffer("row threads mean", rows as u64 * 4)?, gpu.storage_buffer("row threads rstd", rows as u64 * 4)?);
+    let inp = gpu.storage_buffer("row reduction inp", act.buffer_bytes((rows * c) as usize))?;
+    let out = gpu.storage_buffer("row reduction out", act.buffer_bytes((rows * c) as usize))?;
+    let params = gpu.storage_buffer("row reduction params", (2 * c * 4) as u64)?;
+    let mean = gpu.storage_buffer("row reduction mean", rows as u64 * 4)?;
+    let rstd = gpu.storage_buffer("row reduction rstd", rows as u64 * 4)?;
     let stats = layernorm::LayerNormStats { mean: &mean, rstd: &rstd };
     let mut best = (f64::INFINITY, rule);
-    for threads in ROW_THREAD_CHOICES {
+    for &choice in choices {
         let d = layernorm::layernorm_forward_with(
             gpu,
-            threads,
+            choice,
             TensorRef::new(&out, act),
             &stats,
             TensorRef::new(&inp, act),
@@ -70,12 +108,20 @@ fn measure_row_threads(gpu: &Gpu, rule: u32) -> Result<u32> {
             c,
         )?;
         let fastest = time_dispatches(gpu, &[&d], 4)?.into_iter().fold(f64::INFINITY, f64::min);
-        let score = if threads == rule { fastest * 0.95 } else { fastest };
+        let score = if choice == rule { fastest * 0.95 } else { fastest };
         if score < best.0 {
-            best = (score, threads);
+            best = (score, choice);
         }
     }
     Ok(best.1)
+}
+
+/// Row-kernel variants for validation: every barrier choice, and one subgroup per row.
+pub(crate) fn row_variants(spec: ShaderSpec) -> Vec<ShaderSpec> {
+    let mut out: Vec<ShaderSpec> =
+        ROW_THREAD_CHOICES.iter().map(|&threads| RowReduction { threads, subgroup: false }.apply(spec.clone())).collect();
+    out.push(RowReduction { threads: 32, subgroup: true }.apply(spec));
+    out
 }
 
 /// A tensor inside a GPU buffer: its storage type and its first element.

@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{row_threads, uniform_bytes, TensorRef, ALL_STORES};
+use super::{row_reduction, row_variants, uniform_bytes, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
 
@@ -16,10 +16,10 @@ pub fn softmax_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, len
     if out.store.is_packed() && !pair_out {
         bail!("softmax into 16-bit storage needs even rows (len {len})");
     }
-    let threads = row_threads(gpu);
-    let spec = spec("softmax_forward", inp.read_name(), out.store.wgsl_name(), pair_out).define("ROW_THREADS", threads);
+    let rows_by = row_reduction(gpu);
+    let spec = rows_by.apply(spec("softmax_forward", inp.read_name(), out.store.wgsl_name(), pair_out));
     let params = uniform_bytes(&[rows, len, scale.to_bits(), causal_t, inp.offset, out.offset, 0, 0]);
-    gpu.dispatch("softmax", &spec, &[(0, inp.buffer), (1, out.buffer)], 4, &params, gpu.row_grid(rows, threads))
+    gpu.dispatch("softmax", &spec, &[(0, inp.buffer), (1, out.buffer)], 4, &params, gpu.row_grid(rows, rows_by.threads))
 }
 
 /// grad (f32, in place): dinp_j = scale * y_j * (dout_j - sum_k y_k dout_k).
@@ -28,10 +28,10 @@ pub fn softmax_backward(gpu: &Gpu, grad: TensorRef, probs: TensorRef, rows: u32,
     if grad.store != Store::F32 {
         bail!("softmax_backward works on an f32 gradient");
     }
-    let threads = row_threads(gpu);
-    let spec = spec("softmax_backward", "f32", probs.read_name(), true).define("ROW_THREADS", threads);
+    let rows_by = row_reduction(gpu);
+    let spec = rows_by.apply(spec("softmax_backward", "f32", probs.read_name(), true));
     let params = uniform_bytes(&[rows, len, scale.to_bits(), causal_t, grad.offset, probs.offset, 0, 0]);
-    gpu.dispatch("softmax", &spec, &[(2, probs.buffer), (3, grad.buffer)], 4, &params, gpu.row_grid(rows, threads))
+    gpu.dispatch("softmax", &spec, &[(2, probs.buffer), (3, grad.buffer)], 4, &params, gpu.row_grid(rows, rows_by.threads))
 }
 
 fn spec(entry: &'static str, inp: &str, out: &str, pair_out: bool) -> ShaderSpec {
@@ -40,13 +40,11 @@ fn spec(entry: &'static str, inp: &str, out: &str, pair_out: bool) -> ShaderSpec
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for threads in super::ROW_THREAD_CHOICES {
-        for store in ALL_STORES {
-            out.push(spec("softmax_forward", "f32", store.wgsl_name(), true).define("ROW_THREADS", threads));
-            out.push(spec("softmax_backward", "f32", store.for_reading().wgsl_name(), true).define("ROW_THREADS", threads));
-        }
-        out.push(spec("softmax_forward", "bf16", "f32", false).define("ROW_THREADS", threads));
+    for store in ALL_STORES {
+        out.extend(row_variants(spec("softmax_forward", "f32", store.wgsl_name(), true)));
+        out.extend(row_variants(spec("softmax_backward", "f32", store.for_reading().wgsl_name(), true)));
     }
+    out.extend(row_variants(spec("softmax_forward", "bf16", "f32", false)));
     out
 }
 
