@@ -54,7 +54,7 @@ try {
   const log = [];
   page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
   page.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
-  await page.goto(url);
+  await page.goto(url, { timeout: 120000 });
 
   const started = Date.now();
   const first = {};
@@ -113,8 +113,8 @@ try {
 const plain = await launch(["--disable-gpu", "--disable-features=WebGPU"]);
 try {
   const page = await plain.newPage();
-  await page.goto(url);
-  await page.waitForFunction(() => JSON.parse(window.srgptStatus?.() ?? "{}").error, null, { timeout: 60000 });
+  await page.goto(url, { timeout: 120000 });
+  await page.waitForFunction(() => JSON.parse(window.srgptStatus?.() ?? "{}").error, null, { timeout: 180000 });
   const status = JSON.parse(await page.evaluate(() => window.srgptStatus()));
   const text = await page.locator("#message").innerText();
   check(status.adapter === null && /WebGPU/.test(status.error), `without WebGPU the status says why (${status.error})`);
