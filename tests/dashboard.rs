@@ -194,3 +194,15 @@ fn the_status_a_page_reads_has_every_runs_latest_losses() {
     app.absorb(&[line("mixed", 0, None, None)]);
     assert!(app.status_json()["runs"][2]["train_loss"].is_null());
 }
+
+/// The browser page takes its settings from its query string.
+#[test]
+fn page_settings_come_from_the_query_string() {
+    let (s, autostart) = Settings::from_query("").unwrap();
+    assert_eq!((s.preset.as_str(), s.corpus.as_str(), autostart), ("tiny", "builtin", true));
+    let (s, autostart) = Settings::from_query("?preset=small&steps=24&autostart=0").unwrap();
+    assert_eq!((s.preset.as_str(), s.steps, autostart), ("small", 24, false));
+    assert!(Settings::from_query("?steps=many").unwrap_err().contains("steps=many"));
+    assert!(Settings::from_query("?preset=huge").is_err());
+    assert!(Settings::from_query("?colour=red").unwrap_err().contains("unknown page parameter 'colour'"));
+}

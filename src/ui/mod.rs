@@ -80,6 +80,26 @@ impl Settings {
         }
     }
 
+    /// The page's settings from its query string (`?preset=tiny&steps=200&autostart=0`): the
+    /// preset's settings with the given number of steps, and whether to start at once.
+    pub fn from_query(query: &str) -> Result<(Settings, bool), String> {
+        let mut settings = Settings::from_preset("tiny");
+        let mut autostart = true;
+        for pair in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "preset" => {
+                    crate::model::config::preset(value).map_err(|e| e.to_string())?;
+                    settings = Settings { corpus: settings.corpus, ..Settings::from_preset(value) };
+                }
+                "steps" => settings.steps = value.parse().map_err(|_| format!("steps={value}: not a number of steps"))?,
+                "autostart" => autostart = value != "0",
+                _ => return Err(format!("unknown page parameter '{key}' (known: preset, steps, autostart)")),
+            }
+        }
+        Ok((settings, autostart))
+    }
+
     fn apply_preset(&mut self, name: &str) {
         let keep = (self.corpus.clone(), self.corpus_bytes.clone(), self.modes, self.seed, self.out_dir.clone());
         *self = Settings::from_preset(name);

@@ -157,11 +157,13 @@ const NO_COMPUTE: &str = "This browser gave the page a graphics adapter without 
 (on Linux, enable chrome://flags/#enable-unsafe-webgpu and #enable-vulkan), Safari 26+, or Firefox 141+ on Windows \
 (elsewhere, Firefox Nightly with dom.webgpu.enabled).";
 
-/// Starts the dashboard in the canvas with id `canvas_id`, training the tiny preset on the
-/// builtin corpus at once unless `autostart` is false. Fails (the page shows why) when the
-/// browser has no WebGPU compute.
+/// Starts the dashboard in the canvas with id `canvas_id`, with the settings of the page's
+/// query string (see [`Settings::from_query`]); by default it trains the tiny preset on the
+/// builtin corpus at once. Fails (the page shows why) on a bad query or when the browser has
+/// no WebGPU compute.
 #[wasm_bindgen]
-pub async fn start(canvas_id: String, autostart: bool) -> Result<(), JsValue> {
+pub async fn start(canvas_id: String, query: String) -> Result<(), JsValue> {
+    let (settings, autostart) = Settings::from_query(&query).map_err(|e| JsValue::from_str(&e))?;
     console_error_panic_hook::set_once();
     let canvas = web_sys::window()
         .and_then(|w| w.document())
@@ -193,7 +195,7 @@ pub async fn start(canvas_id: String, autostart: bool) -> Result<(), JsValue> {
                 let report = AdapterReport::of(&rs.adapter);
                 let label = report.label();
                 let gpu = Gpu::from_device(rs.device.clone(), rs.queue.clone(), report);
-                let mut app = App::new(Settings::from_preset("tiny"), label, Some(Box::new(FrameDriver::new(gpu))));
+                let mut app = App::new(settings, label, Some(Box::new(FrameDriver::new(gpu))));
                 if autostart {
                     app.start();
                 }
