@@ -182,6 +182,7 @@ fn the_status_a_page_reads_has_every_runs_latest_losses() {
     ]);
     let status = app.status_json();
     assert_eq!(status["adapter"], "test adapter (vulkan, software)");
+    assert_eq!(status["corpus"], "builtin");
     assert_eq!(status["step"], 2);
     let runs = status["runs"].as_array().unwrap();
     assert_eq!(runs[0]["precision"], "fp32");

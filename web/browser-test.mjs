@@ -1,10 +1,10 @@
-// The browser build, end to end: serves dist/ on 127.0.0.1, opens it in headless Chromium
-// with WebGPU on its software (SwiftShader) adapter, training STEPS steps, and checks through
-// `srgptStatus()` that an adapter was found, at least MIN_STEPS training steps ran and every
-// run's train loss fell; once the page is idle (a frame waits for a whole step on a software
-// adapter, too long for a screenshot), takes a screenshot and checks that the loss plot was
-// drawn in the modes' colours. Last, opens the page in a Chromium without WebGPU and checks
-// that it says so.
+// The browser build, end to end: serves dist/ on 127.0.0.1 and opens it in headless Chromium
+// with WebGPU on its software (SwiftShader) adapter. First, a corpus file goes through the
+// page's file picker. Then the page trains STEPS steps, and `srgptStatus()` must show that an
+// adapter was found, at least MIN_STEPS training steps ran and every run's train loss fell;
+// once the page is idle (a frame waits for a whole step on a software adapter, too long for a
+// screenshot), a screenshot must show the loss plot in the modes' colours. Last, the page
+// opened in a Chromium without WebGPU must say so.
 //
 //   node web/browser-test.mjs [DIST] [SCREENSHOT.png]
 //
@@ -21,7 +21,7 @@ const dist = process.argv[2] ?? "dist";
 const screenshotPath = process.argv[3] ?? join(await mkdtemp(join(tmpdir(), "srgpt-web-")), "page.png");
 const MIN_STEPS = 20;
 const STEPS = 24;
-const TIMEOUT_S = Number(process.env.SRGPT_WEB_TIMEOUT_S ?? 600);
+const TIMEOUT_S = Number(process.env.SRGPT_WEB_TIMEOUT_S ?? 900);
 
 // the curve colours of ui::mode_color
 const MODE_COLORS = { "fp32": [66, 133, 244], "mixed": [171, 71, 188], "bf16": [234, 67, 53], "bf16-sr": [52, 168, 83] };
@@ -50,6 +50,28 @@ let failed = false;
 function check(ok, what) {
   console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
   failed ||= !ok;
+}
+
+// The corpus comes through the browser's file picker, on a page that has not started:
+// "Choose file…" sits right of the corpus label at the top of the controls (egui draws into
+// the canvas, so there is no DOM to query).
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`${url}?autostart=0`, { timeout: 120000 });
+  await page.waitForFunction(() => JSON.parse(window.srgptStatus()).adapter, null, { timeout: 180000 });
+  const chooser = page.waitForEvent("filechooser", { timeout: 60000 });
+  await page.mouse.move(183, 63);
+  await page.waitForTimeout(500);
+  await page.mouse.down();
+  await page.waitForTimeout(100);
+  await page.mouse.up();
+  await (await chooser).setFiles({ name: "verses.txt", mimeType: "text/plain", buffer: Buffer.from("to be or not to be\n".repeat(200)) });
+  await page.waitForFunction(() => JSON.parse(window.srgptStatus()).corpus === "verses.txt", null, { timeout: 120000 });
+  check(true, "a corpus chosen with the file picker became the page's corpus");
+  await page.close();
+} catch (e) {
+  console.log(`FAIL file picker: ${e.stack ?? e}`);
+  failed = true;
 }
 
 try {
@@ -103,6 +125,7 @@ try {
   }
   // a curve across the plot is thousands of pixels; the coloured mode names alone are a few dozen
   check(plotted >= 1000, `the loss plot was drawn (${plotted} pixels in the modes' colours)`);
+
   if (failed) console.log(`browser console:\n${log.join("\n")}`);
 } catch (e) {
   console.log(`FAIL ${e.stack ?? e}`);

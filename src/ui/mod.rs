@@ -311,6 +311,7 @@ impl App {
         let step = runs.iter().filter_map(|r| r["step"].as_u64()).max().unwrap_or(0);
         serde_json::json!({
             "adapter": self.adapter,
+            "corpus": self.settings.corpus,
             "step": step,
             "runs": runs,
             "running": self.running(),

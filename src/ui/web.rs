@@ -84,8 +84,8 @@ thread_local! {
     static PICKED: RefCell<Option<PickedFile>> = const { RefCell::new(None) };
 }
 
-/// `{"adapter", "step", "runs": [{"precision", "step", "train_loss", "val_loss", "status"}],
-/// "running", "paused", "done", "error"}` as a JSON string (the page exposes it as
+/// `{"adapter", "corpus", "step", "runs": [{"precision", "step", "train_loss", "val_loss",
+/// "status"}], "running", "paused", "done", "error"}` as a JSON string (the page exposes it as
 /// `window.srgptStatus()`).
 #[wasm_bindgen(js_name = srgptStatus)]
 pub fn srgpt_status() -> String {
