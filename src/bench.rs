@@ -40,11 +40,13 @@ pub fn default_shapes(bt: u32, d: u32, vocab: u32) -> Vec<(String, u32, u32, u32
     shapes
 }
 
-/// Times `out (m,n) = a (m,k) . b (n,k)^T` for each storage type and tile; keeps the best tile.
+/// Times `out (m,n) = a (m,k) . b (n,k)^T` for each storage type and tile; keeps the best
+/// tile's row, or with `all_tiles` every tile's.
 pub fn bench_matmul(
     gpu: &Gpu,
     shapes: &[(String, u32, u32, u32)],
     reps: u32,
+    all_tiles: bool,
     progress: &mut dyn FnMut(&MatmulRow),
 ) -> Result<Vec<MatmulRow>> {
     let mut rows = Vec::new();
@@ -64,17 +66,7 @@ pub fn bench_matmul(
                 Mat::new(TensorRef::new(&b, store), Layout::rows(k)),
                 Mat::new(TensorRef::new(&c, Store::F32), Layout::rows(n)),
             );
-            let mut best: Option<(f64, Tile)> = None;
-            for tile in Tile::CANDIDATES.into_iter().filter(|t| t.fits(&gpu.limits)) {
-                let d = mm.dispatch_with(gpu, tile)?;
-                let seconds = median(&time_dispatches(gpu, &[&d], reps)?);
-                let gflops = shape.flops() / seconds / 1e9;
-                if best.is_none_or(|(g, _)| gflops > g) {
-                    best = Some((gflops, tile));
-                }
-            }
-            let (gflops, tile) = best.expect("at least one tile");
-            let row = MatmulRow {
+            let row = |gflops: f64, tile: Tile| MatmulRow {
                 dtype: store.wgsl_name().into(),
                 m,
                 n,
@@ -84,8 +76,24 @@ pub fn bench_matmul(
                 cpu_sgemm_gflops: cpu,
                 what: what.clone(),
             };
-            progress(&row);
-            rows.push(row);
+            let mut best: Option<(f64, Tile)> = None;
+            for tile in Tile::CANDIDATES.into_iter().filter(|t| t.fits(&gpu.limits)) {
+                let d = mm.dispatch_with(gpu, tile)?;
+                let seconds = median(&time_dispatches(gpu, &[&d], reps)?);
+                let gflops = shape.flops() / seconds / 1e9;
+                if all_tiles {
+                    progress(&row(gflops, tile));
+                    rows.push(row(gflops, tile));
+                }
+                if best.is_none_or(|(g, _)| gflops > g) {
+                    best = Some((gflops, tile));
+                }
+            }
+            if !all_tiles {
+                let (gflops, tile) = best.expect("at least one tile");
+                progress(&row(gflops, tile));
+                rows.push(row(gflops, tile));
+            }
         }
     }
     Ok(rows)

@@ -185,6 +185,9 @@ enum BenchCommand {
         /// Timed runs per problem (the median is reported).
         #[arg(long, default_value_t = 5)]
         reps: u32,
+        /// Report every candidate tile, not only the fastest.
+        #[arg(long)]
+        all_tiles: bool,
     },
 }
 
@@ -255,7 +258,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // the training bench runs first, so the first step is timed from launch
             let mut rows = bench_train(&gpu, &corpus, cfg, p.train.batch, &precisions, steps, profile, 1.0, launched())?;
             let shapes = default_shapes(p.train.batch * p.ctx, p.d, corpus.vocab_size());
-            let matmul = bench_matmul(&gpu, &shapes, 3, &mut |_| {})?;
+            let matmul = bench_matmul(&gpu, &shapes, 3, false, &mut |_| {})?;
             let best = matmul.iter().fold(0.0f64, |m, r| m.max(r.gflops));
             rows.iter_mut().for_each(|r| r.utilisation = r.model_gflops / best);
             println!(
@@ -301,13 +304,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { what: BenchCommand::Matmul { json, preset: preset_name, reps } } => {
+        Command::Bench { what: BenchCommand::Matmul { json, preset: preset_name, reps, all_tiles } } => {
             let p = preset(&preset_name)?;
             let gpu = Gpu::new(cli.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.report.summary());
             let shapes = default_shapes(p.train.batch * p.ctx, p.d, 96);
             println!("{:<10} {:>6} {:>6} {:>6} {:>6} {:>10} {:>12}  tile", "shape", "dtype", "m", "n", "k", "GFLOP/s", "CPU sgemm");
-            let rows = bench_matmul(&gpu, &shapes, reps.max(1), &mut |r: &MatmulRow| {
+            let rows = bench_matmul(&gpu, &shapes, reps.max(1), all_tiles, &mut |r: &MatmulRow| {
                 println!(
                     "{:<10} {:>6} {:>6} {:>6} {:>6} {:>10.2} {:>12.2}  {}",
                     r.what, r.dtype, r.m, r.n, r.k, r.gflops, r.cpu_sgemm_gflops, r.tile

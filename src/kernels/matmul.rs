@@ -120,6 +120,15 @@ impl Tile {
     pub const CANDIDATES: [Tile; 5] =
         [Tile::LARGE, Tile::SMALL, Tile { wg_x: 8, wg_y: 4, tm: 4, tn2: 4, shared_k: 0 }, Tile::SHARED_LARGE, Tile::SHARED_SMALL];
 
+    /// The tiles timed when a shape is tuned: those the adapter's limits allow, less the
+    /// shared-memory ones on CPU adapters, where they measured 4-5x slower than the best
+    /// register-blocked tile on every shape of `srgpt bench matmul --all-tiles` (lavapipe,
+    /// 2026-11-29) and would only lengthen the first run.
+    pub fn tuning_candidates(gpu: &Gpu) -> impl Iterator<Item = Tile> + '_ {
+        let cpu = gpu.report.device_type == "cpu";
+        Tile::CANDIDATES.into_iter().filter(move |t| t.fits(&gpu.limits) && !(cpu && t.shared_k > 0))
+    }
+
     /// Bytes of workgroup memory the tile stages (f32 blocks of both operands).
     pub fn workgroup_bytes(&self) -> u32 {
         4 * self.shared_k * (self.wg_y * self.tm + self.wg_x * self.tn2 * 2)
@@ -203,7 +212,7 @@ impl<'a> Matmul<'a> {
                 // the fastest of a few runs resists a noisy machine; a candidate must beat the
                 // heuristic's tile by 5% to replace it
                 let mut timed = Vec::new();
-                for tile in Tile::CANDIDATES.into_iter().filter(|t| t.fits(&gpu.limits)) {
+                for tile in Tile::tuning_candidates(gpu) {
                     let d = self.dispatch_with(gpu, tile)?;
                     let fastest = time_dispatches(gpu, &[&d], 4)?.into_iter().fold(f64::INFINITY, f64::min);
                     timed.push((if tile == fallback { fastest * 0.95 } else { fastest }, tile));
