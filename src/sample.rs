@@ -2,14 +2,14 @@
 //! [`Generation`] keeps one token in flight at a time, so it can wait (CLI) or be advanced
 //! once per frame (browser).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::cell::RefCell;
 
 use anyhow::Result;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::data::{Batch, Corpus};
+use crate::gpu::readback::Readback;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
 use crate::model::gpt::GptGpu;
@@ -30,8 +30,7 @@ pub struct SampleOptions {
 pub struct Sampler {
     model: GptGpu,
     /// vocab f32: the logits of the last position of the window
-    logits_readback: wgpu::Buffer,
-    ready: Arc<AtomicBool>,
+    logits_readback: RefCell<Readback<()>>,
 }
 
 impl Sampler {
@@ -46,13 +45,8 @@ impl Sampler {
     pub fn empty(gpu: &Gpu, cfg: ModelConfig, precision: Precision) -> Result<Sampler> {
         let layout = crate::model::params::ParamLayout::new(&cfg);
         let model = GptGpu::new(gpu, cfg, 1, precision, &vec![0.0; layout.total])?;
-        let logits_readback = gpu.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("sample logits readback"),
-            size: cfg.vocab as u64 * 4,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        Ok(Sampler { model, logits_readback, ready: Arc::new(AtomicBool::new(false)) })
+        let logits_readback = RefCell::new(Readback::new(gpu, "sample logits readback", cfg.vocab as u64 * 4));
+        Ok(Sampler { model, logits_readback })
     }
 
     /// Takes the current weights of `source` (same configuration and precision), copied on
@@ -85,11 +79,10 @@ impl Sampler {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         self.model.record_forward(&mut encoder);
         let row = (window.len() - 1) as u64;
-        encoder.copy_buffer_to_buffer(&self.model.logits, row * v * 4, &self.logits_readback, 0, v * 4);
+        let mut readback = self.logits_readback.borrow_mut();
+        encoder.copy_buffer_to_buffer(&self.model.logits, row * v * 4, &readback.buffer, 0, v * 4);
         gpu.queue.submit([encoder.finish()]);
-        self.ready.store(false, Ordering::SeqCst);
-        let ready = self.ready.clone();
-        self.logits_readback.slice(..).map_async(wgpu::MapMode::Read, move |r| ready.store(r.is_ok(), Ordering::SeqCst));
+        readback.request(());
     }
 }
 
@@ -99,7 +92,6 @@ pub struct Generation {
     out: Vec<u32>,
     rng: StdRng,
     opts: SampleOptions,
-    in_flight: bool,
 }
 
 impl Generation {
@@ -109,7 +101,6 @@ impl Generation {
             out: Vec::with_capacity(opts.tokens),
             rng: StdRng::seed_from_u64(opts.seed),
             opts: *opts,
-            in_flight: false,
         }
     }
 
@@ -117,27 +108,20 @@ impl Generation {
     /// generated ids once all are drawn. With `wait`, waits for the GPU, else returns
     /// `None` at once while a forward pass is still running.
     pub fn advance(&mut self, gpu: &Gpu, sampler: &Sampler, wait: bool) -> Result<Option<Vec<u32>>> {
-        if self.in_flight {
-            if wait {
-                gpu.wait_until(&sampler.ready, "sampling")?;
-            } else if !sampler.ready.load(Ordering::SeqCst) {
+        let mut readback = sampler.logits_readback.borrow_mut();
+        if readback.pending().is_some() {
+            let Some(((), bytes)) = readback.take(gpu, wait, "sampling")? else {
                 return Ok(None);
-            }
-            let logits: Vec<f32> = {
-                let view = sampler.logits_readback.slice(..).get_mapped_range().map_err(|e| anyhow::anyhow!("reading logits: {e}"))?;
-                bytemuck::cast_slice(&view).to_vec()
             };
-            sampler.logits_readback.unmap();
-            self.in_flight = false;
-            let next = pick(&logits, &self.opts, &mut self.rng);
+            let next = pick(bytemuck::cast_slice(&bytes), &self.opts, &mut self.rng);
             self.out.push(next);
             self.context.push(next);
         }
+        drop(readback);
         if self.out.len() >= self.opts.tokens {
             return Ok(Some(self.out.clone()));
         }
         sampler.submit_forward(gpu, &self.context);
-        self.in_flight = true;
         Ok(None)
     }
 }

@@ -1,5 +1,6 @@
 //! The GPU layer: adapter choice, the device, compiled pipelines, buffers and dispatches.
 
+pub mod readback;
 pub mod shader;
 pub mod timing;
 pub mod tune;

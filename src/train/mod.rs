@@ -6,14 +6,12 @@
 pub mod checkpoint;
 pub mod output;
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use anyhow::Result;
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 
 use crate::data::{train_batch, val_batches, Batch, Corpus};
+use crate::gpu::readback::Readback;
 use crate::gpu::Gpu;
 use crate::model::config::{ModelConfig, TrainConfig};
 use crate::model::gpt::{GptGpu, STATS_LEN, STAT_EVAL_LOSS, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
@@ -70,26 +68,10 @@ pub struct Metric {
     pub tokens_per_s: f64,
 }
 
-/// A small readback buffer: the stats of one step (and its GPU timestamps) on their way back.
-struct Readback {
-    buffer: wgpu::Buffer,
-    ready: Arc<AtomicBool>,
-    step: Option<u32>,
-    lr: f32,
-}
-
 /// One step's stats, its GPU seconds (with timestamp queries) and its learning rate.
 type StepReadback = ([f32; STATS_LEN], Option<f64>, f32);
 
-/// The validation losses of one evaluation on their way back.
-struct EvalReadback {
-    /// eval_batches f32 losses
-    buffer: wgpu::Buffer,
-    ready: Arc<AtomicBool>,
-    /// the step evaluated and the learning rate of its update
-    pending: Option<(u32, f32)>,
-}
-
+/// The stats of a step, then its two GPU timestamps.
 const READBACK_BYTES: u64 = (STATS_LEN * 4 + 16) as u64;
 
 pub struct Run {
@@ -103,10 +85,12 @@ pub struct Run {
     pub busy_s: f64,
     pub tokens_per_s: f64,
     pub message: Option<String>,
-    readbacks: [Readback; 2],
+    /// two steps in flight: (step, lr) -> stats and timestamps
+    readbacks: [Readback<(u32, f32)>; 2],
     /// eval_batches f32: the loss of each validation batch
     eval_losses: wgpu::Buffer,
-    eval_readback: EvalReadback,
+    /// (step evaluated, lr of its update) -> eval_losses
+    eval_readback: Readback<(u32, f32)>,
     timestamps: Option<(wgpu::QuerySet, wgpu::Buffer)>,
 }
 
@@ -307,12 +291,12 @@ impl Trainer {
         self.runs
             .iter()
             .filter(|r| r.status == RunStatus::Running)
-            .all(|r| r.readbacks[(s % 2) as usize].step.is_none() && !(eval && r.eval_readback.pending.is_some()))
+            .all(|r| r.readbacks[(s % 2) as usize].pending().is_none() && !(eval && r.eval_readback.pending().is_some()))
     }
 
     /// No step or evaluation of any run is still on its way back.
     pub fn idle(&self) -> bool {
-        self.runs.iter().all(|r| r.readbacks.iter().all(|b| b.step.is_none()) && r.eval_readback.pending.is_none())
+        self.runs.iter().all(|r| r.readbacks.iter().all(|b| b.pending().is_none()) && r.eval_readback.pending().is_none())
     }
 
     fn mark_done(&mut self) {
@@ -336,7 +320,7 @@ impl Trainer {
     /// only from the runs whose step has finished.
     fn collect(&mut self, gpu: &Gpu, s: u32, wait: bool) -> Result<Vec<Metric>> {
         let mut out = Vec::new();
-        let live = self.runs.iter().filter(|r| r.readbacks.iter().any(|b| b.step == Some(s))).count().max(1);
+        let live = self.runs.iter().filter(|r| r.readbacks.iter().any(|b| b.pending().is_some_and(|(step, _)| step == s))).count().max(1);
         let wall_share = self.last_collect.elapsed().as_secs_f64() / live as f64;
         let elapsed_s = self.elapsed_s();
         let tokens = self.tokens_per_step();
@@ -506,17 +490,7 @@ impl Run {
     fn new(gpu: &Gpu, spec: &TrainSpec, precision: Precision, init: &[f32]) -> Result<Run> {
         let model = GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?;
         let eval_bytes = (spec.eval_batches.max(1) * 4) as u64;
-        let readback = || Readback {
-            buffer: gpu.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("step readback"),
-                size: READBACK_BYTES,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
-            ready: Arc::new(AtomicBool::new(false)),
-            step: None,
-            lr: 0.0,
-        };
+        let readback = || Readback::new(gpu, "step readback", READBACK_BYTES);
         let timestamps = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
             let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("step time"),
@@ -543,23 +517,14 @@ impl Run {
             message: None,
             readbacks: [readback(), readback()],
             eval_losses: gpu.storage_buffer("eval losses", eval_bytes)?,
-            eval_readback: EvalReadback {
-                buffer: gpu.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("eval readback"),
-                    size: eval_bytes,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                }),
-                ready: Arc::new(AtomicBool::new(false)),
-                pending: None,
-            },
+            eval_readback: Readback::new(gpu, "eval readback", eval_bytes),
             timestamps,
         })
     }
 
     fn submit_step(&mut self, gpu: &Gpu, batch: &Batch, lr: f32, s: u32, seed: u32, chunk: usize) -> Result<()> {
         let slot = (s % 2) as usize;
-        if let Some(pending) = self.readbacks[slot].step {
+        if let Some((pending, _)) = self.readbacks[slot].pending() {
             self.read_step(gpu, pending, true)?;
         }
         self.model.upload_batch(gpu, batch);
@@ -572,41 +537,32 @@ impl Run {
             last.copy_buffer_to_buffer(resolve, 0, &rb.buffer, (STATS_LEN * 4) as u64, 16);
         }
         submit_in_turn(gpu, encoders)?;
-        rb.ready.store(false, Ordering::SeqCst);
-        let ready = rb.ready.clone();
-        rb.buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| ready.store(r.is_ok(), Ordering::SeqCst));
-        rb.step = Some(s);
-        rb.lr = lr;
+        rb.request((s, lr));
         Ok(())
     }
 
     /// The stats, GPU seconds and lr of step `s` if this run submitted it and has not read it
     /// yet, and it has finished (with `wait`, waits for it to finish).
     fn read_step(&mut self, gpu: &Gpu, s: u32, wait: bool) -> Result<Option<StepReadback>> {
-        let Some(rb) = self.readbacks.iter_mut().find(|b| b.step == Some(s)) else {
+        let Some(rb) = self.readbacks.iter_mut().find(|b| b.pending().is_some_and(|(step, _)| step == s)) else {
             return Ok(None);
         };
-        if wait {
-            gpu.wait_until(&rb.ready, &format!("step {} of run {}", s + 1, self.precision))?;
-        } else if !rb.ready.load(Ordering::SeqCst) {
+        let Some(((_, lr), bytes)) = rb.take(gpu, wait, &format!("step {} of run {}", s + 1, self.precision))? else {
             return Ok(None);
-        }
-        let bytes = rb.buffer.slice(..).get_mapped_range().map_err(|e| anyhow::anyhow!("reading step {}: {e}", s + 1))?.to_vec();
-        rb.buffer.unmap();
-        rb.step = None;
+        };
         let floats: &[f32] = bytemuck::cast_slice(&bytes[..STATS_LEN * 4]);
         let stats = [floats[0], floats[1], floats[2], floats[3]];
         let seconds = self.timestamps.as_ref().map(|_| {
             let ticks: &[u64] = bytemuck::cast_slice(&bytes[STATS_LEN * 4..]);
             ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64 * 1e-9
         });
-        Ok(Some((stats, seconds, rb.lr)))
+        Ok(Some((stats, seconds, lr)))
     }
 
     /// Submits the forward pass over every validation batch, the losses going to
     /// `eval_readback` (the evaluation of step `step`, after the update with `lr`).
     fn submit_eval(&mut self, gpu: &Gpu, val: &[Batch], step: u32, lr: f32, chunk: usize) -> Result<()> {
-        if self.eval_readback.pending.is_some() {
+        if self.eval_readback.pending().is_some() {
             self.read_eval(gpu, true)?;
         }
         for (e, batch) in val.iter().enumerate() {
@@ -619,32 +575,18 @@ impl Run {
             }
             submit_in_turn(gpu, encoders)?;
         }
-        let rb = &mut self.eval_readback;
-        rb.ready.store(false, Ordering::SeqCst);
-        let ready = rb.ready.clone();
-        rb.buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| ready.store(r.is_ok(), Ordering::SeqCst));
-        rb.pending = Some((step, lr));
+        self.eval_readback.request((step, lr));
         Ok(())
     }
 
     /// (step, lr, mean validation loss) of the submitted evaluation once it has finished
     /// (with `wait`, waits for it).
     fn read_eval(&mut self, gpu: &Gpu, wait: bool) -> Result<Option<(u32, f32, f32)>> {
-        let rb = &mut self.eval_readback;
-        let Some((step, lr)) = rb.pending else {
+        let doing = format!("evaluating run {}", self.precision);
+        let Some(((step, lr), bytes)) = self.eval_readback.take(gpu, wait, &doing)? else {
             return Ok(None);
         };
-        if wait {
-            gpu.wait_until(&rb.ready, &format!("evaluating run {} at step {step}", self.precision))?;
-        } else if !rb.ready.load(Ordering::SeqCst) {
-            return Ok(None);
-        }
-        let losses: Vec<f32> = {
-            let view = rb.buffer.slice(..).get_mapped_range().map_err(|e| anyhow::anyhow!("reading the evaluation: {e}"))?;
-            bytemuck::cast_slice(&view).to_vec()
-        };
-        rb.buffer.unmap();
-        rb.pending = None;
+        let losses: &[f32] = bytemuck::cast_slice(&bytes);
         let mean = (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64) as f32;
         Ok(Some((step, lr, mean)))
     }
