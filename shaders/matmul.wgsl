@@ -5,6 +5,7 @@
 //   bias (N) when HAS_BIAS                                                 storage {{BIAS}}
 //   res (M,N), laid out like c, added in the epilogue when HAS_RESIDUAL   storage {{RES}}
 //   pre (M,N), laid out like c, when GELU: pre gets the sum, c gets gelu(sum) storage {{C}}
+//   a4, b4: a and b read four elements to a load, in their place when QUAD_A / QUAD_B
 // Batch index z splits as (z / batch_inner, z % batch_inner) with one stride each, so attention
 // reads heads straight out of the fused qkv tensor. A linear layer is out = inp.W^T + b
 // (TRANS_B), its input gradient dout.W (plain), its weight gradient dout^T.inp (TRANS_A).
@@ -22,6 +23,15 @@
 #if GELU
 #include "lib/gelu.wgsl"
 #tensor pre 6 read_write {{C}}
+#endif
+#if QUAD_A
+#tensor4 a4 7 {{A}}
+#endif
+#if QUAD_B
+#tensor4 b4 8 {{B}}
+#endif
+#if SUBGROUP_TILE
+#include "lib/subgroups.wgsl"
 #endif
 
 struct Params {
@@ -222,6 +232,26 @@ fn matmul_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         // stage the blocks, consecutive threads walking the contiguous dimension of storage;
         // rows and columns past the edge repeat the last one, k past the end reads as zero
+#if QUAD_A
+        // four neighbours along storage's contiguous dimension per load (the Rust side checks
+        // that quads never straddle a row's end); quads past the edge read as zero
+        for (var e = t; e < BM * BK / 4u; e += threads) {
+#if TRANS_A
+            let mm = (e % (BM / 4u)) * 4u;
+            let kk = e / (BM / 4u);
+            let k = k0 + kk;
+            let m = tile_row + mm;
+            let quad = select(vec4<f32>(0.0), a4_get4(a_base + min(k, p.k - 1u) * p.lda + min(m, p.m - 4u)), k < p.k && m < p.m);
+            for (var q = 0u; q < 4u; q++) { a_tile[kk * BM + mm + q] = quad[q]; }
+#else
+            let mm = e / (BK / 4u);
+            let kk = (e % (BK / 4u)) * 4u;
+            let k = k0 + kk;
+            let quad = select(vec4<f32>(0.0), a4_get4(a_base + min(tile_row + mm, p.m - 1u) * p.lda + min(k, p.k - 4u)), k < p.k);
+            for (var q = 0u; q < 4u; q++) { a_tile[(kk + q) * BM + mm] = quad[q]; }
+#endif
+        }
+#else
         for (var e = t; e < BM * BK; e += threads) {
 #if TRANS_A
             let mm = e % BM;
@@ -233,6 +263,25 @@ fn matmul_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
             let k = k0 + kk;
             a_tile[kk * BM + mm] = select(0.0, load_a1(a_base, min(tile_row + mm, p.m - 1u), min(k, p.k - 1u)), k < p.k);
         }
+#endif
+#if QUAD_B
+        for (var e = t; e < BK * BN / 4u; e += threads) {
+#if TRANS_B
+            let nn = e / (BK / 4u);
+            let kk = (e % (BK / 4u)) * 4u;
+            let k = k0 + kk;
+            let quad = select(vec4<f32>(0.0), b4_get4(b_base + min(tile_col + nn, p.n - 1u) * p.ldb + min(k, p.k - 4u)), k < p.k);
+            for (var q = 0u; q < 4u; q++) { b_tile[(kk + q) * BN + nn] = quad[q]; }
+#else
+            let nn = (e % (BN / 4u)) * 4u;
+            let kk = e / (BN / 4u);
+            let k = k0 + kk;
+            let n = tile_col + nn;
+            let quad = select(vec4<f32>(0.0), b4_get4(b_base + min(k, p.k - 1u) * p.ldb + min(n, p.n - 4u)), k < p.k && n < p.n);
+            for (var q = 0u; q < 4u; q++) { b_tile[kk * BN + nn + q] = quad[q]; }
+#endif
+        }
+#else
         for (var e = t; e < BK * BN; e += threads) {
 #if TRANS_B
             let nn = e / BK;
@@ -244,6 +293,7 @@ fn matmul_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
             let k = k0 + kk;
             b_tile[kk * BN + nn] = select(0.0, load_b1(b_base, min(k, p.k - 1u), min(tile_col + nn, p.n - 1u)), k < p.k);
         }
+#endif
         workgroupBarrier();
         let k_here = min(BK, p.k - k0);
         var kk = 0u;
@@ -271,6 +321,63 @@ fn matmul_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
             }
         }
         workgroupBarrier();
+    }
+    write_outputs(z, row0, col0, &acc);
+}
+#endif
+
+#if SUBGROUP_TILE
+// Subgroup-shared: a workgroup is one subgroup of WG_X lanes (the adapter's fixed subgroup
+// size) owning TM consecutive rows and TN2 column pairs per lane (strided by 2*WG_X). For
+// each WG_X-deep block of k, lane l reads op(a)(row, k0 + l) of every row, and the lanes pass
+// those values round with subgroupShuffle instead of each reading them all from storage; b
+// is read straight from storage as in matmul_tiled. No workgroup memory and no barriers.
+// Same pairs of k in the same order as matmul_tiled, so the same bits.
+@compute @workgroup_size(WG_X, 1, 1)
+fn matmul_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+    let z = wg.z;
+    let a_base = batch_offset(z, p.a_off, p.a_s1, p.a_s2);
+    let b_base = batch_offset(z, p.b_off, p.b_s1, p.b_s2);
+    let row0 = wg.y * TM;
+    let col0 = wg.x * WG_X * TN2 * 2u + 2u * lane;
+    let last_col = (p.n - 1u) & ~1u;
+
+    var rows: array<u32, TM>;
+    for (var i = 0u; i < TM; i++) { rows[i] = min(row0 + i, p.m - 1u); }
+    var cols: array<u32, TN2>;
+    for (var j = 0u; j < TN2; j++) { cols[j] = min(col0 + j * 2u * WG_X, last_col); }
+
+    var acc: array<vec2<f32>, {{TM_TN2}}>;
+    for (var i = 0u; i < TM * TN2; i++) { acc[i] = vec2<f32>(0.0); }
+
+    for (var k0 = 0u; k0 < p.k; k0 += WG_X) {
+        var a_lane: array<f32, TM>;  // op(a)(rows[i], k0 + lane)
+        let k_lane = min(k0 + lane, p.k - 1u);
+        for (var i = 0u; i < TM; i++) { a_lane[i] = load_a1(a_base, rows[i], k_lane); }
+        let k_here = min(WG_X, p.k - k0);
+        var kk = 0u;
+        for (; kk + 1u < k_here; kk += 2u) {
+            var av: array<vec2<f32>, TM>;
+            for (var i = 0u; i < TM; i++) {
+                av[i] = vec2<f32>(subgroupShuffle(a_lane[i], kk), subgroupShuffle(a_lane[i], kk + 1u));
+            }
+            for (var j = 0u; j < TN2; j++) {
+                let bv = load_b4(b_base, k0 + kk, cols[j]);
+                for (var i = 0u; i < TM; i++) {
+                    acc[i * TN2 + j] += av[i].x * bv.xy + av[i].y * bv.zw;
+                }
+            }
+        }
+        if (kk < k_here) {
+            var a_last: array<f32, TM>;
+            for (var i = 0u; i < TM; i++) { a_last[i] = subgroupShuffle(a_lane[i], kk); }
+            for (var j = 0u; j < TN2; j++) {
+                let bv = load_b2(b_base, k0 + kk, cols[j]);
+                for (var i = 0u; i < TM; i++) {
+                    acc[i * TN2 + j] += a_last[i] * bv;
+                }
+            }
+        }
     }
     write_outputs(z, row0, col0, &acc);
 }

@@ -77,7 +77,7 @@ pub fn bench_matmul(
                 what: what.clone(),
             };
             let mut best: Option<(f64, Tile)> = None;
-            for tile in Tile::CANDIDATES.into_iter().filter(|t| t.fits(&gpu.limits)) {
+            for tile in Tile::candidates(gpu) {
                 let d = mm.dispatch_with(gpu, tile)?;
                 let seconds = median(&time_dispatches(gpu, &[&d], reps)?);
                 let gflops = shape.flops() / seconds / 1e9;

@@ -5,8 +5,8 @@
 // barriers (and subgroup operations) need every thread of the workgroup.
 // With ROW_SUBGROUP, a row's threads are exactly one subgroup (ROW_THREADS = the adapter's
 // fixed subgroup size) and the reductions are subgroup operations instead of barriers.
-#if ENABLE_SUBGROUPS
-enable subgroups;
+#if ROW_SUBGROUP
+#include "lib/subgroups.wgsl"
 #endif
 const ROW_GROUP: u32 = 64u;
 const ROW_THREADS: u32 = {{ROW_THREADS}}u;

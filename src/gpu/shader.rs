@@ -7,6 +7,8 @@
 //! - `#tensor NAME BINDING read|read_write STORE` declares a storage tensor by instantiating
 //!   `lib/tensor_<store>.wgsl`, giving `NAME_get`, `NAME_get2` and, when writable, `NAME_set2`
 //!   (plus `NAME_set` for f32). STORE is f32, bf16, bf16_sr or f16.
+//! - `#tensor4 NAME BINDING STORE` declares a read-only view of a tensor's buffer four
+//!   elements to a load (`lib/tensor4_<store>.wgsl`), giving `NAME_get4`.
 //! - `{{NAME}}` anywhere is replaced by the define's value.
 
 use std::collections::BTreeMap;
@@ -23,6 +25,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("lib/tensor_f32.wgsl", include_str!("../../shaders/lib/tensor_f32.wgsl")),
     ("lib/tensor_bf16.wgsl", include_str!("../../shaders/lib/tensor_bf16.wgsl")),
     ("lib/tensor_f16.wgsl", include_str!("../../shaders/lib/tensor_f16.wgsl")),
+    ("lib/tensor4_f32.wgsl", include_str!("../../shaders/lib/tensor4_f32.wgsl")),
+    ("lib/tensor4_bf16.wgsl", include_str!("../../shaders/lib/tensor4_bf16.wgsl")),
+    ("lib/tensor4_f16.wgsl", include_str!("../../shaders/lib/tensor4_f16.wgsl")),
+    ("lib/subgroups.wgsl", include_str!("../../shaders/lib/subgroups.wgsl")),
     ("adamw.wgsl", include_str!("../../shaders/adamw.wgsl")),
     ("convert.wgsl", include_str!("../../shaders/convert.wgsl")),
     ("cross_entropy.wgsl", include_str!("../../shaders/cross_entropy.wgsl")),
@@ -87,7 +93,7 @@ impl ShaderSpec {
         let src = self.source()?;
         let module = naga::front::wgsl::parse_str(&src).map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
         let mut caps = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
-        if self.defines.get("ROW_SUBGROUP").is_some_and(|v| v == "1") {
+        if flag_is_set(&self.defines, "ROW_SUBGROUP") || flag_is_set(&self.defines, "SUBGROUP_TILE") {
             caps |= naga::valid::Capabilities::SUBGROUP;
         }
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
@@ -159,6 +165,14 @@ fn expand(file: &str, defines: &BTreeMap<String, String>, included: &mut Vec<Str
             continue;
         }
         let line = substitute(raw, defines, file)?;
+        if let Some(args) = line.trim().strip_prefix("#tensor4 ") {
+            let parts: Vec<&str> = args.split_whitespace().collect();
+            let [name, binding, store] = parts[..] else {
+                bail!("{}: expected #tensor4 NAME BINDING STORE", where_());
+            };
+            quad_view_decl(name, binding, store, included, defines, out).map_err(|e| anyhow!("{}: {e}", where_()))?;
+            continue;
+        }
         if let Some(args) = line.trim().strip_prefix("#tensor ") {
             let parts: Vec<&str> = args.split_whitespace().collect();
             let [name, binding, access, store] = parts[..] else {
@@ -176,6 +190,29 @@ fn expand(file: &str, defines: &BTreeMap<String, String>, included: &mut Vec<Str
     if !conditions.is_empty() {
         bail!("{file}: #if without #endif");
     }
+    Ok(())
+}
+
+fn quad_view_decl(
+    name: &str,
+    binding: &str,
+    store: &str,
+    included: &mut Vec<String>,
+    defines: &BTreeMap<String, String>,
+    out: &mut String,
+) -> Result<()> {
+    let template = match store {
+        "f32" => "lib/tensor4_f32.wgsl",
+        "bf16" | "bf16_sr" => "lib/tensor4_bf16.wgsl",
+        "f16" => "lib/tensor4_f16.wgsl",
+        other => bail!("unknown storage type {other}"),
+    };
+    if store != "f32" && !included.iter().any(|p| p == "lib/round.wgsl") {
+        included.push("lib/round.wgsl".into());
+        expand("lib/round.wgsl", defines, included, out)?;
+    }
+    out.push_str(&shader_file(template)?.replace("$name", name).replace("$binding", binding));
+    out.push('\n');
     Ok(())
 }
 

@@ -42,7 +42,12 @@ impl Layout {
 
     /// Whether every row and batch start is even, so 16-bit pairs never straddle a u32.
     fn even(&self) -> bool {
-        self.offset.is_multiple_of(2) && self.ld.is_multiple_of(2) && self.s1.is_multiple_of(2) && self.s2.is_multiple_of(2)
+        self.starts_are_multiples_of(2)
+    }
+
+    /// Whether every row and batch start is a multiple of `n` elements.
+    fn starts_are_multiples_of(&self, n: u32) -> bool {
+        [self.offset, self.ld, self.s1, self.s2].iter().all(|x| x.is_multiple_of(n))
     }
 }
 
@@ -81,10 +86,15 @@ impl MatmulShape {
 pub const TUNE_MIN_FLOPS: f64 = 8e6;
 
 /// Shape of the tiled kernels: a workgroup of wg_x * wg_y threads, each owning tm rows and
-/// tn2 column pairs, covers a (wg_y*tm) x (wg_x*tn2*2) tile of C. With `shared_k` = 0 each
-/// thread reads its operands straight from storage (`matmul_tiled`, register-blocked); with
-/// `shared_k` > 0 the workgroup first stages shared_k-deep blocks of both operands in
-/// workgroup memory (`matmul_shared`). Every shape gives the same bits.
+/// tn2 column pairs, covers a (wg_y*tm) x (wg_x*tn2*2) tile of C. How the threads get their
+/// operands:
+/// - `shared_k` = 0, not `subgroup`: straight from storage (`matmul_tiled`, register-blocked);
+/// - `shared_k` > 0: the workgroup first stages shared_k-deep blocks of both operands in
+///   workgroup memory (`matmul_shared`), four elements to a load where the layout allows;
+/// - `subgroup`: the workgroup is one subgroup (wg_x = the adapter's fixed subgroup size,
+///   wg_y = 1) whose lanes share op(a) through subgroup shuffles (`matmul_subgroup`).
+///
+/// Every shape gives the same bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tile {
     pub wg_x: u32,
@@ -92,19 +102,20 @@ pub struct Tile {
     pub tm: u32,
     pub tn2: u32,
     pub shared_k: u32,
+    pub subgroup: bool,
 }
 
 impl Tile {
     /// Within WebGPU's default limits (64 invocations, no workgroup memory). The large tile
     /// is the fastest on lavapipe for big problems (13.4 GFLOP/s bf16 at 1024³, 2026-11-29);
     /// the small one wastes less on the narrow per-head matmuls of attention.
-    pub const LARGE: Tile = Tile { wg_x: 8, wg_y: 8, tm: 8, tn2: 4, shared_k: 0 };
-    pub const SMALL: Tile = Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2, shared_k: 0 };
+    pub const LARGE: Tile = Tile { wg_x: 8, wg_y: 8, tm: 8, tn2: 4, shared_k: 0, subgroup: false };
+    pub const SMALL: Tile = Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2, shared_k: 0, subgroup: false };
     /// 64x64 outputs from 256 threads and 8 KiB of workgroup memory: WebGPU's default limits
     /// (256 invocations, 16 KiB), the usual shape of a GPU matmul.
-    pub const SHARED_LARGE: Tile = Tile { wg_x: 16, wg_y: 16, tm: 4, tn2: 2, shared_k: 16 };
+    pub const SHARED_LARGE: Tile = Tile { wg_x: 16, wg_y: 16, tm: 4, tn2: 2, shared_k: 16, subgroup: false };
     /// 32x32 outputs from 64 threads and 4 KiB: more workgroups for narrow problems.
-    pub const SHARED_SMALL: Tile = Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2, shared_k: 16 };
+    pub const SHARED_SMALL: Tile = Tile { wg_x: 8, wg_y: 8, tm: 4, tn2: 2, shared_k: 16, subgroup: false };
 
     /// The default tile for an (m, n) output.
     pub fn for_shape(m: u32, n: u32) -> Tile {
@@ -117,16 +128,44 @@ impl Tile {
         }
     }
     /// The shapes measured per adapter (and by `srgpt bench matmul`).
-    pub const CANDIDATES: [Tile; 5] =
-        [Tile::LARGE, Tile::SMALL, Tile { wg_x: 8, wg_y: 4, tm: 4, tn2: 4, shared_k: 0 }, Tile::SHARED_LARGE, Tile::SHARED_SMALL];
+    pub const CANDIDATES: [Tile; 5] = [
+        Tile::LARGE,
+        Tile::SMALL,
+        Tile { wg_x: 8, wg_y: 4, tm: 4, tn2: 4, shared_k: 0, subgroup: false },
+        Tile::SHARED_LARGE,
+        Tile::SHARED_SMALL,
+    ];
 
-    /// The tiles timed when a shape is tuned: those the adapter's limits allow, less the
-    /// shared-memory ones on CPU adapters, where they measured 4-5x slower than the best
-    /// register-blocked tile on every shape of `srgpt bench matmul --all-tiles` (lavapipe,
-    /// 2026-11-29) and would only lengthen the first run.
+    /// A one-subgroup tile: `size` lanes (the adapter's fixed subgroup size) side by side,
+    /// each owning tm rows and tn2 column pairs.
+    pub fn subgroup(size: u32, tm: u32, tn2: u32) -> Tile {
+        Tile { wg_x: size, wg_y: 1, tm, tn2, shared_k: 0, subgroup: true }
+    }
+
+    /// Every tile this adapter can run: the [`Tile::CANDIDATES`] its limits allow, and, where
+    /// it has subgroups of one fixed, even size, the [`Tile::SUBGROUP_SHAPES`].
+    pub fn candidates(gpu: &Gpu) -> Vec<Tile> {
+        let mut out: Vec<Tile> = Tile::CANDIDATES.into_iter().filter(|t| t.fits(&gpu.limits)).collect();
+        let (min, max) = (gpu.report.subgroup_min_size, gpu.report.subgroup_max_size);
+        if gpu.features.contains(wgpu::Features::SUBGROUP) && min == max && min >= 4 && min.is_multiple_of(2) {
+            let tiles = Tile::SUBGROUP_SHAPES.map(|(tm, tn2)| Tile::subgroup(min, tm, tn2));
+            out.extend(tiles.into_iter().filter(|t| t.fits(&gpu.limits)));
+        }
+        out
+    }
+
+    /// (tm, tn2) of the one-subgroup tiles. On lavapipe (subgroups of 8) each of them beat
+    /// the best register-blocked tile on some shape of `srgpt bench matmul --all-tiles`
+    /// (2026-11-29); a 4x2 tile never did.
+    pub const SUBGROUP_SHAPES: [(u32, u32); 3] = [(8, 2), (8, 4), (16, 2)];
+
+    /// The tiles timed when a shape is tuned: [`Tile::candidates`], less the shared-memory
+    /// ones on CPU adapters, where they measured 4-5x slower than the best register-blocked
+    /// tile on every shape of `srgpt bench matmul --all-tiles` (lavapipe, 2026-11-29) and
+    /// would only lengthen the first run.
     pub fn tuning_candidates(gpu: &Gpu) -> impl Iterator<Item = Tile> + '_ {
         let cpu = gpu.report.device_type == "cpu";
-        Tile::CANDIDATES.into_iter().filter(move |t| t.fits(&gpu.limits) && !(cpu && t.shared_k > 0))
+        Tile::candidates(gpu).into_iter().filter(move |t| !(cpu && t.shared_k > 0))
     }
 
     /// Bytes of workgroup memory the tile stages (f32 blocks of both operands).
@@ -142,20 +181,38 @@ impl Tile {
             && self.workgroup_bytes() <= limits.max_compute_workgroup_storage_size
     }
 
-    fn params(&self) -> Vec<u32> {
-        vec![self.wg_x, self.wg_y, self.tm, self.tn2, self.shared_k]
+    /// The kernel that runs this tile.
+    fn entry(&self) -> &'static str {
+        if self.subgroup {
+            "matmul_subgroup"
+        } else if self.shared_k > 0 {
+            "matmul_shared"
+        } else {
+            "matmul_tiled"
+        }
     }
 
-    fn from_params(p: &[u32]) -> Option<Tile> {
+    fn params(&self) -> Vec<u32> {
+        vec![self.wg_x, self.wg_y, self.tm, self.tn2, self.shared_k, self.subgroup as u32]
+    }
+
+    /// A cached choice, if it is still one this adapter can run.
+    fn from_params(p: &[u32], gpu: &Gpu) -> Option<Tile> {
         let tile = match *p {
-            [wg_x, wg_y, tm, tn2, shared_k] => Tile { wg_x, wg_y, tm, tn2, shared_k },
+            [wg_x, wg_y, tm, tn2, shared_k, subgroup] => Tile { wg_x, wg_y, tm, tn2, shared_k, subgroup: subgroup == 1 },
             _ => return None,
         };
-        Tile::CANDIDATES.contains(&tile).then_some(tile)
+        Tile::candidates(gpu).contains(&tile).then_some(tile)
     }
 
     pub fn name(&self) -> String {
-        let staged = if self.shared_k > 0 { format!(", shared k {}", self.shared_k) } else { String::new() };
+        let staged = if self.subgroup {
+            ", one subgroup".to_string()
+        } else if self.shared_k > 0 {
+            format!(", shared k {}", self.shared_k)
+        } else {
+            String::new()
+        };
         format!("{}x{} threads, {}x{} per thread{staged}", self.wg_x, self.wg_y, self.tm, self.tn2 * 2)
     }
 }
@@ -205,24 +262,45 @@ impl<'a> Matmul<'a> {
             return self.dispatch_with(gpu, fallback);
         }
         let key = self.tuning_key();
-        let known = gpu.tuning.lock().unwrap().get(&key).and_then(Tile::from_params);
+        let known = gpu.tuning.lock().unwrap().get(&key).and_then(|p| Tile::from_params(p, gpu));
         let tile = match known {
             Some(tile) => tile,
             None => {
-                // the fastest of a few runs resists a noisy machine; a candidate must beat the
-                // heuristic's tile by 5% to replace it
-                let mut timed = Vec::new();
-                for tile in Tile::tuning_candidates(gpu) {
-                    let d = self.dispatch_with(gpu, tile)?;
-                    let fastest = time_dispatches(gpu, &[&d], 4)?.into_iter().fold(f64::INFINITY, f64::min);
-                    timed.push((if tile == fallback { fastest * 0.95 } else { fastest }, tile));
-                }
-                let best = timed.into_iter().fold((f64::INFINITY, fallback), |b, t| if t.0 < b.0 { t } else { b });
-                gpu.tuning.lock().unwrap().insert(key, best.1.params());
-                best.1
+                let best = self.measure_tiles(gpu, fallback)?;
+                gpu.tuning.lock().unwrap().insert(key, best.params());
+                best
             }
         };
         self.dispatch_with(gpu, tile)
+    }
+
+    /// The fastest of the adapter's tuning candidates on this problem. Their pipelines are
+    /// compiled side by side (compiling is most of the cost on a CPU adapter); each is timed
+    /// over two runs and the two fastest over three more, and the fastest single run counts,
+    /// which resists a noisy machine. A candidate must beat the heuristic's tile by 5%.
+    fn measure_tiles(&self, gpu: &Gpu, fallback: Tile) -> Result<Tile> {
+        let tiles: Vec<Tile> = Tile::tuning_candidates(gpu).collect();
+        let dispatches: Vec<Dispatch> = if cfg!(target_arch = "wasm32") {
+            tiles.iter().map(|&t| self.dispatch_with(gpu, t)).collect::<Result<_>>()?
+        } else {
+            std::thread::scope(|scope| {
+                let compiling: Vec<_> = tiles.iter().map(|&t| scope.spawn(move || self.dispatch_with(gpu, t))).collect();
+                compiling.into_iter().map(|h| h.join().expect("a tile compile thread panicked")).collect::<Result<_>>()
+            })?
+        };
+        let fastest =
+            |d: &Dispatch, reps: u32| -> Result<f64> { Ok(time_dispatches(gpu, &[d], reps)?.into_iter().fold(f64::INFINITY, f64::min)) };
+        let mut timed: Vec<(f64, usize)> = Vec::new();
+        for (i, d) in dispatches.iter().enumerate() {
+            let seconds = fastest(d, 2)?;
+            timed.push((if tiles[i] == fallback { seconds * 0.95 } else { seconds }, i));
+        }
+        timed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for entry in timed.iter_mut().take(2) {
+            let seconds = fastest(&dispatches[entry.1], 3)?;
+            entry.0 = entry.0.min(if tiles[entry.1] == fallback { seconds * 0.95 } else { seconds });
+        }
+        Ok(timed.iter().min_by(|a, b| a.0.total_cmp(&b.0)).map_or(fallback, |&(_, i)| tiles[i]))
     }
 
     /// Whether the register-blocked kernel serves this problem (else the flat one does).
@@ -234,7 +312,7 @@ impl<'a> Matmul<'a> {
     fn tuning_key(&self) -> String {
         let s = &self.shape;
         format!(
-            "matmul a={} b={} c={} t={}{} bias={} res={} gelu={} pairs={}{}{} {}x{}x{}x{}",
+            "matmul a={} b={} c={} t={}{} bias={} res={} gelu={} pairs={}{}{} quads={}{} {}x{}x{}x{}",
             self.a.store.for_reading().wgsl_name(),
             self.b.store.for_reading().wgsl_name(),
             self.c.store.wgsl_name(),
@@ -246,6 +324,8 @@ impl<'a> Matmul<'a> {
             self.a.layout.even() as u8,
             self.b.layout.even() as u8,
             self.c.layout.even() as u8,
+            loads_quads(&self.a.layout, if s.trans_a { s.m } else { s.k }) as u8,
+            loads_quads(&self.b.layout, if s.trans_b { s.k } else { s.n }) as u8,
             s.m,
             s.n,
             s.k,
@@ -274,17 +354,18 @@ impl<'a> Matmul<'a> {
         let pair_a = !self.a.store.is_packed() || self.a.layout.even();
         let pair_b = !self.b.store.is_packed() || self.b.layout.even();
         let pair_c = c.even() && s.n.is_multiple_of(2);
+        // a quad never straddles a row's end when rows start at multiples of 4 and the
+        // contiguous dimension (k, or m / n when transposed) is one too
+        let staged = tiled && tile.shared_k > 0;
+        let quad_a = staged && loads_quads(&self.a.layout, if s.trans_a { s.m } else { s.k });
+        let quad_b = staged && loads_quads(&self.b.layout, if s.trans_b { s.k } else { s.n });
         if self.gelu_pre.is_some() && !(tiled && pair_c && self.gelu_pre.is_some_and(|p| p.store == self.c.store)) {
             bail!("a GELU epilogue needs even rows and a pre-activation stored like the output: {s:?}");
         }
         if !tile.fits(&gpu.limits) {
             bail!("matmul tile {} exceeds this adapter's workgroup limits", tile.name());
         }
-        let entry = match (tiled, tile.shared_k > 0) {
-            (true, false) => "matmul_tiled",
-            (true, true) => "matmul_shared",
-            (false, _) => "matmul_flat",
-        };
+        let entry = if tiled { tile.entry() } else { "matmul_flat" };
         let mut spec = ShaderSpec::new("matmul.wgsl", entry)
             .define("A", self.a.store.for_reading().wgsl_name())
             .define("B", self.b.store.for_reading().wgsl_name())
@@ -297,6 +378,8 @@ impl<'a> Matmul<'a> {
             .flag("HAS_BIAS", self.bias.is_some())
             .flag("HAS_RESIDUAL", self.residual.is_some())
             .flag("GELU", self.gelu_pre.is_some())
+            .flag("QUAD_A", quad_a)
+            .flag("QUAD_B", quad_b)
             .define("BIAS", self.bias.map_or("f32", |b| b.read_name()))
             .define("RES", self.residual.map_or("f32", |r| r.read_name()));
         spec = tile_defines(spec, tile);
@@ -328,7 +411,9 @@ impl<'a> Matmul<'a> {
             0,
             0,
         ];
-        let mut bindings = vec![(0, self.a.buffer), (1, self.b.buffer), (2, self.c.buffer)];
+        // an operand loaded in quads is read only through its quad view (binding 7 or 8)
+        let mut bindings =
+            vec![(if quad_a { 7 } else { 0 }, self.a.buffer), (if quad_b { 8 } else { 1 }, self.b.buffer), (2, self.c.buffer)];
         if let Some(bias) = self.bias {
             bindings.push((3, bias.buffer));
         }
@@ -350,8 +435,16 @@ impl<'a> Matmul<'a> {
     }
 }
 
+/// Whether an operand's quads (4 elements along its contiguous dimension, of extent
+/// `contiguous`) can be loaded whole.
+fn loads_quads(layout: &Layout, contiguous: u32) -> bool {
+    layout.starts_are_multiples_of(4) && contiguous.is_multiple_of(4)
+}
+
 fn tile_defines(spec: ShaderSpec, tile: Tile) -> ShaderSpec {
-    spec.define("WG_X", tile.wg_x)
+    spec.flag("SUBGROUP_TILE", tile.subgroup)
+        .flag("ENABLE_SUBGROUPS", tile.subgroup && cfg!(target_arch = "wasm32"))
+        .define("WG_X", tile.wg_x)
         .define("WG_Y", tile.wg_y)
         .define("TM", tile.tm)
         .define("TN2", tile.tn2)
@@ -536,7 +629,12 @@ pub fn matmul_backward_cpu(
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for (entry, tile) in [("matmul_tiled", Tile::SMALL), ("matmul_shared", Tile::SHARED_LARGE), ("matmul_flat", Tile::SMALL)] {
+    for (entry, tile) in [
+        ("matmul_tiled", Tile::SMALL),
+        ("matmul_shared", Tile::SHARED_LARGE),
+        ("matmul_subgroup", Tile::subgroup(32, 8, 2)),
+        ("matmul_flat", Tile::SMALL),
+    ] {
         for store in ALL_STORES {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 for extras in [false, true] {
@@ -553,6 +651,8 @@ pub fn variants() -> Vec<ShaderSpec> {
                         .flag("HAS_BIAS", extras)
                         .flag("HAS_RESIDUAL", extras)
                         .flag("GELU", extras && entry != "matmul_flat")
+                        .flag("QUAD_A", extras && entry == "matmul_shared")
+                        .flag("QUAD_B", extras && entry == "matmul_shared")
                         .define("BIAS", read)
                         .define("RES", read);
                     out.push(tile_defines(spec, tile));
@@ -560,9 +660,9 @@ pub fn variants() -> Vec<ShaderSpec> {
             }
         }
     }
-    for tile in Tile::CANDIDATES {
+    for tile in Tile::CANDIDATES.into_iter().chain(Tile::SUBGROUP_SHAPES.map(|(tm, tn2)| Tile::subgroup(32, tm, tn2))) {
         out.push(tile_defines(
-            ShaderSpec::new("matmul.wgsl", if tile.shared_k > 0 { "matmul_shared" } else { "matmul_tiled" })
+            ShaderSpec::new("matmul.wgsl", tile.entry())
                 .define("A", "bf16")
                 .define("B", "bf16")
                 .define("C", "f32")
