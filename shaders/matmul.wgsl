@@ -329,10 +329,11 @@ fn matmul_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
 #if SUBGROUP_TILE
 // Subgroup-shared: a workgroup is one subgroup of WG_X lanes (the adapter's fixed subgroup
 // size) owning TM consecutive rows and TN2 column pairs per lane (strided by 2*WG_X). For
-// each WG_X-deep block of k, lane l reads op(a)(row, k0 + l) of every row, and the lanes pass
-// those values round with subgroupShuffle instead of each reading them all from storage; b
-// is read straight from storage as in matmul_tiled. No workgroup memory and no barriers.
-// Same pairs of k in the same order as matmul_tiled, so the same bits.
+// each 2*WG_X-deep block of k, lane l reads the pair op(a)(row, k0 + 2l), op(a)(row, k0 + 2l
+// + 1) of every row, and the lanes pass those pairs round with subgroupShuffle instead of
+// each reading them all from storage; b is read straight from storage as in matmul_tiled.
+// No workgroup memory and no barriers. Same pairs of k in the same order as matmul_tiled, so
+// the same bits.
 @compute @workgroup_size(WG_X, 1, 1)
 fn matmul_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
     let z = wg.z;
@@ -350,17 +351,20 @@ fn matmul_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invoc
     var acc: array<vec2<f32>, {{TM_TN2}}>;
     for (var i = 0u; i < TM * TN2; i++) { acc[i] = vec2<f32>(0.0); }
 
-    for (var k0 = 0u; k0 < p.k; k0 += WG_X) {
-        var a_lane: array<f32, TM>;  // op(a)(rows[i], k0 + lane)
-        let k_lane = min(k0 + lane, p.k - 1u);
-        for (var i = 0u; i < TM; i++) { a_lane[i] = load_a1(a_base, rows[i], k_lane); }
-        let k_here = min(WG_X, p.k - k0);
+    for (var k0 = 0u; k0 < p.k; k0 += 2u * WG_X) {
+        // op(a)(rows[i], k_first) and the k after it (zero past the end)
+        var a_lane: array<vec2<f32>, TM>;
+        let k_first = min(k0 + 2u * lane, p.k - 1u);
+        if (k_first + 1u < p.k) {
+            for (var i = 0u; i < TM; i++) { a_lane[i] = load_a2(a_base, rows[i], k_first); }
+        } else {
+            for (var i = 0u; i < TM; i++) { a_lane[i] = vec2<f32>(load_a1(a_base, rows[i], k_first), 0.0); }
+        }
+        let k_here = min(2u * WG_X, p.k - k0);
         var kk = 0u;
         for (; kk + 1u < k_here; kk += 2u) {
             var av: array<vec2<f32>, TM>;
-            for (var i = 0u; i < TM; i++) {
-                av[i] = vec2<f32>(subgroupShuffle(a_lane[i], kk), subgroupShuffle(a_lane[i], kk + 1u));
-            }
+            for (var i = 0u; i < TM; i++) { av[i] = subgroupShuffle(a_lane[i], kk / 2u); }
             for (var j = 0u; j < TN2; j++) {
                 let bv = load_b4(b_base, k0 + kk, cols[j]);
                 for (var i = 0u; i < TM; i++) {
@@ -370,7 +374,7 @@ fn matmul_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invoc
         }
         if (kk < k_here) {
             var a_last: array<f32, TM>;
-            for (var i = 0u; i < TM; i++) { a_last[i] = subgroupShuffle(a_lane[i], kk); }
+            for (var i = 0u; i < TM; i++) { a_last[i] = subgroupShuffle(a_lane[i], kk / 2u).x; }
             for (var j = 0u; j < TN2; j++) {
                 let bv = load_b2(b_base, k0 + kk, cols[j]);
                 for (var i = 0u; i < TM; i++) {

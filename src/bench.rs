@@ -139,8 +139,10 @@ pub fn model_flops_per_token(cfg: &ModelConfig) -> f64 {
     6.0 * cfg.num_params() as f64 + 12.0 * cfg.n_layer as f64 * cfg.d as f64 * cfg.ctx as f64
 }
 
-/// Times training steps of each mode on one fixed batch: median of `steps` after two
-/// warm-up steps. `launched` is when the process started (for the first mode's first step).
+/// Times training steps of each mode on one fixed batch: two warm-up steps each, then
+/// `steps` rounds in which every mode takes one step in turn, so that a shared machine's
+/// slow spells fall on all modes alike; the median of each mode's steps counts. `launched`
+/// is when the process started (for the first mode's first step).
 #[allow(clippy::too_many_arguments)]
 pub fn bench_train(
     gpu: &Gpu,
@@ -156,63 +158,55 @@ pub fn bench_train(
     let layout = ParamLayout::new(&cfg);
     let init: Vec<f32> = layout.init(1).iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect();
     let data = train_batch(corpus, batch, cfg.ctx, 1, 0);
-    let mut rows = Vec::new();
+    let step_once = |model: &GptGpu, s: u32, timing: StepTiming| -> Result<()> {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        model.record_step(gpu, &mut encoder, 1e-4, s, 1, timing);
+        gpu.queue.submit([encoder.finish()]);
+        gpu.wait()
+    };
+
+    let mut models = Vec::new();
+    let mut first_step_s = Vec::new();
     for (i, &p) in precisions.iter().enumerate() {
         let start = if i == 0 { launched } else { Instant::now() };
         let model = GptGpu::new(gpu, cfg, batch, p, &init)?;
         model.upload_batch(gpu, &data);
-        let step_once = |s: u32, timing: StepTiming| -> Result<()> {
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            model.record_step(gpu, &mut encoder, 1e-4, s, 1, timing);
-            gpu.queue.submit([encoder.finish()]);
-            gpu.wait()
-        };
-        step_once(0, StepTiming::Off)?;
-        let first_step_s = start.elapsed().as_secs_f64();
-        step_once(1, StepTiming::Off)?;
-        let mut times = Vec::new();
-        let queries = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| query_set(gpu, 2));
-        for s in 0..steps.max(1) {
+        step_once(&model, 0, StepTiming::Off)?;
+        first_step_s.push(start.elapsed().as_secs_f64());
+        step_once(&model, 1, StepTiming::Off)?;
+        models.push(model);
+    }
+
+    let queries = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| query_set(gpu, 2));
+    let mut times = vec![Vec::new(); models.len()];
+    for s in 0..steps.max(1) {
+        for (model, times) in models.iter().zip(&mut times) {
             let t0 = Instant::now();
             match &queries {
                 Some((set, resolve)) => {
-                    step_once(2 + s, StepTiming::Pass(set))?;
+                    step_once(model, 2 + s, StepTiming::Pass(set))?;
                     times.push(read_intervals(gpu, set, resolve, 1)?[0]);
                 }
                 None => {
-                    step_once(2 + s, StepTiming::Off)?;
+                    step_once(model, 2 + s, StepTiming::Off)?;
                     times.push(t0.elapsed().as_secs_f64());
                 }
             }
         }
-        let step_s = median(&times);
+    }
+
+    let mut rows = Vec::new();
+    for ((model, times), first_step_s) in models.iter().zip(&times).zip(first_step_s) {
+        let step_s = median(times);
         let tokens = (batch * cfg.ctx) as f64;
         let model_gflops = model_flops_per_token(&cfg) * tokens / step_s / 1e9;
-        let mut families: Vec<(String, f64)> = Vec::new();
-        let mut slowest: Vec<(String, f64)> = Vec::new();
-        if profile && gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
-            let names: Vec<&str> = model.step_dispatches().map(|d| d.name).collect();
-            let (set, resolve) = query_set(gpu, 2 * names.len() as u32);
-            let mut totals = vec![0.0; names.len()];
-            for s in 0..steps.max(1) {
-                step_once(100 + s, StepTiming::PerDispatch(&set))?;
-                for (t, x) in totals.iter_mut().zip(read_intervals(gpu, &set, &resolve, names.len())?) {
-                    *t += x / steps.max(1) as f64;
-                }
-            }
-            slowest = model.step_dispatches().zip(&totals).map(|(d, t)| (format!("{}: {}", d.name, d.detail), t * 1e3)).collect();
-            slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
-            slowest.truncate(12);
-            for (name, t) in names.iter().zip(totals) {
-                match families.iter_mut().find(|(n, _)| n == name) {
-                    Some(entry) => entry.1 += t * 1e3,
-                    None => families.push((name.to_string(), t * 1e3)),
-                }
-            }
-            families.sort_by(|a, b| b.1.total_cmp(&a.1));
-        }
+        let (families, slowest) = if profile && gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            profile_step(gpu, model, steps, |s, timing| step_once(model, s, timing))?
+        } else {
+            (Vec::new(), Vec::new())
+        };
         rows.push(TrainRow {
-            precision: p.name().into(),
+            precision: model.precision.name().into(),
             step_ms: step_s * 1e3,
             tokens_per_s: tokens / step_s,
             model_gflops,
@@ -225,6 +219,39 @@ pub fn bench_train(
         });
     }
     Ok(rows)
+}
+
+/// Kernel family -> milliseconds per step, and the slowest dispatches, from timestamp
+/// queries around every dispatch of `steps` steps.
+#[allow(clippy::type_complexity)]
+fn profile_step(
+    gpu: &Gpu,
+    model: &GptGpu,
+    steps: u32,
+    step_once: impl Fn(u32, StepTiming) -> Result<()>,
+) -> Result<(Vec<(String, f64)>, Vec<(String, f64)>)> {
+    let names: Vec<&str> = model.step_dispatches().map(|d| d.name).collect();
+    let (set, resolve) = query_set(gpu, 2 * names.len() as u32);
+    let mut totals = vec![0.0; names.len()];
+    for s in 0..steps.max(1) {
+        step_once(100 + s, StepTiming::PerDispatch(&set))?;
+        for (t, x) in totals.iter_mut().zip(read_intervals(gpu, &set, &resolve, names.len())?) {
+            *t += x / steps.max(1) as f64;
+        }
+    }
+    let mut slowest: Vec<(String, f64)> =
+        model.step_dispatches().zip(&totals).map(|(d, t)| (format!("{}: {}", d.name, d.detail), t * 1e3)).collect();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    slowest.truncate(12);
+    let mut families: Vec<(String, f64)> = Vec::new();
+    for (name, t) in names.iter().zip(totals) {
+        match families.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 += t * 1e3,
+            None => families.push((name.to_string(), t * 1e3)),
+        }
+    }
+    families.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok((families, slowest))
 }
 
 fn query_set(gpu: &Gpu, count: u32) -> (wgpu::QuerySet, wgpu::Buffer) {

@@ -148,7 +148,8 @@ struct TrainArgs {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Training speed and memory per precision mode: median step time after warm-up,
+    /// Training speed and memory per precision mode: median step time after warm-up (the
+    /// modes take their timed steps in turn, so a busy machine slows them alike),
     /// tokens/s, model GFLOP/s (per token 6·N + 12·n_layer·d·ctx, N = all parameters) and
     /// that as a fraction of the best matmul GFLOP/s measured in the same run
     /// ("utilisation"), GPU memory by role, bytes per parameter, and the time from launch to

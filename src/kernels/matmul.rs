@@ -159,13 +159,19 @@ impl Tile {
     /// (2026-11-29); a 4x2 tile never did.
     pub const SUBGROUP_SHAPES: [(u32, u32); 3] = [(8, 2), (8, 4), (16, 2)];
 
-    /// The tiles timed when a shape is tuned: [`Tile::candidates`], less the shared-memory
-    /// ones on CPU adapters, where they measured 4-5x slower than the best register-blocked
-    /// tile on every shape of `srgpt bench matmul --all-tiles` (lavapipe, 2026-11-29) and
-    /// would only lengthen the first run.
-    pub fn tuning_candidates(gpu: &Gpu) -> impl Iterator<Item = Tile> + '_ {
-        let cpu = gpu.report.device_type == "cpu";
-        Tile::candidates(gpu).into_iter().filter(move |t| !(cpu && t.shared_k > 0))
+    /// The tiles timed when a shape is tuned: [`Tile::candidates`], pruned on CPU adapters,
+    /// where timing a tile that never wins only lengthens the first run. There the
+    /// shared-memory tiles measured 4-5x slower than the best other tile on every shape of
+    /// `srgpt bench matmul --all-tiles`, and where the subgroup tiles run, the two smaller
+    /// register-blocked tiles won 4 of 81 tuned shapes, by a few percent (lavapipe,
+    /// 2026-11-29): they are skipped.
+    pub fn tuning_candidates(gpu: &Gpu) -> Vec<Tile> {
+        let all = Tile::candidates(gpu);
+        if gpu.report.device_type != "cpu" {
+            return all;
+        }
+        let has_subgroup_tiles = all.iter().any(|t| t.subgroup);
+        all.into_iter().filter(|t| t.shared_k == 0 && (t.subgroup || *t == Tile::LARGE || !has_subgroup_tiles)).collect()
     }
 
     /// Bytes of workgroup memory the tile stages (f32 blocks of both operands).
@@ -279,7 +285,7 @@ impl<'a> Matmul<'a> {
     /// over two runs and the two fastest over three more, and the fastest single run counts,
     /// which resists a noisy machine. A candidate must beat the heuristic's tile by 5%.
     fn measure_tiles(&self, gpu: &Gpu, fallback: Tile) -> Result<Tile> {
-        let tiles: Vec<Tile> = Tile::tuning_candidates(gpu).collect();
+        let tiles = Tile::tuning_candidates(gpu);
         let dispatches: Vec<Dispatch> = if cfg!(target_arch = "wasm32") {
             tiles.iter().map(|&t| self.dispatch_with(gpu, t)).collect::<Result<_>>()?
         } else {
