@@ -157,11 +157,7 @@ fn expand(file: &str, defines: &BTreeMap<String, String>, included: &mut Vec<Str
             continue;
         }
         if let Some(path) = trimmed.strip_prefix("#include ") {
-            let path = path.trim().trim_matches('"');
-            if !included.iter().any(|p| p == path) {
-                included.push(path.to_string());
-                expand(path, defines, included, out)?;
-            }
+            include_once(path.trim().trim_matches('"'), defines, included, out)?;
             continue;
         }
         let line = substitute(raw, defines, file)?;
@@ -193,6 +189,15 @@ fn expand(file: &str, defines: &BTreeMap<String, String>, included: &mut Vec<Str
     Ok(())
 }
 
+/// Expands a helper file unless this module already has it.
+fn include_once(path: &str, defines: &BTreeMap<String, String>, included: &mut Vec<String>, out: &mut String) -> Result<()> {
+    if !included.iter().any(|p| p == path) {
+        included.push(path.to_string());
+        expand(path, defines, included, out)?;
+    }
+    Ok(())
+}
+
 fn quad_view_decl(
     name: &str,
     binding: &str,
@@ -207,9 +212,8 @@ fn quad_view_decl(
         "f16" => "lib/tensor4_f16.wgsl",
         other => bail!("unknown storage type {other}"),
     };
-    if store != "f32" && !included.iter().any(|p| p == "lib/round.wgsl") {
-        included.push("lib/round.wgsl".into());
-        expand("lib/round.wgsl", defines, included, out)?;
+    if store != "f32" {
+        include_once("lib/round.wgsl", defines, included, out)?;
     }
     out.push_str(&shader_file(template)?.replace("$name", name).replace("$binding", binding));
     out.push('\n');
@@ -235,9 +239,8 @@ fn tensor_decl(
     if access != "read" && access != "read_write" {
         bail!("access must be read or read_write, not {access}");
     }
-    if store != "f32" && !included.iter().any(|p| p == "lib/round.wgsl") {
-        included.push("lib/round.wgsl".into());
-        expand("lib/round.wgsl", defines, included, out)?;
+    if store != "f32" {
+        include_once("lib/round.wgsl", defines, included, out)?;
     }
     let body = shader_file(template)?;
     let body = match (access, body.split_once("//---- read_write")) {
