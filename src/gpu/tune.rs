@@ -23,6 +23,7 @@ pub struct TuneCache {
     path: Option<PathBuf>,
     file: CacheFile,
     pub enabled: bool,
+    announced: bool,
 }
 
 fn cache_dir() -> Option<PathBuf> {
@@ -56,7 +57,7 @@ impl TuneCache {
         let path = dir.map(|d| d.join(format!("tuning-{id:016x}.json")));
         let loaded: Option<CacheFile> = path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok());
         let file = loaded.unwrap_or(CacheFile { adapter: report.name.clone(), driver, choices: BTreeMap::new() });
-        TuneCache { path, file, enabled }
+        TuneCache { path, file, enabled, announced: false }
     }
 
     pub fn len(&self) -> usize {
@@ -69,6 +70,17 @@ impl TuneCache {
 
     pub fn get(&self, key: &str) -> Option<&[u32]> {
         self.file.choices.get(key).map(Vec::as_slice)
+    }
+
+    /// Says once per process that a measurement is starting: on a CPU adapter the first
+    /// run's measurements (and the driver compiling every candidate) can take many seconds
+    /// with nothing else to show.
+    pub fn announce_measuring(&mut self) {
+        if !self.announced {
+            self.announced = true;
+            let kept = self.path.as_ref().map_or("in memory only".to_string(), |p| format!("kept in {}", p.display()));
+            eprintln!("measuring kernel variants on this adapter, once per adapter and driver ({kept}); SRGPT_TUNE=0 skips it");
+        }
     }
 
     /// Remembers a choice and writes the file (best effort: a read-only home only costs the

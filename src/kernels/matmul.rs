@@ -285,6 +285,7 @@ impl<'a> Matmul<'a> {
     /// over two runs and the two fastest over three more, and the fastest single run counts,
     /// which resists a noisy machine. A candidate must beat the heuristic's tile by 5%.
     fn measure_tiles(&self, gpu: &Gpu, fallback: Tile) -> Result<Tile> {
+        gpu.tuning.lock().unwrap().announce_measuring();
         let tiles = Tile::tuning_candidates(gpu);
         let dispatches: Vec<Dispatch> = if cfg!(target_arch = "wasm32") {
             tiles.iter().map(|&t| self.dispatch_with(gpu, t)).collect::<Result<_>>()?

@@ -86,6 +86,7 @@ pub fn row_reduction(gpu: &Gpu) -> RowReduction {
 /// The fastest choice on a LayerNorm forward of 4096 rows of 256 bf16 values (the rule's
 /// choice must be beaten by 5%).
 fn measure_row_reduction(gpu: &Gpu, choices: &[RowReduction], rule: RowReduction) -> Result<RowReduction> {
+    gpu.tuning.lock().unwrap().announce_measuring();
     let (rows, c) = (4096u32, 256u32);
     let act = Store::Bf16;
     let inp = gpu.storage_buffer("row reduction inp", act.buffer_bytes((rows * c) as usize))?;
