@@ -426,6 +426,13 @@ impl Gpu {
         })
     }
 
+    /// The subgroup size when the device has subgroup operations and the adapter runs every
+    /// subgroup at one size (kernels that map lanes to data need to know it in advance).
+    pub fn fixed_subgroup_size(&self) -> Option<u32> {
+        let (min, max) = (self.report.subgroup_min_size, self.report.subgroup_max_size);
+        (self.features.contains(wgpu::Features::SUBGROUP) && min == max && min > 0).then_some(min)
+    }
+
     /// Workgroup counts for `groups` workgroups in a line, folded into y past the per-dimension limit.
     pub fn grid(&self, groups: u32) -> [u32; 3] {
         let max_x = self.limits.max_compute_workgroups_per_dimension.min(65535);

@@ -66,6 +66,13 @@ impl ShaderSpec {
         self.define(name, if on { "1" } else { "0" })
     }
 
+    /// Marks a variant that uses subgroup operations: naga validates it with them, and on wasm
+    /// it gets the `enable subgroups` directive browsers require, which wgpu's own WGSL front
+    /// end (naga 30) does not accept yet (see `lib/subgroups.wgsl`).
+    pub fn subgroups(self, on: bool) -> ShaderSpec {
+        self.flag("USES_SUBGROUPS", on).flag("ENABLE_SUBGROUPS", on && cfg!(target_arch = "wasm32"))
+    }
+
     /// A stable text key for caches and messages.
     pub fn key(&self) -> String {
         let defs: Vec<String> = self.defines.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -93,7 +100,7 @@ impl ShaderSpec {
         let src = self.source()?;
         let module = naga::front::wgsl::parse_str(&src).map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
         let mut caps = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
-        if flag_is_set(&self.defines, "ROW_SUBGROUP") || flag_is_set(&self.defines, "SUBGROUP_TILE") {
+        if flag_is_set(&self.defines, "USES_SUBGROUPS") {
             caps |= naga::valid::Capabilities::SUBGROUP;
         }
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)

@@ -127,7 +127,8 @@ impl Tile {
             Tile::SMALL
         }
     }
-    /// The shapes measured per adapter (and by `srgpt bench matmul`).
+    /// The register-blocked and shared-memory shapes; [`Tile::candidates`] adds the
+    /// subgroup ones where the adapter allows.
     pub const CANDIDATES: [Tile; 5] = [
         Tile::LARGE,
         Tile::SMALL,
@@ -146,9 +147,8 @@ impl Tile {
     /// it has subgroups of one fixed, even size, the [`Tile::SUBGROUP_SHAPES`].
     pub fn candidates(gpu: &Gpu) -> Vec<Tile> {
         let mut out: Vec<Tile> = Tile::CANDIDATES.into_iter().filter(|t| t.fits(&gpu.limits)).collect();
-        let (min, max) = (gpu.report.subgroup_min_size, gpu.report.subgroup_max_size);
-        if gpu.features.contains(wgpu::Features::SUBGROUP) && min == max && min >= 4 && min.is_multiple_of(2) {
-            let tiles = Tile::SUBGROUP_SHAPES.map(|(tm, tn2)| Tile::subgroup(min, tm, tn2));
+        if let Some(size) = gpu.fixed_subgroup_size().filter(|s| *s >= 4 && s.is_multiple_of(2)) {
+            let tiles = Tile::SUBGROUP_SHAPES.map(|(tm, tn2)| Tile::subgroup(size, tm, tn2));
             out.extend(tiles.into_iter().filter(|t| t.fits(&gpu.limits)));
         }
         out
@@ -163,7 +163,7 @@ impl Tile {
     /// where timing a tile that never wins only lengthens the first run. There the
     /// shared-memory tiles measured 4-5x slower than the best other tile on every shape of
     /// `srgpt bench matmul --all-tiles`, and where the subgroup tiles run, the two smaller
-    /// register-blocked tiles won 4 of 81 tuned shapes, by a few percent (lavapipe,
+    /// register-blocked tiles won 4 of 80 shapes tuned in three runs (lavapipe,
     /// 2026-11-29): they are skipped.
     pub fn tuning_candidates(gpu: &Gpu) -> Vec<Tile> {
         let all = Tile::candidates(gpu);
@@ -280,34 +280,38 @@ impl<'a> Matmul<'a> {
         self.dispatch_with(gpu, tile)
     }
 
-    /// The fastest of the adapter's tuning candidates on this problem. Their pipelines are
-    /// compiled side by side (compiling is most of the cost on a CPU adapter); each is timed
-    /// over two runs and the two fastest over three more, and the fastest single run counts,
-    /// which resists a noisy machine. A candidate must beat the heuristic's tile by 5%.
+    /// The fastest of the adapter's tuning candidates on this problem (never called in a
+    /// browser, where nothing is measured). Their pipelines are created side by side, which
+    /// uses every core on drivers that compile at creation; each is timed over two runs and
+    /// the two fastest over three more, and the fastest single run counts, which resists a
+    /// noisy machine. A candidate must beat the heuristic's tile by 5%.
     fn measure_tiles(&self, gpu: &Gpu, fallback: Tile) -> Result<Tile> {
         gpu.tuning.lock().unwrap().announce_measuring();
         let tiles = Tile::tuning_candidates(gpu);
-        let dispatches: Vec<Dispatch> = if cfg!(target_arch = "wasm32") {
-            tiles.iter().map(|&t| self.dispatch_with(gpu, t)).collect::<Result<_>>()?
-        } else {
-            std::thread::scope(|scope| {
-                let compiling: Vec<_> = tiles.iter().map(|&t| scope.spawn(move || self.dispatch_with(gpu, t))).collect();
-                compiling.into_iter().map(|h| h.join().expect("a tile compile thread panicked")).collect::<Result<_>>()
-            })?
+        let dispatches: Vec<Dispatch> = std::thread::scope(|scope| {
+            let compiling: Vec<_> = tiles.iter().map(|&t| scope.spawn(move || self.dispatch_with(gpu, t))).collect();
+            compiling.into_iter().map(|h| h.join().expect("a tile compile thread panicked")).collect::<Result<_>>()
+        })?;
+        // the fastest of `reps` runs of candidate i, the heuristic's tile given its 5%
+        let score = |i: usize, reps: u32| -> Result<f64> {
+            let fastest = time_dispatches(gpu, &[&dispatches[i]], reps)?.into_iter().fold(f64::INFINITY, f64::min);
+            Ok(if tiles[i] == fallback { fastest * 0.95 } else { fastest })
         };
-        let fastest =
-            |d: &Dispatch, reps: u32| -> Result<f64> { Ok(time_dispatches(gpu, &[d], reps)?.into_iter().fold(f64::INFINITY, f64::min)) };
-        let mut timed: Vec<(f64, usize)> = Vec::new();
-        for (i, d) in dispatches.iter().enumerate() {
-            let seconds = fastest(d, 2)?;
-            timed.push((if tiles[i] == fallback { seconds * 0.95 } else { seconds }, i));
-        }
+        let mut timed: Vec<(f64, usize)> = (0..tiles.len()).map(|i| Ok((score(i, 2)?, i))).collect::<Result<_>>()?;
         timed.sort_by(|a, b| a.0.total_cmp(&b.0));
         for entry in timed.iter_mut().take(2) {
-            let seconds = fastest(&dispatches[entry.1], 3)?;
-            entry.0 = entry.0.min(if tiles[entry.1] == fallback { seconds * 0.95 } else { seconds });
+            entry.0 = entry.0.min(score(entry.1, 3)?);
         }
         Ok(timed.iter().min_by(|a, b| a.0.total_cmp(&b.0)).map_or(fallback, |&(_, i)| tiles[i]))
+    }
+
+    /// Whether a and b can be staged four elements to a load: a quad never straddles a row's
+    /// end when rows start at multiples of 4 and the contiguous dimension (k, or m / n when
+    /// transposed) is one too.
+    fn quads(&self) -> (bool, bool) {
+        let s = &self.shape;
+        let quads = |layout: &Layout, contiguous: u32| layout.starts_are_multiples_of(4) && contiguous.is_multiple_of(4);
+        (quads(&self.a.layout, if s.trans_a { s.m } else { s.k }), quads(&self.b.layout, if s.trans_b { s.k } else { s.n }))
     }
 
     /// Whether the register-blocked kernel serves this problem (else the flat one does).
@@ -318,6 +322,7 @@ impl<'a> Matmul<'a> {
     /// What a measurement depends on: storage types, transposes, epilogue, pairing, shape.
     fn tuning_key(&self) -> String {
         let s = &self.shape;
+        let quads = self.quads();
         format!(
             "matmul a={} b={} c={} t={}{} bias={} res={} gelu={} pairs={}{}{} quads={}{} {}x{}x{}x{}",
             self.a.store.for_reading().wgsl_name(),
@@ -331,8 +336,8 @@ impl<'a> Matmul<'a> {
             self.a.layout.even() as u8,
             self.b.layout.even() as u8,
             self.c.layout.even() as u8,
-            loads_quads(&self.a.layout, if s.trans_a { s.m } else { s.k }) as u8,
-            loads_quads(&self.b.layout, if s.trans_b { s.k } else { s.n }) as u8,
+            quads.0 as u8,
+            quads.1 as u8,
             s.m,
             s.n,
             s.k,
@@ -361,11 +366,10 @@ impl<'a> Matmul<'a> {
         let pair_a = !self.a.store.is_packed() || self.a.layout.even();
         let pair_b = !self.b.store.is_packed() || self.b.layout.even();
         let pair_c = c.even() && s.n.is_multiple_of(2);
-        // a quad never straddles a row's end when rows start at multiples of 4 and the
-        // contiguous dimension (k, or m / n when transposed) is one too
+        // only the shared-memory kernel stages operands, so only it loads quads
         let staged = tiled && tile.shared_k > 0;
-        let quad_a = staged && loads_quads(&self.a.layout, if s.trans_a { s.m } else { s.k });
-        let quad_b = staged && loads_quads(&self.b.layout, if s.trans_b { s.k } else { s.n });
+        let (quad_a, quad_b) = self.quads();
+        let (quad_a, quad_b) = (staged && quad_a, staged && quad_b);
         if self.gelu_pre.is_some() && !(tiled && pair_c && self.gelu_pre.is_some_and(|p| p.store == self.c.store)) {
             bail!("a GELU epilogue needs even rows and a pre-activation stored like the output: {s:?}");
         }
@@ -442,15 +446,9 @@ impl<'a> Matmul<'a> {
     }
 }
 
-/// Whether an operand's quads (4 elements along its contiguous dimension, of extent
-/// `contiguous`) can be loaded whole.
-fn loads_quads(layout: &Layout, contiguous: u32) -> bool {
-    layout.starts_are_multiples_of(4) && contiguous.is_multiple_of(4)
-}
-
 fn tile_defines(spec: ShaderSpec, tile: Tile) -> ShaderSpec {
     spec.flag("SUBGROUP_TILE", tile.subgroup)
-        .flag("ENABLE_SUBGROUPS", tile.subgroup && cfg!(target_arch = "wasm32"))
+        .subgroups(tile.subgroup)
         .define("WG_X", tile.wg_x)
         .define("WG_Y", tile.wg_y)
         .define("TM", tile.tm)

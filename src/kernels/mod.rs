@@ -30,20 +30,15 @@ pub struct RowReduction {
 impl RowReduction {
     /// The defines a row kernel takes from the choice.
     pub fn apply(self, spec: ShaderSpec) -> ShaderSpec {
-        // browsers require the `enable subgroups` directive, which wgpu's own WGSL front end
-        // (naga 30) does not accept yet
-        spec.define("ROW_THREADS", self.threads)
-            .flag("ROW_SUBGROUP", self.subgroup)
-            .flag("ENABLE_SUBGROUPS", self.subgroup && cfg!(target_arch = "wasm32"))
+        spec.define("ROW_THREADS", self.threads).flag("ROW_SUBGROUP", self.subgroup).subgroups(self.subgroup)
     }
 
     /// What the adapter can run: 1, 4, 8, 32 or 64 threads per row, and one subgroup per row
     /// where it has subgroups of one fixed size that divides the 64-thread workgroup.
     pub fn choices(gpu: &Gpu) -> Vec<RowReduction> {
         let mut out: Vec<RowReduction> = ROW_THREAD_CHOICES.iter().map(|&threads| RowReduction { threads, subgroup: false }).collect();
-        let (min, max) = (gpu.report.subgroup_min_size, gpu.report.subgroup_max_size);
-        if gpu.features.contains(wgpu::Features::SUBGROUP) && min == max && (2..=64).contains(&min) && 64 % min == 0 {
-            out.push(RowReduction { threads: min, subgroup: true });
+        if let Some(size) = gpu.fixed_subgroup_size().filter(|s| (2..=64).contains(s) && 64 % s == 0) {
+            out.push(RowReduction { threads: size, subgroup: true });
         }
         out
     }
