@@ -8,7 +8,7 @@ use anyhow::Result;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::data::{Batch, Corpus};
+use crate::data::Batch;
 use crate::gpu::readback::Readback;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -104,6 +104,11 @@ impl Generation {
         }
     }
 
+    /// The tokens drawn so far.
+    pub fn drawn(&self) -> &[u32] {
+        &self.out
+    }
+
     /// Draws the token whose logits have come back and submits the next forward pass; the
     /// generated ids once all are drawn. With `wait`, waits for the GPU, else returns
     /// `None` at once while a forward pass is still running.
@@ -146,10 +151,4 @@ fn pick(logits: &[f32], opts: &SampleOptions, rng: &mut StdRng) -> u32 {
         }
     }
     order[order.len() - 1] as u32
-}
-
-/// Convenience for the CLI: text in, text out.
-pub fn sample_text(gpu: &Gpu, corpus: &Corpus, sampler: &Sampler, prompt: &str, opts: &SampleOptions) -> Result<Vec<u8>> {
-    let ids = corpus.encode(prompt)?;
-    Ok(corpus.decode(&sampler.generate(gpu, &ids, opts)?))
 }

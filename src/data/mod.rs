@@ -2,6 +2,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use sha2::Digest;
 
 use crate::Failure;
 
@@ -37,6 +38,8 @@ pub const BUILTIN: &[&str] = &[
 pub struct Corpus {
     /// where it came from ("builtin" or a path)
     pub source: String,
+    /// SHA-256 of its bytes, hex (empty for a vocabulary without text)
+    pub sha256: String,
     /// the sorted distinct bytes; token id = index
     pub vocab: Vec<u8>,
     pub train: Vec<u32>,
@@ -64,12 +67,13 @@ impl Corpus {
         vocab.iter().enumerate().for_each(|(i, &b)| id[b as usize] = i as u32);
         let tokens: Vec<u32> = bytes.iter().map(|&b| id[b as usize]).collect();
         let split = bytes.len() * 9 / 10;
-        Ok(Corpus { source: source.into(), vocab, val: tokens[split..].to_vec(), train: tokens[..split].to_vec() })
+        let sha256 = sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Corpus { source: source.into(), sha256, vocab, val: tokens[split..].to_vec(), train: tokens[..split].to_vec() })
     }
 
     /// A corpus rebuilt from a checkpoint's vocabulary, for sampling (no text needed).
     pub fn vocab_only(vocab: Vec<u8>) -> Corpus {
-        Corpus { source: "checkpoint".into(), vocab, train: Vec::new(), val: Vec::new() }
+        Corpus { source: "checkpoint".into(), sha256: String::new(), vocab, train: Vec::new(), val: Vec::new() }
     }
 
     pub fn vocab_size(&self) -> u32 {

@@ -177,7 +177,15 @@ pub struct Gpu {
     staging: Mutex<Option<wgpu::Buffer>>,
     /// kernel variants measured on this adapter (see [`tune`])
     pub tuning: Mutex<tune::TuneCache>,
+    /// how long a wait for the GPU goes before it says it is still waiting (it never gives
+    /// up: a slow adapter finishes a slow step, only an error ends a wait)
+    pub wait_notice: std::time::Duration,
+    /// how many times a wait has said so
+    pub long_wait_notices: AtomicU64,
 }
+
+/// A wait for the GPU says it is still waiting this often.
+pub const WAIT_NOTICE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What a Gpu has allocated: for checks that a long run does not keep allocating.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,6 +250,8 @@ impl Gpu {
             staging: Mutex::new(None),
             tuning: Mutex::new(tune::TuneCache::open(&report)),
             report,
+            wait_notice: WAIT_NOTICE,
+            long_wait_notices: AtomicU64::new(0),
         }
     }
 
@@ -360,24 +370,45 @@ impl Gpu {
 
     /// Blocks until all submitted work is done.
     pub fn wait(&self) -> Result<()> {
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
-        Ok(())
+        self.wait_for_submissions("finishing the GPU's work")
     }
 
     /// Blocks until a `map_async` callback has set `ready`, failing with any GPU error. A
     /// browser runs map callbacks only between frames, so there this fails at once instead
     /// of spinning forever: browser code polls with [`Gpu::poll`] instead.
     pub fn wait_until(&self, ready: &AtomicBool, doing: &str) -> Result<()> {
+        if cfg!(target_arch = "wasm32") && !ready.load(Ordering::SeqCst) {
+            return Err(anyhow!("{doing}: a browser cannot wait for the GPU"));
+        }
+        let started = std::time::Instant::now();
         while !ready.load(Ordering::SeqCst) {
-            if cfg!(target_arch = "wasm32") {
-                return Err(anyhow!("{doing}: a browser cannot wait for the GPU"));
-            }
-            self.device
-                .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(std::time::Duration::from_secs(60)) })
-                .map_err(|e| anyhow!("{doing}: waiting for the GPU: {e}"))?;
-            self.check_errors(doing)?;
+            self.wait_a_while(started, doing)?;
         }
         Ok(())
+    }
+
+    /// Blocks until the latest submission (whichever thread made it) is done, failing only
+    /// with a GPU error, never because it takes long.
+    pub fn wait_for_submissions(&self, doing: &str) -> Result<()> {
+        let started = std::time::Instant::now();
+        while !self.wait_a_while(started, doing)? {}
+        Ok(())
+    }
+
+    /// Waits up to `wait_notice` for the latest submission; true when it finished. Says so
+    /// on stderr when the wait has gone on for another `wait_notice`.
+    fn wait_a_while(&self, started: std::time::Instant, doing: &str) -> Result<bool> {
+        let done = match self.device.poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(self.wait_notice) }) {
+            Ok(_) => true,
+            Err(wgpu::PollError::Timeout) => {
+                self.long_wait_notices.fetch_add(1, Ordering::Relaxed);
+                eprintln!("srgpt: still waiting for the GPU ({} s, {doing})…", started.elapsed().as_secs());
+                false
+            }
+            Err(e) => return Err(anyhow!("{doing}: waiting for the GPU: {e}")),
+        };
+        self.check_errors(doing)?;
+        Ok(done)
     }
 
     /// Runs the callbacks of finished GPU work without waiting (a browser does this itself

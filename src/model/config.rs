@@ -48,6 +48,12 @@ pub fn preset(name: &str) -> Result<Preset, Failure> {
     })
 }
 
+/// The largest width, context and depth srgpt accepts (the adapter's buffer limits may refuse
+/// a model sooner; that check names the buffer).
+pub const MAX_D: u32 = 65536;
+pub const MAX_CTX: u32 = 65536;
+pub const MAX_LAYERS: u32 = 1024;
+
 impl ModelConfig {
     pub fn from_preset(p: &Preset, vocab: u32) -> ModelConfig {
         ModelConfig { n_layer: p.n_layer, n_head: p.n_head, d: p.d, ctx: p.ctx, vocab }
@@ -57,24 +63,32 @@ impl ModelConfig {
         self.d / self.n_head
     }
 
-    /// Refuses shapes the kernels cannot run, with the reason.
+    /// Refuses shapes the kernels cannot run, with the reason in the words of the flags
+    /// that set them.
     pub fn validate(&self) -> Result<(), Failure> {
         let bad = |m: String| Err(Failure::BadInput(m));
-        if self.n_layer == 0 || self.n_head == 0 || self.d == 0 || self.ctx == 0 {
-            return bad(format!("n_layer, n_head, d and ctx must all be positive (got {self:?})"));
+        for (flag, value) in [("--n-layer", self.n_layer), ("--n-head", self.n_head), ("--d", self.d), ("--ctx", self.ctx)] {
+            if value == 0 {
+                return bad(format!("{flag} must be positive (got 0)"));
+            }
         }
         if self.vocab == 0 || self.vocab > 256 {
             return bad(format!("the vocabulary must hold 1 to 256 byte values (got {})", self.vocab));
         }
+        for (flag, value, limit) in [("--d", self.d, MAX_D), ("--ctx", self.ctx, MAX_CTX), ("--n-layer", self.n_layer, MAX_LAYERS)] {
+            if value > limit {
+                return bad(format!("{flag} {value} is over srgpt's limit of {limit}"));
+            }
+        }
         if !self.d.is_multiple_of(self.n_head) {
-            return bad(format!("d ({}) must be divisible by n_head ({})", self.d, self.n_head));
+            return bad(format!("--n-head {} does not divide --d {} (d must be divisible by n_head)", self.n_head, self.d));
         }
         // 16-bit tensors are packed two per u32: every row must hold whole pairs
-        if !self.head_size().is_multiple_of(2) || !self.ctx.is_multiple_of(2) {
-            return bad(format!("the head size d/n_head ({}) and ctx ({}) must be even", self.head_size(), self.ctx));
+        if !self.head_size().is_multiple_of(2) {
+            return bad(format!("the head size --d / --n-head ({} / {} = {}) must be even", self.d, self.n_head, self.head_size()));
         }
-        if self.d > 65536 || self.ctx > 65536 || self.n_layer > 1024 {
-            return bad(format!("model too large: {self:?}"));
+        if !self.ctx.is_multiple_of(2) {
+            return bad(format!("--ctx {} must be even", self.ctx));
         }
         Ok(())
     }
@@ -88,11 +102,15 @@ impl ModelConfig {
 
 impl TrainConfig {
     pub fn validate(&self) -> Result<(), Failure> {
-        if self.batch == 0 || self.steps == 0 {
-            return Err(Failure::BadInput(format!("batch and steps must be positive (batch {}, steps {})", self.batch, self.steps)));
+        let bad = |m: String| Err(Failure::BadInput(m));
+        if self.batch == 0 {
+            return bad("--batch must be positive (got 0)".into());
+        }
+        if self.steps == 0 {
+            return bad("--steps must be positive (got 0)".into());
         }
         if !(self.lr.is_finite() && self.lr >= 0.0) {
-            return Err(Failure::BadInput(format!("lr must be a finite, non-negative number (got {})", self.lr)));
+            return bad(format!("--lr must be a finite, non-negative number (got {})", self.lr));
         }
         Ok(())
     }

@@ -24,6 +24,9 @@ pub const FORMAT: &str = "srgpt-checkpoint-1";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     pub precision: String,
+    /// the preset the run started from ("custom" in checkpoints older than this field)
+    #[serde(default = "custom_preset")]
+    pub preset: String,
     pub model: ModelConfig,
     pub train: TrainConfig,
     /// updates done; the next update has this index
@@ -34,6 +37,10 @@ pub struct RunState {
     pub corpus: String,
     pub eval_every: u32,
     pub eval_batches: u32,
+}
+
+fn custom_preset() -> String {
+    "custom".into()
 }
 
 /// A run's raw GPU state: bytes exactly as the GPU buffers hold them.

@@ -31,6 +31,18 @@ pub struct TrainSpec {
     pub eval_batches: u32,
 }
 
+impl TrainSpec {
+    /// Refuses a configuration that cannot train, in the words of the flags that set it.
+    pub fn validate(&self) -> Result<(), crate::Failure> {
+        self.model.validate()?;
+        self.train.validate()?;
+        if self.eval_batches == 0 {
+            return Err(crate::Failure::BadInput("--eval-batches must be at least 1 (got 0)".into()));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RunStatus {
     Running,
@@ -50,6 +62,16 @@ impl RunStatus {
             RunStatus::Diverged(_) => "diverged",
         }
     }
+}
+
+/// What may change when runs are resumed (each `None` keeps the checkpoint's value).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResumeChanges {
+    pub steps: Option<u32>,
+    pub lr: Option<f32>,
+    pub warmup: Option<u32>,
+    pub eval_every: Option<u32>,
+    pub eval_batches: Option<u32>,
 }
 
 /// One line of metrics.jsonl.
@@ -79,9 +101,15 @@ pub struct Run {
     pub model: GptGpu,
     pub status: RunStatus,
     pub train_loss: Option<f32>,
+    /// the step `train_loss` was measured at
+    pub train_loss_step: u32,
     pub val_loss: Option<f32>,
+    /// the step `val_loss` was measured at
+    pub val_loss_step: u32,
     pub tokens: u64,
-    /// seconds this run's steps took (GPU timestamps, else its share of wall time)
+    /// tokens already trained when this session of the run began (from its checkpoint)
+    pub tokens_before: u64,
+    /// seconds this session's steps took (GPU timestamps, else its share of wall time)
     pub busy_s: f64,
     pub tokens_per_s: f64,
     pub message: Option<String>,
@@ -118,8 +146,7 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run of every mode in `spec`, all from the same RTN-rounded initial weights.
     pub fn new(gpu: &Gpu, corpus: Corpus, spec: TrainSpec) -> Result<Trainer> {
-        spec.model.validate()?;
-        spec.train.validate()?;
+        spec.validate()?;
         corpus.check_context(spec.model.ctx)?;
         let layout = ParamLayout::new(&spec.model);
         let init: Vec<f32> = layout.init(spec.seed).iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect();
@@ -130,9 +157,9 @@ impl Trainer {
         Ok(Trainer::assemble(corpus, spec, runs, 0, 0.0))
     }
 
-    /// Continues the runs saved in `checkpoints` (same configuration and step), to
-    /// `steps` updates in total when given.
-    pub fn resume(gpu: &Gpu, corpus: Corpus, checkpoints: Vec<Checkpoint>, steps: Option<u32>) -> Result<Trainer> {
+    /// Continues the runs saved in `checkpoints` (same configuration and step), with the
+    /// settings that may change on resume changed as `changes` says.
+    pub fn resume(gpu: &Gpu, corpus: Corpus, checkpoints: Vec<Checkpoint>, changes: &ResumeChanges) -> Result<Trainer> {
         let first = checkpoints.first().ok_or_else(|| crate::Failure::BadInput("nothing to resume".into()))?;
         let mut state = first.state.clone();
         if corpus.vocab != first.vocab {
@@ -149,21 +176,24 @@ impl Trainer {
                 return Err(crate::Failure::BadInput("the checkpoints to resume differ in configuration or step".into()).into());
             }
         }
-        if let Some(s) = steps {
+        if let Some(s) = changes.steps {
             if s < state.step {
                 return Err(crate::Failure::BadInput(format!("--steps {s} is below the checkpoint's step {}", state.step)).into());
             }
             state.train.steps = s;
         }
+        state.train.lr = changes.lr.unwrap_or(state.train.lr);
+        state.train.warmup = changes.warmup.unwrap_or(state.train.warmup);
         let spec = TrainSpec {
-            preset: "checkpoint".into(),
+            preset: state.preset.clone(),
             model: state.model,
             train: state.train,
             precisions: checkpoints.iter().map(|c| c.precision).collect(),
             seed: state.seed,
-            eval_every: state.eval_every,
-            eval_batches: state.eval_batches,
+            eval_every: changes.eval_every.unwrap_or(state.eval_every),
+            eval_batches: changes.eval_batches.unwrap_or(state.eval_batches),
         };
+        spec.train.validate()?;
         corpus.check_context(spec.model.ctx)?;
         let already_done = state.step >= spec.train.steps;
         let mut runs = Vec::new();
@@ -172,12 +202,30 @@ impl Trainer {
             let mut run = Run::new(gpu, &spec, c.precision, &placeholder)?;
             run.model.write_raw(gpu, &c.raw)?;
             run.tokens = c.state.tokens;
+            run.tokens_before = c.state.tokens;
             if already_done {
                 run.status = RunStatus::Done;
             }
             runs.push(run);
         }
         Ok(Trainer::assemble(corpus, spec, runs, state.step, state.elapsed_s))
+    }
+
+    /// The step the trainer started this session at (0, or a resumed checkpoint's).
+    pub fn start_step(&self) -> u32 {
+        self.start_step
+    }
+
+    /// The latest step whose losses have come back (what a progress line can report).
+    pub fn reported_step(&self) -> u32 {
+        self.runs.iter().map(|r| r.train_loss_step).max().unwrap_or(0).max(self.start_step)
+    }
+
+    /// Ends every live run as stopped by the user (after the steps in flight are flushed).
+    pub fn mark_stopped(&mut self) {
+        for run in self.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
+            run.status = if self.step >= self.spec.train.steps { RunStatus::Done } else { RunStatus::Stopped };
+        }
     }
 
     fn assemble(corpus: Corpus, spec: TrainSpec, runs: Vec<Run>, step: u32, elapsed_before_s: f64) -> Trainer {
@@ -336,6 +384,7 @@ impl Trainer {
             run.tokens_per_s = tokens as f64 / seconds;
             let (loss, sumsq) = (stats[STAT_TRAIN_LOSS], stats[STAT_GRAD_SUMSQ]);
             run.train_loss = Some(loss);
+            run.train_loss_step = s + 1;
             if !(loss.is_finite() && sumsq.is_finite()) && run.status == RunStatus::Running {
                 run.status = RunStatus::Diverged(s + 1);
                 run.message =
@@ -384,6 +433,7 @@ impl Trainer {
                 continue;
             };
             run.val_loss = Some(mean);
+            run.val_loss_step = step;
             out.push(Metric {
                 run: run.precision.name().into(),
                 step,
@@ -402,6 +452,7 @@ impl Trainer {
     pub fn run_state(&self, run: &Run) -> RunState {
         RunState {
             precision: run.precision.name().into(),
+            preset: self.spec.preset.clone(),
             model: self.spec.model,
             train: self.spec.train,
             step: self.step,
@@ -449,9 +500,7 @@ fn submit_in_turn(gpu: &Gpu, encoders: Vec<wgpu::CommandEncoder>) -> Result<()> 
         if i + 1 < n {
             // waits for the latest submission, whichever thread made it (a submission index
             // can race with another thread's submissions in wgpu's bookkeeping)
-            gpu.device
-                .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(std::time::Duration::from_secs(60)) })
-                .map_err(|e| anyhow::anyhow!("waiting for the GPU: {e}"))?;
+            gpu.wait_for_submissions("training")?;
         }
     }
     Ok(())
@@ -489,7 +538,7 @@ fn merge_evals(lines: &mut Vec<Metric>, evals: Vec<Metric>) {
 impl Run {
     fn new(gpu: &Gpu, spec: &TrainSpec, precision: Precision, init: &[f32]) -> Result<Run> {
         let model = GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?;
-        let eval_bytes = (spec.eval_batches.max(1) * 4) as u64;
+        let eval_bytes = (spec.eval_batches * 4) as u64;
         let readback = || Readback::new(gpu, "step readback", READBACK_BYTES);
         let timestamps = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
             let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -510,8 +559,11 @@ impl Run {
             model,
             status: RunStatus::Running,
             train_loss: None,
+            train_loss_step: 0,
             val_loss: None,
+            val_loss_step: 0,
             tokens: 0,
+            tokens_before: 0,
             busy_s: 0.0,
             tokens_per_s: 0.0,
             message: None,

@@ -1,5 +1,7 @@
-//! A run's files: DIR/metrics.jsonl (appended, flushed line by line), DIR/summary.json and the
-//! checkpoints — shared by the headless CLI and the dashboard.
+//! A run's folder: DIR/metrics.jsonl (appended, flushed line by line), DIR/summary.json and
+//! one checkpoint per run — shared by the headless CLI and the dashboard. One folder holds one
+//! run: a new run refuses a folder that holds another, and a resumed run continues in its
+//! own folder, its curves cut back to the checkpoint's step.
 
 use std::fs::File;
 use std::io::Write;
@@ -17,42 +19,178 @@ pub struct RunOutput {
     metrics: File,
 }
 
-/// summary.json
+/// summary.json: everything needed to know what was run, with each run's outcome.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    pub srgpt_version: String,
     pub adapter: AdapterReport,
     pub preset: String,
+    pub n_layer: u32,
+    pub n_head: u32,
+    pub d: u32,
+    pub ctx: u32,
+    pub vocab: u32,
+    pub batch: u32,
+    pub lr: f32,
+    pub warmup: u32,
+    /// the updates the runs were set to make
     pub steps: u32,
+    pub seed: u64,
+    pub eval_every: u32,
+    pub eval_batches: u32,
+    pub corpus: String,
+    pub corpus_sha256: String,
     pub runs: Vec<RunSummary>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
     pub precision: String,
+    /// done, stopped, diverged (or running, while a dashboard run is in progress)
     pub status: String,
+    pub steps_completed: u32,
+    /// the train loss of the last completed step (null if it is not known)
     pub final_train_loss: Option<f32>,
+    /// the validation loss measured after the last completed step; null when the last
+    /// evaluation was earlier (see `last_val_loss`)
     pub final_val_loss: Option<f32>,
+    /// the latest validation loss and the step it was measured at
+    pub last_val_loss: Option<f32>,
+    pub last_val_loss_step: Option<u32>,
     pub state_bytes_per_param: f64,
+    /// over this session's steps
     pub tokens_per_s: f64,
     pub wall_s: f64,
 }
 
-/// A folder name for a run started now: runs/run-<unix seconds>.
+/// A folder name for a run started now: runs/<local date>_<time>, e.g.
+/// runs/2026-11-30_14-05-12 (with -2, -3, … when that folder exists already).
 pub fn default_dir() -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    PathBuf::from(format!("runs/run-{secs}"))
+    let base = format!("runs/{}", chrono::Local::now().format("%Y-%m-%d_%H-%M-%S"));
+    let mut dir = PathBuf::from(&base);
+    let mut n = 2;
+    while dir.exists() {
+        dir = PathBuf::from(format!("{base}-{n}"));
+        n += 1;
+    }
+    dir
+}
+
+/// Whether `dir` holds a run already: metrics, a summary or a checkpoint.
+pub fn holds_run(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.filter_map(|e| e.ok()).any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name == "metrics.jsonl" || name == "summary.json" || name.ends_with(".safetensors")
+    })
+}
+
+/// When checkpoints are written besides the end of a run: every `every_steps` updates or every
+/// `every` of wall time, whichever comes first (0 / `None` turns either off).
+#[derive(Clone, Copy, Debug)]
+pub struct CheckpointPolicy {
+    pub every_steps: u32,
+    pub every: Option<std::time::Duration>,
+}
+
+impl CheckpointPolicy {
+    /// 200 steps or 5 minutes: a crash loses at most that much.
+    pub const DEFAULT: CheckpointPolicy = CheckpointPolicy { every_steps: 200, every: Some(std::time::Duration::from_secs(300)) };
+}
+
+/// Applies a [`CheckpointPolicy`] to a run in progress.
+pub struct CheckpointClock {
+    policy: CheckpointPolicy,
+    last: web_time::Instant,
+}
+
+impl CheckpointClock {
+    pub fn new(policy: CheckpointPolicy) -> CheckpointClock {
+        CheckpointClock { policy, last: web_time::Instant::now() }
+    }
+
+    /// Whether a checkpoint is due after update `step` of a run of `total` (the end writes
+    /// its own).
+    pub fn due(&self, step: u32, total: u32) -> bool {
+        let by_steps = self.policy.every_steps > 0 && step.is_multiple_of(self.policy.every_steps);
+        let by_time = self.policy.every.is_some_and(|t| self.last.elapsed() >= t);
+        step < total && (by_steps || by_time)
+    }
+
+    pub fn written(&mut self) {
+        self.last = web_time::Instant::now();
+    }
+}
+
+fn open_metrics(dir: &Path) -> Result<File> {
+    let path = dir.join("metrics.jsonl");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Failure::BadInput(format!("cannot write {}: {e}", path.display())).into())
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::BadInput(format!("cannot create output folder {}: {e}", dir.display())).into())
+}
+
+/// The error for a new run aimed at a folder that holds one.
+pub fn folder_taken(dir: &Path) -> anyhow::Error {
+    Failure::BadInput(format!(
+        "{} holds an earlier run (metrics, summary or checkpoints), which this run would mix with or overwrite. \
+         Continue that run with `srgpt train --headless --resume {}`, or give this one a new folder with --out",
+        dir.display(),
+        dir.display()
+    ))
+    .into()
 }
 
 impl RunOutput {
-    pub fn open(dir: &Path) -> Result<RunOutput> {
-        std::fs::create_dir_all(dir).map_err(|e| Failure::BadInput(format!("cannot create output folder {}: {e}", dir.display())))?;
-        let path = dir.join("metrics.jsonl");
-        let metrics = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Failure::BadInput(format!("cannot write {}: {e}", path.display())))?;
-        Ok(RunOutput { dir: dir.to_path_buf(), metrics })
+    /// The folder of a new run: created if need be, refused if it holds a run already.
+    pub fn create(dir: &Path) -> Result<RunOutput> {
+        if holds_run(dir) {
+            return Err(folder_taken(dir));
+        }
+        create_dir(dir)?;
+        Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)? })
+    }
+
+    /// The folder where resumed `runs` continue from update `step`. In the runs' own folder
+    /// (`source`), their metric lines after `step` are dropped (a kill can leave lines past
+    /// the newest checkpoint), so curves never jump back; in another folder, which must not
+    /// hold a run, their lines up to `step` are copied first, so it has whole curves.
+    pub fn resume(dir: &Path, source: &Path, runs: &[String], step: u32) -> Result<RunOutput> {
+        let same = match (dir.canonicalize(), source.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if !same && holds_run(dir) {
+            return Err(folder_taken(dir));
+        }
+        create_dir(dir)?;
+        let source_metrics = source.join("metrics.jsonl");
+        let old = match std::fs::read_to_string(&source_metrics) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Failure::BadInput(format!("cannot read {}: {e}", source_metrics.display())).into()),
+        };
+        let mut kept = String::new();
+        for line in old.lines().filter(|l| !l.trim().is_empty()) {
+            let resumed_later = serde_json::from_str::<Metric>(line).is_ok_and(|m| runs.contains(&m.run) && m.step > step);
+            let other_run = serde_json::from_str::<Metric>(line).is_ok_and(|m| !runs.contains(&m.run));
+            if !resumed_later && (same || !other_run) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+        if same && kept.len() == old.len() {
+            return Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)? });
+        }
+        super::checkpoint::write_atomically(&dir.join("metrics.jsonl"), kept.as_bytes())?;
+        Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)? })
     }
 
     pub fn write_metrics(&mut self, lines: &[Metric]) -> Result<()> {
@@ -70,31 +208,77 @@ impl RunOutput {
         Ok(written)
     }
 
-    /// Final checkpoints and summary.json.
+    /// Final checkpoints and summary.json (statuses as the trainer has them: done, stopped
+    /// or diverged).
     pub fn finish(&mut self, trainer: &mut Trainer, gpu: &Gpu) -> Result<(Vec<PathBuf>, Summary)> {
         let written = self.checkpoint(trainer, gpu)?;
         let summary = summarize(trainer, gpu);
-        write_json_atomically(&self.dir.join("summary.json"), &serde_json::to_value(&summary)?)?;
+        self.write_summary(&summary)?;
         Ok((written, summary))
+    }
+
+    /// Writes summary.json, keeping the entries of runs in the folder that this session did
+    /// not train (a resume of some of its runs).
+    pub fn write_summary(&self, summary: &Summary) -> Result<()> {
+        let path = self.dir.join("summary.json");
+        let mut doc = serde_json::to_value(summary)?;
+        let earlier: Option<serde_json::Value> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(earlier_runs) = earlier.as_ref().and_then(|e| e["runs"].as_array()) {
+            let ours = doc["runs"].as_array().cloned().unwrap_or_default();
+            let name = |r: &serde_json::Value| r["precision"].as_str().unwrap_or_default().to_string();
+            let mut merged: Vec<serde_json::Value> = earlier_runs
+                .iter()
+                .map(|old| ours.iter().find(|new| name(new) == name(old)).unwrap_or(old).clone())
+                .collect();
+            merged.extend(ours.iter().filter(|new| !earlier_runs.iter().any(|old| name(old) == name(new))).cloned());
+            doc["runs"] = serde_json::Value::Array(merged);
+        }
+        write_json_atomically(&path, &doc)
     }
 }
 
 pub fn summarize(trainer: &Trainer, gpu: &Gpu) -> Summary {
+    let (spec, model, train) = (&trainer.spec, &trainer.spec.model, &trainer.spec.train);
     Summary {
+        srgpt_version: env!("CARGO_PKG_VERSION").into(),
         adapter: gpu.report.clone(),
-        preset: trainer.spec.preset.clone(),
-        steps: trainer.step,
+        preset: spec.preset.clone(),
+        n_layer: model.n_layer,
+        n_head: model.n_head,
+        d: model.d,
+        ctx: model.ctx,
+        vocab: model.vocab,
+        batch: train.batch,
+        lr: train.lr,
+        warmup: train.warmup,
+        steps: train.steps,
+        seed: spec.seed,
+        eval_every: spec.eval_every,
+        eval_batches: spec.eval_batches,
+        corpus: trainer.corpus.source.clone(),
+        corpus_sha256: trainer.corpus.sha256.clone(),
         runs: trainer
             .runs
             .iter()
-            .map(|r| RunSummary {
-                precision: r.precision.name().into(),
-                status: r.status.name().into(),
-                final_train_loss: r.train_loss,
-                final_val_loss: r.val_loss,
-                state_bytes_per_param: r.model.state_bytes_per_param(),
-                tokens_per_s: if r.busy_s > 0.0 { r.tokens as f64 / r.busy_s } else { 0.0 },
-                wall_s: r.busy_s,
+            .map(|r| {
+                let completed = match r.status {
+                    RunStatus::Diverged(s) => s,
+                    _ => trainer.step,
+                };
+                let measured_at = |loss: Option<f32>, step: u32| loss.filter(|_| step == completed);
+                let session_tokens = r.tokens - r.tokens_before;
+                RunSummary {
+                    precision: r.precision.name().into(),
+                    status: r.status.name().into(),
+                    steps_completed: completed,
+                    final_train_loss: measured_at(r.train_loss, r.train_loss_step),
+                    final_val_loss: measured_at(r.val_loss, r.val_loss_step),
+                    last_val_loss: r.val_loss,
+                    last_val_loss_step: r.val_loss.map(|_| r.val_loss_step),
+                    state_bytes_per_param: r.model.state_bytes_per_param(),
+                    tokens_per_s: if r.busy_s > 0.0 { session_tokens as f64 / r.busy_s } else { 0.0 },
+                    wall_s: r.busy_s,
+                }
             })
             .collect(),
     }

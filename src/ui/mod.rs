@@ -18,7 +18,8 @@ use crate::data::Corpus;
 use crate::model::config::{preset, ModelConfig, PRESETS};
 use crate::precision::Precision;
 use crate::train::{Metric, TrainSpec};
-use session::Event;
+use crate::train::output::CheckpointPolicy;
+use session::{Event, SessionOptions};
 
 /// The colour of each mode's curves.
 pub fn mode_color(name: &str) -> Color32 {
@@ -53,7 +54,11 @@ pub struct Settings {
     pub sample_every: u32,
     /// fp32, mixed, bf16, bf16-sr
     pub modes: [bool; 4],
+    /// the run's folder; empty: a new runs/<date>_<time> when `write_files`, else none
     pub out_dir: String,
+    /// whether a run with no folder given gets one (the native dashboard) or writes nothing
+    pub write_files: bool,
+    pub checkpoints: CheckpointPolicy,
 }
 
 impl Settings {
@@ -77,6 +82,8 @@ impl Settings {
             sample_every: 100,
             modes: [true, false, true, true],
             out_dir: String::new(),
+            write_files: false,
+            checkpoints: CheckpointPolicy::DEFAULT,
         }
     }
 
@@ -101,9 +108,9 @@ impl Settings {
     }
 
     fn apply_preset(&mut self, name: &str) {
-        let keep = (self.corpus.clone(), self.corpus_bytes.clone(), self.modes, self.seed, self.out_dir.clone());
-        *self = Settings::from_preset(name);
-        (self.corpus, self.corpus_bytes, self.modes, self.seed, self.out_dir) = keep;
+        let keep = Settings::from_preset(name);
+        *self = Settings { n_layer: keep.n_layer, n_head: keep.n_head, d: keep.d, ctx: keep.ctx, preset: keep.preset, ..self.clone() };
+        (self.batch, self.lr, self.warmup, self.steps) = (keep.batch, keep.lr, keep.warmup, keep.steps);
     }
 
     /// The corpus and the training spec, or the reason they cannot be.
@@ -118,6 +125,9 @@ impl Settings {
         model.validate().map_err(|e| e.to_string())?;
         train.validate().map_err(|e| e.to_string())?;
         corpus.check_context(model.ctx).map_err(|e| e.to_string())?;
+        if self.eval_batches == 0 {
+            return Err("eval batches must be at least 1".into());
+        }
         let precisions: Vec<Precision> = Precision::ALL.iter().zip(self.modes).filter(|(_, on)| *on).map(|(p, _)| *p).collect();
         if precisions.is_empty() {
             return Err("choose at least one precision mode".into());
@@ -129,7 +139,7 @@ impl Settings {
             precisions,
             seed: self.seed,
             eval_every: self.eval_every,
-            eval_batches: self.eval_batches.max(1),
+            eval_batches: self.eval_batches,
         };
         Ok((corpus, spec))
     }
@@ -183,7 +193,7 @@ impl XAxis {
 
 /// How the dashboard reaches its training session.
 pub trait Driver {
-    fn start(&mut self, corpus: Corpus, spec: TrainSpec, out_dir: Option<std::path::PathBuf>, sample_every: u32);
+    fn start(&mut self, corpus: Corpus, spec: TrainSpec, options: SessionOptions);
     fn pause(&mut self);
     fn resume(&mut self);
     fn stop(&mut self);
@@ -254,8 +264,12 @@ impl App {
                     self.paused = false;
                     self.done = false;
                     self.viewing = None;
-                    let out = (!self.settings.out_dir.trim().is_empty()).then(|| std::path::PathBuf::from(self.settings.out_dir.trim()));
-                    driver.start(corpus, spec, out, self.settings.sample_every);
+                    let s = &self.settings;
+                    let out_dir = match s.out_dir.trim() {
+                        "" => s.write_files.then(crate::train::output::default_dir),
+                        dir => Some(std::path::PathBuf::from(dir)),
+                    };
+                    driver.start(corpus, spec, SessionOptions { out_dir, sample_every: s.sample_every, checkpoints: s.checkpoints });
                 }
             },
         }

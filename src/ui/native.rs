@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Result};
 
-use super::session::{Driving, Event, Session};
+use super::session::{Driving, Event, Session, SessionOptions};
 use super::{App, Driver, Settings};
 use crate::data::Corpus;
 use crate::gpu::{choose_adapter, AdapterReport, Gpu};
@@ -102,7 +102,7 @@ fn work(gpu: &Gpu, session: &mut Session, commands: &Receiver<Command>, events: 
 }
 
 impl Driver for ThreadDriver {
-    fn start(&mut self, corpus: Corpus, spec: TrainSpec, out_dir: Option<PathBuf>, sample_every: u32) {
+    fn start(&mut self, corpus: Corpus, spec: TrainSpec, options: SessionOptions) {
         self.shutdown();
         let (tx, rx) = channel();
         self.commands = Some(tx);
@@ -110,7 +110,7 @@ impl Driver for ThreadDriver {
         running.store(true, Ordering::SeqCst);
         self.worker = Some(std::thread::spawn(move || {
             let result =
-                Session::start(&gpu, corpus, spec, out_dir, sample_every, Driving::WorkerThread).and_then(|(mut session, started)| {
+                Session::start(&gpu, corpus, spec, options, Driving::WorkerThread).and_then(|(mut session, started)| {
                     let _ = events.send(started);
                     work(&gpu, &mut session, &rx, &events, &ctx)
                 });

@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::data::Corpus;
 use crate::gpu::Gpu;
 use crate::sample::{Generation, SampleOptions, Sampler};
-use crate::train::output::RunOutput;
+use crate::train::output::{CheckpointClock, CheckpointPolicy, RunOutput};
 use crate::train::{Metric, RunStatus, TrainSpec, Trainer};
 
 /// What the dashboard learns from a session.
@@ -46,6 +46,16 @@ pub enum Driving {
     FrameLoop,
 }
 
+/// Where and how often a session writes, and how often it samples.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// the run's folder (`None`: write nothing, as in a browser); refused if it holds a run
+    pub out_dir: Option<PathBuf>,
+    /// text from each run every N steps (0: never)
+    pub sample_every: u32,
+    pub checkpoints: CheckpointPolicy,
+}
+
 /// The text of one run being generated.
 struct PendingSample {
     run: usize,
@@ -56,6 +66,7 @@ struct PendingSample {
 pub struct Session {
     pub trainer: Trainer,
     output: Option<RunOutput>,
+    checkpoint_clock: CheckpointClock,
     sample_every: u32,
     driving: Driving,
     /// one batch-1 model per run, made at the first sample
@@ -68,19 +79,13 @@ pub struct Session {
 impl Session {
     /// Builds the models (compiling their pipelines) and opens the output folder
     /// (`None`: write nothing, as in a browser).
-    pub fn start(
-        gpu: &Gpu,
-        corpus: Corpus,
-        spec: TrainSpec,
-        out_dir: Option<PathBuf>,
-        sample_every: u32,
-        driving: Driving,
-    ) -> Result<(Session, Event)> {
+    pub fn start(gpu: &Gpu, corpus: Corpus, spec: TrainSpec, options: SessionOptions, driving: Driving) -> Result<(Session, Event)> {
+        let SessionOptions { out_dir, sample_every, checkpoints } = options;
+        let output = out_dir.as_deref().map(RunOutput::create).transpose()?;
         let mut trainer = Trainer::new(gpu, corpus, spec)?;
         if driving == Driving::WorkerThread {
             trainer.share_queue_with_renderer(DISPATCHES_PER_SUBMISSION);
         }
-        let output = out_dir.as_deref().map(RunOutput::open).transpose()?;
         let runs = trainer
             .runs
             .iter()
@@ -88,7 +93,8 @@ impl Session {
             .collect();
         let started = Event::Started { runs, out_dir: out_dir.map(|d| d.display().to_string()).unwrap_or_default() };
         let samplers = trainer.runs.iter().map(|_| None).collect();
-        let session = Session { trainer, output, sample_every, driving, samplers, sampling: Vec::new(), stopping: false, done: false };
+        let checkpoint_clock = CheckpointClock::new(checkpoints);
+        let session = Session { trainer, output, checkpoint_clock, sample_every, driving, samplers, sampling: Vec::new(), stopping: false, done: false };
         Ok((session, started))
     }
 
@@ -118,6 +124,12 @@ impl Session {
         let lines = if wait { self.trainer.step(gpu)? } else { self.trainer.advance(gpu)? };
         if let Some(out) = &mut self.output {
             out.write_metrics(&lines)?;
+            let step = self.trainer.step;
+            if wait && step != before && self.checkpoint_clock.due(step, self.trainer.spec.train.steps) {
+                let paths = out.checkpoint(&mut self.trainer, gpu)?;
+                self.checkpoint_clock.written();
+                events.push(Event::Saved(paths.iter().map(|p| p.display().to_string()).collect()));
+            }
         }
         events.push(Event::Metrics(lines));
         events.push(self.status());
@@ -207,19 +219,17 @@ impl Session {
         }
         self.done = true;
         let mut events = Vec::new();
+        let lines = self.trainer.flush(gpu)?;
+        // the summary written below records how each run ended
+        self.trainer.mark_stopped();
         match &mut self.output {
             Some(out) => {
-                let lines = self.trainer.flush(gpu)?;
                 out.write_metrics(&lines)?;
                 events.push(Event::Metrics(lines));
                 let (paths, _) = out.finish(&mut self.trainer, gpu)?;
                 events.push(Event::Saved(paths.iter().map(|p| p.display().to_string()).collect()));
             }
-            None => events.push(Event::Metrics(self.trainer.flush(gpu)?)),
-        }
-        let ended = if self.trainer.step >= self.trainer.spec.train.steps { RunStatus::Done } else { RunStatus::Stopped };
-        for run in self.trainer.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
-            run.status = ended;
+            None => events.push(Event::Metrics(lines)),
         }
         events.push(self.status());
         events.push(Event::Done);

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::session::{Driving, Event, Session};
+use super::session::{Driving, Event, Session, SessionOptions};
 use super::{App, Driver, Settings};
 use crate::data::Corpus;
 use crate::gpu::{AdapterReport, Gpu, OPTIONAL_FEATURES};
@@ -30,9 +30,11 @@ impl FrameDriver {
 }
 
 impl Driver for FrameDriver {
-    fn start(&mut self, corpus: Corpus, spec: TrainSpec, _out_dir: Option<std::path::PathBuf>, sample_every: u32) {
+    fn start(&mut self, corpus: Corpus, spec: TrainSpec, options: SessionOptions) {
         self.paused = false;
-        match Session::start(&self.gpu, corpus, spec, None, sample_every, Driving::FrameLoop) {
+        // a page writes no files
+        let options = SessionOptions { out_dir: None, ..options };
+        match Session::start(&self.gpu, corpus, spec, options, Driving::FrameLoop) {
             Ok((session, started)) => {
                 self.session = Some(session);
                 self.events.push(started);
