@@ -276,6 +276,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 exit_when_done,
                 screenshot,
                 adapter: cli.adapter,
+                stop_signal: None,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -445,6 +446,8 @@ fn dashboard(adapter: Option<&str>, args: &TrainArgs) -> Result<ExitCode> {
     }
     // bad settings are refused here as in headless mode, before a window opens
     s.to_spec().map_err(bad_input)?;
+    // Ctrl-C closes the window as the user would, which writes the checkpoints
+    let stop = watch_stop_signals()?;
     let opts = WindowOptions {
         settings: s,
         autostart: true,
@@ -452,9 +455,13 @@ fn dashboard(adapter: Option<&str>, args: &TrainArgs) -> Result<ExitCode> {
         exit_when_done: args.exit_when_done,
         screenshot: args.screenshot.clone(),
         adapter: adapter.map(str::to_string),
+        stop_signal: Some(stop.clone()),
     };
     srgpt::ui::native::run(opts)?;
-    Ok(ExitCode::SUCCESS)
+    match stop.load(Ordering::SeqCst) {
+        0 => Ok(ExitCode::SUCCESS),
+        signal => Ok(ExitCode::from(128 + signal as u8)),
+    }
 }
 
 fn launched() -> std::time::Instant {

@@ -53,9 +53,9 @@ fn bad_input_is_refused_with_a_message_and_exit_code_2() {
         (vec!["train", "--headless", "--corpus", short.to_str().unwrap()], "too short"),
         (vec!["train", "--headless", "--preset", "huge"], "unknown preset"),
         (vec!["train", "--headless", "--d", "60", "--n-head", "7"], "divisible"),
-        (vec!["train", "--headless", "--d", "0"], "positive"),
+        (vec!["train", "--headless", "--d", "0"], "--d"),
         (vec!["train", "--headless", "--ctx", "33"], "even"),
-        (vec!["train", "--headless", "--steps", "0"], "positive"),
+        (vec!["train", "--headless", "--steps", "0"], "--steps"),
         (vec!["train", "--headless", "--precision", "fp8"], "unknown precision"),
         (
             vec!["train", "--headless", "--batch", "100000", "--d", "512", "--n-head", "8", "--ctx", "512"],

@@ -12,8 +12,9 @@ use srgpt::data::Corpus;
 use srgpt::gpu::{choose_adapter, list_adapters, new_instance, Gpu};
 use srgpt::model::config::{preset, ModelConfig, TrainConfig};
 use srgpt::precision::Precision;
+use srgpt::train::output::CheckpointPolicy;
 use srgpt::train::{Metric, RunStatus, TrainSpec, Trainer};
-use srgpt::ui::session::{Driving, Event, Session};
+use srgpt::ui::session::{Driving, Event, Session, SessionOptions};
 
 fn corpus() -> Corpus {
     let text = "she sells sea shells by the sea shore; the shells she sells are sea shells. ".repeat(40);
@@ -87,7 +88,14 @@ fn the_tiny_preset_trains_in_a_frame_loop_within_webgpu_default_limits() {
         eval_every: 6,
         eval_batches: 2,
     };
-    let (mut session, started) = Session::start(&gpu, corpus, spec, None, 6, Driving::FrameLoop).unwrap();
+    let (mut session, started) = Session::start(
+        &gpu,
+        corpus,
+        spec,
+        SessionOptions { out_dir: None, sample_every: 6, checkpoints: CheckpointPolicy::DEFAULT },
+        Driving::FrameLoop,
+    )
+    .unwrap();
     assert!(matches!(started, Event::Started { .. }));
     let (mut train_lines, mut val_lines, mut samples) = (0, 0, Vec::new());
     let mut frames = 0;

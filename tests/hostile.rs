@@ -14,6 +14,7 @@ fn valid(precision: Precision) -> Vec<u8> {
     let n = ParamLayout::new(&model).total;
     let state = RunState {
         precision: precision.name().into(),
+        preset: "micro".into(),
         model,
         train: TrainConfig { batch: 2, lr: 1e-3, warmup: 1, steps: 10 },
         step: 3,

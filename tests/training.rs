@@ -69,7 +69,7 @@ fn resuming_repeats_the_uninterrupted_losses_exactly() {
     resumed_lines.extend(first.flush(gpu()).unwrap());
     drop(first);
     let loaded = paths.iter().map(|p| checkpoint::load(p).unwrap()).collect();
-    let mut second = Trainer::resume(gpu(), c, loaded, None).unwrap();
+    let mut second = Trainer::resume(gpu(), c, loaded, &Default::default()).unwrap();
     assert_eq!(second.step, 10);
     resumed_lines.extend(run_to(&mut second, 20));
 

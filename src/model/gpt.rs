@@ -541,6 +541,29 @@ impl GptGpu {
         })
     }
 
+    /// The byte sizes of the raw state's parts: parameters, Adam m, Adam v, fp32 master (0
+    /// without one), as [`GptGpu::copy_raw`] lays them out one after the other.
+    pub fn raw_sizes(&self) -> [u64; 4] {
+        let n = self.layout.total;
+        let (p, s) = (self.precision.param_store(), self.precision.state_store());
+        let master = if self.master.is_some() { Store::F32.buffer_bytes(n) } else { 0 };
+        [p.buffer_bytes(n), s.buffer_bytes(n), s.buffer_bytes(n), master]
+    }
+
+    /// Records copies of the raw state into `dst` (at least the sum of [`GptGpu::raw_sizes`]
+    /// bytes), parameters, m, v and master one after the other: a snapshot taken after the
+    /// work already submitted, without waiting for it.
+    pub fn copy_raw(&self, encoder: &mut wgpu::CommandEncoder, dst: &wgpu::Buffer) {
+        let sizes = self.raw_sizes();
+        let mut offset = 0;
+        for (source, size) in [Some(&self.params), Some(&self.m), Some(&self.v), self.master.as_ref()].into_iter().zip(sizes) {
+            if let Some(source) = source.filter(|_| size > 0) {
+                encoder.copy_buffer_to_buffer(source, 0, dst, offset, size);
+            }
+            offset += size;
+        }
+    }
+
     /// Restores weights and optimizer state bit for bit from a checkpoint's raw bytes.
     pub fn write_raw(&self, gpu: &Gpu, raw: &RawState) -> Result<()> {
         let n = self.layout.total;

@@ -51,6 +51,20 @@ pub struct RawState {
     pub master: Option<Vec<u8>>,
 }
 
+impl RawState {
+    /// Splits bytes laid out as [`crate::model::gpt::GptGpu::copy_raw`] writes them.
+    pub fn from_parts(bytes: &[u8], sizes: [u64; 4]) -> RawState {
+        let mut rest = bytes;
+        let mut take = |n: u64| {
+            let (part, tail) = rest.split_at(n as usize);
+            rest = tail;
+            part.to_vec()
+        };
+        let (params, m, v, master) = (take(sizes[0]), take(sizes[1]), take(sizes[2]), take(sizes[3]));
+        RawState { params, m, v, master: (sizes[3] > 0).then_some(master) }
+    }
+}
+
 /// A loaded checkpoint.
 pub struct Checkpoint {
     pub state: RunState,

@@ -226,10 +226,8 @@ impl RunOutput {
         if let Some(earlier_runs) = earlier.as_ref().and_then(|e| e["runs"].as_array()) {
             let ours = doc["runs"].as_array().cloned().unwrap_or_default();
             let name = |r: &serde_json::Value| r["precision"].as_str().unwrap_or_default().to_string();
-            let mut merged: Vec<serde_json::Value> = earlier_runs
-                .iter()
-                .map(|old| ours.iter().find(|new| name(new) == name(old)).unwrap_or(old).clone())
-                .collect();
+            let mut merged: Vec<serde_json::Value> =
+                earlier_runs.iter().map(|old| ours.iter().find(|new| name(new) == name(old)).unwrap_or(old).clone()).collect();
             merged.extend(ours.iter().filter(|new| !earlier_runs.iter().any(|old| name(old) == name(new))).cloned());
             doc["runs"] = serde_json::Value::Array(merged);
         }

@@ -17,8 +17,9 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use crate::data::Corpus;
 use crate::model::config::{preset, ModelConfig, PRESETS};
 use crate::precision::Precision;
-use crate::train::{Metric, TrainSpec};
+use crate::train::checkpoint::Checkpoint;
 use crate::train::output::CheckpointPolicy;
+use crate::train::{Metric, TrainSpec};
 use session::{Event, SessionOptions};
 
 /// The colour of each mode's curves.
@@ -113,13 +114,28 @@ impl Settings {
         (self.batch, self.lr, self.warmup, self.steps) = (keep.batch, keep.lr, keep.warmup, keep.steps);
     }
 
-    /// The corpus and the training spec, or the reason they cannot be.
-    pub fn to_spec(&self) -> Result<(Corpus, TrainSpec), String> {
-        let corpus = match &self.corpus_bytes {
+    /// The corpus the settings name, or why it cannot be read.
+    pub fn corpus(&self) -> Result<Corpus, String> {
+        match &self.corpus_bytes {
             Some(bytes) => Corpus::from_bytes(&self.corpus, bytes),
             None => Corpus::load(self.corpus.trim()),
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+    }
+
+    /// Where the next session writes (a new runs/<date>_<time> when no folder is named and
+    /// this dashboard writes files), and how often.
+    pub fn session_options(&self) -> SessionOptions {
+        let out_dir = match self.out_dir.trim() {
+            "" => self.write_files.then(crate::train::output::default_dir),
+            dir => Some(std::path::PathBuf::from(dir)),
+        };
+        SessionOptions { out_dir, sample_every: self.sample_every, checkpoints: self.checkpoints, keep: None }
+    }
+
+    /// The corpus and the training spec, or the reason they cannot be.
+    pub fn to_spec(&self) -> Result<(Corpus, TrainSpec), String> {
+        let corpus = self.corpus()?;
         let model = ModelConfig { n_layer: self.n_layer, n_head: self.n_head, d: self.d, ctx: self.ctx, vocab: corpus.vocab_size() };
         let train = crate::model::config::TrainConfig { batch: self.batch, lr: self.lr, warmup: self.warmup, steps: self.steps };
         model.validate().map_err(|e| e.to_string())?;
@@ -194,6 +210,8 @@ impl XAxis {
 /// How the dashboard reaches its training session.
 pub trait Driver {
     fn start(&mut self, corpus: Corpus, spec: TrainSpec, options: SessionOptions);
+    /// Continues saved runs (see [`session::Session::resume`]).
+    fn continue_run(&mut self, corpus: Corpus, checkpoints: Vec<Checkpoint>, log: Vec<Metric>, options: SessionOptions);
     fn pause(&mut self);
     fn resume(&mut self);
     fn stop(&mut self);
@@ -223,6 +241,8 @@ pub struct App {
     frame_ms: VecDeque<f32>,
     /// frames drawn while training, and their total milliseconds
     pub training_frames: (u64, f64),
+    /// every metric line of the current session, in arrival order
+    pub log: Vec<Metric>,
     driver: Option<Box<dyn Driver>>,
 }
 
@@ -243,6 +263,7 @@ impl App {
             view_path: String::new(),
             frame_ms: VecDeque::new(),
             training_frames: (0, 0.0),
+            log: Vec::new(),
             driver,
         }
     }
@@ -256,6 +277,7 @@ impl App {
                 Some(driver) => {
                     self.error = None;
                     self.notice = None;
+                    self.log.clear();
                     self.runs = spec
                         .precisions
                         .iter()
@@ -264,15 +286,71 @@ impl App {
                     self.paused = false;
                     self.done = false;
                     self.viewing = None;
-                    let s = &self.settings;
-                    let out_dir = match s.out_dir.trim() {
-                        "" => s.write_files.then(crate::train::output::default_dir),
-                        dir => Some(std::path::PathBuf::from(dir)),
-                    };
-                    driver.start(corpus, spec, SessionOptions { out_dir, sample_every: s.sample_every, checkpoints: s.checkpoints });
+                    let options = self.settings.session_options();
+                    driver.start(corpus, spec, options);
                 }
             },
         }
+    }
+
+    /// Continues the runs of `checkpoints` (one run's modes, at one step) on the corpus of
+    /// the settings, their curves so far from `log` (errors are shown, not thrown).
+    pub fn continue_run(&mut self, checkpoints: Vec<Checkpoint>, log: Vec<Metric>) {
+        let corpus = match self.settings.corpus() {
+            Ok(c) => c,
+            Err(e) => {
+                self.error = Some(e);
+                return;
+            }
+        };
+        let Some(first) = checkpoints.first() else {
+            self.error = Some("no checkpoint to continue".into());
+            return;
+        };
+        let state = &first.state;
+        (self.settings.n_layer, self.settings.n_head, self.settings.d, self.settings.ctx) =
+            (state.model.n_layer, state.model.n_head, state.model.d, state.model.ctx);
+        (self.settings.batch, self.settings.lr, self.settings.warmup, self.settings.steps) =
+            (state.train.batch, state.train.lr, state.train.warmup, state.train.steps);
+        (self.settings.seed, self.settings.eval_every, self.settings.eval_batches) = (state.seed, state.eval_every, state.eval_batches);
+        self.settings.modes = Precision::ALL.map(|p| checkpoints.iter().any(|c| c.precision == p));
+        let Some(driver) = &mut self.driver else {
+            self.error = Some("no GPU: this dashboard can only view metrics".into());
+            return;
+        };
+        self.error = None;
+        self.notice = Some(format!("continuing from step {}", state.step));
+        self.log.clear();
+        self.runs = checkpoints
+            .iter()
+            .map(|c| RunView { name: c.precision.name().into(), status: "starting".into(), ..Default::default() })
+            .collect();
+        self.paused = false;
+        self.done = false;
+        self.viewing = None;
+        let options = self.settings.session_options();
+        driver.continue_run(corpus, checkpoints, log, options);
+    }
+
+    /// Continues from files picked or found together: `<precision>.safetensors` per run,
+    /// and the run's `metrics.jsonl` for its curves so far, if it is among them.
+    pub fn continue_from_files(&mut self, files: Vec<(String, Vec<u8>)>) {
+        let mut checkpoints = Vec::new();
+        let mut log = Vec::new();
+        for (name, bytes) in &files {
+            let parsed = if name.ends_with(".jsonl") {
+                crate::train::parse_metrics(&String::from_utf8_lossy(bytes), name).map(|lines| log = lines).map_err(|e| e.to_string())
+            } else {
+                crate::train::checkpoint::decode(bytes)
+                    .map(|c| checkpoints.push(c))
+                    .map_err(|e| format!("checkpoint {name} is not usable: {e}"))
+            };
+            if let Err(e) = parsed {
+                self.error = Some(e);
+                return;
+            }
+        }
+        self.continue_run(checkpoints, log);
     }
 
     pub fn running(&self) -> bool {
@@ -372,7 +450,10 @@ impl App {
                     self.notice = Some(format!("writing {out_dir}"));
                 }
             }
-            Event::Metrics(lines) => self.absorb(&lines),
+            Event::Metrics(lines) => {
+                self.absorb(&lines);
+                self.log.extend(lines);
+            }
             Event::Status(list) => {
                 for (name, status) in list {
                     self.run_mut(&name).status = status;
@@ -404,13 +485,20 @@ impl App {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
         #[cfg(target_arch = "wasm32")]
-        if let Some(file) = web::take_picked() {
-            match file.purpose {
+        if let Some(picked) = web::take_picked() {
+            match picked.purpose {
+                web::Purpose::Checkpoints => self.continue_from_files(picked.files),
                 web::Purpose::Corpus => {
-                    self.settings.corpus = file.name;
-                    self.settings.corpus_bytes = Some(file.bytes.into());
+                    if let Some((name, bytes)) = picked.files.into_iter().next() {
+                        self.settings.corpus = name;
+                        self.settings.corpus_bytes = Some(bytes.into());
+                    }
                 }
-                web::Purpose::Metrics => self.open_metrics_text(&file.name, &String::from_utf8_lossy(&file.bytes)),
+                web::Purpose::Metrics => {
+                    if let Some((name, bytes)) = picked.files.first() {
+                        self.open_metrics_text(name, &String::from_utf8_lossy(bytes));
+                    }
+                }
             }
         }
         let dt = ui.input(|i| i.unstable_dt) * 1000.0;
@@ -509,11 +597,12 @@ impl App {
                 let label = ui.label("seed");
                 ui.add(egui::DragValue::new(&mut s.seed)).labelled_by(label.id);
                 ui.end_row();
-                if self.driver.as_ref().is_none_or(|d| d.can_save()) {
+                #[cfg(not(target_arch = "wasm32"))]
+                {
                     let label = ui.label("output");
                     ui.text_edit_singleline(&mut s.out_dir)
                         .labelled_by(label.id)
-                        .on_hover_text("folder for metrics and checkpoints (empty: none)");
+                        .on_hover_text("the run's folder for metrics and checkpoints (empty: a new runs/<date>_<time>)");
                     ui.end_row();
                 }
             });
@@ -548,8 +637,8 @@ impl App {
                     d.stop();
                 }
             }
-            if self.driver.as_ref().is_some_and(|d| d.can_save()) && ui.add_enabled(running, egui::Button::new("Save checkpoint")).clicked()
-            {
+            let save = if cfg!(target_arch = "wasm32") { "Download checkpoints" } else { "Save checkpoint" };
+            if self.driver.as_ref().is_some_and(|d| d.can_save()) && ui.add_enabled(running, egui::Button::new(save)).clicked() {
                 if let Some(d) = &mut self.driver {
                     d.save();
                 }
@@ -568,6 +657,14 @@ impl App {
         #[cfg(target_arch = "wasm32")]
         if ui.add_enabled(idle, egui::Button::new("Open metrics.jsonl…")).labelled_by(label.id).clicked() {
             web::pick_file(web::Purpose::Metrics, ui.ctx());
+        }
+        #[cfg(target_arch = "wasm32")]
+        if ui
+            .add_enabled(idle && self.driver.is_some(), egui::Button::new("Continue from checkpoints…"))
+            .on_hover_text("one run's downloaded <precision>.safetensors files, with its metrics.jsonl for the curves so far")
+            .clicked()
+        {
+            web::pick_file(web::Purpose::Checkpoints, ui.ctx());
         }
         if let Some(e) = &self.error {
             ui.separator();

@@ -3,7 +3,7 @@
 //! command queue interleaves with the frames, so the window stays responsive.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -14,7 +14,8 @@ use super::session::{Driving, Event, Session, SessionOptions};
 use super::{App, Driver, Settings};
 use crate::data::Corpus;
 use crate::gpu::{choose_adapter, AdapterReport, Gpu};
-use crate::train::TrainSpec;
+use crate::train::checkpoint::Checkpoint;
+use crate::train::{Metric, TrainSpec};
 
 enum Command {
     Pause,
@@ -44,6 +45,26 @@ impl ThreadDriver {
         if let Some(tx) = &self.commands {
             let _ = tx.send(c);
         }
+    }
+
+    /// Runs the session that `open` makes on a new worker thread, after stopping the last.
+    fn spawn(&mut self, open: impl FnOnce(&Gpu) -> Result<(Session, Event)> + Send + 'static) {
+        self.shutdown();
+        let (tx, rx) = channel();
+        self.commands = Some(tx);
+        let (gpu, events, ctx, running) = (self.gpu.clone(), self.events_tx.clone(), self.ctx.clone(), self.running.clone());
+        running.store(true, Ordering::SeqCst);
+        self.worker = Some(std::thread::spawn(move || {
+            let result = open(&gpu).and_then(|(mut session, started)| {
+                let _ = events.send(started);
+                work(&gpu, &mut session, &rx, &events, &ctx)
+            });
+            if let Err(e) = result {
+                let _ = events.send(Event::Error(format!("{e:#}")));
+            }
+            running.store(false, Ordering::SeqCst);
+            ctx.request_repaint();
+        }));
     }
 
     /// Stops the session (final checkpoints are written) and waits for the worker.
@@ -78,7 +99,9 @@ fn work(gpu: &Gpu, session: &mut Session, commands: &Receiver<Command>, events: 
             Some(Command::Pause) => paused = true,
             Some(Command::Resume) => paused = false,
             Some(Command::Save) => {
-                let _ = events.send(session.save(gpu)?);
+                for e in session.save(gpu)? {
+                    let _ = events.send(e);
+                }
             }
             Some(Command::Stop) => {
                 for e in session.finish(gpu)? {
@@ -103,23 +126,10 @@ fn work(gpu: &Gpu, session: &mut Session, commands: &Receiver<Command>, events: 
 
 impl Driver for ThreadDriver {
     fn start(&mut self, corpus: Corpus, spec: TrainSpec, options: SessionOptions) {
-        self.shutdown();
-        let (tx, rx) = channel();
-        self.commands = Some(tx);
-        let (gpu, events, ctx, running) = (self.gpu.clone(), self.events_tx.clone(), self.ctx.clone(), self.running.clone());
-        running.store(true, Ordering::SeqCst);
-        self.worker = Some(std::thread::spawn(move || {
-            let result =
-                Session::start(&gpu, corpus, spec, options, Driving::WorkerThread).and_then(|(mut session, started)| {
-                    let _ = events.send(started);
-                    work(&gpu, &mut session, &rx, &events, &ctx)
-                });
-            if let Err(e) = result {
-                let _ = events.send(Event::Error(format!("{e:#}")));
-            }
-            running.store(false, Ordering::SeqCst);
-            ctx.request_repaint();
-        }));
+        self.spawn(move |gpu| Session::start(gpu, corpus, spec, options, Driving::WorkerThread));
+    }
+    fn continue_run(&mut self, corpus: Corpus, checkpoints: Vec<Checkpoint>, log: Vec<Metric>, options: SessionOptions) {
+        self.spawn(move |gpu| Session::resume(gpu, corpus, checkpoints, log, options, Driving::WorkerThread));
     }
     fn pause(&mut self) {
         self.send(Command::Pause);
@@ -151,6 +161,9 @@ pub struct WindowOptions {
     pub exit_when_done: bool,
     pub screenshot: Option<PathBuf>,
     pub adapter: Option<String>,
+    /// set (to the signal's number) when Ctrl-C or SIGTERM asks the program to stop: the
+    /// window then closes as if the user closed it, which writes the checkpoints
+    pub stop_signal: Option<Arc<AtomicUsize>>,
 }
 
 /// Whether a window can be opened here (on Linux: an X11 or Wayland display is set).
@@ -172,6 +185,7 @@ struct Window {
     /// the session's error, reported as the exit status once the window closes
     failure: Arc<Mutex<Option<String>>>,
     frame_stats: Arc<Mutex<(u64, f64)>>,
+    stop_signal: Option<Arc<AtomicUsize>>,
 }
 
 impl eframe::App for Window {
@@ -181,6 +195,14 @@ impl eframe::App for Window {
             *self.failure.lock().unwrap() = Some(e.clone());
         }
         *self.frame_stats.lock().unwrap() = self.app.training_frames;
+        if let Some(signal) = &self.stop_signal {
+            if signal.load(Ordering::SeqCst) != 0 {
+                ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                return;
+            }
+            // an idle window draws no frames: look again soon
+            ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+        }
         let finished =
             self.app.done || (self.app.viewing.is_some() && !self.app.running()) || (self.app.error.is_some() && !self.app.running());
         if !(self.exit_when_done && finished) {
@@ -250,6 +272,7 @@ pub fn run(opts: WindowOptions) -> Result<()> {
     let frame_stats = Arc::new(Mutex::new((0u64, 0.0f64)));
     let stats_slot = frame_stats.clone();
     let screenshot = opts.screenshot.clone();
+    let stop_signal = opts.stop_signal.clone();
     eframe::run_native(
         "srgpt",
         native,
@@ -274,6 +297,7 @@ pub fn run(opts: WindowOptions) -> Result<()> {
                 shot_result: slot,
                 failure: failure_slot,
                 frame_stats: stats_slot,
+                stop_signal,
             }))
         }),
     )

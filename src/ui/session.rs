@@ -4,14 +4,16 @@
 //! and picks up results on later frames.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 
 use crate::data::Corpus;
 use crate::gpu::Gpu;
 use crate::sample::{Generation, SampleOptions, Sampler};
+use crate::train::checkpoint::Checkpoint;
 use crate::train::output::{CheckpointClock, CheckpointPolicy, RunOutput};
-use crate::train::{Metric, RunStatus, TrainSpec, Trainer};
+use crate::train::{Metric, ResumeChanges, RunStatus, TrainSpec, Trainer};
 
 /// What the dashboard learns from a session.
 #[derive(Clone, Debug)]
@@ -47,14 +49,30 @@ pub enum Driving {
 }
 
 /// Where and how often a session writes, and how often it samples.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SessionOptions {
     /// the run's folder (`None`: write nothing, as in a browser); refused if it holds a run
     pub out_dir: Option<PathBuf>,
     /// text from each run every N steps (0: never)
     pub sample_every: u32,
+    /// how often checkpoints are written to `out_dir`, or snapshots handed to `keep`
     pub checkpoints: CheckpointPolicy,
+    /// where a session without a folder keeps its snapshots (a browser: its origin-private
+    /// file system), taken on the frame loop as often as `checkpoints` says and at the end
+    pub keep: Option<KeepSnapshot>,
 }
+
+/// A session's state at one step: every run's checkpoint (the bytes `srgpt train` writes)
+/// and the metric lines up to that step.
+#[derive(Clone, Debug)]
+pub struct SavedSession {
+    pub step: u32,
+    /// (file name, bytes): `<precision>.safetensors` per run, then `metrics.jsonl`
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// What receives a session's snapshots (called from a GPU map callback).
+pub type KeepSnapshot = Arc<dyn Fn(Result<SavedSession, String>) + Send + Sync>;
 
 /// The text of one run being generated.
 struct PendingSample {
@@ -67,6 +85,14 @@ pub struct Session {
     pub trainer: Trainer,
     output: Option<RunOutput>,
     checkpoint_clock: CheckpointClock,
+    keep: Option<KeepSnapshot>,
+    /// the step of the latest snapshot handed to `keep`, and whether one is due
+    kept_step: u32,
+    snapshot_due: bool,
+    /// every metric line of the session (a snapshot saves those up to its step)
+    log: Vec<Metric>,
+    /// events to hand out at the next tick
+    queued: Vec<Event>,
     sample_every: u32,
     driving: Driving,
     /// one batch-1 model per run, made at the first sample
@@ -80,9 +106,36 @@ impl Session {
     /// Builds the models (compiling their pipelines) and opens the output folder
     /// (`None`: write nothing, as in a browser).
     pub fn start(gpu: &Gpu, corpus: Corpus, spec: TrainSpec, options: SessionOptions, driving: Driving) -> Result<(Session, Event)> {
-        let SessionOptions { out_dir, sample_every, checkpoints } = options;
-        let output = out_dir.as_deref().map(RunOutput::create).transpose()?;
-        let mut trainer = Trainer::new(gpu, corpus, spec)?;
+        let output = options.out_dir.as_deref().map(RunOutput::create).transpose()?;
+        let trainer = Trainer::new(gpu, corpus, spec)?;
+        Ok(Session::assemble(trainer, output, options, driving, Vec::new()))
+    }
+
+    /// Continues the runs of `checkpoints` (one session's, at one step), their curves so far
+    /// given by `log` (lines past the checkpoints' step are dropped): a saved browser session
+    /// after a reload, or downloaded checkpoints. The lines come out of the first `tick`.
+    pub fn resume(
+        gpu: &Gpu,
+        corpus: Corpus,
+        checkpoints: Vec<Checkpoint>,
+        log: Vec<Metric>,
+        options: SessionOptions,
+        driving: Driving,
+    ) -> Result<(Session, Event)> {
+        let output = options.out_dir.as_deref().map(RunOutput::create).transpose()?;
+        let trainer = Trainer::resume(gpu, corpus, checkpoints, &ResumeChanges::default())?;
+        let names: Vec<&str> = trainer.runs.iter().map(|r| r.precision.name()).collect();
+        let log: Vec<Metric> = log.into_iter().filter(|l| l.step <= trainer.step && names.contains(&l.run.as_str())).collect();
+        Ok(Session::assemble(trainer, output, options, driving, log))
+    }
+
+    fn assemble(
+        mut trainer: Trainer,
+        output: Option<RunOutput>,
+        options: SessionOptions,
+        driving: Driving,
+        log: Vec<Metric>,
+    ) -> (Session, Event) {
         if driving == Driving::WorkerThread {
             trainer.share_queue_with_renderer(DISPATCHES_PER_SUBMISSION);
         }
@@ -91,11 +144,71 @@ impl Session {
             .iter()
             .map(|r| (r.precision.name().to_string(), r.model.memory.training_state() as f64 / 1048576.0, r.model.state_bytes_per_param()))
             .collect();
-        let started = Event::Started { runs, out_dir: out_dir.map(|d| d.display().to_string()).unwrap_or_default() };
+        let out_dir = output.as_ref().map(|o| o.dir.display().to_string()).unwrap_or_default();
+        let started = Event::Started { runs, out_dir };
         let samplers = trainer.runs.iter().map(|_| None).collect();
-        let checkpoint_clock = CheckpointClock::new(checkpoints);
-        let session = Session { trainer, output, checkpoint_clock, sample_every, driving, samplers, sampling: Vec::new(), stopping: false, done: false };
-        Ok((session, started))
+        let queued = if log.is_empty() { Vec::new() } else { vec![Event::Metrics(log.clone())] };
+        let session = Session {
+            kept_step: trainer.step,
+            trainer,
+            output,
+            checkpoint_clock: CheckpointClock::new(options.checkpoints),
+            keep: options.keep,
+            snapshot_due: false,
+            log,
+            queued,
+            sample_every: options.sample_every,
+            driving,
+            samplers,
+            sampling: Vec::new(),
+            stopping: false,
+            done: false,
+        };
+        (session, started)
+    }
+
+    /// Every metric line of the session so far.
+    pub fn log(&self) -> &[Metric] {
+        &self.log
+    }
+
+    /// Hands every run's checkpoint at the latest submitted step, and the metric lines up to
+    /// it, to `keep` once the GPU has copied them (without waiting). Taken while steps are in
+    /// flight, the lines of those steps are not in it yet. Returns the step.
+    pub fn snapshot(&self, gpu: &Gpu, keep: KeepSnapshot) -> Result<u32> {
+        let step = self.trainer.step;
+        let mut metrics = String::new();
+        for line in self.log.iter().filter(|l| l.step <= step) {
+            metrics.push_str(&serde_json::to_string(line)?);
+            metrics.push('\n');
+        }
+        self.trainer.snapshot(
+            gpu,
+            Box::new(move |files| {
+                keep(files.map(|mut files| {
+                    files.push(("metrics.jsonl".into(), metrics.into_bytes()));
+                    SavedSession { step, files }
+                }))
+            }),
+        )
+    }
+
+    /// On a frame loop that keeps snapshots: when one is due, holds new steps back until
+    /// those in flight are back, so the snapshot has every line up to its step.
+    fn keep_snapshot_when_due(&mut self, gpu: &Gpu) -> Result<()> {
+        let Some(keep) = self.keep.clone() else {
+            return Ok(());
+        };
+        let step = self.trainer.step;
+        if step != self.kept_step && self.checkpoint_clock.due(step, self.trainer.spec.train.steps) {
+            self.snapshot_due = true;
+        }
+        if self.snapshot_due && self.trainer.idle() {
+            self.kept_step = self.snapshot(gpu, keep)?;
+            self.snapshot_due = false;
+            self.checkpoint_clock.written();
+        }
+        Ok(())
     }
 
     pub fn is_done(&self) -> bool {
@@ -109,30 +222,42 @@ impl Session {
         if self.done {
             return Ok(Vec::new());
         }
-        let mut events = Vec::new();
         let wait = self.driving == Driving::WorkerThread;
         if self.stopping || self.trainer.finished() {
+            let mut events = std::mem::take(&mut self.queued);
             if wait || (self.trainer.idle() && self.sampling.is_empty()) {
                 events.extend(self.finish(gpu)?);
             } else {
                 events.extend(self.advance_samples(gpu)?);
-                events.push(Event::Metrics(self.trainer.collect_finished(gpu)?));
+                let lines = self.trainer.collect_finished(gpu)?;
+                self.log.extend_from_slice(&lines);
+                events.push(Event::Metrics(lines));
             }
             return Ok(events);
         }
+        let mut events = std::mem::take(&mut self.queued);
         let before = self.trainer.step;
-        let lines = if wait { self.trainer.step(gpu)? } else { self.trainer.advance(gpu)? };
+        let lines = if wait {
+            self.trainer.step(gpu)?
+        } else if self.snapshot_due {
+            self.trainer.collect_finished(gpu)?
+        } else {
+            self.trainer.advance(gpu)?
+        };
+        self.log.extend_from_slice(&lines);
         if let Some(out) = &mut self.output {
             out.write_metrics(&lines)?;
-            let step = self.trainer.step;
-            if wait && step != before && self.checkpoint_clock.due(step, self.trainer.spec.train.steps) {
-                let paths = out.checkpoint(&mut self.trainer, gpu)?;
-                self.checkpoint_clock.written();
-                events.push(Event::Saved(paths.iter().map(|p| p.display().to_string()).collect()));
-            }
         }
         events.push(Event::Metrics(lines));
+        let step = self.trainer.step;
+        if wait && self.output.is_some() && step != before && self.checkpoint_clock.due(step, self.trainer.spec.train.steps) {
+            events.extend(self.save(gpu)?);
+            self.checkpoint_clock.written();
+        }
         events.push(self.status());
+        if !wait {
+            self.keep_snapshot_when_due(gpu)?;
+        }
         let step = self.trainer.step;
         if step != before && self.sample_every > 0 && (step.is_multiple_of(self.sample_every) || step == 1) {
             self.begin_samples(gpu)?;
@@ -201,15 +326,16 @@ impl Session {
         Ok(events)
     }
 
-    /// Writes checkpoints now (the run goes on).
-    pub fn save(&mut self, gpu: &Gpu) -> Result<Event> {
-        match &mut self.output {
-            Some(out) => {
-                let paths = out.checkpoint(&mut self.trainer, gpu)?;
-                Ok(Event::Saved(paths.iter().map(|p| p.display().to_string()).collect()))
-            }
-            None => Ok(Event::Error("this session writes no files".into())),
-        }
+    /// Writes checkpoints now (the run goes on), with the metric lines of the steps in flight.
+    pub fn save(&mut self, gpu: &Gpu) -> Result<Vec<Event>> {
+        let Some(out) = &mut self.output else {
+            return Ok(vec![Event::Error("this session writes no files".into())]);
+        };
+        let lines = self.trainer.flush(gpu)?;
+        out.write_metrics(&lines)?;
+        self.log.extend_from_slice(&lines);
+        let paths = out.checkpoint(&mut self.trainer, gpu)?;
+        Ok(vec![Event::Metrics(lines), Event::Saved(paths.iter().map(|p| p.display().to_string()).collect())])
     }
 
     /// Final checkpoints and summary; the session ends.
@@ -218,10 +344,14 @@ impl Session {
             return Ok(Vec::new());
         }
         self.done = true;
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut self.queued);
         let lines = self.trainer.flush(gpu)?;
+        self.log.extend_from_slice(&lines);
         // the summary written below records how each run ended
         self.trainer.mark_stopped();
+        if let Some(keep) = self.keep.clone().filter(|_| self.kept_step != self.trainer.step) {
+            self.kept_step = self.snapshot(gpu, keep)?;
+        }
         match &mut self.output {
             Some(out) => {
                 out.write_metrics(&lines)?;
