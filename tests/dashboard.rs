@@ -199,10 +199,12 @@ fn the_status_a_page_reads_has_every_runs_latest_losses() {
 /// The browser page takes its settings from its query string.
 #[test]
 fn page_settings_come_from_the_query_string() {
-    let (s, autostart) = Settings::from_query("").unwrap();
-    assert_eq!((s.preset.as_str(), s.corpus.as_str(), autostart), ("tiny", "builtin", true));
-    let (s, autostart) = Settings::from_query("?preset=small&steps=24&autostart=0").unwrap();
-    assert_eq!((s.preset.as_str(), s.steps, autostart), ("small", 24, false));
+    let (s, start) = Settings::from_query("").unwrap();
+    assert_eq!((s.preset.as_str(), s.corpus.as_str(), start.autostart, start.continue_saved), ("tiny", "builtin", true, false));
+    let (s, start) = Settings::from_query("?preset=small&steps=24&autostart=0&continue=1&modes=fp32,bf16-sr&save_every=10").unwrap();
+    assert_eq!((s.preset.as_str(), s.steps, start.autostart, start.continue_saved), ("small", 24, false, true));
+    assert_eq!((s.modes, s.checkpoints.every_steps), ([true, false, false, true], 10));
+    assert!(Settings::from_query("?modes=fp8").unwrap_err().contains("unknown mode 'fp8'"));
     assert!(Settings::from_query("?steps=many").unwrap_err().contains("steps=many"));
     assert!(Settings::from_query("?preset=huge").is_err());
     assert!(Settings::from_query("?colour=red").unwrap_err().contains("unknown page parameter 'colour'"));

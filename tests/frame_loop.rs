@@ -12,9 +12,10 @@ use srgpt::data::Corpus;
 use srgpt::gpu::{choose_adapter, list_adapters, new_instance, Gpu};
 use srgpt::model::config::{preset, ModelConfig, TrainConfig};
 use srgpt::precision::Precision;
+use srgpt::train::checkpoint;
 use srgpt::train::output::CheckpointPolicy;
 use srgpt::train::{Metric, RunStatus, TrainSpec, Trainer};
-use srgpt::ui::session::{Driving, Event, Session, SessionOptions};
+use srgpt::ui::session::{Driving, Event, KeepSnapshot, SavedSession, Session, SessionOptions};
 
 fn corpus() -> Corpus {
     let text = "she sells sea shells by the sea shore; the shells she sells are sea shells. ".repeat(40);
@@ -92,7 +93,7 @@ fn the_tiny_preset_trains_in_a_frame_loop_within_webgpu_default_limits() {
         &gpu,
         corpus,
         spec,
-        SessionOptions { out_dir: None, sample_every: 6, checkpoints: CheckpointPolicy::DEFAULT },
+        SessionOptions { out_dir: None, sample_every: 6, checkpoints: CheckpointPolicy::DEFAULT, keep: None },
         Driving::FrameLoop,
     )
     .unwrap();
@@ -121,4 +122,58 @@ fn the_tiny_preset_trains_in_a_frame_loop_within_webgpu_default_limits() {
     // samples begin at steps 1, 6 and 12; each run's are written in turn
     assert!(samples.len() >= 4, "samples from every run: {samples:?}");
     assert!(samples.iter().all(|(_, text)| text.len() >= 120), "120 bytes each");
+}
+
+/// Runs a frame-loop session to its end, returning every metric line it handed out.
+fn run_session(mut session: Session) -> Vec<Metric> {
+    let mut lines = Vec::new();
+    let mut frames = 0;
+    while !session.is_done() {
+        for event in session.tick(gpu()).unwrap() {
+            if let Event::Metrics(l) = event {
+                lines.extend(l);
+            }
+        }
+        frames += 1;
+        assert!(frames < 1_000_000, "the session never finished");
+    }
+    lines
+}
+
+/// What a browser tab does: a frame-loop session keeps snapshots as it trains (here every 5
+/// steps); the tab closes; a new session continues from the newest snapshot's files, and
+/// every loss from there on equals the uninterrupted run's, bit for bit.
+#[test]
+fn a_session_continued_from_its_kept_snapshot_repeats_the_uninterrupted_losses() {
+    let c = corpus();
+    let steps = 14;
+    let options =
+        |keep| SessionOptions { out_dir: None, sample_every: 0, checkpoints: CheckpointPolicy { every_steps: 5, every: None }, keep };
+    let (whole, _) = Session::start(gpu(), c.clone(), spec(&c, steps), options(None), Driving::FrameLoop).unwrap();
+    let want = by_step(&run_session(whole));
+
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::<SavedSession>::new()));
+    let sink = kept.clone();
+    let keep: KeepSnapshot = std::sync::Arc::new(move |saved| sink.lock().unwrap().push(saved.expect("a snapshot")));
+    let (mut first, _) = Session::start(gpu(), c.clone(), spec(&c, steps), options(Some(keep)), Driving::FrameLoop).unwrap();
+    let mut frames = 0;
+    while kept.lock().unwrap().iter().all(|s| s.step < 10) {
+        first.tick(gpu()).unwrap();
+        frames += 1;
+        assert!(frames < 1_000_000, "no snapshot at step 10");
+    }
+    assert!(first.trainer.step < steps, "the tab closes before the end");
+    drop(first);
+    let saved = kept.lock().unwrap().iter().max_by_key(|s| s.step).cloned().unwrap();
+    let names: Vec<&str> = saved.files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["fp32.safetensors", "bf16-sr.safetensors", "metrics.jsonl"]);
+    let checkpoints: Vec<_> =
+        saved.files.iter().filter(|(n, _)| n.ends_with(".safetensors")).map(|(_, b)| checkpoint::decode(b).unwrap()).collect();
+    assert!(checkpoints.iter().all(|c| c.state.step == saved.step));
+    let log = srgpt::train::parse_metrics(&String::from_utf8_lossy(&saved.files[2].1), "metrics.jsonl").unwrap();
+    assert_eq!(log.iter().map(|l| l.step).max(), Some(saved.step), "the snapshot has every line up to its step");
+
+    let (second, _) = Session::resume(gpu(), c.clone(), checkpoints, log, options(None), Driving::FrameLoop).unwrap();
+    let got = by_step(&run_session(second));
+    assert_eq!(got, want, "the continued session's curves (restored and new) equal the uninterrupted run's");
 }

@@ -3,8 +3,10 @@
 // page's file picker. Then the page trains STEPS steps, and `srgptStatus()` must show that an
 // adapter was found, at least MIN_STEPS training steps ran and every run's train loss fell;
 // once the page is idle (a frame waits for a whole step on a software adapter, too long for a
-// screenshot), a screenshot must show the loss plot in the modes' colours. Last, the page
-// opened in a Chromium without WebGPU must say so.
+// screenshot), a screenshot must show the loss plot in the modes' colours. Then a run is
+// interrupted by a reload and continued from the snapshot the page kept in the browser, with
+// the losses of an uninterrupted run. Last, the page opened in a Chromium without WebGPU
+// must say so.
 //
 //   node web/browser-test.mjs [DIST] [SCREENSHOT.png]
 //
@@ -129,6 +131,77 @@ try {
   if (failed) console.log(`browser console:\n${log.join("\n")}`);
 } catch (e) {
   console.log(`FAIL ${e.stack ?? e}`);
+  failed = true;
+}
+
+// A run kept in the browser survives a reload. The page keeps a snapshot in its private file
+// system every SAVE_EVERY steps; once it has kept one at step 20 or later, the page is loaded
+// again with ?continue=1 and continues from the newest snapshot, and every loss after that
+// must equal an uninterrupted run's, bit for bit. Each run has a browser context of its own,
+// so each starts with an empty private file system.
+const RELOAD_STEPS = 30;
+const SAVE_EVERY = 10;
+const RELOAD_QUERY = `?steps=${RELOAD_STEPS}&modes=fp32,bf16-sr&save_every=${SAVE_EVERY}`;
+
+async function statusOf(page) {
+  return JSON.parse(await page.evaluate(() => window.srgptStatus()));
+}
+
+async function runToEnd(page, what) {
+  const started = Date.now();
+  for (;;) {
+    const status = await statusOf(page);
+    if (status.error || (status.done && !status.running)) return status;
+    if (Date.now() - started > TIMEOUT_S * 1000) throw new Error(`${what}: not done after ${TIMEOUT_S} s: ${JSON.stringify(status)}`);
+    await new Promise((ok) => setTimeout(ok, 1000));
+  }
+}
+
+// metrics.jsonl lines without their timings, by run, step and kind
+async function lossesOf(page) {
+  const text = await page.evaluate(() => window.srgptMetrics());
+  const lines = new Map();
+  for (const line of text.split("\n").filter((l) => l.trim())) {
+    const { run, step, tokens, lr, train_loss, val_loss } = JSON.parse(line);
+    lines.set(`${run} step ${step} ${train_loss !== undefined ? "train" : "val"}`, JSON.stringify({ tokens, lr, train_loss, val_loss }));
+  }
+  return lines;
+}
+
+try {
+  const whole = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const reference = await whole.newPage();
+  await reference.goto(`${url}${RELOAD_QUERY}`, { timeout: 120000 });
+  const done = await runToEnd(reference, "the uninterrupted run");
+  check(!done.error && done.step === RELOAD_STEPS, `the uninterrupted run trained ${done.step} steps (${done.error ?? "no error"})`);
+  const want = await lossesOf(reference);
+  await whole.close();
+
+  const parts = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await parts.newPage();
+  const log = [];
+  page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
+  await page.goto(`${url}${RELOAD_QUERY}`, { timeout: 120000 });
+  await page.waitForFunction(() => (JSON.parse(window.srgptStatus()).saved_step ?? 0) >= 20, null, { timeout: TIMEOUT_S * 1000 });
+  const before = await statusOf(page);
+  console.log(`     kept a snapshot at step ${before.saved_step}; reloading at step ${before.step}`);
+  await page.goto(`${url}${RELOAD_QUERY}&continue=1`, { timeout: 120000 });
+  await page.waitForFunction(() => JSON.parse(window.srgptStatus()).adapter, null, { timeout: 180000 });
+  const offered = (await statusOf(page)).saved;
+  check(offered && offered.step >= 20, `after the reload the page found the kept run (step ${offered?.step})`);
+  const after = await runToEnd(page, "the continued run");
+  check(!after.error && after.step === RELOAD_STEPS, `the continued run reached step ${after.step} (${after.error ?? "no error"})`);
+  const got = await lossesOf(page);
+  const from = offered?.step ?? RELOAD_STEPS;
+  const missing = [...want.keys()].filter((k) => Number(k.split(" ")[2]) > from && !got.has(k));
+  const differ = [...got.entries()].filter(([k, v]) => want.get(k) !== v);
+  check(missing.length === 0, `every step after the reload was trained (${missing.length} missing${missing.length ? `: ${missing.slice(0, 3)}` : ""})`);
+  check(differ.length === 0 && got.size > 0,
+    `every loss of the continued run equals the uninterrupted run's, bit for bit (${got.size} lines; ${differ.length} differ${differ.length ? `: ${JSON.stringify(differ[0])} vs ${want.get(differ[0][0])}` : ""})`);
+  if (failed) console.log(`browser console:\n${log.join("\n")}`);
+  await parts.close();
+} catch (e) {
+  console.log(`FAIL reload: ${e.stack ?? e}`);
   failed = true;
 } finally {
   await browser.close();

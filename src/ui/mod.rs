@@ -5,6 +5,8 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+#[cfg(target_arch = "wasm32")]
+pub mod opfs;
 pub mod session;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
@@ -88,24 +90,39 @@ impl Settings {
         }
     }
 
-    /// The page's settings from its query string (`?preset=tiny&steps=200&autostart=0`): the
-    /// preset's settings with the given number of steps, and whether to start at once.
-    pub fn from_query(query: &str) -> Result<(Settings, bool), String> {
+    /// The page's settings from its query string
+    /// (`?preset=tiny&steps=200&modes=fp32,bf16-sr&save_every=50&autostart=0&continue=1`):
+    /// the preset's settings with the given steps and modes, snapshots kept in the browser
+    /// every `save_every` steps or minute, and how the page starts.
+    pub fn from_query(query: &str) -> Result<(Settings, PageStart), String> {
         let mut settings = Settings::from_preset("tiny");
-        let mut autostart = true;
+        // a tab can close any moment: keep a snapshot at least every minute
+        settings.checkpoints.every = Some(std::time::Duration::from_secs(60));
+        let mut start = PageStart { autostart: true, continue_saved: false };
+        let number = |key: &str, value: &str| value.parse::<u32>().map_err(|_| format!("{key}={value}: not a whole number"));
         for pair in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "preset" => {
                     crate::model::config::preset(value).map_err(|e| e.to_string())?;
-                    settings = Settings { corpus: settings.corpus, ..Settings::from_preset(value) };
+                    settings = Settings { corpus: settings.corpus, checkpoints: settings.checkpoints, ..Settings::from_preset(value) };
                 }
-                "steps" => settings.steps = value.parse().map_err(|_| format!("steps={value}: not a number of steps"))?,
-                "autostart" => autostart = value != "0",
-                _ => return Err(format!("unknown page parameter '{key}' (known: preset, steps, autostart)")),
+                "steps" => settings.steps = number(key, value)?,
+                "save_every" => settings.checkpoints.every_steps = number(key, value)?,
+                "modes" => {
+                    let mut modes = [false; 4];
+                    for name in value.split(',') {
+                        let p = Precision::parse(name).ok_or_else(|| format!("modes={value}: unknown mode '{name}'"))?;
+                        modes[Precision::ALL.iter().position(|&q| q == p).expect("a mode of ALL")] = true;
+                    }
+                    settings.modes = modes;
+                }
+                "autostart" => start.autostart = value != "0",
+                "continue" => start.continue_saved = value != "0",
+                _ => return Err(format!("unknown page parameter '{key}' (known: preset, steps, modes, save_every, autostart, continue)")),
             }
         }
-        Ok((settings, autostart))
+        Ok((settings, start))
     }
 
     fn apply_preset(&mut self, name: &str) {
@@ -159,6 +176,15 @@ impl Settings {
         };
         Ok((corpus, spec))
     }
+}
+
+/// How the page starts, from its query string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageStart {
+    /// start training at once (unless a kept session is offered instead)
+    pub autostart: bool,
+    /// continue the session kept in the browser, if any, without asking
+    pub continue_saved: bool,
 }
 
 /// What the plots and table know of one run.
@@ -215,14 +241,11 @@ pub trait Driver {
     fn pause(&mut self);
     fn resume(&mut self);
     fn stop(&mut self);
+    /// Saves every run now: checkpoints in the run's folder, or downloads in a browser.
     fn save(&mut self);
     /// Events since the last call.
     fn poll(&mut self) -> Vec<Event>;
     fn running(&self) -> bool;
-    /// Whether `save` can write checkpoints (a browser session writes no files).
-    fn can_save(&self) -> bool {
-        true
-    }
 }
 
 pub struct App {
@@ -638,7 +661,7 @@ impl App {
                 }
             }
             let save = if cfg!(target_arch = "wasm32") { "Download checkpoints" } else { "Save checkpoint" };
-            if self.driver.as_ref().is_some_and(|d| d.can_save()) && ui.add_enabled(running, egui::Button::new(save)).clicked() {
+            if self.driver.is_some() && ui.add_enabled(running, egui::Button::new(save)).clicked() {
                 if let Some(d) = &mut self.driver {
                     d.save();
                 }

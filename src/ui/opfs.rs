@@ -67,7 +67,8 @@ pub fn keep_error() -> Option<String> {
 }
 
 fn js_error(doing: &str, e: JsValue) -> String {
-    let text = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"));
+    let text =
+        e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"));
     format!("{doing}: {text}")
 }
 

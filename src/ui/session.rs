@@ -167,6 +167,11 @@ impl Session {
         (session, started)
     }
 
+    /// Where the session keeps its snapshots, if it keeps them.
+    pub fn keeper(&self) -> Option<KeepSnapshot> {
+        self.keep.clone()
+    }
+
     /// Every metric line of the session so far.
     pub fn log(&self) -> &[Metric] {
         &self.log
