@@ -24,7 +24,7 @@ fn cross_entropy_forward_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin
     for (var j = lane; j < p.vocab; j += ROW_THREADS) { top = max(top, logits[base + j]); }
     top = row_max(top, lid);
     let target_id = targets[row];
-    // read before the barrier in wg_sum: after it, other threads overwrite the row
+    // read before the barrier in row_sum: after it, other threads overwrite the row
     let target_logit = logits[base + target_id];
     var sum = 0.0;
     for (var j = lane; j < p.vocab; j += ROW_THREADS) { sum += exp(logits[base + j] - top); }

@@ -1,8 +1,8 @@
 // Deterministic reductions (fixed order, no atomics), so a run repeats bit for bit.
 //   inp      (n) {{IN}} at in_off          sumsq_partial: sum of squares per chunk
+//            (rows, cols) {{IN}} at in_off column_sum: its input, e.g. dout of a linear layer
 //   partials (groups) f32                  sumsq_partial writes, sum_final reads
 //   stats    (slots) f32                   sum_final writes scale * sum into stats[out_index]
-//   cols_in  (rows, cols) {{IN}} at in_off column_sum input, e.g. dout of a linear layer
 //   cols_out (cols) {{OUT}} at out_off     column_sum output, e.g. dbias
 #include "lib/round.wgsl"
 #include "lib/workgroup.wgsl"

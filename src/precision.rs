@@ -1,4 +1,4 @@
-//! Storage types and the four precision modes of DESIGN.md.
+//! Storage types and the precision modes (README.md, "The model and the precision modes").
 
 use half::{bf16, f16};
 

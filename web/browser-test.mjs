@@ -191,6 +191,7 @@ try {
   check(offered && offered.step >= 20, `after the reload the page found the kept run (step ${offered?.step})`);
   const after = await runToEnd(page, "the continued run");
   check(!after.error && after.step === RELOAD_STEPS, `the continued run reached step ${after.step} (${after.error ?? "no error"})`);
+  check(after.continued_from === offered?.step, `the page continued from the kept step, not from scratch (from ${after.continued_from})`);
   const got = await lossesOf(page);
   const from = offered?.step ?? RELOAD_STEPS;
   const missing = [...want.keys()].filter((k) => Number(k.split(" ")[2]) > from && !got.has(k));

@@ -1,5 +1,6 @@
-// Reductions across one workgroup of ROW_WG threads, for kernels that give a workgroup to each
-// row (softmax, cross-entropy, layernorm, column sums). Call from uniform control flow.
+// A sum across one workgroup of ROW_WG threads, for the kernels that give a workgroup to a
+// column or a block (layernorm's dweight and dbias, the reductions of reduce.wgsl). Call
+// from uniform control flow.
 const ROW_WG: u32 = 64u;
 var<workgroup> wg_scratch: array<f32, ROW_WG>;
 
@@ -15,20 +16,5 @@ fn wg_sum(x: f32, lid: u32) -> f32 {
     return total;
 }
 
-fn wg_max(x: f32, lid: u32) -> f32 {
-    wg_scratch[lid] = x;
-    workgroupBarrier();
-    for (var stride = ROW_WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) { wg_scratch[lid] = max(wg_scratch[lid], wg_scratch[lid + stride]); }
-        workgroupBarrier();
-    }
-    let top = wg_scratch[0];
-    workgroupBarrier();
-    return top;
-}
-
 // Rows beyond 65535 workgroups spill into the y dimension of the dispatch.
 fn wg_row(wg: vec3<u32>, nwg: vec3<u32>) -> u32 { return wg.x + wg.y * nwg.x; }
-
-// Lowest finite f32: the start of a max-reduction (WGSL has no -inf literal).
-const F32_LOWEST: f32 = -3.4028234e38;

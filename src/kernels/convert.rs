@@ -52,13 +52,6 @@ pub fn pcg3d(v: [u32; 3]) -> [u32; 3] {
     v
 }
 
-/// pcg_hash as in shaders/lib/pcg.wgsl.
-pub fn pcg_hash(v: u32) -> u32 {
-    let state = v.wrapping_mul(747796405).wrapping_add(2891336453);
-    let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277803737);
-    (word >> 22) ^ word
-}
-
 /// The random bits of element `index` under key (step, tensor ^ seed).
 pub fn random_bits(index: u32, key: [u32; 2]) -> u32 {
     pcg3d([index, key[0], key[1]])[0]

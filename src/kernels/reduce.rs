@@ -2,7 +2,7 @@
 //! mean loss, and column sums (a linear layer's bias gradient).
 //!
 //!   inp (n) any storage -> partials (groups) f32 -> stats[out_index] f32
-//!   cols_in (rows, cols) any storage -> cols_out (cols) any storage
+//!   column_sum: inp (rows, cols) any storage -> cols_out (cols) any storage
 
 use anyhow::{bail, Result};
 

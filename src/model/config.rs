@@ -1,4 +1,4 @@
-//! Model and training configuration: the presets of DESIGN.md and their validation.
+//! Model and training configuration: the presets (README.md, "The model and the precision modes") and their validation.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! The GPT of DESIGN.md: configuration, parameters, and forward/backward as kernel sequences.
+//! The GPT: configuration, parameters, the GPU model and its CPU reference (the model is described in README.md).
 
 pub mod config;
 pub mod cpu;

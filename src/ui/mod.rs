@@ -266,6 +266,8 @@ pub struct App {
     pub training_frames: (u64, f64),
     /// every metric line of the current session, in arrival order
     pub log: Vec<Metric>,
+    /// the step the current session continued from (`None`: it started at step 0)
+    pub continued_from: Option<u32>,
     driver: Option<Box<dyn Driver>>,
 }
 
@@ -287,6 +289,7 @@ impl App {
             frame_ms: VecDeque::new(),
             training_frames: (0, 0.0),
             log: Vec::new(),
+            continued_from: None,
             driver,
         }
     }
@@ -301,6 +304,7 @@ impl App {
                     self.error = None;
                     self.notice = None;
                     self.log.clear();
+                    self.continued_from = None;
                     self.runs = spec
                         .precisions
                         .iter()
@@ -344,6 +348,7 @@ impl App {
         self.error = None;
         self.notice = Some(format!("continuing from step {}", state.step));
         self.log.clear();
+        self.continued_from = Some(state.step);
         self.runs = checkpoints
             .iter()
             .map(|c| RunView { name: c.precision.name().into(), status: "starting".into(), ..Default::default() })
@@ -433,6 +438,7 @@ impl App {
             "paused": self.paused,
             "done": self.done,
             "error": self.error,
+            "continued_from": self.continued_from,
         })
     }
 
