@@ -21,6 +21,31 @@ pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
     .union(wgpu::Features::SUBGROUP)
     .union(wgpu::Features::SHADER_F16);
 
+/// A kernel's uniform block: a `#[repr(C)]` struct that mirrors the WGSL `struct Params` of
+/// its shader field for field (`tests/shaders.rs` compares the two through naga's
+/// reflection). Declared with [`uniform!`](crate::uniform).
+pub trait Uniform: bytemuck::Pod {
+    /// (name, byte offset, WGSL scalar type) of every field, in order
+    const FIELDS: &'static [(&'static str, usize, &'static str)];
+}
+
+/// Declares a kernel's uniform block: a `#[repr(C)]` struct of `u32` and `f32` fields with a
+/// [`Uniform`] implementation listing them.
+#[macro_export]
+macro_rules! uniform {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ident),* $(,)? }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name { $($(#[$fmeta])* pub $field: $ty),* }
+
+        impl $crate::gpu::Uniform for $name {
+            const FIELDS: &'static [(&'static str, usize, &'static str)] =
+                &[$((stringify!($field), std::mem::offset_of!($name, $field), stringify!($ty))),*];
+        }
+    };
+}
+
 /// What `srgpt info` reports about an adapter.
 #[derive(Clone, Debug, Serialize)]
 pub struct AdapterReport {
@@ -427,9 +452,10 @@ impl Gpu {
         spec: &ShaderSpec,
         bindings: &[(u32, &wgpu::Buffer)],
         params_binding: u32,
-        params: &[u8],
+        params: &impl Uniform,
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
+        let params = bytemuck::bytes_of(params);
         let pipeline = self.pipeline(spec)?;
         let uniform = self.create_buffer(&wgpu::BufferDescriptor {
             label: Some(name),
@@ -529,7 +555,7 @@ impl Dispatch {
     }
 
     /// Rewrites the dispatch's uniform parameters (e.g. the learning rate of this step).
-    pub fn set_params(&self, queue: &wgpu::Queue, params: &[u8]) {
-        queue.write_buffer(&self.uniform, 0, params);
+    pub fn set_params(&self, queue: &wgpu::Queue, params: &impl Uniform) {
+        queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(params));
     }
 }

@@ -7,7 +7,7 @@
 use anyhow::{bail, Result};
 
 use super::convert::{bf16_bits_rtn, bf16_bits_to_f32, bf16_sr};
-use super::{pair_groups, uniform_bytes};
+use super::pair_groups;
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::{Precision, Store};
 
@@ -56,23 +56,32 @@ pub fn adamw_update(gpu: &Gpu, precision: Precision, bufs: &AdamwBuffers, n: u32
     gpu.dispatch("adamw", &spec, &bindings, 6, &placeholder, gpu.grid(pair_groups(n as usize)))
 }
 
+crate::uniform! {
+    /// `Params` of shaders/adamw.wgsl.
+    pub struct AdamwParams {
+        n: u32, n_decay: u32, lr: f32, beta1: f32,
+        beta2: f32, eps: f32, weight_decay: f32, bias_correction1: f32,
+        bias_correction2: f32, max_norm: f32, step: u32, seed: u32,
+    }
+}
+
 /// The uniform block for update number `step` (0-based; bias corrections use t = step + 1).
-pub fn adamw_params(cfg: &AdamwConfig, n: u32, n_decay: u32, lr: f32, step: u32, seed: u32) -> Vec<u8> {
+pub fn adamw_params(cfg: &AdamwConfig, n: u32, n_decay: u32, lr: f32, step: u32, seed: u32) -> AdamwParams {
     let t = step as i32 + 1;
-    uniform_bytes(&[
+    AdamwParams {
         n,
         n_decay,
-        lr.to_bits(),
-        cfg.beta1.to_bits(),
-        cfg.beta2.to_bits(),
-        cfg.eps.to_bits(),
-        cfg.weight_decay.to_bits(),
-        (1.0 - cfg.beta1.powi(t)).to_bits(),
-        (1.0 - cfg.beta2.powi(t)).to_bits(),
-        cfg.max_norm.to_bits(),
+        lr,
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: cfg.eps,
+        weight_decay: cfg.weight_decay,
+        bias_correction1: 1.0 - cfg.beta1.powi(t),
+        bias_correction2: 1.0 - cfg.beta2.powi(t),
+        max_norm: cfg.max_norm,
         step,
         seed,
-    ])
+    }
 }
 
 fn spec(precision: Precision) -> ShaderSpec {

@@ -5,8 +5,16 @@
 
 use anyhow::{bail, Result};
 
-use super::{pair_groups, uniform_bytes, TensorRef, ALL_STORES};
+use super::{pair_groups, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+
+crate::uniform! {
+    /// `Params` of shaders/convert.wgsl.
+    pub struct ConvertParams {
+        n: u32, src_off: u32, dst_off: u32, key_step: u32,
+        key_tensor: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    }
+}
 
 /// dst[i] = round(src[i]) for i < n; SR bits keyed by (key[0] = step, key[1] = tensor ^ seed).
 pub fn convert(gpu: &Gpu, dst: TensorRef, src: TensorRef, n: u32, key: [u32; 2]) -> Result<Dispatch> {
@@ -18,7 +26,7 @@ pub fn convert(gpu: &Gpu, dst: TensorRef, src: TensorRef, n: u32, key: [u32; 2])
         .define("SRC", src.read_name())
         .define("DST", dst.store.wgsl_name())
         .flag("PAIR_DST", pair_dst);
-    let params = uniform_bytes(&[n, src.offset, dst.offset, key[0], key[1]]);
+    let params = ConvertParams { n, src_off: src.offset, dst_off: dst.offset, key_step: key[0], key_tensor: key[1], ..Default::default() };
     gpu.dispatch("convert", &spec, &[(0, src.buffer), (1, dst.buffer)], 2, &params, gpu.grid(pair_groups(n as usize)))
 }
 

@@ -4,8 +4,13 @@
 
 use anyhow::Result;
 
-use super::{row_reduction, row_variants, uniform_bytes};
+use super::{row_reduction, row_variants};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+
+crate::uniform! {
+    /// `Params` of shaders/cross_entropy.wgsl.
+    pub struct CrossEntropyParams { rows: u32, vocab: u32, grad_scale: f32, write_grad: u32 }
+}
 
 /// losses[r] = -log softmax(logits[r])[targets[r]]; when `write_grad`, logits become
 /// (softmax - onehot) * grad_scale.
@@ -20,7 +25,7 @@ pub fn cross_entropy_forward_backward(
     grad_scale: f32,
     write_grad: bool,
 ) -> Result<Dispatch> {
-    let params = uniform_bytes(&[rows, vocab, grad_scale.to_bits(), write_grad as u32]);
+    let params = CrossEntropyParams { rows, vocab, grad_scale, write_grad: write_grad as u32 };
     let rows_by = row_reduction(gpu);
     let spec = rows_by.apply(spec());
     gpu.dispatch("cross_entropy", &spec, &[(0, logits), (1, targets), (2, losses)], 3, &params, gpu.row_grid(rows, rows_by.threads))

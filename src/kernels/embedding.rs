@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{pair_groups, uniform_bytes, TensorRef, ALL_STORES};
+use super::{pair_groups, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 /// Sizes: B, T, C, V.
@@ -18,8 +18,16 @@ pub struct EmbeddingShape {
     pub vocab: u32,
 }
 
-fn params(s: &EmbeddingShape, wte: u32, wpe: u32, dwte: u32, dwpe: u32) -> Vec<u8> {
-    uniform_bytes(&[s.batch, s.t, s.c, s.vocab, wte, wpe, dwte, dwpe])
+crate::uniform! {
+    /// `Params` of shaders/embedding.wgsl.
+    pub struct EmbeddingParams {
+        batch: u32, t: u32, c: u32, vocab: u32,
+        wte_off: u32, wpe_off: u32, dwte_off: u32, dwpe_off: u32,
+    }
+}
+
+fn params(s: &EmbeddingShape, wte_off: u32, wpe_off: u32, dwte_off: u32, dwpe_off: u32) -> EmbeddingParams {
+    EmbeddingParams { batch: s.batch, t: s.t, c: s.c, vocab: s.vocab, wte_off, wpe_off, dwte_off, dwpe_off }
 }
 
 pub fn embedding_forward(

@@ -4,16 +4,21 @@
 
 use anyhow::{bail, Result};
 
-use super::{pair_groups, uniform_bytes, TensorRef, ALL_STORES};
+use super::{pair_groups, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
+
+crate::uniform! {
+    /// `Params` of shaders/gelu.wgsl.
+    pub struct GeluParams { n: u32, in_off: u32, out_off: u32, _pad: u32 }
+}
 
 const GELU_SCALE: f64 = 0.797_884_560_802_865_4; // sqrt(2/pi)
 
 pub fn gelu_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, n: u32) -> Result<Dispatch> {
     check(n, &[inp.offset, out.offset])?;
     let spec = spec("gelu_forward", out.store.wgsl_name());
-    let params = uniform_bytes(&[n, inp.offset, out.offset, 0]);
+    let params = GeluParams { n, in_off: inp.offset, out_off: out.offset, ..Default::default() };
     gpu.dispatch("gelu", &spec, &[(0, inp.buffer), (1, out.buffer)], 3, &params, gpu.grid(pair_groups(n as usize)))
 }
 
@@ -24,7 +29,7 @@ pub fn gelu_backward(gpu: &Gpu, grad: TensorRef, inp: TensorRef, n: u32) -> Resu
         bail!("gelu_backward works on a whole f32 gradient buffer");
     }
     let spec = spec("gelu_backward", inp.read_name());
-    let params = uniform_bytes(&[n, inp.offset, 0, 0]);
+    let params = GeluParams { n, in_off: inp.offset, ..Default::default() };
     gpu.dispatch("gelu", &spec, &[(0, inp.buffer), (2, grad.buffer)], 3, &params, gpu.grid(pair_groups(n as usize)))
 }
 

@@ -5,8 +5,16 @@
 
 use anyhow::{bail, Result};
 
-use super::{row_reduction, row_variants, uniform_bytes, RowReduction, TensorRef, ALL_STORES};
+use super::{row_reduction, row_variants, RowReduction, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+
+crate::uniform! {
+    /// `Params` of shaders/layernorm.wgsl.
+    pub struct LayerNormParams {
+        rows: u32, c: u32, in_off: u32, out_off: u32,
+        w_off: u32, b_off: u32, dw_off: u32, db_off: u32,
+    }
+}
 
 /// Statistics saved by the forward for the backward: (N) f32 each.
 pub struct LayerNormStats<'a> {
@@ -46,7 +54,15 @@ pub fn layernorm_forward_with(
         bail!("layernorm_forward reads and writes one activation storage type");
     }
     let spec = rows_by.apply(spec("layernorm_forward", out.store.wgsl_name(), weight.read_name(), "f32"));
-    let params = uniform_bytes(&[n, c, inp.offset, out.offset, weight.offset, bias.offset, 0, 0]);
+    let params = LayerNormParams {
+        rows: n,
+        c,
+        in_off: inp.offset,
+        out_off: out.offset,
+        w_off: weight.offset,
+        b_off: bias.offset,
+        ..Default::default()
+    };
     let bindings = [(0, inp.buffer), (1, weight.buffer), (2, out.buffer), (3, stats.mean), (4, stats.rstd)];
     gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.row_grid(n, rows_by.threads))
 }
@@ -70,7 +86,15 @@ pub fn layernorm_backward(
     if dweight.buffer != dbias.buffer {
         bail!("layernorm_backward writes dweight and dbias through one binding: give them one buffer");
     }
-    let params = uniform_bytes(&[n, c, inp.offset, 0, weight.offset, 0, dweight.offset, dbias.offset]);
+    let params = LayerNormParams {
+        rows: n,
+        c,
+        in_off: inp.offset,
+        w_off: weight.offset,
+        dw_off: dweight.offset,
+        db_off: dbias.offset,
+        ..Default::default()
+    };
     let rows_by = row_reduction(gpu);
     let input_spec = rows_by.apply(spec("layernorm_backward_input", inp.read_name(), weight.read_name(), "f32"));
     let input = [(0, inp.buffer), (1, weight.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (6, dinp)];

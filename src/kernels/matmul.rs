@@ -7,7 +7,19 @@
 
 use anyhow::{bail, Result};
 
-use super::{reduce, uniform_bytes, TensorRef, ALL_STORES};
+use super::{reduce, TensorRef, ALL_STORES};
+
+crate::uniform! {
+    /// `Params` of shaders/matmul.wgsl.
+    pub struct MatmulParams {
+        m: u32, n: u32, k: u32, batch_inner: u32,
+        a_off: u32, lda: u32, a_s1: u32, a_s2: u32,
+        b_off: u32, ldb: u32, b_s1: u32, b_s2: u32,
+        c_off: u32, ldc: u32, c_s1: u32, c_s2: u32,
+        bias_off: u32, res_off: u32, alpha: f32, key_step: u32,
+        key_tensor: u32, total: u32, _pad0: u32, _pad1: u32,
+    }
+}
 use crate::gpu::timing::time_dispatches;
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
@@ -396,32 +408,31 @@ impl<'a> Matmul<'a> {
         spec = tile_defines(spec, tile);
 
         let (a, b) = (&self.a.layout, &self.b.layout);
-        let fields = [
-            s.m,
-            s.n,
-            s.k,
-            s.batch_inner,
-            a.offset,
-            a.ld,
-            a.s1,
-            a.s2,
-            b.offset,
-            b.ld,
-            b.s1,
-            b.s2,
-            c.offset,
-            c.ld,
-            c.s1,
-            c.s2,
-            self.bias.map_or(0, |t| t.offset),
-            self.residual.map_or(0, |t| t.offset),
-            s.alpha.to_bits(),
-            self.key[0],
-            self.key[1],
-            total as u32,
-            0,
-            0,
-        ];
+        let params = MatmulParams {
+            m: s.m,
+            n: s.n,
+            k: s.k,
+            batch_inner: s.batch_inner,
+            a_off: a.offset,
+            lda: a.ld,
+            a_s1: a.s1,
+            a_s2: a.s2,
+            b_off: b.offset,
+            ldb: b.ld,
+            b_s1: b.s1,
+            b_s2: b.s2,
+            c_off: c.offset,
+            ldc: c.ld,
+            c_s1: c.s1,
+            c_s2: c.s2,
+            bias_off: self.bias.map_or(0, |t| t.offset),
+            res_off: self.residual.map_or(0, |t| t.offset),
+            alpha: s.alpha,
+            key_step: self.key[0],
+            key_tensor: self.key[1],
+            total: total as u32,
+            ..Default::default()
+        };
         // an operand loaded in quads is read only through its quad view (binding 7 or 8)
         let mut bindings =
             vec![(if quad_a { 7 } else { 0 }, self.a.buffer), (if quad_b { 8 } else { 1 }, self.b.buffer), (2, self.c.buffer)];
@@ -442,7 +453,7 @@ impl<'a> Matmul<'a> {
         } else {
             gpu.grid((total.div_ceil(2)).div_ceil(64) as u32)
         };
-        gpu.dispatch("matmul", &spec, &bindings, 5, &uniform_bytes(&fields), workgroups)
+        gpu.dispatch("matmul", &spec, &bindings, 5, &params, workgroups)
     }
 }
 

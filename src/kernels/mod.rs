@@ -15,7 +15,7 @@ pub mod softmax;
 use anyhow::Result;
 
 use crate::gpu::timing::time_dispatches;
-use crate::gpu::{Gpu, ShaderSpec};
+use crate::gpu::{Gpu, ShaderSpec, Uniform};
 use crate::precision::Store;
 
 /// How the row kernels (softmax, cross-entropy, LayerNorm) reduce a row: `threads` threads
@@ -144,16 +144,33 @@ impl<'a> TensorRef<'a> {
     }
 }
 
-/// Packs u32/f32 uniform fields (f32 given by `f32::to_bits`) into bytes.
-pub(crate) fn uniform_bytes(fields: &[u32]) -> Vec<u8> {
-    let mut words = fields.to_vec();
-    words.resize(fields.len().next_multiple_of(4), 0);
-    bytemuck::cast_slice(&words).to_vec()
-}
-
 /// Threads needed for `n` elements two per thread, as 64-wide workgroups.
 pub(crate) fn pair_groups(n: usize) -> u32 {
     (n.div_ceil(2)).div_ceil(64) as u32
+}
+
+/// A shader family's uniform block as Rust declares it: a variant of the family's shader,
+/// the Rust type's name, its size and its fields.
+pub type UniformMirror = (ShaderSpec, &'static str, usize, &'static [(&'static str, usize, &'static str)]);
+
+/// Every shader family's uniform block, for the test that compares each with its WGSL
+/// `struct Params` through naga.
+pub fn uniform_mirrors() -> Vec<UniformMirror> {
+    fn of<P: Uniform>(spec: ShaderSpec) -> UniformMirror {
+        (spec, std::any::type_name::<P>(), std::mem::size_of::<P>(), P::FIELDS)
+    }
+    let first = |variants: Vec<ShaderSpec>| variants.into_iter().next().expect("a family has variants");
+    vec![
+        of::<matmul::MatmulParams>(first(matmul::variants())),
+        of::<softmax::SoftmaxParams>(first(softmax::variants())),
+        of::<cross_entropy::CrossEntropyParams>(first(cross_entropy::variants())),
+        of::<convert::ConvertParams>(first(convert::variants())),
+        of::<reduce::ReduceParams>(first(reduce::variants())),
+        of::<adamw::AdamwParams>(first(adamw::variants())),
+        of::<layernorm::LayerNormParams>(first(layernorm::variants())),
+        of::<gelu::GeluParams>(first(gelu::variants())),
+        of::<embedding::EmbeddingParams>(first(embedding::variants())),
+    ]
 }
 
 /// Every shader variant srgpt can build, for validation without a GPU.

@@ -6,8 +6,13 @@
 
 use anyhow::{bail, Result};
 
-use super::{uniform_bytes, TensorRef, ALL_STORES};
+use super::{TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+
+crate::uniform! {
+    /// `Params` of shaders/reduce.wgsl (each entry point reads the fields it needs).
+    pub struct ReduceParams { n: u32, chunk: u32, rows: u32, cols: u32, in_off: u32, out_off: u32, out_index: u32, scale: f32 }
+}
 
 /// Elements each workgroup of `sumsq_partial` sums.
 pub const SUMSQ_CHUNK: u32 = 4096;
@@ -29,7 +34,7 @@ pub fn sum_squares(
 ) -> Result<Vec<Dispatch>> {
     let groups = sumsq_groups(n);
     let spec = ShaderSpec::new("reduce.wgsl", "sumsq_partial").define("IN", inp.read_name()).define("OUT", "f32");
-    let p1 = uniform_bytes(&[n, SUMSQ_CHUNK, 0, 0, inp.offset, 0, 0, 1f32.to_bits()]);
+    let p1 = ReduceParams { n, chunk: SUMSQ_CHUNK, in_off: inp.offset, scale: 1.0, ..Default::default() };
     let first = gpu.dispatch("reduce", &spec, &[(0, inp.buffer), (1, partials)], 4, &p1, gpu.grid(groups))?;
     let second = sum(gpu, partials, groups, stats, out_index, 1.0)?;
     Ok(vec![first, second])
@@ -38,7 +43,7 @@ pub fn sum_squares(
 /// stats[out_index] = scale * sum of values[0..n) (f32), in one workgroup.
 pub fn sum(gpu: &Gpu, values: &wgpu::Buffer, n: u32, stats: &wgpu::Buffer, out_index: u32, scale: f32) -> Result<Dispatch> {
     let spec = ShaderSpec::new("reduce.wgsl", "sum_final").define("IN", "f32").define("OUT", "f32");
-    let params = uniform_bytes(&[n, 0, 0, 0, 0, 0, out_index, scale.to_bits()]);
+    let params = ReduceParams { n, out_index, scale, ..Default::default() };
     gpu.dispatch("reduce", &spec, &[(1, values), (2, stats)], 4, &params, [1, 1, 1])
 }
 
@@ -48,7 +53,7 @@ pub fn column_sum(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, cols: u3
         bail!("column_sum needs an even column count and offset (cols {cols})");
     }
     let spec = ShaderSpec::new("reduce.wgsl", "column_sum").define("IN", inp.read_name()).define("OUT", out.store.wgsl_name());
-    let params = uniform_bytes(&[0, 0, rows, cols, inp.offset, out.offset, 0, 0]);
+    let params = ReduceParams { rows, cols, in_off: inp.offset, out_off: out.offset, ..Default::default() };
     gpu.dispatch("reduce", &spec, &[(0, inp.buffer), (3, out.buffer)], 4, &params, gpu.grid(cols / 2))
 }
 

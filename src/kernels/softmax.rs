@@ -6,9 +6,17 @@
 
 use anyhow::{bail, Result};
 
-use super::{row_reduction, row_variants, uniform_bytes, TensorRef, ALL_STORES};
+use super::{row_reduction, row_variants, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
+
+crate::uniform! {
+    /// `Params` of shaders/softmax.wgsl.
+    pub struct SoftmaxParams {
+        rows: u32, len: u32, scale: f32, causal_t: u32,
+        in_off: u32, out_off: u32, key_step: u32, key_tensor: u32,
+    }
+}
 
 /// Masking: `causal_t = T` makes row r (query position r % T) see columns j <= r % T; 0 = none.
 pub fn softmax_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, len: u32, scale: f32, causal_t: u32) -> Result<Dispatch> {
@@ -18,7 +26,7 @@ pub fn softmax_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, len
     }
     let rows_by = row_reduction(gpu);
     let spec = rows_by.apply(spec("softmax_forward", inp.read_name(), out.store.wgsl_name(), pair_out));
-    let params = uniform_bytes(&[rows, len, scale.to_bits(), causal_t, inp.offset, out.offset, 0, 0]);
+    let params = SoftmaxParams { rows, len, scale, causal_t, in_off: inp.offset, out_off: out.offset, ..Default::default() };
     gpu.dispatch("softmax", &spec, &[(0, inp.buffer), (1, out.buffer)], 4, &params, gpu.row_grid(rows, rows_by.threads))
 }
 
@@ -30,7 +38,7 @@ pub fn softmax_backward(gpu: &Gpu, grad: TensorRef, probs: TensorRef, rows: u32,
     }
     let rows_by = row_reduction(gpu);
     let spec = rows_by.apply(spec("softmax_backward", "f32", probs.read_name(), true));
-    let params = uniform_bytes(&[rows, len, scale.to_bits(), causal_t, grad.offset, probs.offset, 0, 0]);
+    let params = SoftmaxParams { rows, len, scale, causal_t, in_off: grad.offset, out_off: probs.offset, ..Default::default() };
     gpu.dispatch("softmax", &spec, &[(2, probs.buffer), (3, grad.buffer)], 4, &params, gpu.row_grid(rows, rows_by.threads))
 }
 
