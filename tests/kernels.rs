@@ -12,6 +12,7 @@ use srgpt::kernels::layernorm::*;
 use srgpt::kernels::matmul::*;
 use srgpt::kernels::reduce::{column_sum, sum_squares, sum_squares_cpu, sumsq_groups};
 use srgpt::kernels::softmax::*;
+use srgpt::kernels::Block;
 use srgpt::precision::Store;
 
 const INPUTS: [Store; 3] = [Store::F32, Store::Bf16, Store::F16];
@@ -264,7 +265,8 @@ fn layernorm_forward_and_backward_match_reference() {
         let (gi, gp, go, gm, gr) = (upload(act, &inp), upload(act, &params), zeros(act, n * c), zeros(Store::F32, n), zeros(Store::F32, n));
         let stats = LayerNormStats { mean: &gm, rstd: &gr };
         let weight = tref(&gp, act);
-        run(&[layernorm_forward(gpu(), tref(&go, act), &stats, tref(&gi, act), weight, weight.at(c as u32), n as u32, c as u32).unwrap()]);
+        let affine = LayerNormAffine { block: Block::new(&gp, act), weight: 0, bias: c as u32 };
+        run(&[layernorm_forward(gpu(), tref(&go, act), &stats, tref(&gi, act), affine, n as u32, c as u32).unwrap()]);
         assert_close("layernorm out", &download(&go, act, n * c), &out, 1e-5, output_rel(act) + 1e-5);
         assert_close("layernorm mean", &download(&gm, Store::F32, n), &mean, 1e-6, 1e-5);
         assert_close("layernorm rstd", &download(&gr, Store::F32, n), &rstd, 1e-6, 1e-5);
@@ -272,9 +274,8 @@ fn layernorm_forward_and_backward_match_reference() {
         let (mut dinp, mut dw, mut db) = (vec![0.5; n * c], vec![0.0; c], vec![0.0; c]);
         layernorm_backward_cpu(&mut dinp, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, n, c);
         let (gdo, gdi, gdp) = (upload(Store::F32, &dout), upload(Store::F32, &vec![0.5; n * c]), zeros(grad, 2 * c));
-        let dweight = tref(&gdp, grad);
-        run(&layernorm_backward(gpu(), &gdi, dweight, dweight.at(c as u32), &gdo, tref(&gi, act), weight, &stats, n as u32, c as u32)
-            .unwrap());
+        let daffine = LayerNormAffine { block: Block::new(&gdp, grad), weight: 0, bias: c as u32 };
+        run(&layernorm_backward(gpu(), &gdi, daffine, &gdo, tref(&gi, act), weight, &stats, n as u32, c as u32).unwrap());
         assert_close("layernorm dinp", &download(&gdi, Store::F32, n * c), &dinp, 1e-4, 1e-4);
         let dparams = download(&gdp, grad, 2 * c);
         assert_close("layernorm dweight", &dparams[..c], &dw, 1e-4, output_rel(grad) + 1e-5);
@@ -318,8 +319,8 @@ fn embedding_forward_and_backward_match_reference() {
     embedding_forward_cpu(&mut want, &tokens, &wte, &wpe, t, c);
     let gt = gpu().buffer_from("tokens", bytemuck::cast_slice(&tokens)).unwrap();
     let (gp, go) = (upload(f, &params), zeros(f, b * t * c));
-    let p = tref(&gp, f);
-    run(&[embedding_forward(gpu(), tref(&go, f), &gt, p, p.at((v * c) as u32), &s).unwrap()]);
+    let tables = EmbeddingTables { block: Block::new(&gp, f), wte: 0, wpe: (v * c) as u32 };
+    run(&[embedding_forward(gpu(), tref(&go, f), &gt, tables, &s).unwrap()]);
     assert_close("embedding", &download(&go, f, b * t * c), &want, 1e-6, 1e-6);
 
     let dout = random_values(b * t * c, 63, 1.0);
@@ -332,8 +333,8 @@ fn embedding_forward_and_backward_match_reference() {
     let (gd, gg) = (upload(f, &dout), upload(f, &grads));
     let gs = gpu().buffer_from("starts", bytemuck::cast_slice(&starts)).unwrap();
     let gpos = gpu().buffer_from("pos", bytemuck::cast_slice(&positions)).unwrap();
-    let g = tref(&gg, f);
-    run(&embedding_backward(gpu(), g, g.at((v * c) as u32), &gd, &gs, &gpos, &s).unwrap());
+    let dtables = EmbeddingTables { block: Block::new(&gg, f), wte: 0, wpe: (v * c) as u32 };
+    run(&embedding_backward(gpu(), dtables, &gd, &gs, &gpos, &s).unwrap());
     let got = download(&gg, f, v * c + t * c);
     assert_close("dwte", &got[..v * c], &dwte, 1e-5, 1e-6);
     assert_close("dwpe", &got[v * c..], &dwpe, 1e-5, 1e-6);
@@ -504,9 +505,8 @@ fn layernorm_matches_reference_with_every_row_reduction() {
         let threads = format!("{} threads{}", rows_by.threads, if rows_by.subgroup { " (one subgroup)" } else { "" });
         let (go, gm, gr) = (zeros(f, n * c), zeros(f, n), zeros(f, n));
         let stats = LayerNormStats { mean: &gm, rstd: &gr };
-        let weight = tref(&gp, f);
-        run(&[layernorm_forward_with(gpu(), rows_by, tref(&go, f), &stats, tref(&gi, f), weight, weight.at(c as u32), n as u32, c as u32)
-            .unwrap()]);
+        let affine = LayerNormAffine { block: Block::new(&gp, f), weight: 0, bias: c as u32 };
+        run(&[layernorm_forward_with(gpu(), rows_by, tref(&go, f), &stats, tref(&gi, f), affine, n as u32, c as u32).unwrap()]);
         assert_close(&format!("layernorm out, {threads} per row"), &download(&go, f, n * c), &out, 1e-5, 1e-5);
         assert_close(&format!("layernorm rstd, {threads} per row"), &download(&gr, f, n), &rstd, 1e-6, 1e-5);
     }

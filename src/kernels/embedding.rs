@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{pair_groups, TensorRef, ALL_STORES};
+use super::{pair_groups, Block, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 /// Sizes: B, T, C, V.
@@ -30,50 +30,58 @@ fn params(s: &EmbeddingShape, wte_off: u32, wpe_off: u32, dwte_off: u32, dwpe_of
     EmbeddingParams { batch: s.batch, t: s.t, c: s.c, vocab: s.vocab, wte_off, wpe_off, dwte_off, dwpe_off }
 }
 
+/// The token and position embeddings: two tensors of one block (the parameters; the
+/// gradients for the backward), bound once as `params` / `dparams`.
+#[derive(Clone, Copy)]
+pub struct EmbeddingTables<'a> {
+    pub block: Block<'a>,
+    /// wte (V, C)
+    pub wte: u32,
+    /// wpe (maxT, C)
+    pub wpe: u32,
+}
+
 pub fn embedding_forward(
     gpu: &Gpu,
     out: TensorRef,
     tokens: &wgpu::Buffer,
-    wte: TensorRef,
-    wpe: TensorRef,
+    tables: EmbeddingTables,
     s: &EmbeddingShape,
 ) -> Result<Dispatch> {
-    check(s, &[wte.offset, wpe.offset, out.offset])?;
+    check(s, &[tables.wte, tables.wpe, out.offset])?;
     if out.offset != 0 {
         bail!("embedding_forward writes a whole activation buffer");
     }
-    let spec = spec("embedding_forward", wte.read_name(), out.store.wgsl_name(), "f32");
-    let bindings = [(0, tokens), (1, wte.buffer), (2, out.buffer)];
+    let spec = spec("embedding_forward", tables.block.at(0).read_name(), out.store.wgsl_name(), "f32");
+    let bindings = [(0, tokens), (1, tables.block.buffer), (2, out.buffer)];
     let n = (s.batch * s.t * s.c) as usize;
-    gpu.dispatch("embedding", &spec, &bindings, 7, &params(s, wte.offset, wpe.offset, 0, 0), gpu.grid(pair_groups(n)))
+    gpu.dispatch("embedding", &spec, &bindings, 7, &params(s, tables.wte, tables.wpe, 0, 0), gpu.grid(pair_groups(n)))
 }
 
 /// Two dispatches: dwte += bucketed sums of dout, dwpe = sums of dout over the batch.
-#[allow(clippy::too_many_arguments)]
 pub fn embedding_backward(
     gpu: &Gpu,
-    dwte: TensorRef,
-    dwpe: TensorRef,
+    dtables: EmbeddingTables,
     dout: &wgpu::Buffer,
     bucket_start: &wgpu::Buffer,
     bucket_pos: &wgpu::Buffer,
     s: &EmbeddingShape,
 ) -> Result<Vec<Dispatch>> {
-    check(s, &[dwte.offset, dwpe.offset])?;
-    let grad = dwte.store.wgsl_name();
-    let p = params(s, 0, 0, dwte.offset, dwpe.offset);
+    check(s, &[dtables.wte, dtables.wpe])?;
+    let grad = dtables.block.store.wgsl_name();
+    let p = params(s, 0, 0, dtables.wte, dtables.wpe);
     let wte_spec = spec("wte_backward", "f32", "f32", grad);
     let wpe_spec = spec("wpe_backward", "f32", "f32", grad);
     Ok(vec![
         gpu.dispatch(
             "embedding",
             &wte_spec,
-            &[(3, dout), (4, dwte.buffer), (5, bucket_start), (6, bucket_pos)],
+            &[(3, dout), (4, dtables.block.buffer), (5, bucket_start), (6, bucket_pos)],
             7,
             &p,
             gpu.grid(pair_groups((s.vocab * s.c) as usize)),
         )?,
-        gpu.dispatch("embedding", &wpe_spec, &[(3, dout), (4, dwpe.buffer)], 7, &p, gpu.grid(pair_groups((s.t * s.c) as usize)))?,
+        gpu.dispatch("embedding", &wpe_spec, &[(3, dout), (4, dtables.block.buffer)], 7, &p, gpu.grid(pair_groups((s.t * s.c) as usize)))?,
     ])
 }
 

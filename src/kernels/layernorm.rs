@@ -2,10 +2,12 @@
 //!
 //!   inp (N, C) act, weight (C) param, bias (C) param, out (N, C) act, mean/rstd (N) f32
 //!   backward: dout (N, C) f32, dinp (N, C) f32 (+=), dweight/dbias (C) grad (=)
+//!   weight and bias are two tensors of one block (the parameters; the gradients for
+//!   dweight and dbias), bound once as `params` / `dparams`
 
 use anyhow::{bail, Result};
 
-use super::{row_reduction, row_variants, RowReduction, TensorRef, ALL_STORES};
+use super::{row_reduction, row_variants, Block, RowReduction, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 crate::uniform! {
@@ -16,24 +18,30 @@ crate::uniform! {
     }
 }
 
+/// A LayerNorm's weight and bias, (C) each: two tensors of one block.
+#[derive(Clone, Copy)]
+pub struct LayerNormAffine<'a> {
+    pub block: Block<'a>,
+    pub weight: u32,
+    pub bias: u32,
+}
+
 /// Statistics saved by the forward for the backward: (N) f32 each.
 pub struct LayerNormStats<'a> {
     pub mean: &'a wgpu::Buffer,
     pub rstd: &'a wgpu::Buffer,
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn layernorm_forward(
     gpu: &Gpu,
     out: TensorRef,
     stats: &LayerNormStats,
     inp: TensorRef,
-    weight: TensorRef,
-    bias: TensorRef,
+    affine: LayerNormAffine,
     n: u32,
     c: u32,
 ) -> Result<Dispatch> {
-    layernorm_forward_with(gpu, row_reduction(gpu), out, stats, inp, weight, bias, n, c)
+    layernorm_forward_with(gpu, row_reduction(gpu), out, stats, inp, affine, n, c)
 }
 
 /// [`layernorm_forward`] with a given row reduction (for measuring the choices).
@@ -44,37 +52,34 @@ pub fn layernorm_forward_with(
     out: TensorRef,
     stats: &LayerNormStats,
     inp: TensorRef,
-    weight: TensorRef,
-    bias: TensorRef,
+    affine: LayerNormAffine,
     n: u32,
     c: u32,
 ) -> Result<Dispatch> {
-    check(c, &[out.offset, weight.offset, bias.offset])?;
+    check(c, &[out.offset, affine.weight, affine.bias])?;
     if inp.store.for_reading() != out.store.for_reading() {
         bail!("layernorm_forward reads and writes one activation storage type");
     }
-    let spec = rows_by.apply(spec("layernorm_forward", out.store.wgsl_name(), weight.read_name(), "f32"));
+    let spec = rows_by.apply(spec("layernorm_forward", out.store.wgsl_name(), affine.block.at(0).read_name(), "f32"));
     let params = LayerNormParams {
         rows: n,
         c,
         in_off: inp.offset,
         out_off: out.offset,
-        w_off: weight.offset,
-        b_off: bias.offset,
+        w_off: affine.weight,
+        b_off: affine.bias,
         ..Default::default()
     };
-    let bindings = [(0, inp.buffer), (1, weight.buffer), (2, out.buffer), (3, stats.mean), (4, stats.rstd)];
+    let bindings = [(0, inp.buffer), (1, affine.block.buffer), (2, out.buffer), (3, stats.mean), (4, stats.rstd)];
     gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.row_grid(n, rows_by.threads))
 }
 
 /// Two dispatches: dinp (+=) row by row, then dweight and dbias column by column.
-/// `dweight` and `dbias` must live in one buffer (`dparams`), as all gradients do.
 #[allow(clippy::too_many_arguments)]
 pub fn layernorm_backward(
     gpu: &Gpu,
     dinp: &wgpu::Buffer,
-    dweight: TensorRef,
-    dbias: TensorRef,
+    daffine: LayerNormAffine,
     dout: &wgpu::Buffer,
     inp: TensorRef,
     weight: TensorRef,
@@ -82,24 +87,21 @@ pub fn layernorm_backward(
     n: u32,
     c: u32,
 ) -> Result<Vec<Dispatch>> {
-    check(c, &[dweight.offset, dbias.offset])?;
-    if dweight.buffer != dbias.buffer {
-        bail!("layernorm_backward writes dweight and dbias through one binding: give them one buffer");
-    }
+    check(c, &[daffine.weight, daffine.bias])?;
     let params = LayerNormParams {
         rows: n,
         c,
         in_off: inp.offset,
         w_off: weight.offset,
-        dw_off: dweight.offset,
-        db_off: dbias.offset,
+        dw_off: daffine.weight,
+        db_off: daffine.bias,
         ..Default::default()
     };
     let rows_by = row_reduction(gpu);
     let input_spec = rows_by.apply(spec("layernorm_backward_input", inp.read_name(), weight.read_name(), "f32"));
     let input = [(0, inp.buffer), (1, weight.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (6, dinp)];
-    let params_spec = rows_by.apply(spec("layernorm_backward_params", inp.read_name(), "f32", dweight.store.wgsl_name()));
-    let param_bindings = [(0, inp.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (7, dweight.buffer)];
+    let params_spec = rows_by.apply(spec("layernorm_backward_params", inp.read_name(), "f32", daffine.block.store.wgsl_name()));
+    let param_bindings = [(0, inp.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (7, daffine.block.buffer)];
     Ok(vec![
         gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.row_grid(n, rows_by.threads))?,
         gpu.dispatch("layernorm", &params_spec, &param_bindings, 8, &params, gpu.grid(c / 2))?,

@@ -98,8 +98,7 @@ fn measure_row_reduction(gpu: &Gpu, choices: &[RowReduction], rule: RowReduction
             TensorRef::new(&out, act),
             &stats,
             TensorRef::new(&inp, act),
-            TensorRef::new(&params, Store::F32),
-            TensorRef::new(&params, Store::F32).at(c),
+            layernorm::LayerNormAffine { block: Block::new(&params, Store::F32), weight: 0, bias: c },
             rows,
             c,
         )?;
@@ -118,6 +117,27 @@ pub(crate) fn row_variants(spec: ShaderSpec) -> Vec<ShaderSpec> {
         ROW_THREAD_CHOICES.iter().map(|&threads| RowReduction { threads, subgroup: false }.apply(spec.clone())).collect();
     out.push(RowReduction { threads: 32, subgroup: true }.apply(spec));
     out
+}
+
+/// A block of tensors in one buffer and one storage type: the model's parameters, or their
+/// gradients. A kernel that reads or writes several tensors of a block binds it once and
+/// addresses each tensor by its offset, so it takes the block and the offsets (never a buffer
+/// per tensor, which it would ignore).
+#[derive(Clone, Copy)]
+pub struct Block<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub store: Store,
+}
+
+impl<'a> Block<'a> {
+    pub fn new(buffer: &'a wgpu::Buffer, store: Store) -> Block<'a> {
+        Block { buffer, store }
+    }
+
+    /// The tensor of the block that starts at element `offset`.
+    pub fn at(self, offset: u32) -> TensorRef<'a> {
+        TensorRef { buffer: self.buffer, store: self.store, offset }
+    }
 }
 
 /// A tensor inside a GPU buffer: its storage type and its first element.

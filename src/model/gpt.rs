@@ -11,12 +11,12 @@ use crate::gpu::{Dispatch, Gpu};
 use crate::kernels::adamw::{adamw_params, adamw_update, AdamwBuffers, AdamwConfig};
 use crate::kernels::attention::{attention_backward, attention_forward, AttentionShape};
 use crate::kernels::cross_entropy::cross_entropy_forward_backward;
-use crate::kernels::embedding::{embedding_backward, embedding_forward, token_buckets, EmbeddingShape};
+use crate::kernels::embedding::{embedding_backward, embedding_forward, token_buckets, EmbeddingShape, EmbeddingTables};
 use crate::kernels::gelu::gelu_backward;
-use crate::kernels::layernorm::{layernorm_backward, layernorm_forward, LayerNormStats};
+use crate::kernels::layernorm::{layernorm_backward, layernorm_forward, LayerNormAffine, LayerNormStats};
 use crate::kernels::matmul::{matmul_backward, matmul_forward, matmul_gelu_forward};
 use crate::kernels::reduce::{sum, sum_squares, sumsq_groups};
-use crate::kernels::TensorRef;
+use crate::kernels::{Block, TensorRef};
 use crate::precision::{Precision, Store};
 use crate::train::checkpoint::RawState;
 use crate::Failure;
@@ -250,6 +250,8 @@ impl GptGpu {
         let (bt32, d32, v32) = (bt as u32, cfg.d, cfg.vocab);
         let p = |offset: u32| TensorRef { buffer: &params, store: ps, offset };
         let g = |offset: u32| TensorRef { buffer: &grads, store: gs, offset };
+        let (pb, gb) = (Block::new(&params, ps), Block::new(&grads, gs));
+        let affine = |block, weight, bias| LayerNormAffine { block, weight, bias };
         let a = tensor_of(act);
         let fl = tensor_of(f);
         let l = &layout;
@@ -266,12 +268,12 @@ impl GptGpu {
         let lnf_stats = LayerNormStats { mean: &lnf_mean, rstd: &lnf_rstd };
 
         // gpt_forward
-        let mut forward = vec![embedding_forward(gpu, a(&encoded), &tokens, p(l.wte), p(l.wpe), &emb)?];
+        let mut forward = vec![embedding_forward(gpu, a(&encoded), &tokens, EmbeddingTables { block: pb, wte: l.wte, wpe: l.wpe }, &emb)?];
         for (i, (o, x)) in l.blocks.iter().zip(&blocks).enumerate() {
             let input = block_input(i);
             let ln1 = LayerNormStats { mean: &x.ln1_mean, rstd: &x.ln1_rstd };
             let ln2 = LayerNormStats { mean: &x.ln2_mean, rstd: &x.ln2_rstd };
-            forward.push(layernorm_forward(gpu, a(&x.ln1), &ln1, a(input), p(o.ln1_w), p(o.ln1_b), bt32, d32)?);
+            forward.push(layernorm_forward(gpu, a(&x.ln1), &ln1, a(input), affine(pb, o.ln1_w, o.ln1_b), bt32, d32)?);
             forward.push(matmul_forward(gpu, a(&x.qkv), a(&x.ln1), p(o.qkv_w), Some(p(o.qkv_b)), None, bt32, d32, 3 * d32)?);
             forward.extend(attention_forward(gpu, a(&x.atty), fl(&preatt), a(&x.att), a(&x.qkv), &attn)?);
             forward.push(matmul_forward(
@@ -285,7 +287,7 @@ impl GptGpu {
                 d32,
                 d32,
             )?);
-            forward.push(layernorm_forward(gpu, a(&x.ln2), &ln2, a(&x.res2), p(o.ln2_w), p(o.ln2_b), bt32, d32)?);
+            forward.push(layernorm_forward(gpu, a(&x.ln2), &ln2, a(&x.res2), affine(pb, o.ln2_w, o.ln2_b), bt32, d32)?);
             forward.push(matmul_gelu_forward(gpu, a(&x.fch_gelu), a(&x.fch), a(&x.ln2), p(o.fc_w), Some(p(o.fc_b)), bt32, d32, 4 * d32)?);
             forward.push(matmul_forward(
                 gpu,
@@ -299,7 +301,7 @@ impl GptGpu {
                 d32,
             )?);
         }
-        forward.push(layernorm_forward(gpu, a(&lnf), &lnf_stats, a(last), p(l.lnf_w), p(l.lnf_b), bt32, d32)?);
+        forward.push(layernorm_forward(gpu, a(&lnf), &lnf_stats, a(last), affine(pb, l.lnf_w, l.lnf_b), bt32, d32)?);
         forward.push(matmul_forward(gpu, fl(&logits), a(&lnf), p(l.wte), None, None, bt32, d32, v32)?);
 
         let mean_scale = 1.0 / bt as f32;
@@ -314,7 +316,17 @@ impl GptGpu {
 
         // gpt_backward (dresidual is cleared before it; layernorm backward accumulates into it)
         let mut backward = matmul_backward(gpu, fl(&dln), g(l.wte), None, fl(&logits), a(&lnf), p(l.wte), bt32, d32, v32)?;
-        backward.extend(layernorm_backward(gpu, &dresidual, g(l.lnf_w), g(l.lnf_b), &dln, a(last), p(l.lnf_w), &lnf_stats, bt32, d32)?);
+        backward.extend(layernorm_backward(
+            gpu,
+            &dresidual,
+            affine(gb, l.lnf_w, l.lnf_b),
+            &dln,
+            a(last),
+            p(l.lnf_w),
+            &lnf_stats,
+            bt32,
+            d32,
+        )?);
         for (i, (o, x)) in l.blocks.iter().zip(&blocks).enumerate().rev() {
             let input = block_input(i);
             let ln1 = LayerNormStats { mean: &x.ln1_mean, rstd: &x.ln1_rstd };
@@ -344,7 +356,17 @@ impl GptGpu {
                 d32,
                 4 * d32,
             )?);
-            backward.extend(layernorm_backward(gpu, &dresidual, g(o.ln2_w), g(o.ln2_b), &dln, a(&x.res2), p(o.ln2_w), &ln2, bt32, d32)?);
+            backward.extend(layernorm_backward(
+                gpu,
+                &dresidual,
+                affine(gb, o.ln2_w, o.ln2_b),
+                &dln,
+                a(&x.res2),
+                p(o.ln2_w),
+                &ln2,
+                bt32,
+                d32,
+            )?);
             backward.extend(matmul_backward(
                 gpu,
                 fl(&datty),
@@ -370,9 +392,26 @@ impl GptGpu {
                 d32,
                 3 * d32,
             )?);
-            backward.extend(layernorm_backward(gpu, &dresidual, g(o.ln1_w), g(o.ln1_b), &dln, a(input), p(o.ln1_w), &ln1, bt32, d32)?);
+            backward.extend(layernorm_backward(
+                gpu,
+                &dresidual,
+                affine(gb, o.ln1_w, o.ln1_b),
+                &dln,
+                a(input),
+                p(o.ln1_w),
+                &ln1,
+                bt32,
+                d32,
+            )?);
         }
-        backward.extend(embedding_backward(gpu, g(l.wte), g(l.wpe), &dresidual, &bucket_start, &bucket_pos, &emb)?);
+        backward.extend(embedding_backward(
+            gpu,
+            EmbeddingTables { block: gb, wte: l.wte, wpe: l.wpe },
+            &dresidual,
+            &bucket_start,
+            &bucket_pos,
+            &emb,
+        )?);
 
         let mut update = sum_squares(gpu, g(0), n as u32, &partials, &stats, STAT_GRAD_SUMSQ as u32)?;
         let bufs = AdamwBuffers { param: &params, grad: &grads, m: &m, v: &v_state, master: master.as_ref(), stats: &stats };
