@@ -13,8 +13,8 @@ use crate::gpu::readback::Readback;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
 use crate::model::gpt::GptGpu;
+use crate::model::params::RawState;
 use crate::precision::Precision;
-use crate::train::checkpoint::RawState;
 
 #[derive(Clone, Copy, Debug)]
 pub struct SampleOptions {

@@ -6,8 +6,9 @@ use proptest::prelude::*;
 use srgpt::data::Corpus;
 use srgpt::model::config::{ModelConfig, TrainConfig};
 use srgpt::model::params::ParamLayout;
+use srgpt::model::params::RawState;
 use srgpt::precision::{Precision, Store};
-use srgpt::train::checkpoint::{decode, encode, RawState, RunState};
+use srgpt::train::checkpoint::{decode, encode, RunState};
 
 fn valid(precision: Precision) -> Vec<u8> {
     let model = ModelConfig { n_layer: 1, n_head: 2, d: 8, ctx: 4, vocab: 5 };

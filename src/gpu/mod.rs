@@ -190,8 +190,6 @@ pub struct Gpu {
     pub report: AdapterReport,
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
-    /// How the row kernels reduce a row, once known (see [`crate::kernels::row_reduction`]).
-    pub row_reduction: std::sync::OnceLock<crate::kernels::RowReduction>,
     pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
     errors: Arc<Mutex<Vec<String>>>,
     /// the instance, when this Gpu opened the device itself (for resource reports)
@@ -263,7 +261,6 @@ impl Gpu {
             }
         });
         Gpu {
-            row_reduction: std::sync::OnceLock::new(),
             features: device.features(),
             limits: device.limits(),
             device,
@@ -523,12 +520,7 @@ impl Gpu {
 fn short_defines(spec: &ShaderSpec) -> String {
     spec.defines
         .iter()
-        .filter(|(k, v)| {
-            !k.starts_with("WG_")
-                && !k.starts_with("TM")
-                && !matches!(k.as_str(), "TN2" | "SHARED_K" | "BM_BK" | "BK_BN")
-                && v.as_str() != "0"
-        })
+        .filter(|(k, v)| !spec.shape_defines.contains(k.as_str()) && v.as_str() != "0")
         .map(|(k, v)| if v == "1" { k.clone() } else { format!("{k}={v}") })
         .collect::<Vec<_>>()
         .join(" ")

@@ -11,7 +11,7 @@
 //!   elements to a load (`lib/tensor4_<store>.wgsl`), giving `NAME_get4`.
 //! - `{{NAME}}` anywhere is replaced by the define's value.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{anyhow, bail, Result};
 
@@ -50,11 +50,20 @@ pub struct ShaderSpec {
     pub file: &'static str,
     pub entry: &'static str,
     pub defines: BTreeMap<String, String>,
+    /// the defines that only shape the work (tile sizes), left out of brief descriptions
+    pub shape_defines: BTreeSet<&'static str>,
 }
 
 impl ShaderSpec {
     pub fn new(file: &'static str, entry: &'static str) -> ShaderSpec {
-        ShaderSpec { file, entry, defines: BTreeMap::new() }
+        ShaderSpec { file, entry, defines: BTreeMap::new(), shape_defines: BTreeSet::new() }
+    }
+
+    /// A define that only shapes the work (a tile size): part of the variant, but left out
+    /// of the brief descriptions in profiles and messages.
+    pub fn shape_define(mut self, name: &'static str, value: impl ToString) -> ShaderSpec {
+        self.shape_defines.insert(name);
+        self.define(name, value)
     }
 
     pub fn define(mut self, name: &str, value: impl ToString) -> ShaderSpec {

@@ -89,7 +89,7 @@ impl TuneCache {
         self.file.choices.insert(key, choice);
         if let (Some(path), Ok(bytes)) = (&self.path, serde_json::to_vec_pretty(&self.file)) {
             let _ = path.parent().map(std::fs::create_dir_all);
-            let _ = crate::train::checkpoint::write_atomically(path, &bytes);
+            let _ = crate::files::write_atomically(path, &bytes);
         }
     }
 }

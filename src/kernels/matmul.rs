@@ -460,14 +460,14 @@ impl<'a> Matmul<'a> {
 fn tile_defines(spec: ShaderSpec, tile: Tile) -> ShaderSpec {
     spec.flag("SUBGROUP_TILE", tile.subgroup)
         .subgroups(tile.subgroup)
-        .define("WG_X", tile.wg_x)
-        .define("WG_Y", tile.wg_y)
-        .define("TM", tile.tm)
-        .define("TN2", tile.tn2)
-        .define("TM_TN2", tile.tm * tile.tn2)
-        .define("SHARED_K", tile.shared_k)
-        .define("BM_BK", (tile.wg_y * tile.tm * tile.shared_k).max(1))
-        .define("BK_BN", (tile.shared_k * tile.wg_x * tile.tn2 * 2).max(1))
+        .shape_define("WG_X", tile.wg_x)
+        .shape_define("WG_Y", tile.wg_y)
+        .shape_define("TM", tile.tm)
+        .shape_define("TN2", tile.tn2)
+        .shape_define("TM_TN2", tile.tm * tile.tn2)
+        .shape_define("SHARED_K", tile.shared_k)
+        .shape_define("BM_BK", (tile.wg_y * tile.tm * tile.shared_k).max(1))
+        .shape_define("BK_BN", (tile.shared_k * tile.wg_x * tile.tn2 * 2).max(1))
 }
 
 /// out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias (OC) [+ residual (BT, OC)]

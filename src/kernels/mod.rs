@@ -49,33 +49,31 @@ impl RowReduction {
 pub const ROW_THREAD_CHOICES: [u32; 5] = [1, 4, 8, 32, 64];
 
 /// The row reduction of this adapter: measured once on a LayerNorm of a typical size and
-/// cached on disk with the matmul tiles (see [`crate::gpu::tune`]). Where nothing is measured
-/// (a browser, SRGPT_TUNE=0) or the measurement fails: 1 thread per row on CPU adapters,
-/// where barriers are dear; elsewhere one subgroup per row where the adapter allows it, else
-/// 32 threads. The choice can change the last bits of a row's sums, so it is kept: runs on
-/// one machine stay bit-reproducible.
+/// kept with the matmul tiles in the adapter's tuning cache (see [`crate::gpu::tune`]). Where
+/// nothing is measured (a browser, SRGPT_TUNE=0) or the measurement fails: 1 thread per row
+/// on CPU adapters, where barriers are dear; elsewhere one subgroup per row where the adapter
+/// allows it, else 32 threads. The choice can change the last bits of a row's sums, so it is
+/// kept: runs on one machine stay bit-reproducible.
 pub fn row_reduction(gpu: &Gpu) -> RowReduction {
-    *gpu.row_reduction.get_or_init(|| {
-        let choices = RowReduction::choices(gpu);
-        let rule = if gpu.report.device_type == "cpu" {
-            RowReduction { threads: 1, subgroup: false }
-        } else {
-            choices.iter().copied().find(|c| c.subgroup).unwrap_or(RowReduction { threads: 32, subgroup: false })
-        };
-        if !gpu.tuning.lock().unwrap().enabled {
-            return rule;
+    let choices = RowReduction::choices(gpu);
+    let rule = if gpu.report.device_type == "cpu" {
+        RowReduction { threads: 1, subgroup: false }
+    } else {
+        choices.iter().copied().find(|c| c.subgroup).unwrap_or(RowReduction { threads: 32, subgroup: false })
+    };
+    if !gpu.tuning.lock().unwrap().enabled {
+        return rule;
+    }
+    const KEY: &str = "row reduction";
+    if let Some(&[threads, subgroup]) = gpu.tuning.lock().unwrap().get(KEY) {
+        let known = RowReduction { threads, subgroup: subgroup == 1 };
+        if choices.contains(&known) {
+            return known;
         }
-        const KEY: &str = "row reduction";
-        if let Some(&[threads, subgroup]) = gpu.tuning.lock().unwrap().get(KEY) {
-            let known = RowReduction { threads, subgroup: subgroup == 1 };
-            if choices.contains(&known) {
-                return known;
-            }
-        }
-        let chosen = measure_row_reduction(gpu, &choices, rule).unwrap_or(rule);
-        gpu.tuning.lock().unwrap().insert(KEY.into(), vec![chosen.threads, chosen.subgroup as u32]);
-        chosen
-    })
+    }
+    let chosen = measure_row_reduction(gpu, &choices, rule).unwrap_or(rule);
+    gpu.tuning.lock().unwrap().insert(KEY.into(), vec![chosen.threads, chosen.subgroup as u32]);
+    chosen
 }
 
 /// The fastest choice on a LayerNorm forward of 4096 rows of 256 bf16 values (the rule's

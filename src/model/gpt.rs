@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use super::config::ModelConfig;
-use super::params::ParamLayout;
+use super::params::{ParamLayout, RawState};
 use crate::data::Batch;
 use crate::gpu::{Dispatch, Gpu};
 use crate::kernels::adamw::{adamw_params, adamw_update, AdamwBuffers, AdamwConfig};
@@ -18,7 +18,6 @@ use crate::kernels::matmul::{matmul_backward, matmul_forward, matmul_gelu_forwar
 use crate::kernels::reduce::{sum, sum_squares, sumsq_groups};
 use crate::kernels::{Block, TensorRef};
 use crate::precision::{Precision, Store};
-use crate::train::checkpoint::RawState;
 use crate::Failure;
 
 /// Slots of the small `stats` buffer each model keeps on the GPU.

@@ -147,3 +147,25 @@ fn standard_normal(rng: &mut StdRng) -> f32 {
     let u2: f64 = rng.random::<f64>();
     ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
 }
+
+/// A run's raw GPU state: bytes exactly as the GPU buffers hold them.
+pub struct RawState {
+    pub params: Vec<u8>,
+    pub m: Vec<u8>,
+    pub v: Vec<u8>,
+    pub master: Option<Vec<u8>>,
+}
+
+impl RawState {
+    /// Splits bytes laid out as [`crate::model::gpt::GptGpu::copy_raw`] writes them.
+    pub fn from_parts(bytes: &[u8], sizes: [u64; 4]) -> RawState {
+        let mut rest = bytes;
+        let mut take = |n: u64| {
+            let (part, tail) = rest.split_at(n as usize);
+            rest = tail;
+            part.to_vec()
+        };
+        let (params, m, v, master) = (take(sizes[0]), take(sizes[1]), take(sizes[2]), take(sizes[3]));
+        RawState { params, m, v, master: (sizes[3] > 0).then_some(master) }
+    }
+}

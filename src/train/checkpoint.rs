@@ -5,16 +5,17 @@
 //! vocabulary, the step and the RNG state as JSON. Files are written atomically.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
+use crate::files::write_atomically;
 use crate::model::config::{ModelConfig, TrainConfig};
 use crate::model::params::ParamLayout;
+use crate::model::params::RawState;
 use crate::precision::{Precision, Store};
 use crate::Failure;
 
@@ -41,28 +42,6 @@ pub struct RunState {
 
 fn custom_preset() -> String {
     "custom".into()
-}
-
-/// A run's raw GPU state: bytes exactly as the GPU buffers hold them.
-pub struct RawState {
-    pub params: Vec<u8>,
-    pub m: Vec<u8>,
-    pub v: Vec<u8>,
-    pub master: Option<Vec<u8>>,
-}
-
-impl RawState {
-    /// Splits bytes laid out as [`crate::model::gpt::GptGpu::copy_raw`] writes them.
-    pub fn from_parts(bytes: &[u8], sizes: [u64; 4]) -> RawState {
-        let mut rest = bytes;
-        let mut take = |n: u64| {
-            let (part, tail) = rest.split_at(n as usize);
-            rest = tail;
-            part.to_vec()
-        };
-        let (params, m, v, master) = (take(sizes[0]), take(sizes[1]), take(sizes[2]), take(sizes[3]));
-        RawState { params, m, v, master: (sizes[3] > 0).then_some(master) }
-    }
 }
 
 /// A loaded checkpoint.
@@ -116,31 +95,8 @@ pub fn encode(state: &RunState, precision: Precision, vocab: &[u8], raw: &RawSta
     Ok(safetensors::serialize(tensors, Some(meta))?)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
-/// the folder. A crash at any moment leaves either the old file or the new one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp: PathBuf = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint")));
-    let result = (|| -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(anyhow::Error::new(e).context(format!("writing checkpoint {} (the previous one is left as it was)", path.display())));
-    }
-    Ok(())
-}
-
 pub fn save(path: &Path, state: &RunState, precision: Precision, vocab: &[u8], raw: &RawState) -> Result<()> {
-    write_atomically(path, &encode(state, precision, vocab, raw)?)
+    write_atomically(path, &encode(state, precision, vocab, raw)?).with_context(|| format!("writing checkpoint {}", path.display()))
 }
 
 /// Reads and checks a checkpoint; every defect is a `Failure::BadInput` naming the file.

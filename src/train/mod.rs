@@ -16,8 +16,9 @@ use crate::gpu::Gpu;
 use crate::model::config::{ModelConfig, TrainConfig};
 use crate::model::gpt::{GptGpu, STATS_LEN, STAT_EVAL_LOSS, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
 use crate::model::params::ParamLayout;
+use crate::model::params::RawState;
 use crate::precision::Precision;
-use checkpoint::{Checkpoint, RawState, RunState};
+use checkpoint::{Checkpoint, RunState};
 
 /// What to train.
 #[derive(Clone, Debug)]

@@ -189,7 +189,7 @@ impl RunOutput {
         if same && kept.len() == old.len() {
             return Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)? });
         }
-        super::checkpoint::write_atomically(&dir.join("metrics.jsonl"), kept.as_bytes())?;
+        crate::files::write_atomically(&dir.join("metrics.jsonl"), kept.as_bytes())?;
         Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)? })
     }
 
@@ -289,5 +289,5 @@ pub fn divergences(trainer: &Trainer) -> Vec<String> {
 
 /// Writes JSON through a temporary file and a rename, so a reader never sees half a file.
 pub fn write_json_atomically(path: &Path, doc: &serde_json::Value) -> Result<()> {
-    super::checkpoint::write_atomically(path, (serde_json::to_string_pretty(doc)? + "\n").as_bytes())
+    crate::files::write_atomically(path, (serde_json::to_string_pretty(doc)? + "\n").as_bytes())
 }
