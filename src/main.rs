@@ -75,6 +75,18 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = whole(0, u64::MAX))]
         seed: u64,
     },
+    /// Print the assembled WGSL of a shader variant, as the GPU receives it (helpers
+    /// included, templates and defines substituted); needs no GPU.
+    Shader {
+        /// A kernel file (`matmul`, `layernorm`, …) or an entry point (`layernorm_forward`).
+        name: String,
+        /// Only variants with this define (repeatable), e.g. `--define A=bf16 --define TRANS_B=1`.
+        #[arg(long = "define", value_name = "KEY=VALUE", value_parser = key_value)]
+        defines: Vec<(String, String)>,
+        /// List the matching variants instead of printing one.
+        #[arg(long)]
+        list: bool,
+    },
     /// Measure kernels on the chosen adapter.
     Bench {
         #[command(subcommand)]
@@ -171,6 +183,43 @@ fn whole(lo: u64, hi: u64) -> impl Fn(&str) -> Result<u64, String> + Clone + Sen
             _ => Err(format!("expected {range}")),
         }
     }
+}
+
+/// `KEY=VALUE`, for `--define`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE, e.g. A=bf16".into()),
+    }
+}
+
+/// `srgpt shader`: the variants of a kernel file or entry point that have the given defines;
+/// prints the first one's WGSL (saying how many matched), or all their names with `--list`.
+fn shader(name: &str, defines: &[(String, String)], list: bool) -> Result<ExitCode> {
+    let all = srgpt::kernels::all_variants();
+    let named: Vec<_> = all.iter().filter(|v| v.file.trim_end_matches(".wgsl") == name || v.entry == name).collect();
+    if named.is_empty() {
+        let mut names: Vec<&str> = all.iter().map(|v| v.file.trim_end_matches(".wgsl")).collect();
+        names.dedup();
+        return Err(bad_input(format!("no shader or entry point '{name}' (shaders: {})", names.join(", "))));
+    }
+    let chosen: Vec<_> = named.into_iter().filter(|v| defines.iter().all(|(k, val)| v.defines.get(k) == Some(val))).collect();
+    let Some(first) = chosen.first() else {
+        let given: Vec<String> = defines.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        return Err(bad_input(format!("no variant of '{name}' has {} (--list shows them)", given.join(" "))));
+    };
+    if list {
+        for v in &chosen {
+            println!("{}", v.key());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("// {}", first.key());
+    if chosen.len() > 1 {
+        println!("// the first of {} variants that match; --list names them, --define KEY=VALUE narrows", chosen.len());
+    }
+    print!("{}", first.source()?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A finite number above 0.
@@ -281,6 +330,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Info { json } => info(cli.adapter.as_deref(), json),
+        Command::Shader { name, defines, list } => shader(&name, &defines, list),
         Command::Train(args) => train(cli.adapter.as_deref(), *args),
         Command::Sample { checkpoint, prompt, tokens, temperature, top_k, seed } => {
             let ckpt = srgpt::train::checkpoint::load(&checkpoint)?;

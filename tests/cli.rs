@@ -167,3 +167,26 @@ fn no_adapter_at_all_says_how_to_get_one_with_exit_code_1() {
         assert!(!stderr(&out).contains("panicked"));
     }
 }
+
+#[test]
+fn shader_prints_the_assembled_wgsl_of_a_variant() {
+    let out = srgpt(&["shader", "layernorm_forward", "--define", "ACT=bf16", "--define", "ROW_THREADS=4"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    // the helpers a kernel calls by generated or included names are all there, defined
+    for helper in ["fn layernorm_forward", "fn row_sum", "fn inp_get2", "fn out_set2", "fn pcg3d"] {
+        assert!(text.contains(helper), "no '{helper}' in the printed source");
+    }
+    assert!(!text.contains("{{") && !text.contains("#include") && !text.contains("#if"), "unassembled source");
+    assert!(naga::front::wgsl::parse_str(&text).is_ok(), "the printed source is not WGSL");
+    let listed = srgpt(&["shader", "matmul", "--list", "--define", "A=bf16"]);
+    let names = String::from_utf8(listed.stdout).unwrap();
+    assert!(names.lines().count() > 1 && names.lines().all(|l| l.starts_with("matmul.wgsl:") && l.contains("A=bf16")), "{names}");
+    for (args, message) in
+        [(&["shader", "nope"][..], "no shader or entry point 'nope'"), (&["shader", "gelu", "--define", "X=1"][..], "no variant")]
+    {
+        let o = srgpt(args);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains(message), "{}", stderr(&o));
+    }
+}
