@@ -533,7 +533,9 @@ impl Trainer {
         let runs: Vec<&Run> = self.runs.iter().filter(|r| !matches!(r.status, RunStatus::Diverged(_))).collect();
         let parts = std::sync::Arc::new(std::sync::Mutex::new(SnapshotParts { files: vec![None; runs.len()], done: Some(done) }));
         if runs.is_empty() {
-            parts.lock().unwrap().done.take().map(|d| d(Ok(Vec::new())));
+            if let Some(done) = parts.lock().unwrap().done.take() {
+                done(Ok(Vec::new()));
+            }
         }
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         let mut staged = Vec::new();

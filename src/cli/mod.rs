@@ -1,0 +1,4 @@
+//! The command line's larger parts: flag checks (`args`) and `srgpt train` (`train`).
+
+pub mod args;
+pub mod train;
