@@ -5,18 +5,21 @@
 
 pub mod checkpoint;
 pub mod output;
+mod run;
+mod snapshot;
+
+pub use run::Run;
+pub use snapshot::{SnapshotDone, SnapshotFiles};
 
 use anyhow::Result;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 use crate::data::{train_batch, val_batches, Batch, Corpus};
-use crate::gpu::readback::Readback;
 use crate::gpu::Gpu;
 use crate::model::config::{ModelConfig, TrainConfig};
-use crate::model::gpt::{GptGpu, STATS_LEN, STAT_EVAL_LOSS, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
+use crate::model::gpt::{STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
 use crate::model::params::ParamLayout;
-use crate::model::params::RawState;
 use crate::precision::Precision;
 use checkpoint::{Checkpoint, RunState};
 
@@ -89,38 +92,6 @@ pub struct Metric {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub val_loss: Option<f32>,
     pub tokens_per_s: f64,
-}
-
-/// One step's stats, its GPU seconds (with timestamp queries) and its learning rate.
-type StepReadback = ([f32; STATS_LEN], Option<f64>, f32);
-
-/// The stats of a step, then its two GPU timestamps.
-const READBACK_BYTES: u64 = (STATS_LEN * 4 + 16) as u64;
-
-pub struct Run {
-    pub precision: Precision,
-    pub model: GptGpu,
-    pub status: RunStatus,
-    pub train_loss: Option<f32>,
-    /// the step `train_loss` was measured at
-    pub train_loss_step: u32,
-    pub val_loss: Option<f32>,
-    /// the step `val_loss` was measured at
-    pub val_loss_step: u32,
-    pub tokens: u64,
-    /// tokens already trained when this session of the run began (from its checkpoint)
-    pub tokens_before: u64,
-    /// seconds this session's steps took (GPU timestamps, else its share of wall time)
-    pub busy_s: f64,
-    pub tokens_per_s: f64,
-    pub message: Option<String>,
-    /// two steps in flight: (step, lr) -> stats and timestamps
-    readbacks: [Readback<(u32, f32)>; 2],
-    /// eval_batches f32: the loss of each validation batch
-    eval_losses: wgpu::Buffer,
-    /// (step evaluated, lr of its update) -> eval_losses
-    eval_readback: Readback<(u32, f32)>,
-    timestamps: Option<(wgpu::QuerySet, wgpu::Buffer)>,
 }
 
 pub struct Trainer {
@@ -492,99 +463,6 @@ impl Trainer {
     }
 }
 
-/// The files of a snapshot: (file name, safetensors bytes) per run.
-pub type SnapshotFiles = Vec<(String, Vec<u8>)>;
-
-/// What a snapshot calls once every run's checkpoint is encoded (or one could not be).
-pub type SnapshotDone = Box<dyn FnOnce(Result<SnapshotFiles, String>) + Send>;
-
-/// The parts of a snapshot that have come back, and what to call with them.
-struct SnapshotParts {
-    files: Vec<Option<(String, Vec<u8>)>>,
-    done: Option<SnapshotDone>,
-}
-
-impl SnapshotParts {
-    fn arrived(&mut self, i: usize, file: Result<(String, Vec<u8>), String>) {
-        let done = match file {
-            Ok(file) => {
-                self.files[i] = Some(file);
-                if self.files.iter().any(Option::is_none) {
-                    return;
-                }
-                self.done.take().map(|d| (d, Ok(self.files.iter_mut().filter_map(Option::take).collect())))
-            }
-            Err(e) => self.done.take().map(|d| (d, Err(e))),
-        };
-        if let Some((done, result)) = done {
-            done(result);
-        }
-    }
-}
-
-impl Trainer {
-    /// Checkpoints of every run that has not diverged, as they stand after the work already
-    /// submitted (update `self.step`), without waiting: the state is copied on the GPU and
-    /// encoded in the copy's map callback, which calls `done` with the same bytes
-    /// [`Trainer::save_checkpoints`] would write. A browser saves this way while it trains,
-    /// and from a hidden tab too, whose frames have stopped but whose map callbacks still
-    /// run. Returns the step the snapshot is of.
-    pub fn snapshot(&self, gpu: &Gpu, done: SnapshotDone) -> Result<u32> {
-        let runs: Vec<&Run> = self.runs.iter().filter(|r| !matches!(r.status, RunStatus::Diverged(_))).collect();
-        let parts = std::sync::Arc::new(std::sync::Mutex::new(SnapshotParts { files: vec![None; runs.len()], done: Some(done) }));
-        if runs.is_empty() {
-            if let Some(done) = parts.lock().unwrap().done.take() {
-                done(Ok(Vec::new()));
-            }
-        }
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        let mut staged = Vec::new();
-        for run in &runs {
-            let sizes = run.model.raw_sizes();
-            let staging = gpu.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("snapshot"),
-                size: sizes.iter().sum::<u64>().max(4),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            run.model.copy_raw(&mut encoder, &staging);
-            // the tokens of the updates submitted, not only of those read back so far
-            let tokens = run.tokens_before + (self.step - self.start_step) as u64 * self.tokens_per_step();
-            staged.push((staging, sizes, RunState { tokens, ..self.run_state(run) }, run.precision));
-        }
-        gpu.queue.submit([encoder.finish()]);
-        for (i, (staging, sizes, state, precision)) in staged.into_iter().enumerate() {
-            let (parts, vocab, buffer) = (parts.clone(), self.corpus.vocab.clone(), staging.clone());
-            staging.slice(..).map_async(wgpu::MapMode::Read, move |mapped| {
-                let file = mapped.map_err(|e| format!("snapshot of run {precision}: {e}")).and_then(|()| {
-                    let bytes = buffer.slice(..).get_mapped_range().map_err(|e| format!("snapshot of run {precision}: {e}"))?.to_vec();
-                    buffer.unmap();
-                    let raw = RawState::from_parts(&bytes, sizes);
-                    let encoded = checkpoint::encode(&state, precision, &vocab, &raw).map_err(|e| format!("{e:#}"))?;
-                    Ok((format!("{}.safetensors", precision.name()), encoded))
-                });
-                parts.lock().unwrap().arrived(i, file);
-            });
-        }
-        Ok(self.step)
-    }
-}
-
-/// Submits command buffers in order; between pieces, waits for the previous one so other
-/// users of the queue (a renderer) get their turn.
-fn submit_in_turn(gpu: &Gpu, encoders: Vec<wgpu::CommandEncoder>) -> Result<()> {
-    let n = encoders.len();
-    for (i, encoder) in encoders.into_iter().enumerate() {
-        gpu.queue.submit([encoder.finish()]);
-        if i + 1 < n {
-            // waits for the latest submission, whichever thread made it (a submission index
-            // can race with another thread's submissions in wgpu's bookkeeping)
-            gpu.wait_for_submissions("training")?;
-        }
-    }
-    Ok(())
-}
-
 /// Reads a metrics.jsonl; a malformed line is an error naming the file and line.
 pub fn read_metrics(path: &Path) -> Result<Vec<Metric>> {
     let text =
@@ -611,114 +489,5 @@ fn merge_evals(lines: &mut Vec<Metric>, evals: Vec<Metric>) {
             Some(line) => line.val_loss = e.val_loss,
             None => lines.push(e),
         }
-    }
-}
-
-impl Run {
-    fn new(gpu: &Gpu, spec: &TrainSpec, precision: Precision, init: &[f32]) -> Result<Run> {
-        let model = GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?;
-        let eval_bytes = (spec.eval_batches * 4) as u64;
-        let readback = || Readback::new(gpu, "step readback", READBACK_BYTES);
-        let timestamps = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
-            let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("step time"),
-                ty: wgpu::QueryType::Timestamp,
-                count: 2,
-            });
-            let resolve = gpu.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("step time resolve"),
-                size: 16,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            (set, resolve)
-        });
-        Ok(Run {
-            precision,
-            model,
-            status: RunStatus::Running,
-            train_loss: None,
-            train_loss_step: 0,
-            val_loss: None,
-            val_loss_step: 0,
-            tokens: 0,
-            tokens_before: 0,
-            busy_s: 0.0,
-            tokens_per_s: 0.0,
-            message: None,
-            readbacks: [readback(), readback()],
-            eval_losses: gpu.storage_buffer("eval losses", eval_bytes)?,
-            eval_readback: Readback::new(gpu, "eval readback", eval_bytes),
-            timestamps,
-        })
-    }
-
-    fn submit_step(&mut self, gpu: &Gpu, batch: &Batch, lr: f32, s: u32, seed: u32, chunk: usize) -> Result<()> {
-        let slot = (s % 2) as usize;
-        if let Some((pending, _)) = self.readbacks[slot].pending() {
-            self.read_step(gpu, pending, true)?;
-        }
-        self.model.upload_batch(gpu, batch);
-        let mut encoders = self.model.step_encoders(gpu, lr, s, seed, self.timestamps.as_ref().map(|(set, _)| set), chunk);
-        let rb = &mut self.readbacks[slot];
-        let last = encoders.last_mut().expect("a step has dispatches");
-        last.copy_buffer_to_buffer(&self.model.stats, 0, &rb.buffer, 0, (STATS_LEN * 4) as u64);
-        if let Some((set, resolve)) = &self.timestamps {
-            last.resolve_query_set(set, 0..2, resolve, 0);
-            last.copy_buffer_to_buffer(resolve, 0, &rb.buffer, (STATS_LEN * 4) as u64, 16);
-        }
-        submit_in_turn(gpu, encoders)?;
-        rb.request((s, lr));
-        Ok(())
-    }
-
-    /// The stats, GPU seconds and lr of step `s` if this run submitted it and has not read it
-    /// yet, and it has finished (with `wait`, waits for it to finish).
-    fn read_step(&mut self, gpu: &Gpu, s: u32, wait: bool) -> Result<Option<StepReadback>> {
-        let Some(rb) = self.readbacks.iter_mut().find(|b| b.pending().is_some_and(|(step, _)| step == s)) else {
-            return Ok(None);
-        };
-        let Some(((_, lr), bytes)) = rb.take(gpu, wait, &format!("step {} of run {}", s + 1, self.precision))? else {
-            return Ok(None);
-        };
-        let floats: &[f32] = bytemuck::cast_slice(&bytes[..STATS_LEN * 4]);
-        let stats = [floats[0], floats[1], floats[2], floats[3]];
-        let seconds = self.timestamps.as_ref().map(|_| {
-            let ticks: &[u64] = bytemuck::cast_slice(&bytes[STATS_LEN * 4..]);
-            ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64 * 1e-9
-        });
-        Ok(Some((stats, seconds, lr)))
-    }
-
-    /// Submits the forward pass over every validation batch, the losses going to
-    /// `eval_readback` (the evaluation of step `step`, after the update with `lr`).
-    fn submit_eval(&mut self, gpu: &Gpu, val: &[Batch], step: u32, lr: f32, chunk: usize) -> Result<()> {
-        if self.eval_readback.pending().is_some() {
-            self.read_eval(gpu, true)?;
-        }
-        for (e, batch) in val.iter().enumerate() {
-            self.model.upload_batch(gpu, batch);
-            let mut encoders = self.model.eval_encoders(gpu, chunk);
-            let last = encoders.last_mut().expect("a forward has dispatches");
-            last.copy_buffer_to_buffer(&self.model.stats, (STAT_EVAL_LOSS * 4) as u64, &self.eval_losses, e as u64 * 4, 4);
-            if e + 1 == val.len() {
-                last.copy_buffer_to_buffer(&self.eval_losses, 0, &self.eval_readback.buffer, 0, val.len() as u64 * 4);
-            }
-            submit_in_turn(gpu, encoders)?;
-        }
-        self.eval_readback.request((step, lr));
-        Ok(())
-    }
-
-    /// (step, lr, mean validation loss) of the submitted evaluation once it has finished
-    /// (with `wait`, waits for it).
-    fn read_eval(&mut self, gpu: &Gpu, wait: bool) -> Result<Option<(u32, f32, f32)>> {
-        let doing = format!("evaluating run {}", self.precision);
-        let Some(((step, lr), bytes)) = self.eval_readback.take(gpu, wait, &doing)? else {
-            return Ok(None);
-        };
-        let losses: &[f32] = bytemuck::cast_slice(&bytes);
-        let mean = (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64) as f32;
-        Ok(Some((step, lr, mean)))
     }
 }

@@ -1,0 +1,167 @@
+//! One precision mode's run inside the trainer: its model, the readbacks of its steps and
+//! evaluations (two steps in flight), and its GPU timestamps.
+
+use anyhow::Result;
+
+use super::{RunStatus, TrainSpec};
+use crate::data::Batch;
+use crate::gpu::readback::Readback;
+use crate::gpu::Gpu;
+use crate::model::gpt::{GptGpu, STATS_LEN, STAT_EVAL_LOSS};
+use crate::precision::Precision;
+
+/// One step's stats, its GPU seconds (with timestamp queries) and its learning rate.
+pub(super) type StepReadback = ([f32; STATS_LEN], Option<f64>, f32);
+
+/// The stats of a step, then its two GPU timestamps.
+const READBACK_BYTES: u64 = (STATS_LEN * 4 + 16) as u64;
+
+pub struct Run {
+    pub precision: Precision,
+    pub model: GptGpu,
+    pub status: RunStatus,
+    pub train_loss: Option<f32>,
+    /// the step `train_loss` was measured at
+    pub train_loss_step: u32,
+    pub val_loss: Option<f32>,
+    /// the step `val_loss` was measured at
+    pub val_loss_step: u32,
+    pub tokens: u64,
+    /// tokens already trained when this session of the run began (from its checkpoint)
+    pub tokens_before: u64,
+    /// seconds this session's steps took (GPU timestamps, else its share of wall time)
+    pub busy_s: f64,
+    pub tokens_per_s: f64,
+    pub message: Option<String>,
+    /// two steps in flight: (step, lr) -> stats and timestamps
+    pub(super) readbacks: [Readback<(u32, f32)>; 2],
+    /// eval_batches f32: the loss of each validation batch
+    pub(super) eval_losses: wgpu::Buffer,
+    /// (step evaluated, lr of its update) -> eval_losses
+    pub(super) eval_readback: Readback<(u32, f32)>,
+    pub(super) timestamps: Option<(wgpu::QuerySet, wgpu::Buffer)>,
+}
+
+/// Submits command buffers in order; between pieces, waits for the previous one so other
+/// users of the queue (a renderer) get their turn.
+pub(super) fn submit_in_turn(gpu: &Gpu, encoders: Vec<wgpu::CommandEncoder>) -> Result<()> {
+    let n = encoders.len();
+    for (i, encoder) in encoders.into_iter().enumerate() {
+        gpu.queue.submit([encoder.finish()]);
+        if i + 1 < n {
+            // waits for the latest submission, whichever thread made it (a submission index
+            // can race with another thread's submissions in wgpu's bookkeeping)
+            gpu.wait_for_submissions("training")?;
+        }
+    }
+    Ok(())
+}
+
+impl Run {
+    pub(super) fn new(gpu: &Gpu, spec: &TrainSpec, precision: Precision, init: &[f32]) -> Result<Run> {
+        let model = GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?;
+        let eval_bytes = (spec.eval_batches * 4) as u64;
+        let readback = || Readback::new(gpu, "step readback", READBACK_BYTES);
+        let timestamps = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
+            let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("step time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            });
+            let resolve = gpu.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("step time resolve"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (set, resolve)
+        });
+        Ok(Run {
+            precision,
+            model,
+            status: RunStatus::Running,
+            train_loss: None,
+            train_loss_step: 0,
+            val_loss: None,
+            val_loss_step: 0,
+            tokens: 0,
+            tokens_before: 0,
+            busy_s: 0.0,
+            tokens_per_s: 0.0,
+            message: None,
+            readbacks: [readback(), readback()],
+            eval_losses: gpu.storage_buffer("eval losses", eval_bytes)?,
+            eval_readback: Readback::new(gpu, "eval readback", eval_bytes),
+            timestamps,
+        })
+    }
+
+    pub(super) fn submit_step(&mut self, gpu: &Gpu, batch: &Batch, lr: f32, s: u32, seed: u32, chunk: usize) -> Result<()> {
+        let slot = (s % 2) as usize;
+        if let Some((pending, _)) = self.readbacks[slot].pending() {
+            self.read_step(gpu, pending, true)?;
+        }
+        self.model.upload_batch(gpu, batch);
+        let mut encoders = self.model.step_encoders(gpu, lr, s, seed, self.timestamps.as_ref().map(|(set, _)| set), chunk);
+        let rb = &mut self.readbacks[slot];
+        let last = encoders.last_mut().expect("a step has dispatches");
+        last.copy_buffer_to_buffer(&self.model.stats, 0, &rb.buffer, 0, (STATS_LEN * 4) as u64);
+        if let Some((set, resolve)) = &self.timestamps {
+            last.resolve_query_set(set, 0..2, resolve, 0);
+            last.copy_buffer_to_buffer(resolve, 0, &rb.buffer, (STATS_LEN * 4) as u64, 16);
+        }
+        submit_in_turn(gpu, encoders)?;
+        rb.request((s, lr));
+        Ok(())
+    }
+
+    /// The stats, GPU seconds and lr of step `s` if this run submitted it and has not read it
+    /// yet, and it has finished (with `wait`, waits for it to finish).
+    pub(super) fn read_step(&mut self, gpu: &Gpu, s: u32, wait: bool) -> Result<Option<StepReadback>> {
+        let Some(rb) = self.readbacks.iter_mut().find(|b| b.pending().is_some_and(|(step, _)| step == s)) else {
+            return Ok(None);
+        };
+        let Some(((_, lr), bytes)) = rb.take(gpu, wait, &format!("step {} of run {}", s + 1, self.precision))? else {
+            return Ok(None);
+        };
+        let floats: &[f32] = bytemuck::cast_slice(&bytes[..STATS_LEN * 4]);
+        let stats = [floats[0], floats[1], floats[2], floats[3]];
+        let seconds = self.timestamps.as_ref().map(|_| {
+            let ticks: &[u64] = bytemuck::cast_slice(&bytes[STATS_LEN * 4..]);
+            ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64 * 1e-9
+        });
+        Ok(Some((stats, seconds, lr)))
+    }
+
+    /// Submits the forward pass over every validation batch, the losses going to
+    /// `eval_readback` (the evaluation of step `step`, after the update with `lr`).
+    pub(super) fn submit_eval(&mut self, gpu: &Gpu, val: &[Batch], step: u32, lr: f32, chunk: usize) -> Result<()> {
+        if self.eval_readback.pending().is_some() {
+            self.read_eval(gpu, true)?;
+        }
+        for (e, batch) in val.iter().enumerate() {
+            self.model.upload_batch(gpu, batch);
+            let mut encoders = self.model.eval_encoders(gpu, chunk);
+            let last = encoders.last_mut().expect("a forward has dispatches");
+            last.copy_buffer_to_buffer(&self.model.stats, (STAT_EVAL_LOSS * 4) as u64, &self.eval_losses, e as u64 * 4, 4);
+            if e + 1 == val.len() {
+                last.copy_buffer_to_buffer(&self.eval_losses, 0, &self.eval_readback.buffer, 0, val.len() as u64 * 4);
+            }
+            submit_in_turn(gpu, encoders)?;
+        }
+        self.eval_readback.request((step, lr));
+        Ok(())
+    }
+
+    /// (step, lr, mean validation loss) of the submitted evaluation once it has finished
+    /// (with `wait`, waits for it).
+    pub(super) fn read_eval(&mut self, gpu: &Gpu, wait: bool) -> Result<Option<(u32, f32, f32)>> {
+        let doing = format!("evaluating run {}", self.precision);
+        let Some(((step, lr), bytes)) = self.eval_readback.take(gpu, wait, &doing)? else {
+            return Ok(None);
+        };
+        let losses: &[f32] = bytemuck::cast_slice(&bytes);
+        let mean = (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64) as f32;
+        Ok(Some((step, lr, mean)))
+    }
+}
