@@ -1,0 +1,322 @@
+//! The dashboard drawn: the controls on the left, the loss curves, the small plots, the run
+//! table and the samples.
+
+use egui::Color32;
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+
+#[cfg(target_arch = "wasm32")]
+use super::web;
+use super::{mode_color, App, RunView, XAxis};
+use crate::model::config::PRESETS;
+use crate::precision::Precision;
+
+impl App {
+    /// The whole dashboard, inside `ui`.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.poll();
+        #[cfg(target_arch = "wasm32")]
+        if let Some(picked) = web::take_picked() {
+            match picked.purpose {
+                web::Purpose::Checkpoints => self.continue_from_files(picked.files),
+                web::Purpose::Corpus => {
+                    if let Some((name, bytes)) = picked.files.into_iter().next() {
+                        self.settings.corpus = name;
+                        self.settings.corpus_bytes = Some(bytes.into());
+                    }
+                }
+                web::Purpose::Metrics => {
+                    if let Some((name, bytes)) = picked.files.first() {
+                        self.open_metrics_text(name, &String::from_utf8_lossy(bytes));
+                    }
+                }
+            }
+        }
+        let dt = ui.input(|i| i.unstable_dt) * 1000.0;
+        self.frame_ms.push_back(dt);
+        if self.frame_ms.len() > 60 {
+            self.frame_ms.pop_front();
+        }
+        if self.running() && !self.paused {
+            self.training_frames.0 += 1;
+            self.training_frames.1 += dt as f64;
+        }
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        egui::Panel::left("controls").resizable(false).default_size(250.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui));
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.main_view(ui));
+        });
+        if self.running() {
+            ui.ctx().request_repaint();
+        }
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let mean = self.frame_ms.iter().sum::<f32>() / self.frame_ms.len().max(1) as f32;
+            ui.label(format!("adapter: {}", self.adapter));
+            ui.separator();
+            ui.label(format!("frame {mean:.1} ms ({:.0} fps)", 1000.0 / mean.max(0.01)));
+            if let Some(n) = &self.notice {
+                ui.separator();
+                ui.label(n);
+            }
+        });
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui) {
+        ui.heading("srgpt");
+        ui.label("bf16 training with stochastic rounding");
+        ui.separator();
+        let idle = !self.running();
+        ui.add_enabled_ui(idle, |ui| {
+            egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
+                let label = ui.label("corpus");
+                #[cfg(not(target_arch = "wasm32"))]
+                ui.text_edit_singleline(&mut self.settings.corpus).labelled_by(label.id).on_hover_text("builtin, or a path to any file");
+                #[cfg(target_arch = "wasm32")]
+                ui.horizontal(|ui| {
+                    ui.label(&self.settings.corpus).labelled_by(label.id);
+                    if ui.button("Choose file…").on_hover_text("any text file; its bytes are the vocabulary").clicked() {
+                        web::pick_file(web::Purpose::Corpus, ui.ctx());
+                    }
+                    if self.settings.corpus_bytes.is_some() && ui.button("builtin").clicked() {
+                        self.settings.corpus = "builtin".into();
+                        self.settings.corpus_bytes = None;
+                    }
+                });
+                ui.end_row();
+                let label = ui.label("preset");
+                let mut chosen = self.settings.preset.clone();
+                let combo = egui::ComboBox::from_id_salt("preset").selected_text(&chosen).show_ui(ui, |ui| {
+                    for p in PRESETS {
+                        ui.selectable_value(&mut chosen, p.name.to_string(), p.name);
+                    }
+                });
+                combo.response.labelled_by(label.id);
+                if chosen != self.settings.preset {
+                    self.settings.apply_preset(&chosen);
+                }
+                ui.end_row();
+                let s = &mut self.settings;
+                for (label, value, max) in [
+                    ("layers", &mut s.n_layer, 64),
+                    ("heads", &mut s.n_head, 64),
+                    ("d", &mut s.d, 4096),
+                    ("ctx", &mut s.ctx, 4096),
+                    ("batch", &mut s.batch, 4096),
+                ] {
+                    let label = ui.label(label);
+                    ui.add(egui::DragValue::new(value).range(1..=max)).labelled_by(label.id);
+                    ui.end_row();
+                }
+                let label = ui.label("lr");
+                ui.add(egui::DragValue::new(&mut s.lr).speed(1e-4).range(0.0..=1.0).max_decimals(5)).labelled_by(label.id);
+                ui.end_row();
+                for (label, value) in [
+                    ("warm-up", &mut s.warmup),
+                    ("steps", &mut s.steps),
+                    ("eval every", &mut s.eval_every),
+                    ("sample every", &mut s.sample_every),
+                ] {
+                    let label = ui.label(label);
+                    ui.add(egui::DragValue::new(value).range(0..=1_000_000)).labelled_by(label.id);
+                    ui.end_row();
+                }
+                let label = ui.label("seed");
+                ui.add(egui::DragValue::new(&mut s.seed)).labelled_by(label.id);
+                ui.end_row();
+                #[cfg(not(target_arch = "wasm32"))]
+                {
+                    let label = ui.label("output");
+                    ui.text_edit_singleline(&mut s.out_dir)
+                        .labelled_by(label.id)
+                        .on_hover_text("the run's folder for metrics and checkpoints (empty: a new runs/<date>_<time>)");
+                    ui.end_row();
+                }
+            });
+            ui.label("modes to compare:");
+            ui.horizontal_wrapped(|ui| {
+                for (i, p) in Precision::ALL.iter().enumerate() {
+                    ui.checkbox(&mut self.settings.modes[i], egui::RichText::new(p.name()).color(mode_color(p.name())));
+                }
+            });
+        });
+        ui.separator();
+        ui.horizontal_wrapped(|ui| {
+            if ui.add_enabled(idle && self.driver.is_some(), egui::Button::new("Start")).clicked() {
+                self.start();
+            }
+            let running = self.running();
+            if self.paused {
+                if ui.add_enabled(running, egui::Button::new("Resume")).clicked() {
+                    self.paused = false;
+                    if let Some(d) = &mut self.driver {
+                        d.resume();
+                    }
+                }
+            } else if ui.add_enabled(running, egui::Button::new("Pause")).clicked() {
+                self.paused = true;
+                if let Some(d) = &mut self.driver {
+                    d.pause();
+                }
+            }
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                if let Some(d) = &mut self.driver {
+                    d.stop();
+                }
+            }
+            let save = if cfg!(target_arch = "wasm32") { "Download checkpoints" } else { "Save checkpoint" };
+            if self.driver.is_some() && ui.add_enabled(running, egui::Button::new(save)).clicked() {
+                if let Some(d) = &mut self.driver {
+                    d.save();
+                }
+            }
+        });
+        ui.separator();
+        let label = ui.label("view a finished run:");
+        #[cfg(not(target_arch = "wasm32"))]
+        ui.horizontal(|ui| {
+            ui.text_edit_singleline(&mut self.view_path).labelled_by(label.id).on_hover_text("a run folder or its metrics.jsonl");
+            if ui.add_enabled(idle, egui::Button::new("Open")).clicked() {
+                let path = self.view_path.clone();
+                self.open_metrics(&path);
+            }
+        });
+        #[cfg(target_arch = "wasm32")]
+        if ui.add_enabled(idle, egui::Button::new("Open metrics.jsonl…")).labelled_by(label.id).clicked() {
+            web::pick_file(web::Purpose::Metrics, ui.ctx());
+        }
+        #[cfg(target_arch = "wasm32")]
+        if ui
+            .add_enabled(idle && self.driver.is_some(), egui::Button::new("Continue from checkpoints…"))
+            .on_hover_text("one run's downloaded <precision>.safetensors files, with its metrics.jsonl for the curves so far")
+            .clicked()
+        {
+            web::pick_file(web::Purpose::Checkpoints, ui.ctx());
+        }
+        if let Some(e) = &self.error {
+            ui.separator();
+            ui.colored_label(Color32::from_rgb(220, 60, 60), format!("error: {e}"));
+        }
+    }
+
+    fn main_view(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut self.log_scale, "log scale");
+            ui.label("x axis:");
+            for axis in [XAxis::Step, XAxis::Tokens, XAxis::Time] {
+                ui.radio_value(&mut self.x_axis, axis, axis.label());
+            }
+            ui.add(egui::Slider::new(&mut self.smoothing, 0.0..=0.99).text("smoothing"));
+            if let Some(v) = &self.viewing {
+                ui.label(format!("viewing {v}"));
+            }
+        });
+        self.loss_plot(ui);
+        self.run_table(ui);
+        ui.columns(2, |cols| {
+            self.small_plot(&mut cols[0], "throughput", "tokens/s", |r| &r.tokens_per_s);
+            self.small_plot(&mut cols[1], "learning rate", "lr", |r| &r.lr);
+        });
+        ui.heading("samples");
+        for r in &self.runs {
+            if r.sample.is_empty() {
+                continue;
+            }
+            ui.colored_label(mode_color(&r.name), format!("{} at step {}:", r.name, r.sample_step));
+            ui.monospace(printable(&r.sample));
+        }
+    }
+
+    fn loss_plot(&self, ui: &mut egui::Ui) {
+        let x = self.x_axis.index();
+        let log = self.log_scale;
+        let y = move |v: f64| if log { v.max(1e-9).ln() } else { v };
+        let plot = Plot::new("loss")
+            .height(320.0)
+            .legend(Legend::default())
+            .x_axis_label(self.x_axis.label())
+            .y_axis_label(if log { "loss (log scale)" } else { "loss" })
+            .y_axis_formatter(move |mark, _| if log { format!("{:.2}", mark.value.exp()) } else { format!("{:.2}", mark.value) })
+            .label_formatter(move |hover| {
+                let (name, p) = match hover {
+                    egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => (plot_name.to_string(), *position),
+                    egui_plot::HoverPosition::Elsewhere { position } => (String::new(), *position),
+                };
+                let value = if log { p.y.exp() } else { p.y };
+                Some(format!("{name}\nx {:.0}\nloss {value:.4}", p.x))
+            });
+        let alpha = self.smoothing as f64;
+        plot.show(ui, |plot_ui| {
+            for r in &self.runs {
+                let color = mode_color(&r.name);
+                let raw: PlotPoints = r.train.iter().map(|p| [p[x], y(p[3])]).collect();
+                plot_ui.line(Line::new(format!("{} train", r.name), raw).color(color.gamma_multiply(0.25)).width(1.0));
+                let mut ema = None;
+                let smooth: PlotPoints = r
+                    .train
+                    .iter()
+                    .map(|p| {
+                        let e = ema.map_or(p[3], |e: f64| alpha * e + (1.0 - alpha) * p[3]);
+                        ema = Some(e);
+                        [p[x], y(e)]
+                    })
+                    .collect();
+                plot_ui.line(Line::new(format!("{} smoothed", r.name), smooth).color(color).width(2.5));
+                let val: PlotPoints = r.val.iter().map(|p| [p[x], y(p[3])]).collect();
+                plot_ui.points(Points::new(format!("{} val", r.name), val).color(color).radius(3.5).filled(true));
+            }
+        });
+    }
+
+    fn small_plot(&self, ui: &mut egui::Ui, id: &str, label: &str, series: impl Fn(&RunView) -> &Vec<[f64; 4]>) {
+        let x = self.x_axis.index();
+        ui.label(label);
+        Plot::new(id).height(140.0).show(ui, |plot_ui| {
+            for r in &self.runs {
+                let pts: PlotPoints = series(r).iter().map(|p| [p[x], p[3]]).collect();
+                plot_ui.line(Line::new(r.name.clone(), pts).color(mode_color(&r.name)));
+            }
+        });
+    }
+
+    fn run_table(&self, ui: &mut egui::Ui) {
+        egui::Grid::new("runs").striped(true).num_columns(9).show(ui, |ui| {
+            for h in ["mode", "step", "train loss", "val loss", "tokens/s", "state MiB", "bytes/param", "elapsed s", "status"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for r in &self.runs {
+                let fmt = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+                ui.colored_label(mode_color(&r.name), &r.name);
+                ui.label(r.train.last().map_or("0".into(), |p| format!("{}", p[0])));
+                ui.label(fmt(RunView::last(&r.train), 4));
+                ui.label(fmt(RunView::last(&r.val), 4));
+                ui.label(fmt(RunView::last(&r.tokens_per_s), 0));
+                ui.label(format!("{:.2}", r.state_mib));
+                ui.label(format!("{:.1}", r.bytes_per_param));
+                ui.label(r.train.last().map_or("-".into(), |p| format!("{:.1}", p[2])));
+                let status = if self.paused && r.status == "running" { "paused" } else { &r.status };
+                ui.label(status);
+                ui.end_row();
+            }
+        });
+    }
+}
+
+/// Sample text for display: newlines as ⏎, bytes that are not printable as ·.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '\n' {
+                '¶'
+            } else if c.is_control() || c == char::REPLACEMENT_CHARACTER {
+                '·'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
