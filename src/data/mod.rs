@@ -18,7 +18,7 @@ pub const BUILTIN: &[&str] = &[
     include_str!("../gpu/shader.rs"),
     include_str!("../gpu/timing.rs"),
     include_str!("../kernels/mod.rs"),
-    include_str!("../kernels/matmul.rs"),
+    include_str!("../kernels/matmul/mod.rs"),
     include_str!("../kernels/attention.rs"),
     include_str!("../kernels/softmax.rs"),
     include_str!("../kernels/layernorm.rs"),
