@@ -1,9 +1,11 @@
-//! The GPT on the GPU: its buffers, and forward / backward / update as lists of dispatches
-//! built once and replayed every step. `gpt_forward` and `gpt_backward` read top to bottom
-//! as the list of layers, like llm.c's.
+//! The GPT on the GPU: `gpt_forward`, `gpt_loss`, `gpt_backward` and `gpt_update` read top
+//! to bottom as the list of layer calls, like llm.c's; each builds its dispatches once, and a
+//! step replays them. The buffers they work on are made in `buffers.rs`.
 
 use anyhow::Result;
 
+pub use super::buffers::MemoryBytes;
+use super::buffers::{Activations, Allocator, Inputs, Role};
 use super::config::ModelConfig;
 use super::params::{ParamLayout, RawState};
 use crate::data::Batch;
@@ -15,78 +17,15 @@ use crate::kernels::embedding::{embedding_backward, embedding_forward, token_buc
 use crate::kernels::gelu::gelu_backward;
 use crate::kernels::layernorm::{layernorm_backward, layernorm_forward, LayerNormAffine, LayerNormStats};
 use crate::kernels::matmul::{matmul_backward, matmul_forward, matmul_gelu_forward};
-use crate::kernels::reduce::{sum, sum_squares, sumsq_groups};
+use crate::kernels::reduce::{sum, sum_squares};
 use crate::kernels::{Block, TensorRef};
 use crate::precision::{Precision, Store};
-use crate::Failure;
 
 /// Slots of the small `stats` buffer each model keeps on the GPU.
 pub const STAT_TRAIN_LOSS: usize = 0;
 pub const STAT_GRAD_SUMSQ: usize = 1;
 pub const STAT_EVAL_LOSS: usize = 2;
 pub const STATS_LEN: usize = 4;
-
-/// Saved activations of one block (act storage unless noted).
-struct BlockActs {
-    ln1: wgpu::Buffer,      // (B,T,C)
-    ln1_mean: wgpu::Buffer, // (B,T) f32
-    ln1_rstd: wgpu::Buffer, // (B,T) f32
-    qkv: wgpu::Buffer,      // (B,T,3C)
-    att: wgpu::Buffer,      // (B,NH,T,T)
-    atty: wgpu::Buffer,     // (B,T,C)
-    res2: wgpu::Buffer,     // (B,T,C) residual after attention
-    ln2: wgpu::Buffer,      // (B,T,C)
-    ln2_mean: wgpu::Buffer, // (B,T) f32
-    ln2_rstd: wgpu::Buffer, // (B,T) f32
-    fch: wgpu::Buffer,      // (B,T,4C)
-    fch_gelu: wgpu::Buffer, // (B,T,4C)
-    res3: wgpu::Buffer,     // (B,T,C) residual after the MLP: the next block's input
-}
-
-/// GPU memory by role, in bytes, counted from the buffers actually allocated.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
-pub struct MemoryBytes {
-    pub parameters: u64,
-    pub master: u64,
-    pub gradients: u64,
-    pub optimizer_state: u64,
-    pub activations: u64,
-    pub scratch: u64,
-    pub total: u64,
-}
-
-impl MemoryBytes {
-    /// Parameters, fp32 master, gradients and Adam state: what training keeps per parameter.
-    pub fn training_state(&self) -> u64 {
-        self.parameters + self.master + self.gradients + self.optimizer_state
-    }
-}
-
-/// Sizes a model needs, checked against the adapter before anything is allocated.
-struct Planner<'a> {
-    gpu: &'a Gpu,
-    plan: Vec<(String, u64)>,
-}
-
-impl Planner<'_> {
-    fn need(&mut self, label: impl Into<String>, store: Store, elements: usize) -> u64 {
-        let bytes = store.buffer_bytes(elements);
-        self.plan.push((label.into(), bytes));
-        bytes
-    }
-
-    fn check(&self) -> Result<(), Failure> {
-        let limit = self.gpu.limits.max_storage_buffer_binding_size.min(self.gpu.limits.max_buffer_size);
-        if let Some((label, bytes)) = self.plan.iter().find(|(_, b)| *b > limit) {
-            return Err(Failure::BadInput(format!(
-                "the model does not fit this adapter: buffer '{label}' needs {bytes} bytes ({:.1} MiB), over max_storage_buffer_binding_size = {limit} bytes ({:.1} MiB). Use a smaller --batch, --ctx or model.",
-                *bytes as f64 / 1048576.0,
-                limit as f64 / 1048576.0
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// How a training step is timed with timestamp queries.
 #[derive(Clone, Copy)]
@@ -114,9 +53,135 @@ fn record_pass(
     }
 }
 
-/// Views whole buffers as tensors of one storage type.
-fn tensor_of<'a>(store: Store) -> impl Fn(&'a wgpu::Buffer) -> TensorRef<'a> {
-    move |buffer| TensorRef::new(buffer, store)
+/// Everything a layer call needs: the shapes, the parameter and gradient blocks, and views
+/// of the buffers in their storage types.
+struct Net<'a> {
+    gpu: &'a Gpu,
+    layout: &'a ParamLayout,
+    /// B*T rows, C channels, V vocabulary
+    bt: u32,
+    d: u32,
+    vocab: u32,
+    attn: AttentionShape,
+    emb: EmbeddingShape,
+    params: Block<'a>,
+    grads: Block<'a>,
+    act: Store,
+    x: &'a Activations,
+    io: &'a Inputs,
+}
+
+impl<'a> Net<'a> {
+    /// An activation buffer in activation storage.
+    fn a(&self, buffer: &'a wgpu::Buffer) -> TensorRef<'a> {
+        TensorRef::new(buffer, self.act)
+    }
+    /// A scratch or logits buffer, in f32.
+    fn f(&self, buffer: &'a wgpu::Buffer) -> TensorRef<'a> {
+        TensorRef::new(buffer, Store::F32)
+    }
+    fn p(&self, offset: u32) -> TensorRef<'a> {
+        self.params.at(offset)
+    }
+    fn g(&self, offset: u32) -> TensorRef<'a> {
+        self.grads.at(offset)
+    }
+    fn affine(&self, block: Block<'a>, weight: u32, bias: u32) -> LayerNormAffine<'a> {
+        LayerNormAffine { block, weight, bias }
+    }
+}
+
+/// The forward pass, layer by layer: embedding, then per block LayerNorm, qkv, attention,
+/// projection (+ residual), LayerNorm, MLP up with GELU, MLP down (+ residual); then the final
+/// LayerNorm and the logits through the tied embedding.
+fn gpt_forward(net: &Net) -> Result<Vec<Dispatch>> {
+    let (gpu, l, x, bt, d) = (net.gpu, net.layout, net.x, net.bt, net.d);
+    let p = |o| net.p(o);
+    let tables = EmbeddingTables { block: net.params, wte: l.wte, wpe: l.wpe };
+    let mut out = vec![embedding_forward(gpu, net.a(&x.encoded), &net.io.tokens, tables, &net.emb)?];
+    for (i, (w, b)) in l.blocks.iter().zip(&x.blocks).enumerate() {
+        let input = net.a(x.block_input(i));
+        out.push(layernorm_forward(gpu, net.a(&b.ln1), &b.ln1_stats(), input, net.affine(net.params, w.ln1_w, w.ln1_b), bt, d)?);
+        out.push(matmul_forward(gpu, net.a(&b.qkv), net.a(&b.ln1), p(w.qkv_w), Some(p(w.qkv_b)), None, bt, d, 3 * d)?);
+        out.extend(attention_forward(gpu, net.a(&b.atty), net.f(&x.preatt), net.a(&b.att), net.a(&b.qkv), &net.attn)?);
+        out.push(matmul_forward(gpu, net.a(&b.res2), net.a(&b.atty), p(w.attn_proj_w), Some(p(w.attn_proj_b)), Some(input), bt, d, d)?);
+        out.push(layernorm_forward(gpu, net.a(&b.ln2), &b.ln2_stats(), net.a(&b.res2), net.affine(net.params, w.ln2_w, w.ln2_b), bt, d)?);
+        out.push(matmul_gelu_forward(gpu, net.a(&b.fch_gelu), net.a(&b.fch), net.a(&b.ln2), p(w.fc_w), Some(p(w.fc_b)), bt, d, 4 * d)?);
+        let mlp_out = (p(w.fc_proj_w), Some(p(w.fc_proj_b)));
+        out.push(matmul_forward(gpu, net.a(&b.res3), net.a(&b.fch_gelu), mlp_out.0, mlp_out.1, Some(net.a(&b.res2)), bt, 4 * d, d)?);
+    }
+    let last = net.a(x.block_input(x.blocks.len()));
+    let lnf = LayerNormStats { mean: &x.lnf_mean, rstd: &x.lnf_rstd };
+    out.push(layernorm_forward(gpu, net.a(&x.lnf), &lnf, last, net.affine(net.params, l.lnf_w, l.lnf_b), bt, d)?);
+    out.push(matmul_forward(gpu, net.f(&x.logits), net.a(&x.lnf), p(l.wte), None, None, bt, d, net.vocab)?);
+    Ok(out)
+}
+
+/// The mean cross-entropy into stats[`slot`]; for training (`with_grad`), the logits become
+/// dlogits.
+fn gpt_loss(net: &Net, with_grad: bool, slot: usize) -> Result<Vec<Dispatch>> {
+    let (gpu, x, io) = (net.gpu, net.x, net.io);
+    let mean_scale = 1.0 / net.bt as f32;
+    Ok(vec![
+        cross_entropy_forward_backward(gpu, &x.logits, &io.targets, &x.losses, net.bt, net.vocab, mean_scale, with_grad)?,
+        sum(gpu, &x.losses, net.bt, &io.stats, slot as u32, mean_scale)?,
+    ])
+}
+
+/// The backward pass, the forward's layers in reverse: the tied head and final LayerNorm,
+/// then per block (last first) MLP down, GELU, MLP up, LayerNorm, projection, attention,
+/// qkv, LayerNorm; then the embeddings. dresidual is cleared before it; every LayerNorm
+/// backward adds its input gradient into it.
+fn gpt_backward(net: &Net) -> Result<Vec<Dispatch>> {
+    let (gpu, l, x, bt, d) = (net.gpu, net.layout, net.x, net.bt, net.d);
+    let (p, g, a, f) = (|o| net.p(o), |o| net.g(o), |b| net.a(b), |b| net.f(b));
+    let (dres, dln, datty, datt, dfch, dqkv) = (&x.dresidual, &x.dln, &x.dln, &x.preatt, &x.dfch, &x.dfch);
+    let last = a(x.block_input(x.blocks.len()));
+    let lnf = LayerNormStats { mean: &x.lnf_mean, rstd: &x.lnf_rstd };
+    let mut out = matmul_backward(gpu, f(dln), g(l.wte), None, f(&x.logits), a(&x.lnf), p(l.wte), bt, d, net.vocab)?;
+    out.extend(layernorm_backward(gpu, dres, net.affine(net.grads, l.lnf_w, l.lnf_b), dln, last, p(l.lnf_w), &lnf, bt, d)?);
+    for (i, (w, b)) in l.blocks.iter().zip(&x.blocks).enumerate().rev() {
+        let input = a(x.block_input(i));
+        out.extend(matmul_backward(
+            gpu,
+            f(dfch),
+            g(w.fc_proj_w),
+            Some(g(w.fc_proj_b)),
+            f(dres),
+            a(&b.fch_gelu),
+            p(w.fc_proj_w),
+            bt,
+            4 * d,
+            d,
+        )?);
+        out.push(gelu_backward(gpu, f(dfch), a(&b.fch), bt * 4 * d)?);
+        out.extend(matmul_backward(gpu, f(dln), g(w.fc_w), Some(g(w.fc_b)), f(dfch), a(&b.ln2), p(w.fc_w), bt, d, 4 * d)?);
+        let ln2 = net.affine(net.grads, w.ln2_w, w.ln2_b);
+        out.extend(layernorm_backward(gpu, dres, ln2, dln, a(&b.res2), p(w.ln2_w), &b.ln2_stats(), bt, d)?);
+        let proj = (g(w.attn_proj_w), Some(g(w.attn_proj_b)));
+        out.extend(matmul_backward(gpu, f(datty), proj.0, proj.1, f(dres), a(&b.atty), p(w.attn_proj_w), bt, d, d)?);
+        out.extend(attention_backward(gpu, f(dqkv), f(datt), f(datty), a(&b.qkv), a(&b.att), &net.attn)?);
+        out.extend(matmul_backward(gpu, f(dln), g(w.qkv_w), Some(g(w.qkv_b)), f(dqkv), a(&b.ln1), p(w.qkv_w), bt, d, 3 * d)?);
+        let ln1 = net.affine(net.grads, w.ln1_w, w.ln1_b);
+        out.extend(layernorm_backward(gpu, dres, ln1, dln, input, p(w.ln1_w), &b.ln1_stats(), bt, d)?);
+    }
+    let dtables = EmbeddingTables { block: net.grads, wte: l.wte, wpe: l.wpe };
+    out.extend(embedding_backward(gpu, dtables, dres, &net.io.bucket_start, &net.io.bucket_pos, &net.emb)?);
+    Ok(out)
+}
+
+/// The update: the global gradient norm (for clipping), then AdamW over the whole block.
+struct Update {
+    grad_norm: Vec<Dispatch>,
+    adamw: Dispatch,
+}
+
+fn gpt_update(net: &Net, precision: Precision, bufs: &AdamwBuffers) -> Result<Update> {
+    let n = net.layout.total as u32;
+    Ok(Update {
+        grad_norm: sum_squares(net.gpu, net.g(0), n, &net.x.partials, &net.io.stats, STAT_GRAD_SUMSQ as u32)?,
+        adamw: adamw_update(net.gpu, precision, bufs, n, net.layout.n_decay as u32)?,
+    })
 }
 
 pub struct GptGpu {
@@ -132,17 +197,14 @@ pub struct GptGpu {
     pub master: Option<wgpu::Buffer>,
     pub stats: wgpu::Buffer,
     pub logits: wgpu::Buffer,
-    tokens: wgpu::Buffer,
-    targets: wgpu::Buffer,
-    bucket_start: wgpu::Buffer,
-    bucket_pos: wgpu::Buffer,
+    io: Inputs,
     dresidual: wgpu::Buffer,
     forward: Vec<Dispatch>,
     loss: Vec<Dispatch>,
     eval_loss: Vec<Dispatch>,
     backward: Vec<Dispatch>,
-    update: Vec<Dispatch>,
-    adamw: AdamwConfig,
+    update: Update,
+    adamw_config: AdamwConfig,
 }
 
 impl GptGpu {
@@ -153,294 +215,65 @@ impl GptGpu {
         cfg.validate()?;
         let layout = ParamLayout::new(&cfg);
         let n = layout.total;
-        let (b, t, d, v, nh) = (batch as usize, cfg.ctx as usize, cfg.d as usize, cfg.vocab as usize, cfg.n_head as usize);
-        let bt = b * t;
+        let bt = batch as usize * cfg.ctx as usize;
         let (ps, gs, ss, act, f) =
             (precision.param_store(), precision.grad_store(), precision.state_store(), precision.act_store(), Store::F32);
-
-        let mut plan = Planner { gpu, plan: Vec::new() };
-        let mut mem = MemoryBytes {
-            parameters: plan.need("parameters", ps, n),
-            gradients: plan.need("gradients", gs, n),
-            optimizer_state: plan.need("adam m", ss, n) * 2,
-            master: if precision.has_master() { plan.need("master weights", f, n) } else { 0 },
-            ..Default::default()
-        };
-        let per_block = [
-            ("ln1", act, bt * d),
-            ("qkv", act, bt * 3 * d),
-            ("att", act, b * nh * t * t),
-            ("atty", act, bt * d),
-            ("res2", act, bt * d),
-            ("ln2", act, bt * d),
-            ("fch", act, bt * 4 * d),
-            ("fch_gelu", act, bt * 4 * d),
-            ("res3", act, bt * d),
-            ("ln stats", f, 4 * bt),
-        ];
-        for (name, store, len) in per_block {
-            mem.activations += plan.need(name, store, len) * cfg.n_layer as u64;
-        }
-        for (name, store, len) in
-            [("encoded", act, bt * d), ("ln_f", act, bt * d), ("ln_f stats", f, 2 * bt), ("logits", f, bt * v), ("losses", f, bt)]
-        {
-            mem.activations += plan.need(name, store, len);
-        }
-        for (name, len) in [
-            ("preatt / datt", b * nh * t * t),
-            ("dresidual", bt * d),
-            ("dln / datty", bt * d),
-            ("dfch / dqkv", bt * 4 * d),
-            ("partials", sumsq_groups(n as u32) as usize),
-        ] {
-            mem.scratch += plan.need(name, f, len);
-        }
-        plan.check()?;
-        mem.total = mem.parameters + mem.master + mem.gradients + mem.optimizer_state + mem.activations + mem.scratch;
-
-        let buf = |label: &str, store: Store, len: usize| gpu.storage_buffer(label, store.buffer_bytes(len));
+        let mut alloc = Allocator { gpu, memory: MemoryBytes::default() };
         let rounded: Vec<f32> = init.iter().map(|&x| ps.round_rtn(x)).collect();
-        let params = gpu.buffer_from("parameters", &ps.encode(&rounded))?;
-        let grads = buf("gradients", gs, n)?;
-        let m = buf("adam m", ss, n)?;
-        let v_state = buf("adam v", ss, n)?;
-        let master = if precision.has_master() { Some(gpu.buffer_from("master weights", &f.encode(&rounded))?) } else { None };
-        let stats = buf("stats", f, STATS_LEN)?;
-        let tokens = buf("tokens", f, bt)?;
-        let targets = buf("targets", f, bt)?;
-        let bucket_start = buf("bucket start", f, v + 1)?;
-        let bucket_pos = buf("bucket positions", f, bt)?;
-        let encoded = buf("encoded", act, bt * d)?;
-        let mut blocks = Vec::new();
-        for _ in 0..cfg.n_layer {
-            blocks.push(BlockActs {
-                ln1: buf("ln1", act, bt * d)?,
-                ln1_mean: buf("ln1 mean", f, bt)?,
-                ln1_rstd: buf("ln1 rstd", f, bt)?,
-                qkv: buf("qkv", act, bt * 3 * d)?,
-                att: buf("att", act, b * nh * t * t)?,
-                atty: buf("atty", act, bt * d)?,
-                res2: buf("res2", act, bt * d)?,
-                ln2: buf("ln2", act, bt * d)?,
-                ln2_mean: buf("ln2 mean", f, bt)?,
-                ln2_rstd: buf("ln2 rstd", f, bt)?,
-                fch: buf("fch", act, bt * 4 * d)?,
-                fch_gelu: buf("fch_gelu", act, bt * 4 * d)?,
-                res3: buf("res3", act, bt * d)?,
-            });
-        }
-        let lnf = buf("ln_f", act, bt * d)?;
-        let (lnf_mean, lnf_rstd) = (buf("ln_f mean", f, bt)?, buf("ln_f rstd", f, bt)?);
-        let logits = buf("logits", f, bt * v)?;
-        let losses = buf("losses", f, bt)?;
-        // Scratch buffers whose contents are never live at the same time share memory: the
-        // forward's scores and the backward's attention gradient; the gradients into the
-        // MLP's hidden layer and into qkv; the gradients into a layernorm's output and into
-        // the attention output (datty is consumed before dln is next written).
-        let preatt = buf("preatt / datt", f, b * nh * t * t)?;
-        let datt = preatt.clone();
-        let dresidual = buf("dresidual", f, bt * d)?;
-        let dln = buf("dln / datty", f, bt * d)?;
-        let datty = dln.clone();
-        let dfch = buf("dfch / dqkv", f, bt * 4 * d)?;
-        let dqkv = dfch.clone();
-        let partials = buf("partials", f, sumsq_groups(n as u32) as usize)?;
-
-        let (bt32, d32, v32) = (bt as u32, cfg.d, cfg.vocab);
-        let p = |offset: u32| TensorRef { buffer: &params, store: ps, offset };
-        let g = |offset: u32| TensorRef { buffer: &grads, store: gs, offset };
-        let (pb, gb) = (Block::new(&params, ps), Block::new(&grads, gs));
-        let affine = |block, weight, bias| LayerNormAffine { block, weight, bias };
-        let a = tensor_of(act);
-        let fl = tensor_of(f);
-        let l = &layout;
-        let attn = AttentionShape { b: batch, t: cfg.ctx, c: cfg.d, nh: cfg.n_head };
-        let emb = EmbeddingShape { batch, t: cfg.ctx, c: cfg.d, vocab: cfg.vocab };
-        let block_input = |i: usize| {
-            if i == 0 {
-                &encoded
-            } else {
-                &blocks[i - 1].res3
-            }
+        let params = alloc.holding(Role::Parameters, "parameters", ps, &rounded)?;
+        let grads = alloc.buffer(Role::Gradients, "gradients", gs, n)?;
+        let m = alloc.buffer(Role::OptimizerState, "adam m", ss, n)?;
+        let v = alloc.buffer(Role::OptimizerState, "adam v", ss, n)?;
+        let master = if precision.has_master() { Some(alloc.holding(Role::Master, "master weights", f, &rounded)?) } else { None };
+        let x = Activations::new(&mut alloc, &cfg, batch, act, n)?;
+        let io = Inputs {
+            tokens: alloc.buffer(Role::Io, "tokens", f, bt)?,
+            targets: alloc.buffer(Role::Io, "targets", f, bt)?,
+            bucket_start: alloc.buffer(Role::Io, "bucket start", f, cfg.vocab as usize + 1)?,
+            bucket_pos: alloc.buffer(Role::Io, "bucket positions", f, bt)?,
+            stats: alloc.buffer(Role::Io, "stats", f, STATS_LEN)?,
         };
-        let last = block_input(blocks.len());
-        let lnf_stats = LayerNormStats { mean: &lnf_mean, rstd: &lnf_rstd };
-
-        // gpt_forward
-        let mut forward = vec![embedding_forward(gpu, a(&encoded), &tokens, EmbeddingTables { block: pb, wte: l.wte, wpe: l.wpe }, &emb)?];
-        for (i, (o, x)) in l.blocks.iter().zip(&blocks).enumerate() {
-            let input = block_input(i);
-            let ln1 = LayerNormStats { mean: &x.ln1_mean, rstd: &x.ln1_rstd };
-            let ln2 = LayerNormStats { mean: &x.ln2_mean, rstd: &x.ln2_rstd };
-            forward.push(layernorm_forward(gpu, a(&x.ln1), &ln1, a(input), affine(pb, o.ln1_w, o.ln1_b), bt32, d32)?);
-            forward.push(matmul_forward(gpu, a(&x.qkv), a(&x.ln1), p(o.qkv_w), Some(p(o.qkv_b)), None, bt32, d32, 3 * d32)?);
-            forward.extend(attention_forward(gpu, a(&x.atty), fl(&preatt), a(&x.att), a(&x.qkv), &attn)?);
-            forward.push(matmul_forward(
-                gpu,
-                a(&x.res2),
-                a(&x.atty),
-                p(o.attn_proj_w),
-                Some(p(o.attn_proj_b)),
-                Some(a(input)),
-                bt32,
-                d32,
-                d32,
-            )?);
-            forward.push(layernorm_forward(gpu, a(&x.ln2), &ln2, a(&x.res2), affine(pb, o.ln2_w, o.ln2_b), bt32, d32)?);
-            forward.push(matmul_gelu_forward(gpu, a(&x.fch_gelu), a(&x.fch), a(&x.ln2), p(o.fc_w), Some(p(o.fc_b)), bt32, d32, 4 * d32)?);
-            forward.push(matmul_forward(
-                gpu,
-                a(&x.res3),
-                a(&x.fch_gelu),
-                p(o.fc_proj_w),
-                Some(p(o.fc_proj_b)),
-                Some(a(&x.res2)),
-                bt32,
-                4 * d32,
-                d32,
-            )?);
-        }
-        forward.push(layernorm_forward(gpu, a(&lnf), &lnf_stats, a(last), affine(pb, l.lnf_w, l.lnf_b), bt32, d32)?);
-        forward.push(matmul_forward(gpu, fl(&logits), a(&lnf), p(l.wte), None, None, bt32, d32, v32)?);
-
-        let mean_scale = 1.0 / bt as f32;
-        let loss = vec![
-            cross_entropy_forward_backward(gpu, &logits, &targets, &losses, bt32, v32, mean_scale, true)?,
-            sum(gpu, &losses, bt32, &stats, STAT_TRAIN_LOSS as u32, mean_scale)?,
-        ];
-        let eval_loss = vec![
-            cross_entropy_forward_backward(gpu, &logits, &targets, &losses, bt32, v32, mean_scale, false)?,
-            sum(gpu, &losses, bt32, &stats, STAT_EVAL_LOSS as u32, mean_scale)?,
-        ];
-
-        // gpt_backward (dresidual is cleared before it; layernorm backward accumulates into it)
-        let mut backward = matmul_backward(gpu, fl(&dln), g(l.wte), None, fl(&logits), a(&lnf), p(l.wte), bt32, d32, v32)?;
-        backward.extend(layernorm_backward(
+        let net = Net {
             gpu,
-            &dresidual,
-            affine(gb, l.lnf_w, l.lnf_b),
-            &dln,
-            a(last),
-            p(l.lnf_w),
-            &lnf_stats,
-            bt32,
-            d32,
-        )?);
-        for (i, (o, x)) in l.blocks.iter().zip(&blocks).enumerate().rev() {
-            let input = block_input(i);
-            let ln1 = LayerNormStats { mean: &x.ln1_mean, rstd: &x.ln1_rstd };
-            let ln2 = LayerNormStats { mean: &x.ln2_mean, rstd: &x.ln2_rstd };
-            backward.extend(matmul_backward(
-                gpu,
-                fl(&dfch),
-                g(o.fc_proj_w),
-                Some(g(o.fc_proj_b)),
-                fl(&dresidual),
-                a(&x.fch_gelu),
-                p(o.fc_proj_w),
-                bt32,
-                4 * d32,
-                d32,
-            )?);
-            backward.push(gelu_backward(gpu, fl(&dfch), a(&x.fch), bt32 * 4 * d32)?);
-            backward.extend(matmul_backward(
-                gpu,
-                fl(&dln),
-                g(o.fc_w),
-                Some(g(o.fc_b)),
-                fl(&dfch),
-                a(&x.ln2),
-                p(o.fc_w),
-                bt32,
-                d32,
-                4 * d32,
-            )?);
-            backward.extend(layernorm_backward(
-                gpu,
-                &dresidual,
-                affine(gb, o.ln2_w, o.ln2_b),
-                &dln,
-                a(&x.res2),
-                p(o.ln2_w),
-                &ln2,
-                bt32,
-                d32,
-            )?);
-            backward.extend(matmul_backward(
-                gpu,
-                fl(&datty),
-                g(o.attn_proj_w),
-                Some(g(o.attn_proj_b)),
-                fl(&dresidual),
-                a(&x.atty),
-                p(o.attn_proj_w),
-                bt32,
-                d32,
-                d32,
-            )?);
-            backward.extend(attention_backward(gpu, fl(&dqkv), fl(&datt), fl(&datty), a(&x.qkv), a(&x.att), &attn)?);
-            backward.extend(matmul_backward(
-                gpu,
-                fl(&dln),
-                g(o.qkv_w),
-                Some(g(o.qkv_b)),
-                fl(&dqkv),
-                a(&x.ln1),
-                p(o.qkv_w),
-                bt32,
-                d32,
-                3 * d32,
-            )?);
-            backward.extend(layernorm_backward(
-                gpu,
-                &dresidual,
-                affine(gb, o.ln1_w, o.ln1_b),
-                &dln,
-                a(input),
-                p(o.ln1_w),
-                &ln1,
-                bt32,
-                d32,
-            )?);
-        }
-        backward.extend(embedding_backward(
-            gpu,
-            EmbeddingTables { block: gb, wte: l.wte, wpe: l.wpe },
-            &dresidual,
-            &bucket_start,
-            &bucket_pos,
-            &emb,
-        )?);
-
-        let mut update = sum_squares(gpu, g(0), n as u32, &partials, &stats, STAT_GRAD_SUMSQ as u32)?;
-        let bufs = AdamwBuffers { param: &params, grad: &grads, m: &m, v: &v_state, master: master.as_ref(), stats: &stats };
-        update.push(adamw_update(gpu, precision, &bufs, n as u32, l.n_decay as u32)?);
-        // the views borrow the buffers, which move into the model below
-        drop((a, fl));
-
+            layout: &layout,
+            bt: bt as u32,
+            d: cfg.d,
+            vocab: cfg.vocab,
+            attn: AttentionShape { b: batch, t: cfg.ctx, c: cfg.d, nh: cfg.n_head },
+            emb: EmbeddingShape { batch, t: cfg.ctx, c: cfg.d, vocab: cfg.vocab },
+            params: Block::new(&params, ps),
+            grads: Block::new(&grads, gs),
+            act,
+            x: &x,
+            io: &io,
+        };
+        let forward = gpt_forward(&net)?;
+        let loss = gpt_loss(&net, true, STAT_TRAIN_LOSS)?;
+        let eval_loss = gpt_loss(&net, false, STAT_EVAL_LOSS)?;
+        let backward = gpt_backward(&net)?;
+        let bufs = AdamwBuffers { param: &params, grad: &grads, m: &m, v: &v, master: master.as_ref(), stats: &io.stats };
+        let update = gpt_update(&net, precision, &bufs)?;
+        let (memory, stats, logits, dresidual) = (alloc.memory, io.stats.clone(), x.logits.clone(), x.dresidual.clone());
         Ok(GptGpu {
             cfg,
             batch,
             precision,
-            memory: mem,
+            memory,
             params,
             grads,
             m,
-            v: v_state,
+            v,
             master,
             stats,
             logits,
-            tokens,
-            targets,
-            bucket_start,
-            bucket_pos,
+            io,
             dresidual,
             forward,
             loss,
             eval_loss,
             backward,
             update,
-            adamw: AdamwConfig::default(),
+            adamw_config: AdamwConfig::default(),
             layout,
         })
     }
@@ -457,10 +290,10 @@ impl GptGpu {
     /// Copies a batch (and its per-token buckets for the embedding backward) to the GPU.
     pub fn upload_batch(&self, gpu: &Gpu, batch: &Batch) {
         let (start, pos) = token_buckets(&batch.inputs, self.cfg.vocab as usize);
-        gpu.upload(&self.tokens, 0, bytemuck::cast_slice(&batch.inputs));
-        gpu.upload(&self.targets, 0, bytemuck::cast_slice(&batch.targets));
-        gpu.upload(&self.bucket_start, 0, bytemuck::cast_slice(&start));
-        gpu.upload(&self.bucket_pos, 0, bytemuck::cast_slice(&pos));
+        gpu.upload(&self.io.tokens, 0, bytemuck::cast_slice(&batch.inputs));
+        gpu.upload(&self.io.targets, 0, bytemuck::cast_slice(&batch.targets));
+        gpu.upload(&self.io.bucket_start, 0, bytemuck::cast_slice(&start));
+        gpu.upload(&self.io.bucket_pos, 0, bytemuck::cast_slice(&pos));
     }
 
     /// Records one training step (forward, loss, backward, clip + AdamW) into `encoder`, for
@@ -514,8 +347,8 @@ impl GptGpu {
 
     fn set_update_params(&self, gpu: &Gpu, lr: f32, step: u32, seed: u32) {
         let n = self.layout.total as u32;
-        let adamw = self.update.last().expect("the update ends with AdamW");
-        adamw.set_params(&gpu.queue, &adamw_params(&self.adamw, n, self.layout.n_decay as u32, lr, step, seed));
+        let params = adamw_params(&self.adamw_config, n, self.layout.n_decay as u32, lr, step, seed);
+        self.update.adamw.set_params(&gpu.queue, &params);
     }
 
     /// The forward pass and the mean loss into stats[STAT_EVAL_LOSS], without gradients, as
@@ -544,14 +377,14 @@ impl GptGpu {
     pub fn record_gradients(&self, encoder: &mut wgpu::CommandEncoder) {
         encoder.clear_buffer(&self.dresidual, 0, None);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("gradients"), timestamp_writes: None });
-        for d in self.forward.iter().chain(&self.loss).chain(&self.backward).chain(&self.update[..self.update.len() - 1]) {
+        for d in self.forward.iter().chain(&self.loss).chain(&self.backward).chain(&self.update.grad_norm) {
             d.record(&mut pass);
         }
     }
 
     /// Every dispatch of a training step, in order, with its kernel family (for profiles).
     pub fn step_dispatches(&self) -> impl Iterator<Item = &Dispatch> {
-        self.forward.iter().chain(&self.loss).chain(&self.backward).chain(&self.update)
+        self.forward.iter().chain(&self.loss).chain(&self.backward).chain(&self.update.grad_norm).chain([&self.update.adamw])
     }
 
     /// Reads a buffer of this model back as f32 values (decoding 16-bit storage).
