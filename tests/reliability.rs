@@ -98,25 +98,11 @@ fn train_args(out: &Path) -> Vec<String> {
     a
 }
 
-fn metric_lines(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let o = v.as_object_mut().unwrap();
-            o.remove("elapsed_s");
-            o.remove("tokens_per_s");
-            v
-        })
-        .collect()
-}
-
 #[test]
 fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
     let reference = tmp("kill-ref");
     assert!(srgpt().args(train_args(&reference)).stderr(std::process::Stdio::null()).status().unwrap().success());
-    let want = metric_lines(&reference);
+    let want = logged_losses(&reference);
 
     // a fixed sequence of kill delays (ms): before, during and between checkpoint writes
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -154,7 +140,7 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
                 .unwrap();
             assert!(status.success(), "trial {trial}: resuming {mode} from step {from} failed");
             // the new folder starts with the curve up to the checkpoint, copied
-            let got: Vec<_> = metric_lines(&out).into_iter().filter(|l| l["step"].as_u64().unwrap() > from as u64).collect();
+            let got: Vec<_> = logged_losses(&out).into_iter().filter(|l| l["step"].as_u64().unwrap() > from as u64).collect();
             let expected: Vec<_> = want.iter().filter(|l| l["run"] == mode && l["step"].as_u64().unwrap() > from as u64).cloned().collect();
             assert_eq!(got, expected, "trial {trial}: {mode} resumed from step {from} differs from the uninterrupted run");
             resumed += 1;

@@ -3,9 +3,13 @@
 //! a run is never reused by another; resuming a finished run changes nothing; every flag's
 //! bad value is refused by name; the progress line reports the step its losses belong to.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::logged_losses;
 
 fn srgpt() -> Command {
     Command::new(env!("CARGO_BIN_EXE_srgpt"))
@@ -32,21 +36,6 @@ fn micro(steps: u32, out: &Path) -> Vec<String> {
     a.extend(["--eval-every", "10", "--eval-batches", "2", "--seed", "3", "--precision", "fp32,bf16-sr"].map(String::from));
     a.extend(["--steps".to_string(), steps.to_string(), "--out".to_string(), out.display().to_string()]);
     a
-}
-
-/// metrics.jsonl without the timings, which differ between runs.
-fn losses(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let o = v.as_object_mut().unwrap();
-            o.remove("elapsed_s");
-            o.remove("tokens_per_s");
-            v
-        })
-        .collect()
 }
 
 fn summary(dir: &Path) -> serde_json::Value {
@@ -113,7 +102,7 @@ fn ctrl_c_stops_with_checkpoints_and_resume_finishes_with_the_uninterrupted_loss
     let resume = format!("{},{}", parts.join("fp32.safetensors").display(), parts.join("bf16-sr.safetensors").display());
     let o = run(&["train", "--headless", "--resume", &resume]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(losses(&parts), losses(&whole), "the resumed run's losses differ from the uninterrupted run's");
+    assert_eq!(logged_losses(&parts), logged_losses(&whole), "the resumed run's losses differ from the uninterrupted run's");
     assert!(summary(&parts)["runs"].as_array().unwrap().iter().all(|r| r["status"] == "done" && r["steps_completed"] == 1000));
     std::fs::remove_dir_all(whole).ok();
     std::fs::remove_dir_all(parts).ok();
@@ -202,7 +191,7 @@ fn resuming_some_runs_updates_their_entries_and_keeps_the_others() {
     assert_eq!(after["runs"][1]["steps_completed"], 12);
     assert!(after["runs"][1]["final_val_loss"].as_f64().is_some_and(f64::is_finite));
     // metrics: fp32 stays at step 5, bf16-sr runs on to 12 without going back
-    let steps = |run: &str| losses(&dir).iter().filter(|l| l["run"] == run).map(|l| l["step"].as_u64().unwrap()).collect::<Vec<_>>();
+    let steps = |run: &str| logged_losses(&dir).iter().filter(|l| l["run"] == run).map(|l| l["step"].as_u64().unwrap()).collect::<Vec<_>>();
     assert_eq!(steps("fp32").last(), Some(&5));
     let bf16 = steps("bf16-sr");
     assert!(bf16.windows(2).all(|w| w[0] <= w[1]) && bf16.last() == Some(&12), "{bf16:?}");
@@ -275,7 +264,7 @@ fn the_progress_line_reports_each_loss_with_its_own_step() {
     let err = stderr(&o);
     let last = err.lines().rfind(|l| l.starts_with("step ")).expect("a progress line");
     assert!(last.starts_with("step 12/12 "), "{last}");
-    let lines = losses(&dir);
+    let lines = logged_losses(&dir);
     for mode in ["fp32", "bf16-sr"] {
         let at = |step: u64, key: &str| {
             lines.iter().find(|l| l["run"] == mode && l["step"] == step && !l[key].is_null()).map(|l| l[key].as_f64().unwrap())

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::{Metric, RunStatus, Trainer};
 use crate::gpu::{AdapterReport, Gpu};
+use crate::model::config::{ModelConfig, TrainConfig};
 use crate::Failure;
 
 pub struct RunOutput {
@@ -25,16 +26,12 @@ pub struct Summary {
     pub srgpt_version: String,
     pub adapter: AdapterReport,
     pub preset: String,
-    pub n_layer: u32,
-    pub n_head: u32,
-    pub d: u32,
-    pub ctx: u32,
-    pub vocab: u32,
-    pub batch: u32,
-    pub lr: f32,
-    pub warmup: u32,
-    /// the updates the runs were set to make
-    pub steps: u32,
+    /// n_layer, n_head, d, ctx, vocab
+    #[serde(flatten)]
+    pub model: ModelConfig,
+    /// batch, lr, warmup, and steps: the updates the runs were set to make
+    #[serde(flatten)]
+    pub train: TrainConfig,
     pub seed: u64,
     pub eval_every: u32,
     pub eval_batches: u32,
@@ -221,7 +218,8 @@ impl RunOutput {
     /// not train (a resume of some of its runs).
     pub fn write_summary(&self, summary: &Summary) -> Result<()> {
         let path = self.dir.join("summary.json");
-        let mut doc = serde_json::to_value(summary)?;
+        // through text, so f32 values keep their short form (0.003, not 0.003000000026077032)
+        let mut doc: serde_json::Value = serde_json::from_str(&serde_json::to_string(summary)?)?;
         let earlier: Option<serde_json::Value> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
         if let Some(earlier_runs) = earlier.as_ref().and_then(|e| e["runs"].as_array()) {
             let ours = doc["runs"].as_array().cloned().unwrap_or_default();
@@ -241,15 +239,8 @@ pub fn summarize(trainer: &Trainer, gpu: &Gpu) -> Summary {
         srgpt_version: env!("CARGO_PKG_VERSION").into(),
         adapter: gpu.report.clone(),
         preset: spec.preset.clone(),
-        n_layer: model.n_layer,
-        n_head: model.n_head,
-        d: model.d,
-        ctx: model.ctx,
-        vocab: model.vocab,
-        batch: train.batch,
-        lr: train.lr,
-        warmup: train.warmup,
-        steps: train.steps,
+        model: *model,
+        train: *train,
         seed: spec.seed,
         eval_every: spec.eval_every,
         eval_batches: spec.eval_batches,
