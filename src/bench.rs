@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::data::{train_batch, Corpus};
-use crate::gpu::timing::{median, time_dispatches};
+use crate::gpu::timing::{median, time_dispatches, Timestamps};
 use crate::gpu::Gpu;
 use crate::kernels::matmul::{Layout, Mat, Matmul, MatmulShape, Tile};
 use crate::kernels::TensorRef;
@@ -177,15 +177,15 @@ pub fn bench_train(
         models.push(model);
     }
 
-    let queries = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| query_set(gpu, 2));
+    let queries = Timestamps::new(gpu, "bench", 1);
     let mut times = vec![Vec::new(); models.len()];
     for s in 0..steps.max(1) {
         for (model, times) in models.iter().zip(&mut times) {
             let t0 = Instant::now();
             match &queries {
-                Some((set, resolve)) => {
-                    step_once(model, 2 + s, StepTiming::Pass(set))?;
-                    times.push(read_intervals(gpu, set, resolve, 1)?[0]);
+                Some(q) => {
+                    step_once(model, 2 + s, StepTiming::Pass(&q.set))?;
+                    times.push(q.read_intervals(gpu)?[0]);
                 }
                 None => {
                     step_once(model, 2 + s, StepTiming::Off)?;
@@ -231,11 +231,12 @@ fn profile_step(
     step_once: impl Fn(u32, StepTiming) -> Result<()>,
 ) -> Result<(Vec<(String, f64)>, Vec<(String, f64)>)> {
     let names: Vec<&str> = model.step_dispatches().map(|d| d.name).collect();
-    let (set, resolve) = query_set(gpu, 2 * names.len() as u32);
+    let queries = Timestamps::new(gpu, "bench profile", names.len() as u32)
+        .ok_or_else(|| anyhow::anyhow!("--profile needs timestamp queries, which this adapter lacks"))?;
     let mut totals = vec![0.0; names.len()];
     for s in 0..steps.max(1) {
-        step_once(100 + s, StepTiming::PerDispatch(&set))?;
-        for (t, x) in totals.iter_mut().zip(read_intervals(gpu, &set, &resolve, names.len())?) {
+        step_once(100 + s, StepTiming::PerDispatch(&queries.set))?;
+        for (t, x) in totals.iter_mut().zip(queries.read_intervals(gpu)?) {
             *t += x / steps.max(1) as f64;
         }
     }
@@ -252,26 +253,4 @@ fn profile_step(
     }
     families.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok((families, slowest))
-}
-
-fn query_set(gpu: &Gpu, count: u32) -> (wgpu::QuerySet, wgpu::Buffer) {
-    let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bench"), ty: wgpu::QueryType::Timestamp, count });
-    let resolve = gpu.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("bench resolve"),
-        size: count as u64 * 8,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    (set, resolve)
-}
-
-/// Seconds between query pairs (2i, 2i+1) for i < pairs.
-fn read_intervals(gpu: &Gpu, set: &wgpu::QuerySet, resolve: &wgpu::Buffer, pairs: usize) -> Result<Vec<f64>> {
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    encoder.resolve_query_set(set, 0..2 * pairs as u32, resolve, 0);
-    gpu.queue.submit([encoder.finish()]);
-    let bytes = gpu.read_bytes(resolve, 0, 16 * pairs as u64)?;
-    let ticks: &[u64] = bytemuck::cast_slice(&bytes);
-    let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
-    Ok(ticks.chunks_exact(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period).collect())
 }

@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{pair_groups, Block, TensorRef, ALL_STORES};
+use super::{check_pairs, pair_groups, Block, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 /// Sizes: B, T, C, V.
@@ -48,7 +48,7 @@ pub fn embedding_forward(
     tables: EmbeddingTables,
     s: &EmbeddingShape,
 ) -> Result<Dispatch> {
-    check(s, &[tables.wte, tables.wpe, out.offset])?;
+    check_pairs("embedding", "channel count", s.c, &[tables.wte, tables.wpe, out.offset])?;
     if out.offset != 0 {
         bail!("embedding_forward writes a whole activation buffer");
     }
@@ -67,7 +67,7 @@ pub fn embedding_backward(
     bucket_pos: &wgpu::Buffer,
     s: &EmbeddingShape,
 ) -> Result<Vec<Dispatch>> {
-    check(s, &[dtables.wte, dtables.wpe])?;
+    check_pairs("embedding", "channel count", s.c, &[dtables.wte, dtables.wpe])?;
     let grad = dtables.block.store.wgsl_name();
     let p = params(s, 0, 0, dtables.wte, dtables.wpe);
     let wte_spec = spec("wte_backward", "f32", "f32", grad);
@@ -83,13 +83,6 @@ pub fn embedding_backward(
         )?,
         gpu.dispatch("embedding", &wpe_spec, &[(3, dout), (4, dtables.block.buffer)], 7, &p, gpu.grid(pair_groups((s.t * s.c) as usize)))?,
     ])
-}
-
-fn check(s: &EmbeddingShape, offsets: &[u32]) -> Result<()> {
-    if !s.c.is_multiple_of(2) || offsets.iter().any(|o| o % 2 != 0) {
-        bail!("embedding needs an even channel count and even offsets (C = {})", s.c);
-    }
-    Ok(())
 }
 
 fn spec(entry: &'static str, param: &str, act: &str, grad: &str) -> ShaderSpec {

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{pair_groups, TensorRef, ALL_STORES};
+use super::{check_pairs, pair_groups, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
 
@@ -16,7 +16,7 @@ crate::uniform! {
 const GELU_SCALE: f64 = 0.797_884_560_802_865_4; // sqrt(2/pi)
 
 pub fn gelu_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, n: u32) -> Result<Dispatch> {
-    check(n, &[inp.offset, out.offset])?;
+    check_pairs("gelu", "element count", n, &[inp.offset, out.offset])?;
     let spec = spec("gelu_forward", out.store.wgsl_name());
     let params = GeluParams { n, in_off: inp.offset, out_off: out.offset, ..Default::default() };
     gpu.dispatch("gelu", &spec, &[(0, inp.buffer), (1, out.buffer)], 3, &params, gpu.grid(pair_groups(n as usize)))
@@ -24,20 +24,13 @@ pub fn gelu_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, n: u32) -> Result
 
 /// grad (f32, from offset 0, in place) *= gelu'(inp).
 pub fn gelu_backward(gpu: &Gpu, grad: TensorRef, inp: TensorRef, n: u32) -> Result<Dispatch> {
-    check(n, &[inp.offset, grad.offset])?;
+    check_pairs("gelu", "element count", n, &[inp.offset, grad.offset])?;
     if grad.store != Store::F32 || grad.offset != 0 {
         bail!("gelu_backward works on a whole f32 gradient buffer");
     }
     let spec = spec("gelu_backward", inp.read_name());
     let params = GeluParams { n, in_off: inp.offset, ..Default::default() };
     gpu.dispatch("gelu", &spec, &[(0, inp.buffer), (2, grad.buffer)], 3, &params, gpu.grid(pair_groups(n as usize)))
-}
-
-fn check(n: u32, offsets: &[u32]) -> Result<()> {
-    if !n.is_multiple_of(2) || offsets.iter().any(|o| o % 2 != 0) {
-        bail!("gelu works on an even element count and offsets (n = {n})");
-    }
-    Ok(())
 }
 
 fn spec(entry: &'static str, act: &str) -> ShaderSpec {

@@ -7,7 +7,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{row_reduction, row_variants, Block, RowReduction, TensorRef, ALL_STORES};
+use super::{check_pairs, row_reduction, row_variants, Block, RowReduction, TensorRef, ALL_STORES};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 crate::uniform! {
@@ -56,7 +56,7 @@ pub fn layernorm_forward_with(
     n: u32,
     c: u32,
 ) -> Result<Dispatch> {
-    check(c, &[out.offset, affine.weight, affine.bias])?;
+    check_pairs("layernorm", "channel count", c, &[out.offset, affine.weight, affine.bias])?;
     if inp.store.for_reading() != out.store.for_reading() {
         bail!("layernorm_forward reads and writes one activation storage type");
     }
@@ -87,7 +87,7 @@ pub fn layernorm_backward(
     n: u32,
     c: u32,
 ) -> Result<Vec<Dispatch>> {
-    check(c, &[daffine.weight, daffine.bias])?;
+    check_pairs("layernorm", "channel count", c, &[daffine.weight, daffine.bias])?;
     let params = LayerNormParams {
         rows: n,
         c,
@@ -106,13 +106,6 @@ pub fn layernorm_backward(
         gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.row_grid(n, rows_by.threads))?,
         gpu.dispatch("layernorm", &params_spec, &param_bindings, 8, &params, gpu.grid(c / 2))?,
     ])
-}
-
-fn check(c: u32, offsets: &[u32]) -> Result<()> {
-    if !c.is_multiple_of(2) || offsets.iter().any(|o| o % 2 != 0) {
-        bail!("layernorm needs an even channel count and even offsets (C = {c})");
-    }
-    Ok(())
 }
 
 /// inp and out share one storage define (ACT): activations are stored alike throughout.

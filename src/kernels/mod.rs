@@ -162,6 +162,15 @@ impl<'a> TensorRef<'a> {
     }
 }
 
+/// Refuses an odd count or offset for a kernel that works on pairs of elements: 16-bit
+/// tensors are packed two to a u32, and a pair must not straddle two words.
+pub(crate) fn check_pairs(kernel: &str, what: &str, count: u32, offsets: &[u32]) -> Result<()> {
+    if !count.is_multiple_of(2) || offsets.iter().any(|o| o % 2 != 0) {
+        anyhow::bail!("{kernel} needs an even {what} and even offsets ({what} {count}, offsets {offsets:?})");
+    }
+    Ok(())
+}
+
 /// Threads needed for `n` elements two per thread, as 64-wide workgroups.
 pub(crate) fn pair_groups(n: usize) -> u32 {
     (n.div_ceil(2)).div_ceil(64) as u32

@@ -6,6 +6,7 @@ use anyhow::Result;
 use super::{RunStatus, TrainSpec};
 use crate::data::Batch;
 use crate::gpu::readback::Readback;
+use crate::gpu::timing::{intervals, Timestamps};
 use crate::gpu::Gpu;
 use crate::model::gpt::{GptGpu, STATS_LEN, STAT_EVAL_LOSS};
 use crate::precision::Precision;
@@ -39,7 +40,7 @@ pub struct Run {
     pub(super) eval_losses: wgpu::Buffer,
     /// (step evaluated, lr of its update) -> eval_losses
     pub(super) eval_readback: Readback<(u32, f32)>,
-    pub(super) timestamps: Option<(wgpu::QuerySet, wgpu::Buffer)>,
+    pub(super) timestamps: Option<Timestamps>,
 }
 
 /// Submits command buffers in order; between pieces, waits for the previous one so other
@@ -62,20 +63,7 @@ impl Run {
         let model = GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?;
         let eval_bytes = (spec.eval_batches * 4) as u64;
         let readback = || Readback::new(gpu, "step readback", READBACK_BYTES);
-        let timestamps = gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
-            let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("step time"),
-                ty: wgpu::QueryType::Timestamp,
-                count: 2,
-            });
-            let resolve = gpu.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("step time resolve"),
-                size: 16,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            (set, resolve)
-        });
+        let timestamps = Timestamps::new(gpu, "step time", 1);
         Ok(Run {
             precision,
             model,
@@ -102,13 +90,13 @@ impl Run {
             self.read_step(gpu, pending, true)?;
         }
         self.model.upload_batch(gpu, batch);
-        let mut encoders = self.model.step_encoders(gpu, lr, s, seed, self.timestamps.as_ref().map(|(set, _)| set), chunk);
+        let mut encoders = self.model.step_encoders(gpu, lr, s, seed, self.timestamps.as_ref().map(|t| &t.set), chunk);
         let rb = &mut self.readbacks[slot];
         let last = encoders.last_mut().expect("a step has dispatches");
         last.copy_buffer_to_buffer(&self.model.stats, 0, &rb.buffer, 0, (STATS_LEN * 4) as u64);
-        if let Some((set, resolve)) = &self.timestamps {
-            last.resolve_query_set(set, 0..2, resolve, 0);
-            last.copy_buffer_to_buffer(resolve, 0, &rb.buffer, (STATS_LEN * 4) as u64, 16);
+        if let Some(t) = &self.timestamps {
+            t.resolve(last);
+            last.copy_buffer_to_buffer(&t.resolve, 0, &rb.buffer, (STATS_LEN * 4) as u64, 16);
         }
         submit_in_turn(gpu, encoders)?;
         rb.request((s, lr));
@@ -126,10 +114,7 @@ impl Run {
         };
         let floats: &[f32] = bytemuck::cast_slice(&bytes[..STATS_LEN * 4]);
         let stats = [floats[0], floats[1], floats[2], floats[3]];
-        let seconds = self.timestamps.as_ref().map(|_| {
-            let ticks: &[u64] = bytemuck::cast_slice(&bytes[STATS_LEN * 4..]);
-            ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64 * 1e-9
-        });
+        let seconds = self.timestamps.as_ref().map(|_| intervals(gpu, &bytes[STATS_LEN * 4..])[0]);
         Ok(Some((stats, seconds, lr)))
     }
 
