@@ -7,7 +7,8 @@
 //   stats  f32            stats[1] = sum of squared gradients, for global-norm clipping
 // Elements [0, n_decay) are 2-D weights and get weight decay. The whole update runs in f32
 // from the upcast values; the unrounded new m and v drive the step, then p, m, v are rounded
-// to storage, each with its own SR bits (tensor ids 0, 1, 2) when stored as bf16_sr.
+// to storage, each with its own SR bits (tensor ids SR_PARAM, SR_M, SR_V, set by
+// src/kernels/adamw.rs) when stored as bf16_sr.
 #include "lib/round.wgsl"
 
 #tensor param 0 read_write {{PARAM}}
@@ -49,7 +50,7 @@ fn adamw_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     master[i] = w.x;
     master[i + 1u] = w.y;
 #endif
-    param_set2(i, w, vec2<u32>(p.step, 0u ^ p.seed));
-    m_set2(i, m_new, vec2<u32>(p.step, 1u ^ p.seed));
-    v_set2(i, v_new, vec2<u32>(p.step, 2u ^ p.seed));
+    param_set2(i, w, vec2<u32>(p.step, {{SR_PARAM}}u ^ p.seed));
+    m_set2(i, m_new, vec2<u32>(p.step, {{SR_M}}u ^ p.seed));
+    v_set2(i, v_new, vec2<u32>(p.step, {{SR_V}}u ^ p.seed));
 }

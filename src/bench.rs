@@ -156,7 +156,7 @@ pub fn bench_train(
     launched: Instant,
 ) -> Result<Vec<TrainRow>> {
     let layout = ParamLayout::new(&cfg);
-    let init: Vec<f32> = layout.init(1).iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect();
+    let init: Vec<f32> = layout.init(1).iter().map(|&x| Store::Bf16.round_rtn(x)).collect();
     let data = train_batch(corpus, batch, cfg.ctx, 1, 0);
     let step_once = |model: &GptGpu, s: u32, timing: StepTiming| -> Result<()> {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());

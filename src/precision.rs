@@ -58,15 +58,22 @@ impl Store {
         }
     }
 
+    /// The storage a shader template is named by (the inverse of [`Store::wgsl_name`]).
+    pub fn from_wgsl_name(name: &str) -> Option<Store> {
+        Store::ALL.into_iter().find(|s| s.wgsl_name() == name)
+    }
+
+    pub const ALL: [Store; 4] = [Store::F32, Store::Bf16, Store::Bf16Sr, Store::F16];
+
     /// Encodes f32 values into this storage's bytes on the CPU, rounding to nearest even
     /// (stochastic rounding happens only on the GPU).
     pub fn encode(self, values: &[f32]) -> Vec<u8> {
         match self {
             Store::F32 => bytemuck::cast_slice(values).to_vec(),
             Store::Bf16 | Store::Bf16Sr => {
-                let mut half: Vec<bf16> = values.iter().map(|&x| bf16::from_f32(x)).collect();
+                let mut half: Vec<u16> = values.iter().map(|&x| bf16_bits_rtn(x)).collect();
                 if half.len() % 2 == 1 {
-                    half.push(bf16::ZERO);
+                    half.push(0);
                 }
                 bytemuck::cast_slice(&half).to_vec()
             }
@@ -89,12 +96,24 @@ impl Store {
         }
     }
 
-    /// What a value becomes once stored with round-to-nearest (identity for f32).
+    /// What a value becomes once stored with round-to-nearest (identity for f32), whatever
+    /// the storage's own rounding: how initial weights and CPU uploads are written.
     pub fn round_rtn(self, x: f32) -> f32 {
         match self {
             Store::F32 => x,
-            Store::Bf16 | Store::Bf16Sr => bf16::from_f32(x).to_f32(),
+            Store::Bf16 | Store::Bf16Sr => bf16_bits_to_f32(bf16_bits_rtn(x)),
             Store::F16 => f16::from_f32(x).to_f32(),
+        }
+    }
+
+    /// What a value becomes once the GPU writes it into this storage as element `index` of
+    /// the tensor keyed by `key` = (step, tensor id ^ seed): round to nearest, or for
+    /// `Bf16Sr` stochastic rounding with the same PCG bits as the shaders. The one CPU
+    /// rounding every reference uses.
+    pub fn round(self, x: f32, index: u32, key: [u32; 2]) -> f32 {
+        match self {
+            Store::Bf16Sr => bf16_sr(x, index, key),
+            other => other.round_rtn(x),
         }
     }
 }
@@ -167,4 +186,52 @@ impl std::fmt::Display for Precision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+// The CPU side of shaders/lib/pcg.wgsl and shaders/lib/round.wgsl, bit for bit.
+
+/// pcg3d as in shaders/lib/pcg.wgsl.
+pub fn pcg3d(v: [u32; 3]) -> [u32; 3] {
+    let mut v = v.map(|x| x.wrapping_mul(1664525).wrapping_add(1013904223));
+    let mix = |v: &mut [u32; 3]| {
+        v[0] = v[0].wrapping_add(v[1].wrapping_mul(v[2]));
+        v[1] = v[1].wrapping_add(v[2].wrapping_mul(v[0]));
+        v[2] = v[2].wrapping_add(v[0].wrapping_mul(v[1]));
+    };
+    mix(&mut v);
+    v = v.map(|x| x ^ (x >> 16));
+    mix(&mut v);
+    v
+}
+
+/// The random bits of element `index` under key (step, tensor ^ seed).
+pub fn random_bits(index: u32, key: [u32; 2]) -> u32 {
+    pcg3d([index, key[0], key[1]])[0]
+}
+
+/// f32 -> bf16 bits, round to nearest even (NaN kept NaN), as `bf16_bits_rtn`.
+pub fn bf16_bits_rtn(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if bits & 0x7fff_ffff > 0x7f80_0000 {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// f32 -> bf16 bits with stochastic rounding from `random` (Inf/NaN unchanged), as `bf16_bits_sr`.
+pub fn bf16_bits_sr(x: f32, random: u32) -> u16 {
+    let bits = x.to_bits();
+    if bits & 0x7f80_0000 == 0x7f80_0000 {
+        return bf16_bits_rtn(x);
+    }
+    (bits.wrapping_add(random & 0xffff) >> 16) as u16
+}
+
+pub fn bf16_bits_to_f32(b: u16) -> f32 {
+    f32::from_bits((b as u32) << 16)
+}
+
+/// The value x takes when stored as bf16 with SR at element `index` under `key`.
+pub fn bf16_sr(x: f32, index: u32, key: [u32; 2]) -> f32 {
+    bf16_bits_to_f32(bf16_bits_sr(x, random_bits(index, key)))
 }

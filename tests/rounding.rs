@@ -5,8 +5,9 @@ mod common;
 
 use common::*;
 use half::{bf16, f16};
-use srgpt::kernels::convert::{bf16_bits_sr, convert, random_bits};
+use srgpt::kernels::convert::convert;
 use srgpt::precision::Store;
+use srgpt::precision::{bf16_bits_sr, random_bits};
 
 /// Raw 16-bit words of a packed buffer.
 fn download_bits(buffer: &wgpu::Buffer, n: usize) -> Vec<u16> {

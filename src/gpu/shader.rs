@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::precision::Store;
 use anyhow::{anyhow, bail, Result};
 
 /// Every WGSL file of `shaders/`, by path relative to it.
@@ -222,11 +223,11 @@ fn quad_view_decl(
     defines: &BTreeMap<String, String>,
     out: &mut String,
 ) -> Result<()> {
-    let template = match store {
-        "f32" => "lib/tensor4_f32.wgsl",
-        "bf16" | "bf16_sr" => "lib/tensor4_bf16.wgsl",
-        "f16" => "lib/tensor4_f16.wgsl",
-        other => bail!("unknown storage type {other}"),
+    let template = match Store::from_wgsl_name(store) {
+        Some(Store::F32) => "lib/tensor4_f32.wgsl",
+        Some(Store::Bf16 | Store::Bf16Sr) => "lib/tensor4_bf16.wgsl",
+        Some(Store::F16) => "lib/tensor4_f16.wgsl",
+        None => bail!("unknown storage type {store}"),
     };
     if store != "f32" {
         include_once("lib/round.wgsl", defines, included, out)?;
@@ -245,12 +246,12 @@ fn tensor_decl(
     defines: &BTreeMap<String, String>,
     out: &mut String,
 ) -> Result<()> {
-    let (template, round) = match store {
-        "f32" => ("lib/tensor_f32.wgsl", ""),
-        "bf16" => ("lib/tensor_bf16.wgsl", "bf16_bits_rtn"),
-        "bf16_sr" => ("lib/tensor_bf16.wgsl", "bf16_bits_sr"),
-        "f16" => ("lib/tensor_f16.wgsl", "f16_bits_rtn"),
-        other => bail!("unknown storage type {other}"),
+    let (template, round) = match Store::from_wgsl_name(store) {
+        Some(Store::F32) => ("lib/tensor_f32.wgsl", ""),
+        Some(Store::Bf16) => ("lib/tensor_bf16.wgsl", "bf16_bits_rtn"),
+        Some(Store::Bf16Sr) => ("lib/tensor_bf16.wgsl", "bf16_bits_sr"),
+        Some(Store::F16) => ("lib/tensor_f16.wgsl", "f16_bits_rtn"),
+        None => bail!("unknown storage type {store}"),
     };
     if access != "read" && access != "read_write" {
         bail!("access must be read or read_write, not {access}");

@@ -6,10 +6,9 @@
 
 use anyhow::{bail, Result};
 
-use super::convert::{bf16_bits_rtn, bf16_bits_to_f32, bf16_sr};
 use super::pair_groups;
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
-use crate::precision::{Precision, Store};
+use crate::precision::Precision;
 
 /// AdamW hyper-parameters that do not change during a run.
 #[derive(Clone, Copy, Debug)]
@@ -84,8 +83,17 @@ pub fn adamw_params(cfg: &AdamwConfig, n: u32, n_decay: u32, lr: f32, step: u32,
     }
 }
 
+/// The tensor ids that key the SR bits of the three tensors AdamW writes, so that each draws
+/// its own bits (shared with the shader as defines).
+pub const SR_PARAM: u32 = 0;
+pub const SR_M: u32 = 1;
+pub const SR_V: u32 = 2;
+
 fn spec(precision: Precision) -> ShaderSpec {
     ShaderSpec::new("adamw.wgsl", "adamw_update")
+        .define("SR_PARAM", SR_PARAM)
+        .define("SR_M", SR_M)
+        .define("SR_V", SR_V)
         .define("PARAM", precision.param_store().wgsl_name())
         .define("GRAD", precision.grad_store().for_reading().wgsl_name())
         .define("STATE", precision.state_store().wgsl_name())
@@ -122,12 +130,6 @@ pub fn adamw_update_cpu(
     let t = step as i32 + 1;
     let (bc1, bc2) = (1.0 - cfg.beta1.powi(t), 1.0 - cfg.beta2.powi(t));
     let clip = if cfg.max_norm > 0.0 { (cfg.max_norm / (sum_sq_grad.sqrt() + 1e-6)).min(1.0) } else { 1.0 };
-    let round = |store: Store, x: f32, i: usize, tensor: u32| match store {
-        Store::F32 => x,
-        Store::Bf16 => bf16_bits_to_f32(bf16_bits_rtn(x)),
-        Store::Bf16Sr => bf16_sr(x, i as u32, [step, tensor ^ seed]),
-        Store::F16 => half::f16::from_f32(x).to_f32(),
-    };
     for i in 0..grad.len() {
         let g = grad[i] * clip;
         let mut w = match &state.master {
@@ -143,8 +145,9 @@ pub fn adamw_update_cpu(
         if let Some(master) = &mut state.master {
             master[i] = w;
         }
-        state.param[i] = round(precision.param_store(), w, i, 0);
-        state.m[i] = round(precision.state_store(), m, i, 1);
-        state.v[i] = round(precision.state_store(), v, i, 2);
+        let key = |tensor: u32| [step, tensor ^ seed];
+        state.param[i] = precision.param_store().round(w, i as u32, key(SR_PARAM));
+        state.m[i] = precision.state_store().round(m, i as u32, key(SR_M));
+        state.v[i] = precision.state_store().round(v, i as u32, key(SR_V));
     }
 }

@@ -1,12 +1,14 @@
-//! convert (shaders/convert.wgsl): dst = round(src) between storage types, and the CPU
-//! reference of the bit tricks in shaders/lib/round.wgsl and shaders/lib/pcg.wgsl.
+//! convert (shaders/convert.wgsl): dst = round(src) between storage types. Its CPU
+//! reference is `Store::round` (src/precision.rs), with the bit tricks of
+//! shaders/lib/round.wgsl and shaders/lib/pcg.wgsl.
 //!
 //!   src (n) any storage, dst (n) any storage (RTN, or SR for bf16_sr)
 
 use anyhow::{bail, Result};
 
-use super::{pair_groups, TensorRef, ALL_STORES};
+use super::{pair_groups, TensorRef};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use crate::precision::Store;
 
 crate::uniform! {
     /// `Params` of shaders/convert.wgsl.
@@ -32,8 +34,8 @@ pub fn convert(gpu: &Gpu, dst: TensorRef, src: TensorRef, n: u32, key: [u32; 2])
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for src in ALL_STORES {
-        for dst in ALL_STORES {
+    for src in Store::ALL {
+        for dst in Store::ALL {
             out.push(
                 ShaderSpec::new("convert.wgsl", "convert")
                     .define("SRC", src.for_reading().wgsl_name())
@@ -44,50 +46,4 @@ pub fn variants() -> Vec<ShaderSpec> {
     }
     out.push(ShaderSpec::new("convert.wgsl", "convert").define("SRC", "bf16").define("DST", "f32").flag("PAIR_DST", false));
     out
-}
-
-/// pcg3d as in shaders/lib/pcg.wgsl.
-pub fn pcg3d(v: [u32; 3]) -> [u32; 3] {
-    let mut v = v.map(|x| x.wrapping_mul(1664525).wrapping_add(1013904223));
-    let mix = |v: &mut [u32; 3]| {
-        v[0] = v[0].wrapping_add(v[1].wrapping_mul(v[2]));
-        v[1] = v[1].wrapping_add(v[2].wrapping_mul(v[0]));
-        v[2] = v[2].wrapping_add(v[0].wrapping_mul(v[1]));
-    };
-    mix(&mut v);
-    v = v.map(|x| x ^ (x >> 16));
-    mix(&mut v);
-    v
-}
-
-/// The random bits of element `index` under key (step, tensor ^ seed).
-pub fn random_bits(index: u32, key: [u32; 2]) -> u32 {
-    pcg3d([index, key[0], key[1]])[0]
-}
-
-/// f32 -> bf16 bits, round to nearest even (NaN kept NaN), as `bf16_bits_rtn`.
-pub fn bf16_bits_rtn(x: f32) -> u16 {
-    let bits = x.to_bits();
-    if bits & 0x7fff_ffff > 0x7f80_0000 {
-        return ((bits >> 16) | 0x40) as u16;
-    }
-    (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16
-}
-
-/// f32 -> bf16 bits with stochastic rounding from `random` (Inf/NaN unchanged), as `bf16_bits_sr`.
-pub fn bf16_bits_sr(x: f32, random: u32) -> u16 {
-    let bits = x.to_bits();
-    if bits & 0x7f80_0000 == 0x7f80_0000 {
-        return bf16_bits_rtn(x);
-    }
-    (bits.wrapping_add(random & 0xffff) >> 16) as u16
-}
-
-pub fn bf16_bits_to_f32(b: u16) -> f32 {
-    f32::from_bits((b as u32) << 16)
-}
-
-/// The value x takes when stored as bf16 with SR at element `index` under `key`.
-pub fn bf16_sr(x: f32, index: u32, key: [u32; 2]) -> f32 {
-    bf16_bits_to_f32(bf16_bits_sr(x, random_bits(index, key)))
 }

@@ -6,8 +6,9 @@
 
 use anyhow::{bail, Result};
 
-use super::{check_pairs, pair_groups, Block, TensorRef, ALL_STORES};
+use super::{check_pairs, pair_groups, Block, TensorRef};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use crate::precision::Store;
 
 /// Sizes: B, T, C, V.
 #[derive(Clone, Copy, Debug)]
@@ -91,7 +92,7 @@ fn spec(entry: &'static str, param: &str, act: &str, grad: &str) -> ShaderSpec {
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for store in ALL_STORES {
+    for store in Store::ALL {
         let read = store.for_reading().wgsl_name();
         out.push(spec("embedding_forward", read, store.wgsl_name(), "f32"));
         out.push(spec("wte_backward", "f32", "f32", store.wgsl_name()));

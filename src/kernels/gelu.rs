@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{check_pairs, pair_groups, TensorRef, ALL_STORES};
+use super::{check_pairs, pair_groups, TensorRef};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
 
@@ -38,7 +38,7 @@ fn spec(entry: &'static str, act: &str) -> ShaderSpec {
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
-    ALL_STORES.iter().flat_map(|s| [spec("gelu_forward", s.wgsl_name()), spec("gelu_backward", s.for_reading().wgsl_name())]).collect()
+    Store::ALL.iter().flat_map(|s| [spec("gelu_forward", s.wgsl_name()), spec("gelu_backward", s.for_reading().wgsl_name())]).collect()
 }
 
 fn tanh_arg(x: f64) -> f64 {

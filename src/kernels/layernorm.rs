@@ -7,8 +7,9 @@
 
 use anyhow::{bail, Result};
 
-use super::{check_pairs, row_reduction, row_variants, Block, RowReduction, TensorRef, ALL_STORES};
+use super::{check_pairs, row_reduction, row_variants, Block, RowReduction, TensorRef};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use crate::precision::Store;
 
 crate::uniform! {
     /// `Params` of shaders/layernorm.wgsl.
@@ -115,7 +116,7 @@ fn spec(entry: &'static str, act: &str, param: &str, grad: &str) -> ShaderSpec {
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for store in ALL_STORES {
+    for store in Store::ALL {
         let read = store.for_reading().wgsl_name();
         out.extend(row_variants(spec("layernorm_forward", store.wgsl_name(), read, "f32")));
         out.extend(row_variants(spec("layernorm_backward_input", read, read, "f32")));

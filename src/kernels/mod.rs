@@ -214,5 +214,3 @@ pub fn all_variants() -> Vec<ShaderSpec> {
     v.extend(embedding::variants());
     v
 }
-
-pub(crate) const ALL_STORES: [Store; 4] = [Store::F32, Store::Bf16, Store::Bf16Sr, Store::F16];

@@ -6,8 +6,9 @@
 
 use anyhow::{bail, Result};
 
-use super::{TensorRef, ALL_STORES};
+use super::TensorRef;
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use crate::precision::Store;
 
 crate::uniform! {
     /// `Params` of shaders/reduce.wgsl (each entry point reads the fields it needs).
@@ -59,7 +60,7 @@ pub fn column_sum(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, cols: u3
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = vec![ShaderSpec::new("reduce.wgsl", "sum_final").define("IN", "f32").define("OUT", "f32")];
-    for store in ALL_STORES {
+    for store in Store::ALL {
         let read = store.for_reading().wgsl_name();
         out.push(ShaderSpec::new("reduce.wgsl", "sumsq_partial").define("IN", read).define("OUT", "f32"));
         out.push(ShaderSpec::new("reduce.wgsl", "column_sum").define("IN", "f32").define("OUT", store.wgsl_name()));

@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{row_reduction, row_variants, TensorRef, ALL_STORES};
+use super::{row_reduction, row_variants, TensorRef};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
 
@@ -48,7 +48,7 @@ fn spec(entry: &'static str, inp: &str, out: &str, pair_out: bool) -> ShaderSpec
 
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for store in ALL_STORES {
+    for store in Store::ALL {
         out.extend(row_variants(spec("softmax_forward", "f32", store.wgsl_name(), true)));
         out.extend(row_variants(spec("softmax_backward", "f32", store.for_reading().wgsl_name(), true)));
     }

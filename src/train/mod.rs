@@ -20,7 +20,7 @@ use crate::gpu::Gpu;
 use crate::model::config::{ModelConfig, TrainConfig};
 use crate::model::gpt::{STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
 use crate::model::params::ParamLayout;
-use crate::precision::Precision;
+use crate::precision::{Precision, Store};
 use checkpoint::{Checkpoint, RunState};
 
 /// What to train.
@@ -121,7 +121,7 @@ impl Trainer {
         spec.validate()?;
         corpus.check_context(spec.model.ctx)?;
         let layout = ParamLayout::new(&spec.model);
-        let init: Vec<f32> = layout.init(spec.seed).iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect();
+        let init: Vec<f32> = layout.init(spec.seed).iter().map(|&x| Store::Bf16.round_rtn(x)).collect();
         let mut runs = Vec::new();
         for &p in &spec.precisions {
             runs.push(Run::new(gpu, &spec, p, &init)?);

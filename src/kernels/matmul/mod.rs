@@ -15,7 +15,7 @@ pub use cpu::*;
 pub use shape::*;
 pub use tile::*;
 
-use super::{reduce, TensorRef, ALL_STORES};
+use super::{reduce, TensorRef};
 
 crate::uniform! {
     /// `Params` of shaders/matmul.wgsl.
@@ -362,7 +362,7 @@ pub fn variants() -> Vec<ShaderSpec> {
         ("matmul_subgroup", Tile::subgroup(32, 8, 2)),
         ("matmul_flat", Tile::SMALL),
     ] {
-        for store in ALL_STORES {
+        for store in Store::ALL {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 for extras in [false, true] {
                     let read = store.for_reading().wgsl_name();
