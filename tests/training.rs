@@ -109,6 +109,35 @@ fn checkpoints_hold_gpt2_names_and_sampling_returns_vocabulary_bytes() {
     let ids =
         sampler.generate(gpu(), &c.encode("the ").unwrap(), &SampleOptions { tokens: 40, temperature: 1.0, top_k: 0, seed: 1 }).unwrap();
     assert_eq!(ids.len(), 40);
+    let prompt = c.encode("the ").unwrap();
+    let again = sampler.generate(gpu(), &prompt, &SampleOptions { tokens: 40, temperature: 1.0, top_k: 0, seed: 1 }).unwrap();
+    assert_eq!(again, ids, "one seed draws the same bytes twice");
+    let other = sampler.generate(gpu(), &prompt, &SampleOptions { tokens: 40, temperature: 1.0, top_k: 0, seed: 2 }).unwrap();
+    assert_ne!(other, ids, "another seed draws other bytes");
+    // top-k 1 draws the most likely byte whatever the temperature: the CPU reference model,
+    // run on the same window, ranks it first wherever its lead is clear of rounding
+    let greedy = sampler.generate(gpu(), &prompt, &SampleOptions { tokens: 12, temperature: 1.5, top_k: 1, seed: 3 }).unwrap();
+    let cfg = ckpt.state.model;
+    let layout = srgpt::model::params::ParamLayout::new(&cfg);
+    let params = ckpt.precision.param_store().decode(&ckpt.raw.params, layout.total);
+    let (t, v) = (cfg.ctx as usize, cfg.vocab as usize);
+    let mut context = prompt.clone();
+    let mut checked = 0;
+    for &id in &greedy {
+        let window = &context[context.len().saturating_sub(t)..];
+        let mut inputs = window.to_vec();
+        inputs.resize(t, 0);
+        let fwd = srgpt::model::cpu::gpt_forward_cpu(&cfg, &layout, &params, &inputs, &vec![0; t], 1);
+        let row = &fwd.logits[(window.len() - 1) * v..window.len() * v];
+        let mut order: Vec<usize> = (0..v).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        if row[order[0]] - row[order[1]] > 0.05 {
+            assert_eq!(id as usize, order[0], "top-k 1 drew {id}, the reference's argmax is {}", order[0]);
+            checked += 1;
+        }
+        context.push(id);
+    }
+    assert!(checked >= 6, "only {checked} of 12 draws had a clear argmax to check");
     let text = c.decode(&ids);
     assert!(text.iter().all(|b| c.vocab.contains(b)));
     std::fs::remove_dir_all(&dir).ok();
