@@ -103,6 +103,13 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
     let reference = tmp("kill-ref");
     assert!(srgpt().args(train_args(&reference)).stderr(std::process::Stdio::null()).status().unwrap().success());
     let want = logged_losses(&reference);
+    // the reference run's training time, from its first logged step to its last
+    let elapsed: Vec<f64> = std::fs::read_to_string(reference.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["elapsed_s"].as_f64().unwrap())
+        .collect();
+    let train_s = elapsed.last().unwrap() - elapsed.first().unwrap();
 
     // a fixed sequence of kill delays (ms): before, during and between checkpoint writes
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -111,10 +118,17 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let delay = 700 + state % 2500;
+        // kills land between the first logged step and 90% of the reference run's training
+        // time, however fast the machine is
+        let delay = (state % 1000) as f64 / 1000.0 * 0.9 * train_s;
         let dir = tmp(&format!("kill-{trial}"));
         let mut child = srgpt().args(train_args(&dir)).stderr(std::process::Stdio::null()).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
+        let started = std::time::Instant::now();
+        while !std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|t| t.lines().count() >= 3) {
+            assert!(started.elapsed() < Duration::from_secs(120), "trial {trial}: the run never started training");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_secs_f64(delay));
         let finished_first = child.try_wait().unwrap().is_some();
         child.kill().ok();
         child.wait().unwrap();
@@ -124,7 +138,7 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
                 continue; // killed before the first checkpoint
             }
             let ckpt =
-                checkpoint::load(&path).unwrap_or_else(|e| panic!("trial {trial} ({delay} ms): {mode} checkpoint does not load: {e}"));
+                checkpoint::load(&path).unwrap_or_else(|e| panic!("trial {trial} ({delay:.3} s): {mode} checkpoint does not load: {e}"));
             let from = ckpt.state.step;
             if from == ckpt.state.train.steps {
                 continue; // killed after the run's end: resuming it trains nothing
