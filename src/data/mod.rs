@@ -76,6 +76,14 @@ impl Corpus {
         Corpus { source: "checkpoint".into(), sha256: String::new(), vocab, train: Vec::new(), val: Vec::new() }
     }
 
+    /// The corpus's bytes, rebuilt from its two splits (for keeping a picked corpus beside a
+    /// browser session's checkpoints).
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut bytes = self.decode(&self.train);
+        bytes.extend(self.decode(&self.val));
+        bytes
+    }
+
     pub fn vocab_size(&self) -> u32 {
         self.vocab.len() as u32
     }

@@ -176,17 +176,19 @@ impl RunOutput {
         };
         let mut kept = String::new();
         for line in old.lines().filter(|l| !l.trim().is_empty()) {
-            let resumed_later = serde_json::from_str::<Metric>(line).is_ok_and(|m| runs.contains(&m.run) && m.step > step);
-            let other_run = serde_json::from_str::<Metric>(line).is_ok_and(|m| !runs.contains(&m.run));
-            if !resumed_later && (same || !other_run) {
+            let keep = match serde_json::from_str::<Metric>(line) {
+                Ok(m) if runs.contains(&m.run) => m.step <= step,
+                Ok(_) => same,
+                Err(_) => true,
+            };
+            if keep {
                 kept.push_str(line);
                 kept.push('\n');
             }
         }
-        if same && kept.len() == old.len() {
-            return Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)? });
+        if !(same && kept.len() == old.len()) {
+            crate::files::write_atomically(&dir.join("metrics.jsonl"), kept.as_bytes())?;
         }
-        crate::files::write_atomically(&dir.join("metrics.jsonl"), kept.as_bytes())?;
         Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)? })
     }
 

@@ -47,9 +47,13 @@ pub struct Saved {
     pub corpus: (String, Option<Vec<u8>>),
 }
 
+/// A snapshot waiting to be written: its files, the `current.json` that will name it, and a
+/// picked corpus's bytes.
+type Pending = (SavedSession, Current, Option<Arc<[u8]>>);
+
 thread_local! {
     /// the newest snapshot not yet written, and whether a writer is at work
-    static NEXT: RefCell<Option<(SavedSession, Current, Option<Arc<[u8]>>)>> = const { RefCell::new(None) };
+    static NEXT: RefCell<Option<Pending>> = const { RefCell::new(None) };
     static WRITING: Cell<bool> = const { Cell::new(false) };
     /// the step of the newest snapshot on disk, and the last failure
     static KEPT_STEP: Cell<Option<u32>> = const { Cell::new(None) };
@@ -72,11 +76,16 @@ fn js_error(doing: &str, e: JsValue) -> String {
     format!("{doing}: {text}")
 }
 
-async fn root() -> Result<FileSystemDirectoryHandle, String> {
+/// The origin's private file system.
+async fn private_root() -> Result<FileSystemDirectoryHandle, String> {
     let navigator = web_sys::window().ok_or("no window")?.navigator();
     let top = JsFuture::from(navigator.storage().get_directory()).await.map_err(|e| js_error("opening the private file system", e))?;
-    let top: FileSystemDirectoryHandle = top.unchecked_into();
-    folder(&top, ROOT).await
+    Ok(top.unchecked_into())
+}
+
+/// srgpt's folder in it.
+async fn root() -> Result<FileSystemDirectoryHandle, String> {
+    folder(&private_root().await?, ROOT).await
 }
 
 async fn folder(parent: &FileSystemDirectoryHandle, name: &str) -> Result<FileSystemDirectoryHandle, String> {
@@ -193,11 +202,8 @@ pub async fn load() -> Result<Option<Saved>, String> {
 
 /// Removes the kept session.
 pub async fn discard() -> Result<(), String> {
-    let navigator = web_sys::window().ok_or("no window")?.navigator();
-    let top = JsFuture::from(navigator.storage().get_directory()).await.map_err(|e| js_error("opening the private file system", e))?;
-    let top: FileSystemDirectoryHandle = top.unchecked_into();
     // nothing to remove is fine
-    let _ = remove(&top, ROOT).await;
+    let _ = remove(&private_root().await?, ROOT).await;
     KEPT_STEP.with(|k| k.set(None));
     Ok(())
 }

@@ -43,10 +43,11 @@ impl FrameDriver {
         let (gpu, session) = (self.gpu.clone(), self.session.clone());
         let on_hide = Closure::<dyn FnMut()>::new(move || {
             let hidden = web_sys::window().and_then(|w| w.document()).is_none_or(|d| d.hidden());
-            if let (true, Ok(guard)) = (hidden, session.try_borrow()) {
-                if let Some(keep) = guard.as_ref().and_then(|s| s.keeper()) {
-                    let _ = guard.as_ref().map(|s| s.snapshot(&gpu, keep));
-                }
+            let Ok(guard) = session.try_borrow() else {
+                return;
+            };
+            if let Some((session, keep)) = guard.as_ref().and_then(|s| Some((s, s.keeper()?))).filter(|_| hidden) {
+                let _ = session.snapshot(&gpu, keep);
             }
         });
         if let Some(window) = web_sys::window() {
@@ -71,19 +72,21 @@ impl FrameDriver {
     }
 }
 
-/// A page writes no files: it keeps its session in the private file system instead.
-fn in_browser(options: SessionOptions, corpus: &Corpus, corpus_bytes: Option<std::sync::Arc<[u8]>>) -> SessionOptions {
-    SessionOptions { out_dir: None, keep: Some(opfs::keeper(corpus.source.clone(), corpus_bytes)), ..options }
+/// A page writes no files: it keeps its session in the private file system instead, with
+/// the corpus's bytes when the corpus came from the file picker.
+fn in_browser(options: SessionOptions, corpus: &Corpus) -> SessionOptions {
+    let bytes = (corpus.source != "builtin").then(|| corpus.bytes().into());
+    SessionOptions { out_dir: None, keep: Some(opfs::keeper(corpus.source.clone(), bytes)), ..options }
 }
 
 impl Driver for FrameDriver {
     fn start(&mut self, corpus: Corpus, spec: TrainSpec, options: SessionOptions) {
-        let options = in_browser(options, &corpus, picked_corpus(&corpus));
+        let options = in_browser(options, &corpus);
         let opened = Session::start(&self.gpu, corpus, spec, options, Driving::FrameLoop);
         self.open(opened);
     }
     fn continue_run(&mut self, corpus: Corpus, checkpoints: Vec<Checkpoint>, log: Vec<Metric>, options: SessionOptions) {
-        let options = in_browser(options, &corpus, picked_corpus(&corpus));
+        let options = in_browser(options, &corpus);
         let opened = Session::resume(&self.gpu, corpus, checkpoints, log, options, Driving::FrameLoop);
         self.open(opened);
     }
@@ -129,20 +132,12 @@ impl Driver for FrameDriver {
     }
 }
 
-/// The bytes of a corpus that came from the file picker (kept with the session's
-/// snapshots); none for the builtin corpus.
-fn picked_corpus(corpus: &Corpus) -> Option<std::sync::Arc<[u8]>> {
-    PICKED_CORPUS.with(|c| c.borrow().clone()).filter(|(name, _)| *name == corpus.source && corpus.source != "builtin").map(|(_, b)| b)
-}
-
 thread_local! {
     /// The JSON `srgptStatus()` returns, refreshed every frame.
     static STATUS: RefCell<String> = RefCell::new(String::from(r#"{"adapter":null,"step":0,"runs":[]}"#));
     /// The session's metric lines as JSONL, for `srgptMetrics()`.
     static METRICS: RefCell<String> = const { RefCell::new(String::new()) };
     static PICKED: RefCell<Option<PickedFile>> = const { RefCell::new(None) };
-    /// the corpus the file picker gave last: (name, bytes)
-    static PICKED_CORPUS: RefCell<Option<(String, std::sync::Arc<[u8]>)>> = const { RefCell::new(None) };
 }
 
 /// `{"adapter", "corpus", "step", "runs": [{"precision", "step", "train_loss", "val_loss",
@@ -206,11 +201,6 @@ pub fn pick_file(purpose: Purpose, ctx: &egui::Context) {
                     files.push((file.name(), js_sys::Uint8Array::new(&buffer).to_vec()));
                 }
             }
-            if purpose == Purpose::Corpus {
-                if let Some((name, bytes)) = files.first() {
-                    PICKED_CORPUS.with(|c| *c.borrow_mut() = Some((name.clone(), bytes.as_slice().into())));
-                }
-            }
             PICKED.with(|p| *p.borrow_mut() = Some(PickedFile { purpose, files }));
             ctx.request_repaint();
         });
@@ -244,9 +234,7 @@ impl WebApp {
         };
         let (name, bytes) = saved.corpus;
         if let Some(bytes) = bytes {
-            let bytes: std::sync::Arc<[u8]> = bytes.into();
-            PICKED_CORPUS.with(|c| *c.borrow_mut() = Some((name.clone(), bytes.clone())));
-            self.app.settings.corpus_bytes = Some(bytes);
+            self.app.settings.corpus_bytes = Some(bytes.into());
         }
         self.app.settings.corpus = name;
         self.app.continue_run(saved.checkpoints, saved.log);
