@@ -3,8 +3,8 @@
 //   params  {{PARAM}}     wte (V,C) at wte_off, wpe (maxT,C) at wpe_off
 //   out     (B,T,C) {{ACT}}
 //   dout    (B,T,C) f32   backward input
-//   dparams {{GRAD}}      dwte (V,C) at dwte_off (+=, the tied head wrote it first),
-//                         dwpe (maxT,C) at dwpe_off (=)
+//   dparams {{GRAD}}      backward: dwte (V,C) at dwte_off +=, dwpe (maxT,C) at dwpe_off +=
+//                         (dwte also receives the tied head's share)
 //   bucket_start (V+1) u32, bucket_pos (B*T) u32: the positions holding each token, sorted on
 //   the CPU with the batch, so dwte needs no atomics and sums in a fixed order.
 #include "lib/round.wgsl"
@@ -60,5 +60,6 @@ fn wpe_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         let base = b * p.t * p.c + i;
         acc += vec2<f32>(dout[base], dout[base + 1u]);
     }
-    dparams_set2(p.dwpe_off + i, acc, vec2<u32>(0u));
+    let dst = p.dwpe_off + i;
+    dparams_set2(dst, dparams_get2(dst) + acc, vec2<u32>(0u));
 }

@@ -5,7 +5,7 @@
 //   mean, rstd (N) f32                    saved for the backward
 //   dout   (N, C) f32                     backward input
 //   dinp   (N, C) f32                     backward: += the input gradient
-//   dparams {{GRAD}}                      backward: dweight (C) at dw_off, dbias (C) at db_off
+//   dparams {{GRAD}}                      backward: += dweight (C) at dw_off, dbias (C) at db_off
 #include "lib/round.wgsl"
 #include "lib/rows.wgsl"
 #include "lib/workgroup.wgsl"
@@ -77,7 +77,7 @@ fn layernorm_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_w
     }
 }
 
-// One workgroup per channel pair: dweight = sum_rows dout * xhat, dbias = sum_rows dout.
+// One workgroup per channel pair: dweight += sum_rows dout * xhat, dbias += sum_rows dout.
 @compute @workgroup_size(ROW_WG)
 fn layernorm_backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                              @builtin(local_invocation_index) lid: u32) {
@@ -95,7 +95,7 @@ fn layernorm_backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_
     let dw_total = vec2<f32>(wg_sum(dw.x, lid), wg_sum(dw.y, lid));
     let db_total = vec2<f32>(wg_sum(db.x, lid), wg_sum(db.y, lid));
     if (lid == 0u) {
-        dparams_set2(p.dw_off + col, dw_total, vec2<u32>(0u));
-        dparams_set2(p.db_off + col, db_total, vec2<u32>(0u));
+        dparams_set2(p.dw_off + col, dparams_get2(p.dw_off + col) + dw_total, vec2<u32>(0u));
+        dparams_set2(p.db_off + col, dparams_get2(p.db_off + col) + db_total, vec2<u32>(0u));
     }
 }

@@ -1,4 +1,5 @@
-// Batched matmul with f32 accumulation:  c[z] = alpha * op(a[z]) . op(b[z]) (+ bias) (+ res[z])
+// Batched matmul with f32 accumulation:  c[z] = alpha * op(a[z]) . op(b[z]) (+ bias) (+ res[z]),
+// or with ACCUMULATE  c[z] += alpha * op(a[z]) . op(b[z])  (gradients: every backward adds)
 //   op(a) (M,K): a stored (M,K) row stride lda, or (K,M) when TRANS_A     storage {{A}}
 //   op(b) (K,N): b stored (K,N) row stride ldb, or (N,K) when TRANS_B     storage {{B}}
 //   c (M,N) row stride ldc                                                 storage {{C}}
@@ -147,7 +148,14 @@ fn write_outputs(z: u32, row0: u32, col0: u32, acc: ptr<function, array<vec2<f32
             pre_set2(ci, v_pre, key);
             let v = gelu(v_pre);
 #else
-            let v = epilogue((*acc)[i * TN2 + j], res_base, m, n);
+            var v = epilogue((*acc)[i * TN2 + j], res_base, m, n);
+#endif
+#if ACCUMULATE
+#if PAIR_C
+            v += c_get2(ci);
+#else
+            v += vec2<f32>(c_get(ci), c_get(min(ci + 1u, ci + p.n - 1u - n)));
+#endif
 #endif
 #if PAIR_C
             c_set2(ci, v, key);
@@ -414,8 +422,11 @@ fn matmul_flat(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 #if HAS_RESIDUAL
         v += res_get(batch_offset(z, p.res_off, p.c_s1, p.c_s2) + m * p.ldc + n);
 #endif
-        out[e] = v;
         out_index[e] = batch_offset(z, p.c_off, p.c_s1, p.c_s2) + m * p.ldc + n;
+#if ACCUMULATE
+        v += c_get(out_index[e]);
+#endif
+        out[e] = v;
     }
 #if PAIR_C
     c_set2(out_index.x, out, vec2<u32>(p.key_step, p.key_tensor));

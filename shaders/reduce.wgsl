@@ -3,7 +3,7 @@
 //            (rows, cols) {{IN}} at in_off column_sum: its input, e.g. dout of a linear layer
 //   partials (groups) f32                  sumsq_partial writes, sum_final reads
 //   stats    (slots) f32                   sum_final writes scale * sum into stats[out_index]
-//   cols_out (cols) {{OUT}} at out_off     column_sum output, e.g. dbias
+//   cols_out (cols) {{OUT}} at out_off     column_sum adds into it, e.g. dbias (a gradient)
 #include "lib/round.wgsl"
 #include "lib/workgroup.wgsl"
 
@@ -41,7 +41,7 @@ fn sum_final(@builtin(local_invocation_index) lid: u32) {
     if (lid == 0u) { stats[p.out_index] = acc * p.scale; }
 }
 
-// One workgroup per pair of columns: out[c], out[c+1] = sum over rows.
+// One workgroup per pair of columns: out[c], out[c+1] += sum over rows.
 @compute @workgroup_size(ROW_WG)
 fn column_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
@@ -53,5 +53,5 @@ fn column_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         acc += vec2<f32>(inp_get(i), inp_get(i + 1u));
     }
     let total = vec2<f32>(wg_sum(acc.x, lid), wg_sum(acc.y, lid));
-    if (lid == 0u) { cols_out_set2(p.out_off + col, total, vec2<u32>(0u, 0u)); }
+    if (lid == 0u) { cols_out_set2(p.out_off + col, cols_out_get2(p.out_off + col) + total, vec2<u32>(0u, 0u)); }
 }

@@ -139,22 +139,23 @@ pub fn model_flops_per_token(cfg: &ModelConfig) -> f64 {
     6.0 * cfg.num_params() as f64 + 12.0 * cfg.n_layer as f64 * cfg.d as f64 * cfg.ctx as f64
 }
 
+/// What `bench_train` measures: the model, its batch, the modes, the timed steps, and
+/// whether to profile every kernel.
+pub struct TrainBenchPlan {
+    pub cfg: ModelConfig,
+    pub batch: u32,
+    pub precisions: Vec<Precision>,
+    pub steps: u32,
+    pub profile: bool,
+}
+
 /// Times training steps of each mode on one fixed batch: two warm-up steps each, then
 /// `steps` rounds in which every mode takes one step in turn, so that a shared machine's
 /// slow spells fall on all modes alike; the median of each mode's steps counts. `launched`
-/// is when the process started (for the first mode's first step).
-#[allow(clippy::too_many_arguments)]
-pub fn bench_train(
-    gpu: &Gpu,
-    corpus: &Corpus,
-    cfg: ModelConfig,
-    batch: u32,
-    precisions: &[Precision],
-    steps: u32,
-    profile: bool,
-    best_matmul_gflops: f64,
-    launched: Instant,
-) -> Result<Vec<TrainRow>> {
+/// is when the process started (for the first mode's first step). Utilisation is left for
+/// the caller, who knows the adapter's best matmul.
+pub fn bench_train(gpu: &Gpu, corpus: &Corpus, plan: &TrainBenchPlan, launched: Instant) -> Result<Vec<TrainRow>> {
+    let TrainBenchPlan { cfg, batch, ref precisions, steps, profile } = *plan;
     let layout = ParamLayout::new(&cfg);
     let init: Vec<f32> = layout.init(1).iter().map(|&x| Store::Bf16.round_rtn(x)).collect();
     let data = train_batch(corpus, batch, cfg.ctx, 1, 0);
@@ -210,7 +211,7 @@ pub fn bench_train(
             step_ms: step_s * 1e3,
             tokens_per_s: tokens / step_s,
             model_gflops,
-            utilisation: model_gflops / best_matmul_gflops,
+            utilisation: 0.0,
             memory_bytes: model.memory,
             state_bytes_per_param: model.state_bytes_per_param(),
             first_step_s,

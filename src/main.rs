@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use srgpt::bench::{bench_matmul, bench_train, default_shapes, MatmulRow};
+use srgpt::bench::{bench_matmul, bench_train, default_shapes, MatmulRow, TrainBenchPlan};
 use srgpt::data::Corpus;
 use srgpt::gpu::{self, AdapterReport, Gpu};
 use srgpt::model::config::{preset, ModelConfig};
@@ -251,7 +251,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let gpu = Gpu::new(cli.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.report.summary());
             // the training bench runs first, so the first step is timed from launch
-            let mut rows = bench_train(&gpu, &corpus, cfg, p.train.batch, &precisions, steps as u32, profile, 1.0, launched())?;
+            let plan = TrainBenchPlan { cfg, batch: p.train.batch, precisions, steps: steps as u32, profile };
+            let mut rows = bench_train(&gpu, &corpus, &plan, launched())?;
             let shapes = default_shapes(p.train.batch * p.ctx, p.d, corpus.vocab_size());
             let matmul = bench_matmul(&gpu, &shapes, 3, false, &mut |_| {})?;
             let best = matmul.iter().fold(0.0f64, |m, r| m.max(r.gflops));

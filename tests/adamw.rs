@@ -53,11 +53,11 @@ fn one_step_matches_reference_in_every_mode() {
         let sum_sq = grad.iter().map(|g| g * g).sum::<f32>() * 4.0;
 
         let mut want = AdamwState { param: param.clone(), m: m.clone(), v: v.clone(), master: p.has_master().then(|| param.clone()) };
-        adamw_update_cpu(p, &mut want, &grad, sum_sq, &cfg, n_decay, lr, step, seed);
+        adamw_update_cpu(p, &mut want, &grad, sum_sq, &cfg, n_decay, AdamwStep { lr, step, seed });
 
         let state = GpuState::new(p, &param, &grad, &m, &v, sum_sq);
         let d = state.dispatch(p, n as u32, n_decay as u32);
-        d.set_params(&gpu().queue, &adamw_params(&cfg, n as u32, n_decay as u32, lr, step, seed));
+        d.set_params(&gpu().queue, &adamw_params(&cfg, n as u32, n_decay as u32, AdamwStep { lr, step, seed }));
         run(&[d]);
         let got_param = download(&state.param, p.param_store(), n);
         let got_m = download(&state.m, p.state_store(), n);
@@ -123,7 +123,7 @@ fn one_step_matches_the_formula_worked_by_hand() {
     let state = GpuState::new(p, &f(&param), &f(&grad), &f(&m0), &f(&v0), 4.0);
     let cfg = AdamwConfig { weight_decay: wd as f32, ..Default::default() };
     let d = state.dispatch(p, 2, 2);
-    d.set_params(&gpu().queue, &adamw_params(&cfg, 2, 2, lr as f32, step, 0));
+    d.set_params(&gpu().queue, &adamw_params(&cfg, 2, 2, AdamwStep { lr: lr as f32, step, seed: 0 }));
     run(&[d]);
     let (got_p, got_m, got_v) =
         (download(&state.param, Store::F32, 2), download(&state.m, Store::F32, 2), download(&state.v, Store::F32, 2));
@@ -150,7 +150,7 @@ fn updates_below_half_an_ulp_vanish_with_rtn_and_survive_with_sr() {
         let state = GpuState::new(p, &vec![1.5; n], &vec![1.0; n], &vec![0.0; n], &vec![0.0; n], 0.0);
         let d = state.dispatch(p, n as u32, 0);
         for step in 0..steps {
-            d.set_params(&gpu().queue, &adamw_params(&cfg, n as u32, 0, lr, step, 7));
+            d.set_params(&gpu().queue, &adamw_params(&cfg, n as u32, 0, AdamwStep { lr, step, seed: 7 }));
             gpu().run(&[&d]).unwrap();
         }
         gpu().wait().unwrap();

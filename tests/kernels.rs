@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use srgpt::kernels::attention::{attention_backward, attention_backward_cpu, attention_forward, attention_forward_cpu, AttentionShape};
-use srgpt::kernels::cross_entropy::{cross_entropy_cpu, cross_entropy_forward_backward};
+use srgpt::kernels::cross_entropy::{cross_entropy_cpu, cross_entropy_forward_backward, Logits};
 use srgpt::kernels::embedding::*;
 use srgpt::kernels::gelu::*;
 use srgpt::kernels::layernorm::*;
@@ -29,14 +29,13 @@ fn output_rel(store: Store) -> f32 {
 
 /// Checks one matmul (m, n, k, transposes, storage) against the f64 CPU reference on the
 /// same rounded inputs: |gpu - ref| <= 1e-4 * (1 + sqrt(k)/8) + rel(out) * |ref|.
-#[allow(clippy::too_many_arguments)]
-fn check_matmul(m: u32, n: u32, k: u32, trans_a: bool, trans_b: bool, input: Store, output: Store, bias: bool) {
+fn check_matmul(shape: MatmulShape, input: Store, output: Store, bias: bool) {
+    let MatmulShape { m, n, k, trans_a, trans_b, .. } = shape;
     let (mu, nu, ku) = (m as usize, n as usize, k as usize);
     let a = rounded(input, &random_values(mu * ku, 1 + m as u64, 1.0));
     let b = rounded(input, &random_values(ku * nu, 2 + n as u64, 1.0));
     let bias_v = rounded(input, &random_values(nu, 3, 1.0));
     let (lda, ldb) = (if trans_a { m } else { k }, if trans_b { k } else { n });
-    let shape = MatmulShape::new(m, n, k).trans(trans_a, trans_b);
     let mut want = vec![0.0; mu * nu];
     matmul_cpu(
         &shape,
@@ -68,8 +67,8 @@ fn check_matmul(m: u32, n: u32, k: u32, trans_a: bool, trans_b: bool, input: Sto
 fn matmul_every_input_type_and_transpose_on_odd_shapes() {
     for input in INPUTS {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
-            check_matmul(67, 129, 33, ta, tb, input, Store::F32, ta == tb);
-            check_matmul(64, 96, 34, ta, tb, input, Store::F32, true);
+            check_matmul(MatmulShape::new(67, 129, 33).trans(ta, tb), input, Store::F32, ta == tb);
+            check_matmul(MatmulShape::new(64, 96, 34).trans(ta, tb), input, Store::F32, true);
         }
     }
 }
@@ -78,9 +77,9 @@ fn matmul_every_input_type_and_transpose_on_odd_shapes() {
 fn matmul_16bit_outputs_on_odd_and_even_shapes() {
     for output in [Store::Bf16, Store::Bf16Sr, Store::F16] {
         for input in INPUTS {
-            check_matmul(67, 129, 33, false, true, input, output, true);
-            check_matmul(64, 96, 34, false, true, input, output, false);
-            check_matmul(32, 66, 17, true, false, input, output, true);
+            check_matmul(MatmulShape::new(67, 129, 33).trans(false, true), input, output, true);
+            check_matmul(MatmulShape::new(64, 96, 34).trans(false, true), input, output, false);
+            check_matmul(MatmulShape::new(32, 66, 17).trans(true, false), input, output, true);
         }
     }
 }
@@ -88,10 +87,10 @@ fn matmul_16bit_outputs_on_odd_and_even_shapes() {
 #[test]
 fn matmul_512_cubed_every_input_type() {
     for input in INPUTS {
-        check_matmul(512, 512, 512, false, true, input, Store::F32, false);
+        check_matmul(MatmulShape::new(512, 512, 512).trans(false, true), input, Store::F32, false);
     }
-    check_matmul(512, 512, 512, false, false, Store::Bf16, Store::Bf16, false);
-    check_matmul(512, 512, 512, true, false, Store::Bf16, Store::F32, false);
+    check_matmul(MatmulShape::new(512, 512, 512).trans(false, false), Store::Bf16, Store::Bf16, false);
+    check_matmul(MatmulShape::new(512, 512, 512).trans(true, false), Store::Bf16, Store::F32, false);
 }
 
 #[test]
@@ -101,23 +100,14 @@ fn matmul_residual_epilogue_and_strided_batches() {
     let (inp, w, bias, res) =
         (random_values(bt * c, 5, 1.0), random_values(oc * c, 6, 1.0), random_values(oc, 7, 1.0), random_values(bt * oc, 8, 1.0));
     let mut want = vec![0.0; bt * oc];
-    matmul_forward_cpu(&mut want, &inp, &w, Some(&bias), bt, c, oc);
+    let linear = LinearShape { bt: bt as u32, c: c as u32, oc: oc as u32 };
+    matmul_forward_cpu(&mut want, &inp, &w, Some(&bias), linear);
     want.iter_mut().zip(&res).for_each(|(x, r)| *x += r);
     let (gi, gw, gb, gr, go) =
         (upload(Store::F32, &inp), upload(Store::F32, &w), upload(Store::F32, &bias), upload(Store::F32, &res), zeros(Store::F32, bt * oc));
     let f = Store::F32;
-    run(&[matmul_forward(
-        gpu(),
-        tref(&go, f),
-        tref(&gi, f),
-        tref(&gw, f),
-        Some(tref(&gb, f)),
-        Some(tref(&gr, f)),
-        bt as u32,
-        c as u32,
-        oc as u32,
-    )
-    .unwrap()]);
+    let layer = Linear::new(tref(&gw, f), tref(&gb, f));
+    run(&[matmul_residual_forward(gpu(), tref(&go, f), tref(&gr, f), tref(&gi, f), layer, linear).unwrap()]);
     assert_close("matmul_forward + residual", &download(&go, f, bt * oc), &want, 1e-4, 1e-5);
 
     // two-level batches with strides: heads read out of a wider tensor
@@ -138,30 +128,24 @@ fn matmul_residual_epilogue_and_strided_batches() {
     }
 }
 
+/// Every backward adds into its gradients (llm.c's rule), so each test starts the gradient
+/// outputs at random values and expects those values plus the gradient: a kernel that
+/// overwrites fails.
 #[test]
-fn matmul_backward_matches_reference() {
+fn matmul_backward_accumulates_the_reference_gradients() {
     let (bt, c, oc) = (40usize, 24usize, 36usize);
+    let linear = LinearShape { bt: bt as u32, c: c as u32, oc: oc as u32 };
     let (inp, w, dout) = (random_values(bt * c, 1, 1.0), random_values(oc * c, 2, 1.0), random_values(bt * oc, 3, 1.0));
-    let (mut dinp, mut dw, mut db) = (vec![0.0; bt * c], vec![0.0; oc * c], vec![0.0; oc]);
-    matmul_backward_cpu(&mut dinp, &mut dw, Some(&mut db), &dout, &inp, &w, bt, c, oc);
     for grad in [Store::F32, Store::Bf16] {
         let f = Store::F32;
+        let prior = |n: usize, seed: u64, store: Store| rounded(store, &random_values(n, seed, 1.0));
+        let (dinp0, dw0, db0) = (prior(bt * c, 4, f), prior(oc * c, 5, grad), prior(oc, 6, grad));
+        let (mut dinp, mut dw, mut db) = (dinp0.clone(), dw0.clone(), db0.clone());
+        matmul_backward_cpu(&mut dinp, &mut dw, Some(&mut db), &dout, &inp, &w, linear);
         let (gi, gw, gd) = (upload(f, &inp), upload(f, &w), upload(f, &dout));
-        let (gdi, gdw, gdb) = (zeros(f, bt * c), zeros(grad, oc * c), zeros(grad, oc));
-        let ds = matmul_backward(
-            gpu(),
-            tref(&gdi, f),
-            tref(&gdw, grad),
-            Some(tref(&gdb, grad)),
-            tref(&gd, f),
-            tref(&gi, f),
-            tref(&gw, f),
-            bt as u32,
-            c as u32,
-            oc as u32,
-        )
-        .unwrap();
-        run(&ds);
+        let (gdi, gdw, gdb) = (upload(f, &dinp0), upload(grad, &dw0), upload(grad, &db0));
+        let dlayer = Linear::new(tref(&gdw, grad), tref(&gdb, grad));
+        run(&matmul_backward(gpu(), tref(&gdi, f), dlayer, tref(&gd, f), tref(&gi, f), tref(&gw, f), linear).unwrap());
         assert_close("dinp", &download(&gdi, f, bt * c), &dinp, 1e-4, 1e-5);
         assert_close("dweight", &download(&gdw, grad, oc * c), &dw, 1e-4, output_rel(grad));
         assert_close("dbias", &download(&gdb, grad, oc), &db, 1e-4, output_rel(grad));
@@ -176,9 +160,10 @@ fn softmax_rows_sum_to_one_and_match_reference() {
     {
         let x = random_values(rows * len, len as u64, magnitude);
         let mut want = vec![0.0; rows * len];
-        softmax_forward_cpu(&mut want, &x, rows, len, scale, causal);
+        let shape = SoftmaxShape { rows: rows as u32, len: len as u32, scale, causal_t: causal };
+        softmax_forward_cpu(&mut want, &x, &shape);
         let (gx, gy) = (upload(f, &x), zeros(f, rows * len));
-        run(&[softmax_forward(gpu(), tref(&gy, f), tref(&gx, f), rows as u32, len as u32, scale, causal as u32).unwrap()]);
+        run(&[softmax_forward(gpu(), tref(&gy, f), tref(&gx, f), &shape).unwrap()]);
         let got = download(&gy, f, rows * len);
         assert!(got.iter().all(|v| v.is_finite()), "softmax of logits up to {magnitude} is finite");
         for r in 0..rows {
@@ -190,18 +175,19 @@ fn softmax_rows_sum_to_one_and_match_reference() {
         // backward on f32 probabilities
         let dout = random_values(rows * len, 3, 1.0);
         let mut dwant = dout.clone();
-        softmax_backward_cpu(&mut dwant, &got, rows, len, scale, causal);
+        softmax_backward_cpu(&mut dwant, &got, &shape);
         let gg = upload(f, &dout);
-        run(&[softmax_backward(gpu(), tref(&gg, f), tref(&gy, f), rows as u32, len as u32, scale, causal as u32).unwrap()]);
+        run(&[softmax_backward(gpu(), tref(&gg, f), tref(&gy, f), &shape).unwrap()]);
         assert_close("softmax backward", &download(&gg, f, rows * len), &dwant, 1e-6, 1e-5);
     }
     // bf16 output: each probability within half a bf16 ulp of the reference
     let (rows, len) = (24usize, 64usize);
     let x = random_values(rows * len, 4, 3.0);
     let mut want = vec![0.0; rows * len];
-    softmax_forward_cpu(&mut want, &x, rows, len, 1.0, 16);
+    let shape = SoftmaxShape { rows: rows as u32, len: len as u32, scale: 1.0, causal_t: 16 };
+    softmax_forward_cpu(&mut want, &x, &shape);
     let (gx, gy) = (upload(f, &x), zeros(Store::Bf16, rows * len));
-    run(&[softmax_forward(gpu(), tref(&gy, Store::Bf16), tref(&gx, f), rows as u32, len as u32, 1.0, 16).unwrap()]);
+    run(&[softmax_forward(gpu(), tref(&gy, Store::Bf16), tref(&gx, f), &shape).unwrap()]);
     assert_close("softmax -> bf16", &download(&gy, Store::Bf16, rows * len), &want, 1e-7, output_rel(Store::Bf16));
 }
 
@@ -216,7 +202,7 @@ fn cross_entropy_loss_and_dlogits_match_reference_even_for_huge_logits() {
         let gl = upload(Store::F32, &logits);
         let gt = gpu().buffer_from("targets", bytemuck::cast_slice(&targets)).unwrap();
         let gloss = zeros(Store::F32, rows);
-        run(&[cross_entropy_forward_backward(gpu(), &gl, &gt, &gloss, rows as u32, vocab as u32, scale, true).unwrap()]);
+        run(&[cross_entropy_forward_backward(gpu(), &gl, &gt, &gloss, rows as u32, vocab as u32, Logits::ToGradient { scale }).unwrap()]);
         let got_losses = download(&gloss, Store::F32, rows);
         assert!(got_losses.iter().all(|l| l.is_finite()));
         // relative to the loss size: with logits of 1e4, losses are ~1e4 and f32 has 7 digits
@@ -242,8 +228,10 @@ fn reductions_match_reference() {
 
         let (rows, cols) = (300usize, 10usize);
         let m = random_values(rows * cols, 32, 1.0);
-        let want: Vec<f32> = (0..cols).map(|c| (0..rows).map(|r| m[r * cols + c] as f64).sum::<f64>() as f32).collect();
-        let (gm, gout) = (upload(Store::F32, &m), zeros(store, cols));
+        // column_sum adds into its output (it computes bias gradients)
+        let prior = rounded(store, &random_values(cols, 33, 1.0));
+        let want: Vec<f32> = (0..cols).map(|c| ((0..rows).map(|r| m[r * cols + c] as f64).sum::<f64>() + prior[c] as f64) as f32).collect();
+        let (gm, gout) = (upload(Store::F32, &m), upload(store, &prior));
         run(&[column_sum(gpu(), tref(&gout, store), tref(&gm, Store::F32), rows as u32, cols as u32).unwrap()]);
         assert_close("column sums", &download(&gout, store, cols), &want, 1e-4, output_rel(store));
     }
@@ -252,6 +240,7 @@ fn reductions_match_reference() {
 #[test]
 fn layernorm_forward_and_backward_match_reference() {
     let (n, c) = (33usize, 48usize);
+    let shape = LayerNormShape { n: n as u32, c: c as u32 };
     let inp = random_values(n * c, 41, 2.0);
     let (w, b) = (random_values(c, 42, 1.0).iter().map(|x| 1.0 + x).collect::<Vec<_>>(), random_values(c, 43, 0.5));
     let dout = random_values(n * c, 44, 1.0);
@@ -259,23 +248,25 @@ fn layernorm_forward_and_backward_match_reference() {
         let inp = rounded(act, &inp);
         let (w, b) = (rounded(act, &w), rounded(act, &b));
         let (mut out, mut mean, mut rstd) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
-        layernorm_forward_cpu(&mut out, &mut mean, &mut rstd, &inp, &w, &b, n, c);
+        layernorm_forward_cpu(&mut out, (&mut mean, &mut rstd), &inp, &w, &b, c);
         let mut params = w.clone();
         params.extend_from_slice(&b);
         let (gi, gp, go, gm, gr) = (upload(act, &inp), upload(act, &params), zeros(act, n * c), zeros(Store::F32, n), zeros(Store::F32, n));
-        let stats = LayerNormStats { mean: &gm, rstd: &gr };
-        let weight = tref(&gp, act);
+        let saved = LayerNormSaved { inp: tref(&gi, act), mean: &gm, rstd: &gr };
         let affine = LayerNormAffine { block: Block::new(&gp, act), weight: 0, bias: c as u32 };
-        run(&[layernorm_forward(gpu(), tref(&go, act), &stats, tref(&gi, act), affine, n as u32, c as u32).unwrap()]);
+        run(&[layernorm_forward(gpu(), tref(&go, act), &saved, affine, shape).unwrap()]);
         assert_close("layernorm out", &download(&go, act, n * c), &out, 1e-5, output_rel(act) + 1e-5);
         assert_close("layernorm mean", &download(&gm, Store::F32, n), &mean, 1e-6, 1e-5);
         assert_close("layernorm rstd", &download(&gr, Store::F32, n), &rstd, 1e-6, 1e-5);
 
-        let (mut dinp, mut dw, mut db) = (vec![0.5; n * c], vec![0.0; c], vec![0.0; c]);
-        layernorm_backward_cpu(&mut dinp, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, n, c);
-        let (gdo, gdi, gdp) = (upload(Store::F32, &dout), upload(Store::F32, &vec![0.5; n * c]), zeros(grad, 2 * c));
+        // every gradient output starts at random values: the backward adds to them
+        let dinp0 = random_values(n * c, 45, 1.0);
+        let dparams0 = rounded(grad, &random_values(2 * c, 46, 1.0));
+        let (mut dinp, mut dw, mut db) = (dinp0.clone(), dparams0[..c].to_vec(), dparams0[c..].to_vec());
+        layernorm_backward_cpu(&mut dinp, (&mut dw, &mut db), &dout, &inp, &w, (&mean, &rstd), c);
+        let (gdo, gdi, gdp) = (upload(Store::F32, &dout), upload(Store::F32, &dinp0), upload(grad, &dparams0));
         let daffine = LayerNormAffine { block: Block::new(&gdp, grad), weight: 0, bias: c as u32 };
-        run(&layernorm_backward(gpu(), &gdi, daffine, &gdo, tref(&gi, act), weight, &stats, n as u32, c as u32).unwrap());
+        run(&layernorm_backward(gpu(), &gdi, daffine, &gdo, &saved, affine, shape).unwrap());
         assert_close("layernorm dinp", &download(&gdi, Store::F32, n * c), &dinp, 1e-4, 1e-4);
         let dparams = download(&gdp, grad, 2 * c);
         assert_close("layernorm dweight", &dparams[..c], &dw, 1e-4, output_rel(grad) + 1e-5);
@@ -324,12 +315,13 @@ fn embedding_forward_and_backward_match_reference() {
     assert_close("embedding", &download(&go, f, b * t * c), &want, 1e-6, 1e-6);
 
     let dout = random_values(b * t * c, 63, 1.0);
-    let prior = random_values(v * c, 64, 1.0); // the tied head's share, written first
-    let (mut dwte, mut dwpe) = (prior.clone(), vec![0.0; t * c]);
+    // both gradients start at random values (for dwte, say the tied head's share): the
+    // backward adds to them
+    let prior = random_values(v * c + t * c, 64, 1.0);
+    let (mut dwte, mut dwpe) = (prior[..v * c].to_vec(), prior[v * c..].to_vec());
     embedding_backward_cpu(&mut dwte, &mut dwpe, &dout, &tokens, t, c);
     let (starts, positions) = token_buckets(&tokens, v);
-    let mut grads = prior.clone();
-    grads.extend(vec![0.0; t * c]);
+    let grads = prior.clone();
     let (gd, gg) = (upload(f, &dout), upload(f, &grads));
     let gs = gpu().buffer_from("starts", bytemuck::cast_slice(&starts)).unwrap();
     let gpos = gpu().buffer_from("pos", bytemuck::cast_slice(&positions)).unwrap();
@@ -348,7 +340,8 @@ fn attention_forward_and_backward_match_reference() {
     let (mut out, mut att) = (vec![0.0; b * t * c], vec![0.0; b * nh * t * t]);
     attention_forward_cpu(&mut out, &mut att, &qkv, &s);
     let dout = random_values(b * t * c, 72, 1.0);
-    let mut dqkv = vec![0.0; b * t * 3 * c];
+    let dqkv0 = random_values(b * t * 3 * c, 73, 1.0); // dqkv is accumulated into
+    let mut dqkv = dqkv0.clone();
     attention_backward_cpu(&mut dqkv, &dout, &qkv, &att, &s);
     for act in [Store::F32, Store::Bf16] {
         let f = Store::F32;
@@ -359,7 +352,7 @@ fn attention_forward_and_backward_match_reference() {
         assert_close("attention out", &download(&gout, act, out.len()), &out, tol, tol);
         assert_close("attention probabilities", &download(&gatt, act, att.len()), &att, tol, tol);
 
-        let (gdo, gdatt, gdq) = (upload(f, &dout), zeros(f, att.len()), zeros(f, dqkv.len()));
+        let (gdo, gdatt, gdq) = (upload(f, &dout), zeros(f, att.len()), upload(f, &dqkv0));
         run(&attention_backward(gpu(), tref(&gdq, f), tref(&gdatt, f), tref(&gdo, f), tref(&gq, act), tref(&gatt, act), &s).unwrap());
         let tol = if act == Store::F32 { 1e-4 } else { 0.05 };
         assert_close("attention dqkv", &download(&gdq, f, dqkv.len()), &dqkv, tol, tol);
@@ -406,28 +399,19 @@ fn matmul_with_fused_gelu_matches_matmul_then_gelu() {
     let (bt, c, oc) = (48usize, 32usize, 64usize);
     let (inp, w, bias) = (random_values(bt * c, 81, 1.0), random_values(oc * c, 82, 1.0), random_values(oc, 83, 1.0));
     let mut pre = vec![0.0; bt * oc];
-    matmul_forward_cpu(&mut pre, &inp, &w, Some(&bias), bt, c, oc);
+    let linear = LinearShape { bt: bt as u32, c: c as u32, oc: oc as u32 };
+    matmul_forward_cpu(&mut pre, &inp, &w, Some(&bias), linear);
     let mut out = vec![0.0; bt * oc];
     gelu_forward_cpu(&mut out, &pre);
     for s in [Store::F32, Store::Bf16] {
         let (inp, w, bias) = (rounded(s, &inp), rounded(s, &w), rounded(s, &bias));
         let mut pre = vec![0.0; bt * oc];
-        matmul_forward_cpu(&mut pre, &inp, &w, Some(&bias), bt, c, oc);
+        matmul_forward_cpu(&mut pre, &inp, &w, Some(&bias), linear);
         let mut out = vec![0.0; bt * oc];
         gelu_forward_cpu(&mut out, &pre);
         let (gi, gw, gb, gout, gpre) = (upload(s, &inp), upload(s, &w), upload(s, &bias), zeros(s, bt * oc), zeros(s, bt * oc));
-        run(&[matmul_gelu_forward(
-            gpu(),
-            tref(&gout, s),
-            tref(&gpre, s),
-            tref(&gi, s),
-            tref(&gw, s),
-            Some(tref(&gb, s)),
-            bt as u32,
-            c as u32,
-            oc as u32,
-        )
-        .unwrap()]);
+        let layer = Linear::new(tref(&gw, s), tref(&gb, s));
+        run(&[matmul_gelu_forward(gpu(), tref(&gout, s), tref(&gpre, s), tref(&gi, s), layer, linear).unwrap()]);
         assert_close("fused pre-activation", &download(&gpre, s, bt * oc), &pre, 1e-4, output_rel(s));
         assert_close("fused gelu", &download(&gout, s, bt * oc), &out, 1e-4, output_rel(s) + 1e-5);
     }
@@ -494,7 +478,7 @@ fn layernorm_matches_reference_with_every_row_reduction() {
     let inp = random_values(n * c, 51, 2.0);
     let (w, b) = (random_values(c, 52, 1.0).iter().map(|x| 1.0 + x).collect::<Vec<_>>(), random_values(c, 53, 0.5));
     let (mut out, mut mean, mut rstd) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
-    layernorm_forward_cpu(&mut out, &mut mean, &mut rstd, &inp, &w, &b, n, c);
+    layernorm_forward_cpu(&mut out, (&mut mean, &mut rstd), &inp, &w, &b, c);
     let f = Store::F32;
     let mut params = w.clone();
     params.extend_from_slice(&b);
@@ -504,12 +488,29 @@ fn layernorm_matches_reference_with_every_row_reduction() {
     for rows_by in choices.iter().copied() {
         let threads = format!("{} threads{}", rows_by.threads, if rows_by.subgroup { " (one subgroup)" } else { "" });
         let (go, gm, gr) = (zeros(f, n * c), zeros(f, n), zeros(f, n));
-        let stats = LayerNormStats { mean: &gm, rstd: &gr };
+        let saved = LayerNormSaved { inp: tref(&gi, f), mean: &gm, rstd: &gr };
         let affine = LayerNormAffine { block: Block::new(&gp, f), weight: 0, bias: c as u32 };
-        run(&[layernorm_forward_with(gpu(), rows_by, tref(&go, f), &stats, tref(&gi, f), affine, n as u32, c as u32).unwrap()]);
+        let shape = LayerNormShape { n: n as u32, c: c as u32 };
+        run(&[layernorm_forward_with(gpu(), rows_by, tref(&go, f), &saved, affine, shape).unwrap()]);
         assert_close(&format!("layernorm out, {threads} per row"), &download(&go, f, n * c), &out, 1e-5, 1e-5);
         assert_close(&format!("layernorm rstd, {threads} per row"), &download(&gr, f, n), &rstd, 1e-6, 1e-5);
     }
     let chosen = srgpt::kernels::row_reduction(gpu());
     assert!(choices.contains(&chosen), "the adapter's choice {chosen:?} is one of its choices");
+}
+
+#[test]
+fn zero_clears_exactly_its_range_in_every_storage() {
+    use srgpt::kernels::zero::{zero, zero_cpu};
+    for store in [Store::F32, Store::Bf16, Store::F16] {
+        let (n, offset, len) = (40usize, 6usize, 22usize);
+        let values = rounded(store, &random_values(n, 91, 1.0).iter().map(|x| x + 2.0).collect::<Vec<_>>());
+        let mut want = values.clone();
+        zero_cpu(&mut want[offset..offset + len]);
+        let buffer = upload(store, &values);
+        run(&[zero(gpu(), tref(&buffer, store).at(offset as u32), len as u32).unwrap()]);
+        assert_eq!(download(&buffer, store, n), want, "{store:?}: zeros in [{offset}, {}), the rest untouched", offset + len);
+    }
+    let packed = zeros(Store::Bf16, 8);
+    assert!(zero(gpu(), tref(&packed, Store::Bf16).at(1), 4).is_err(), "an odd offset into packed 16-bit words is refused");
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use srgpt::data::{train_batch, Corpus};
-use srgpt::kernels::adamw::{adamw_update_cpu, AdamwConfig, AdamwState};
+use srgpt::kernels::adamw::{adamw_update_cpu, AdamwConfig, AdamwState, AdamwStep};
 use srgpt::model::config::ModelConfig;
 use srgpt::model::cpu::{gpt_backward_cpu, gpt_forward_cpu};
 use srgpt::model::gpt::{GptGpu, StepTiming, STAT_TRAIN_LOSS};
@@ -92,7 +92,15 @@ fn one_optimizer_step_matches_the_cpu_reference() {
     let sum_sq = grads.iter().map(|&g| g as f64 * g as f64).sum::<f64>() as f32;
     let lr = 1e-2;
     let mut want = AdamwState { param: params.clone(), m: vec![0.0; params.len()], v: vec![0.0; params.len()], master: None };
-    adamw_update_cpu(Precision::Fp32, &mut want, &grads, sum_sq, &AdamwConfig::default(), layout.n_decay, lr, 0, 9);
+    adamw_update_cpu(
+        Precision::Fp32,
+        &mut want,
+        &grads,
+        sum_sq,
+        &AdamwConfig::default(),
+        layout.n_decay,
+        AdamwStep { lr, step: 0, seed: 9 },
+    );
 
     let model = GptGpu::new(gpu(), cfg, batch, Precision::Fp32, &params).unwrap();
     model.upload_batch(gpu(), &b);

@@ -39,6 +39,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("matmul.wgsl", include_str!("../../shaders/matmul.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("softmax.wgsl", include_str!("../../shaders/softmax.wgsl")),
+    ("zero.wgsl", include_str!("../../shaders/zero.wgsl")),
 ];
 
 fn shader_file(path: &str) -> Result<&'static str> {

@@ -51,7 +51,7 @@ pub fn adamw_update(gpu: &Gpu, precision: Precision, bufs: &AdamwBuffers, n: u32
     if let Some(master) = bufs.master {
         bindings.push((4, master));
     }
-    let placeholder = adamw_params(&AdamwConfig::default(), n, n_decay, 0.0, 0, 0);
+    let placeholder = adamw_params(&AdamwConfig::default(), n, n_decay, AdamwStep { lr: 0.0, step: 0, seed: 0 });
     gpu.dispatch("adamw", &spec, &bindings, 6, &placeholder, gpu.grid(pair_groups(n as usize)))
 }
 
@@ -64,8 +64,18 @@ crate::uniform! {
     }
 }
 
-/// The uniform block for update number `step` (0-based; bias corrections use t = step + 1).
-pub fn adamw_params(cfg: &AdamwConfig, n: u32, n_decay: u32, lr: f32, step: u32, seed: u32) -> AdamwParams {
+/// What changes from one update to the next: the learning rate, the update's number `step`
+/// (0-based; bias corrections use t = step + 1) and the run's seed (for the SR bits).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamwStep {
+    pub lr: f32,
+    pub step: u32,
+    pub seed: u32,
+}
+
+/// The uniform block of one update.
+pub fn adamw_params(cfg: &AdamwConfig, n: u32, n_decay: u32, at: AdamwStep) -> AdamwParams {
+    let AdamwStep { lr, step, seed } = at;
     let t = step as i32 + 1;
     AdamwParams {
         n,
@@ -115,7 +125,6 @@ pub struct AdamwState {
 
 /// CPU reference of `adamw_update`, the same f32 arithmetic in the same order, rounding
 /// writes as the GPU does (SR with the same PCG bits).
-#[allow(clippy::too_many_arguments)]
 pub fn adamw_update_cpu(
     precision: Precision,
     state: &mut AdamwState,
@@ -123,10 +132,9 @@ pub fn adamw_update_cpu(
     sum_sq_grad: f32,
     cfg: &AdamwConfig,
     n_decay: usize,
-    lr: f32,
-    step: u32,
-    seed: u32,
+    at: AdamwStep,
 ) {
+    let AdamwStep { lr, step, seed } = at;
     let t = step as i32 + 1;
     let (bc1, bc2) = (1.0 - cfg.beta1.powi(t), 1.0 - cfg.beta2.powi(t));
     let clip = if cfg.max_norm > 0.0 { (cfg.max_norm / (sum_sq_grad.sqrt() + 1e-6)).min(1.0) } else { 1.0 };

@@ -4,12 +4,12 @@
 //!
 //!   qkv (B, T, 3C) act: q | k | v, head h at channels h*HS..(h+1)*HS of each (HS = C / NH)
 //!   preatt (B, NH, T, T) f32 scratch, att (B, NH, T, T) act (saved), out (B, T, C) act
-//!   backward: dout (B, T, C) f32, datt (B, NH, T, T) f32 scratch, dqkv (B, T, 3C) f32
+//!   backward: dout (B, T, C) f32, datt (B, NH, T, T) f32 scratch, dqkv (B, T, 3C) f32 (+=)
 
 use anyhow::Result;
 
 use super::matmul::{Layout, Mat, Matmul, MatmulShape};
-use super::softmax::{softmax_backward, softmax_forward};
+use super::softmax::{softmax_backward, softmax_forward, SoftmaxShape};
 use super::TensorRef;
 use crate::gpu::{Dispatch, Gpu};
 
@@ -39,6 +39,10 @@ impl AttentionShape {
     fn per_head(&self, m: u32, n: u32, k: u32) -> MatmulShape {
         MatmulShape::new(m, n, k).batch(self.b * self.nh, self.nh)
     }
+    /// the causal softmax over every head's (T, T) scores, of `scale` times them
+    fn softmax(&self, scale: f32) -> SoftmaxShape {
+        SoftmaxShape { rows: self.b * self.nh * self.t, len: self.t, scale, causal_t: self.t }
+    }
 }
 
 /// preatt = q.k^T / sqrt(HS); att = causal softmax(preatt); out = att.v
@@ -59,11 +63,11 @@ pub fn attention_forward(
     );
     let weighted =
         Matmul::new(s.per_head(t, hs, t), Mat::new(att, s.scores()), Mat::new(qkv, s.heads(3 * c, 2 * c)), Mat::new(out, s.heads(c, 0)));
-    Ok(as_attention(vec![scores.dispatch(gpu)?, softmax_forward(gpu, att, preatt, s.b * s.nh * t, t, 1.0, t)?, weighted.dispatch(gpu)?]))
+    Ok(as_attention(vec![scores.dispatch(gpu)?, softmax_forward(gpu, att, preatt, &s.softmax(1.0))?, weighted.dispatch(gpu)?]))
 }
 
-/// datt = dout.v^T, dv = att^T.dout, dscores = softmax backward (scaled), dq = dscores.k,
-/// dk = dscores^T.q; every part of dqkv is written.
+/// datt = dout.v^T (scratch), dv += att^T.dout, dscores = softmax backward (scaled, in
+/// datt), dq += dscores.k, dk += dscores^T.q: dqkv is accumulated.
 pub fn attention_backward(
     gpu: &Gpu,
     dqkv: TensorRef,
@@ -80,24 +84,27 @@ pub fn attention_backward(
         Mat::new(qkv, s.heads(3 * c, 2 * c)),
         Mat::new(datt, s.scores()),
     );
-    let dv = Matmul::new(
+    let mut dv = Matmul::new(
         s.per_head(t, hs, t).trans(true, false),
         Mat::new(att, s.scores()),
         Mat::new(dout, s.heads(c, 0)),
         Mat::new(dqkv, s.heads(3 * c, 2 * c)),
     );
-    let dq =
+    let mut dq =
         Matmul::new(s.per_head(t, hs, t), Mat::new(datt, s.scores()), Mat::new(qkv, s.heads(3 * c, c)), Mat::new(dqkv, s.heads(3 * c, 0)));
-    let dk = Matmul::new(
+    let mut dk = Matmul::new(
         s.per_head(t, hs, t).trans(true, false),
         Mat::new(datt, s.scores()),
         Mat::new(qkv, s.heads(3 * c, 0)),
         Mat::new(dqkv, s.heads(3 * c, c)),
     );
+    for gradient in [&mut dv, &mut dq, &mut dk] {
+        gradient.accumulate = true;
+    }
     Ok(as_attention(vec![
         datt_mm.dispatch(gpu)?,
         dv.dispatch(gpu)?,
-        softmax_backward(gpu, datt, att, s.b * s.nh * t, t, s.scale(), t)?,
+        softmax_backward(gpu, datt, att, &s.softmax(s.scale()))?,
         dq.dispatch(gpu)?,
         dk.dispatch(gpu)?,
     ]))
@@ -137,11 +144,10 @@ pub fn attention_forward_cpu(out: &mut [f32], att: &mut [f32], qkv: &[f32], s: &
     }
 }
 
-/// CPU reference of the backward: writes dqkv (B, T, 3C).
+/// CPU reference of the backward: dqkv (B, T, 3C) accumulated (+=).
 pub fn attention_backward_cpu(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], att: &[f32], s: &AttentionShape) {
     let (b, t, c, nh, hs) = (s.b as usize, s.t as usize, s.c as usize, s.nh as usize, s.hs() as usize);
     let scale = s.scale() as f64;
-    dqkv.iter_mut().for_each(|x| *x = 0.0);
     for bi in 0..b {
         for h in 0..nh {
             for i in 0..t {

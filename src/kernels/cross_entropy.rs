@@ -12,9 +12,17 @@ crate::uniform! {
     pub struct CrossEntropyParams { rows: u32, vocab: u32, grad_scale: f32, write_grad: u32 }
 }
 
-/// losses[r] = -log softmax(logits[r])[targets[r]]; when `write_grad`, logits become
-/// (softmax - onehot) * grad_scale.
-#[allow(clippy::too_many_arguments)]
+/// What the loss kernel leaves in the logits buffer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Logits {
+    /// evaluation: the logits stay
+    Kept,
+    /// training: they become dlogits = (softmax - onehot) * scale, in place (the logits have
+    /// no other reader)
+    ToGradient { scale: f32 },
+}
+
+/// losses[r] = -log softmax(logits[r])[targets[r]], and dlogits as `after` says.
 pub fn cross_entropy_forward_backward(
     gpu: &Gpu,
     logits: &wgpu::Buffer,
@@ -22,10 +30,13 @@ pub fn cross_entropy_forward_backward(
     losses: &wgpu::Buffer,
     rows: u32,
     vocab: u32,
-    grad_scale: f32,
-    write_grad: bool,
+    after: Logits,
 ) -> Result<Dispatch> {
-    let params = CrossEntropyParams { rows, vocab, grad_scale, write_grad: write_grad as u32 };
+    let (grad_scale, write_grad) = match after {
+        Logits::Kept => (0.0, 0),
+        Logits::ToGradient { scale } => (scale, 1),
+    };
+    let params = CrossEntropyParams { rows, vocab, grad_scale, write_grad };
     let rows_by = row_reduction(gpu);
     let spec = rows_by.apply(spec());
     gpu.dispatch("cross_entropy", &spec, &[(0, logits), (1, targets), (2, losses)], 3, &params, gpu.row_grid(rows, rows_by.threads))

@@ -1,7 +1,7 @@
 //! embedding (shaders/embedding.wgsl): token + position embedding and its backward.
 //!
 //!   tokens (B*T) u32, wte (V, C) param, wpe (maxT, C) param, out (B, T, C) act
-//!   backward: dout (B, T, C) f32, dwte (V, C) grad (+=), dwpe (T, C) grad (=),
+//!   backward: dout (B, T, C) f32, dwte (V, C) grad (+=), dwpe (T, C) grad (+=),
 //!   bucket_start (V+1) u32 and bucket_pos (B*T) u32 from [`token_buckets`]
 
 use anyhow::{bail, Result};
@@ -59,7 +59,7 @@ pub fn embedding_forward(
     gpu.dispatch("embedding", &spec, &bindings, 7, &params(s, tables.wte, tables.wpe, 0, 0), gpu.grid(pair_groups(n)))
 }
 
-/// Two dispatches: dwte += bucketed sums of dout, dwpe = sums of dout over the batch.
+/// Two dispatches: dwte += bucketed sums of dout, dwpe += sums of dout over the batch.
 pub fn embedding_backward(
     gpu: &Gpu,
     dtables: EmbeddingTables,
@@ -127,9 +127,8 @@ pub fn embedding_forward_cpu(out: &mut [f32], tokens: &[u32], wte: &[f32], wpe: 
     }
 }
 
-/// dwte += scattered dout, dwpe = dout summed over the batch.
+/// dwte += scattered dout, dwpe += dout summed over the batch.
 pub fn embedding_backward_cpu(dwte: &mut [f32], dwpe: &mut [f32], dout: &[f32], tokens: &[u32], t: usize, c: usize) {
-    dwpe[..t * c].iter_mut().for_each(|x| *x = 0.0);
     for (pos, &tok) in tokens.iter().enumerate() {
         for j in 0..c {
             dwte[tok as usize * c + j] += dout[pos * c + j];

@@ -1,7 +1,7 @@
 //! layernorm (shaders/layernorm.wgsl): LayerNorm over channels with weight and bias, eps 1e-5.
 //!
 //!   inp (N, C) act, weight (C) param, bias (C) param, out (N, C) act, mean/rstd (N) f32
-//!   backward: dout (N, C) f32, dinp (N, C) f32 (+=), dweight/dbias (C) grad (=)
+//!   backward: dout (N, C) f32, dinp (N, C) f32 (+=), dweight/dbias (C) grad (+=)
 //!   weight and bias are two tensors of one block (the parameters; the gradients for
 //!   dweight and dbias), bound once as `params` / `dparams`
 
@@ -27,71 +27,75 @@ pub struct LayerNormAffine<'a> {
     pub bias: u32,
 }
 
-/// Statistics saved by the forward for the backward: (N) f32 each.
-pub struct LayerNormStats<'a> {
+/// The forward's input and the row statistics it computes, (N) f32 each: what the backward
+/// needs of the forward.
+pub struct LayerNormSaved<'a> {
+    pub inp: TensorRef<'a>,
     pub mean: &'a wgpu::Buffer,
     pub rstd: &'a wgpu::Buffer,
 }
 
+/// N rows of C channels.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerNormShape {
+    pub n: u32,
+    pub c: u32,
+}
+
+/// out = (inp - mean) * rstd * weight + bias; mean and rstd saved.
 pub fn layernorm_forward(
     gpu: &Gpu,
     out: TensorRef,
-    stats: &LayerNormStats,
-    inp: TensorRef,
+    saved: &LayerNormSaved,
     affine: LayerNormAffine,
-    n: u32,
-    c: u32,
+    s: LayerNormShape,
 ) -> Result<Dispatch> {
-    layernorm_forward_with(gpu, row_reduction(gpu), out, stats, inp, affine, n, c)
+    layernorm_forward_with(gpu, row_reduction(gpu), out, saved, affine, s)
 }
 
 /// [`layernorm_forward`] with a given row reduction (for measuring the choices).
-#[allow(clippy::too_many_arguments)]
 pub fn layernorm_forward_with(
     gpu: &Gpu,
     rows_by: RowReduction,
     out: TensorRef,
-    stats: &LayerNormStats,
-    inp: TensorRef,
+    saved: &LayerNormSaved,
     affine: LayerNormAffine,
-    n: u32,
-    c: u32,
+    s: LayerNormShape,
 ) -> Result<Dispatch> {
-    check_pairs("layernorm", "channel count", c, &[out.offset, affine.weight, affine.bias])?;
+    let inp = saved.inp;
+    check_pairs("layernorm", "channel count", s.c, &[out.offset, affine.weight, affine.bias])?;
     if inp.store.for_reading() != out.store.for_reading() {
         bail!("layernorm_forward reads and writes one activation storage type");
     }
     let spec = rows_by.apply(spec("layernorm_forward", out.store.wgsl_name(), affine.block.at(0).read_name(), "f32"));
     let params = LayerNormParams {
-        rows: n,
-        c,
+        rows: s.n,
+        c: s.c,
         in_off: inp.offset,
         out_off: out.offset,
         w_off: affine.weight,
         b_off: affine.bias,
         ..Default::default()
     };
-    let bindings = [(0, inp.buffer), (1, affine.block.buffer), (2, out.buffer), (3, stats.mean), (4, stats.rstd)];
-    gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.row_grid(n, rows_by.threads))
+    let bindings = [(0, inp.buffer), (1, affine.block.buffer), (2, out.buffer), (3, saved.mean), (4, saved.rstd)];
+    gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.row_grid(s.n, rows_by.threads))
 }
 
-/// Two dispatches: dinp (+=) row by row, then dweight and dbias column by column.
-#[allow(clippy::too_many_arguments)]
+/// Two dispatches: dinp += row by row, then dweight and dbias += column by column.
 pub fn layernorm_backward(
     gpu: &Gpu,
     dinp: &wgpu::Buffer,
     daffine: LayerNormAffine,
     dout: &wgpu::Buffer,
-    inp: TensorRef,
-    weight: TensorRef,
-    stats: &LayerNormStats,
-    n: u32,
-    c: u32,
+    saved: &LayerNormSaved,
+    affine: LayerNormAffine,
+    s: LayerNormShape,
 ) -> Result<Vec<Dispatch>> {
-    check_pairs("layernorm", "channel count", c, &[daffine.weight, daffine.bias])?;
+    check_pairs("layernorm", "channel count", s.c, &[daffine.weight, daffine.bias])?;
+    let (inp, weight) = (saved.inp, affine.block.at(affine.weight));
     let params = LayerNormParams {
-        rows: n,
-        c,
+        rows: s.n,
+        c: s.c,
         in_off: inp.offset,
         w_off: weight.offset,
         dw_off: daffine.weight,
@@ -100,12 +104,12 @@ pub fn layernorm_backward(
     };
     let rows_by = row_reduction(gpu);
     let input_spec = rows_by.apply(spec("layernorm_backward_input", inp.read_name(), weight.read_name(), "f32"));
-    let input = [(0, inp.buffer), (1, weight.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (6, dinp)];
+    let input = [(0, inp.buffer), (1, weight.buffer), (3, saved.mean), (4, saved.rstd), (5, dout), (6, dinp)];
     let params_spec = rows_by.apply(spec("layernorm_backward_params", inp.read_name(), "f32", daffine.block.store.wgsl_name()));
-    let param_bindings = [(0, inp.buffer), (3, stats.mean), (4, stats.rstd), (5, dout), (7, daffine.block.buffer)];
+    let param_bindings = [(0, inp.buffer), (3, saved.mean), (4, saved.rstd), (5, dout), (7, daffine.block.buffer)];
     Ok(vec![
-        gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.row_grid(n, rows_by.threads))?,
-        gpu.dispatch("layernorm", &params_spec, &param_bindings, 8, &params, gpu.grid(c / 2))?,
+        gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.row_grid(s.n, rows_by.threads))?,
+        gpu.dispatch("layernorm", &params_spec, &param_bindings, 8, &params, gpu.grid(s.c / 2))?,
     ])
 }
 
@@ -125,19 +129,10 @@ pub fn variants() -> Vec<ShaderSpec> {
     out
 }
 
-/// CPU reference of the forward (f64 statistics).
-#[allow(clippy::too_many_arguments)]
-pub fn layernorm_forward_cpu(
-    out: &mut [f32],
-    mean: &mut [f32],
-    rstd: &mut [f32],
-    inp: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    n: usize,
-    c: usize,
-) {
-    for r in 0..n {
+/// CPU reference of the forward (f64 statistics); N = inp.len() / C.
+pub fn layernorm_forward_cpu(out: &mut [f32], stats: (&mut [f32], &mut [f32]), inp: &[f32], weight: &[f32], bias: &[f32], c: usize) {
+    let (mean, rstd) = stats;
+    for r in 0..inp.len() / c {
         let x = &inp[r * c..(r + 1) * c];
         let mu = x.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
         let var = x.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>() / c as f64;
@@ -150,23 +145,20 @@ pub fn layernorm_forward_cpu(
     }
 }
 
-/// CPU reference of the backward: dinp +=, dweight and dbias written.
-#[allow(clippy::too_many_arguments)]
+/// CPU reference of the backward: dinp, dweight and dbias accumulated (+=); N = inp.len() / C.
 pub fn layernorm_backward_cpu(
     dinp: &mut [f32],
-    dweight: &mut [f32],
-    dbias: &mut [f32],
+    daffine: (&mut [f32], &mut [f32]),
     dout: &[f32],
     inp: &[f32],
     weight: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-    n: usize,
+    stats: (&[f32], &[f32]),
     c: usize,
 ) {
+    let ((dweight, dbias), (mean, rstd)) = (daffine, stats);
     let mut dw = vec![0.0f64; c];
     let mut db = vec![0.0f64; c];
-    for r in 0..n {
+    for r in 0..inp.len() / c {
         let (mu, rs) = (mean[r] as f64, rstd[r] as f64);
         let xhat: Vec<f64> = (0..c).map(|j| (inp[r * c + j] as f64 - mu) * rs).collect();
         let dnorm: Vec<f64> = (0..c).map(|j| dout[r * c + j] as f64 * weight[j] as f64).collect();
@@ -179,7 +171,7 @@ pub fn layernorm_backward_cpu(
         }
     }
     for j in 0..c {
-        dweight[j] = dw[j] as f32;
-        dbias[j] = db[j] as f32;
+        dweight[j] += dw[j] as f32;
+        dbias[j] += db[j] as f32;
     }
 }

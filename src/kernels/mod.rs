@@ -11,6 +11,7 @@ pub mod layernorm;
 pub mod matmul;
 pub mod reduce;
 pub mod softmax;
+pub mod zero;
 
 use anyhow::Result;
 
@@ -87,19 +88,12 @@ fn measure_row_reduction(gpu: &Gpu, choices: &[RowReduction], rule: RowReduction
     let params = gpu.storage_buffer("row reduction params", (2 * c * 4) as u64)?;
     let mean = gpu.storage_buffer("row reduction mean", rows as u64 * 4)?;
     let rstd = gpu.storage_buffer("row reduction rstd", rows as u64 * 4)?;
-    let stats = layernorm::LayerNormStats { mean: &mean, rstd: &rstd };
+    let saved = layernorm::LayerNormSaved { inp: TensorRef::new(&inp, act), mean: &mean, rstd: &rstd };
+    let affine = layernorm::LayerNormAffine { block: Block::new(&params, Store::F32), weight: 0, bias: c };
     let mut best = (f64::INFINITY, rule);
     for &choice in choices {
-        let d = layernorm::layernorm_forward_with(
-            gpu,
-            choice,
-            TensorRef::new(&out, act),
-            &stats,
-            TensorRef::new(&inp, act),
-            layernorm::LayerNormAffine { block: Block::new(&params, Store::F32), weight: 0, bias: c },
-            rows,
-            c,
-        )?;
+        let shape = layernorm::LayerNormShape { n: rows, c };
+        let d = layernorm::layernorm_forward_with(gpu, choice, TensorRef::new(&out, act), &saved, affine, shape)?;
         let fastest = time_dispatches(gpu, &[&d], 4)?.into_iter().fold(f64::INFINITY, f64::min);
         let score = if choice == rule { fastest * 0.95 } else { fastest };
         if score < best.0 {
@@ -197,6 +191,7 @@ pub fn uniform_mirrors() -> Vec<UniformMirror> {
         of::<layernorm::LayerNormParams>(first(layernorm::variants())),
         of::<gelu::GeluParams>(first(gelu::variants())),
         of::<embedding::EmbeddingParams>(first(embedding::variants())),
+        of::<zero::ZeroParams>(first(zero::variants())),
     ]
 }
 
@@ -212,5 +207,6 @@ pub fn all_variants() -> Vec<ShaderSpec> {
     v.extend(layernorm::variants());
     v.extend(gelu::variants());
     v.extend(embedding::variants());
+    v.extend(zero::variants());
     v
 }

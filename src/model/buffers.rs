@@ -5,8 +5,9 @@ use anyhow::Result;
 
 use super::config::ModelConfig;
 use crate::gpu::Gpu;
-use crate::kernels::layernorm::LayerNormStats;
+use crate::kernels::layernorm::LayerNormSaved;
 use crate::kernels::reduce::sumsq_groups;
+use crate::kernels::TensorRef;
 use crate::precision::Store;
 use crate::Failure;
 
@@ -175,11 +176,13 @@ impl Activations {
 }
 
 impl BlockActs {
-    pub(super) fn ln1_stats(&self) -> LayerNormStats<'_> {
-        LayerNormStats { mean: &self.ln1_mean, rstd: &self.ln1_rstd }
+    /// The first LayerNorm's input (the block's input) and statistics.
+    pub(super) fn ln1_saved<'a>(&'a self, input: TensorRef<'a>) -> LayerNormSaved<'a> {
+        LayerNormSaved { inp: input, mean: &self.ln1_mean, rstd: &self.ln1_rstd }
     }
-    pub(super) fn ln2_stats(&self) -> LayerNormStats<'_> {
-        LayerNormStats { mean: &self.ln2_mean, rstd: &self.ln2_rstd }
+    /// The second LayerNorm's input (after attention's residual) and statistics.
+    pub(super) fn ln2_saved(&self, act: Store) -> LayerNormSaved<'_> {
+        LayerNormSaved { inp: TensorRef::new(&self.res2, act), mean: &self.ln2_mean, rstd: &self.ln2_rstd }
     }
 }
 

@@ -10,14 +10,15 @@ use super::config::ModelConfig;
 use super::params::{ParamLayout, RawState};
 use crate::data::Batch;
 use crate::gpu::{Dispatch, Gpu};
-use crate::kernels::adamw::{adamw_params, adamw_update, AdamwBuffers, AdamwConfig};
+use crate::kernels::adamw::{adamw_params, adamw_update, AdamwBuffers, AdamwConfig, AdamwStep};
 use crate::kernels::attention::{attention_backward, attention_forward, AttentionShape};
-use crate::kernels::cross_entropy::cross_entropy_forward_backward;
+use crate::kernels::cross_entropy::{cross_entropy_forward_backward, Logits};
 use crate::kernels::embedding::{embedding_backward, embedding_forward, token_buckets, EmbeddingShape, EmbeddingTables};
 use crate::kernels::gelu::gelu_backward;
-use crate::kernels::layernorm::{layernorm_backward, layernorm_forward, LayerNormAffine, LayerNormStats};
-use crate::kernels::matmul::{matmul_backward, matmul_forward, matmul_gelu_forward};
+use crate::kernels::layernorm::{layernorm_backward, layernorm_forward, LayerNormAffine, LayerNormSaved, LayerNormShape};
+use crate::kernels::matmul::{matmul_backward, matmul_forward, matmul_gelu_forward, matmul_residual_forward, Linear, LinearShape};
 use crate::kernels::reduce::{sum, sum_squares};
+use crate::kernels::zero::zero;
 use crate::kernels::{Block, TensorRef};
 use crate::precision::{Precision, Store};
 
@@ -80,14 +81,28 @@ impl<'a> Net<'a> {
     fn f(&self, buffer: &'a wgpu::Buffer) -> TensorRef<'a> {
         TensorRef::new(buffer, Store::F32)
     }
-    fn p(&self, offset: u32) -> TensorRef<'a> {
-        self.params.at(offset)
+    /// A linear layer's weight and bias at these offsets of `block` (parameters or gradients).
+    fn linear(&self, block: Block<'a>, weight: u32, bias: u32) -> Linear<'a> {
+        Linear::new(block.at(weight), block.at(bias))
     }
-    fn g(&self, offset: u32) -> TensorRef<'a> {
-        self.grads.at(offset)
+    /// A linear layer from C = `c` to OC = `oc` channels over the B*T rows.
+    fn shape(&self, c: u32, oc: u32) -> LinearShape {
+        LinearShape { bt: self.bt, c, oc }
     }
     fn affine(&self, block: Block<'a>, weight: u32, bias: u32) -> LayerNormAffine<'a> {
         LayerNormAffine { block, weight, bias }
+    }
+    fn rows(&self) -> LayerNormShape {
+        LayerNormShape { n: self.bt, c: self.d }
+    }
+    /// The final LayerNorm's input (the last block's output) and statistics.
+    fn lnf_saved(&self) -> LayerNormSaved<'a> {
+        let x = self.x;
+        LayerNormSaved { inp: self.a(x.block_input(x.blocks.len())), mean: &x.lnf_mean, rstd: &x.lnf_rstd }
+    }
+    /// Clears a whole f32 scratch gradient before a backward accumulates into it.
+    fn zero(&self, buffer: &'a wgpu::Buffer) -> Result<Dispatch> {
+        zero(self.gpu, self.f(buffer), (buffer.size() / 4) as u32)
     }
 }
 
@@ -95,77 +110,90 @@ impl<'a> Net<'a> {
 /// projection (+ residual), LayerNorm, MLP up with GELU, MLP down (+ residual); then the final
 /// LayerNorm and the logits through the tied embedding.
 fn gpt_forward(net: &Net) -> Result<Vec<Dispatch>> {
-    let (gpu, l, x, bt, d) = (net.gpu, net.layout, net.x, net.bt, net.d);
-    let p = |o| net.p(o);
-    let tables = EmbeddingTables { block: net.params, wte: l.wte, wpe: l.wpe };
-    let mut out = vec![embedding_forward(gpu, net.a(&x.encoded), &net.io.tokens, tables, &net.emb)?];
+    let (gpu, l, x, d, (a, f)) = (net.gpu, net.layout, net.x, net.d, (|b| net.a(b), |b| net.f(b)));
+    let (params, rows) = (net.params, net.rows());
+    let tables = EmbeddingTables { block: params, wte: l.wte, wpe: l.wpe };
+    let mut out = vec![embedding_forward(gpu, a(&x.encoded), &net.io.tokens, tables, &net.emb)?];
     for (i, (w, b)) in l.blocks.iter().zip(&x.blocks).enumerate() {
-        let input = net.a(x.block_input(i));
-        out.push(layernorm_forward(gpu, net.a(&b.ln1), &b.ln1_stats(), input, net.affine(net.params, w.ln1_w, w.ln1_b), bt, d)?);
-        out.push(matmul_forward(gpu, net.a(&b.qkv), net.a(&b.ln1), p(w.qkv_w), Some(p(w.qkv_b)), None, bt, d, 3 * d)?);
-        out.extend(attention_forward(gpu, net.a(&b.atty), net.f(&x.preatt), net.a(&b.att), net.a(&b.qkv), &net.attn)?);
-        out.push(matmul_forward(gpu, net.a(&b.res2), net.a(&b.atty), p(w.attn_proj_w), Some(p(w.attn_proj_b)), Some(input), bt, d, d)?);
-        out.push(layernorm_forward(gpu, net.a(&b.ln2), &b.ln2_stats(), net.a(&b.res2), net.affine(net.params, w.ln2_w, w.ln2_b), bt, d)?);
-        out.push(matmul_gelu_forward(gpu, net.a(&b.fch_gelu), net.a(&b.fch), net.a(&b.ln2), p(w.fc_w), Some(p(w.fc_b)), bt, d, 4 * d)?);
-        let mlp_out = (p(w.fc_proj_w), Some(p(w.fc_proj_b)));
-        out.push(matmul_forward(gpu, net.a(&b.res3), net.a(&b.fch_gelu), mlp_out.0, mlp_out.1, Some(net.a(&b.res2)), bt, 4 * d, d)?);
+        let input = a(x.block_input(i));
+        out.push(layernorm_forward(gpu, a(&b.ln1), &b.ln1_saved(input), net.affine(params, w.ln1_w, w.ln1_b), rows)?);
+        out.push(matmul_forward(gpu, a(&b.qkv), a(&b.ln1), net.linear(params, w.qkv_w, w.qkv_b), net.shape(d, 3 * d))?);
+        out.extend(attention_forward(gpu, a(&b.atty), f(&x.preatt), a(&b.att), a(&b.qkv), &net.attn)?);
+        let proj = net.linear(params, w.attn_proj_w, w.attn_proj_b);
+        out.push(matmul_residual_forward(gpu, a(&b.res2), input, a(&b.atty), proj, net.shape(d, d))?);
+        out.push(layernorm_forward(gpu, a(&b.ln2), &b.ln2_saved(net.act), net.affine(params, w.ln2_w, w.ln2_b), rows)?);
+        let fc = net.linear(params, w.fc_w, w.fc_b);
+        out.push(matmul_gelu_forward(gpu, a(&b.fch_gelu), a(&b.fch), a(&b.ln2), fc, net.shape(d, 4 * d))?);
+        let fc_proj = net.linear(params, w.fc_proj_w, w.fc_proj_b);
+        out.push(matmul_residual_forward(gpu, a(&b.res3), a(&b.res2), a(&b.fch_gelu), fc_proj, net.shape(4 * d, d))?);
     }
-    let last = net.a(x.block_input(x.blocks.len()));
-    let lnf = LayerNormStats { mean: &x.lnf_mean, rstd: &x.lnf_rstd };
-    out.push(layernorm_forward(gpu, net.a(&x.lnf), &lnf, last, net.affine(net.params, l.lnf_w, l.lnf_b), bt, d)?);
-    out.push(matmul_forward(gpu, net.f(&x.logits), net.a(&x.lnf), p(l.wte), None, None, bt, d, net.vocab)?);
+    out.push(layernorm_forward(gpu, a(&x.lnf), &net.lnf_saved(), net.affine(params, l.lnf_w, l.lnf_b), rows)?);
+    out.push(matmul_forward(gpu, f(&x.logits), a(&x.lnf), Linear::without_bias(params.at(l.wte)), net.shape(d, net.vocab))?);
     Ok(out)
 }
 
-/// The mean cross-entropy into stats[`slot`]; for training (`with_grad`), the logits become
-/// dlogits.
-fn gpt_loss(net: &Net, with_grad: bool, slot: usize) -> Result<Vec<Dispatch>> {
+/// The mean cross-entropy into stats[`slot`]; `after` says whether the logits become dlogits
+/// (training) or stay (evaluation).
+fn gpt_loss(net: &Net, after: Logits, slot: usize) -> Result<Vec<Dispatch>> {
     let (gpu, x, io) = (net.gpu, net.x, net.io);
-    let mean_scale = 1.0 / net.bt as f32;
     Ok(vec![
-        cross_entropy_forward_backward(gpu, &x.logits, &io.targets, &x.losses, net.bt, net.vocab, mean_scale, with_grad)?,
-        sum(gpu, &x.losses, net.bt, &io.stats, slot as u32, mean_scale)?,
+        cross_entropy_forward_backward(gpu, &x.logits, &io.targets, &x.losses, net.bt, net.vocab, after)?,
+        sum(gpu, &x.losses, net.bt, &io.stats, slot as u32, 1.0 / net.bt as f32)?,
     ])
 }
 
 /// The backward pass, the forward's layers in reverse: the tied head and final LayerNorm,
 /// then per block (last first) MLP down, GELU, MLP up, LayerNorm, projection, attention,
-/// qkv, LayerNorm; then the embeddings. dresidual is cleared before it; every LayerNorm
-/// backward adds its input gradient into it.
+/// qkv, LayerNorm; then the embeddings. As in llm.c, every backward adds into its gradients
+/// (`+=`): the parameter gradients and dresidual are zeroed first, and a scratch gradient
+/// shared between layers is zeroed before each layer that accumulates into it. GELU and
+/// softmax transform their gradient in place.
 fn gpt_backward(net: &Net) -> Result<Vec<Dispatch>> {
-    let (gpu, l, x, bt, d) = (net.gpu, net.layout, net.x, net.bt, net.d);
-    let (p, g, a, f) = (|o| net.p(o), |o| net.g(o), |b| net.a(b), |b| net.f(b));
+    let (gpu, l, x, d, (a, f)) = (net.gpu, net.layout, net.x, net.d, (|b| net.a(b), |b| net.f(b)));
+    let (params, grads, rows) = (net.params, net.grads, net.rows());
     let (dres, dln, datty, datt, dfch, dqkv) = (&x.dresidual, &x.dln, &x.dln, &x.preatt, &x.dfch, &x.dfch);
-    let last = a(x.block_input(x.blocks.len()));
-    let lnf = LayerNormStats { mean: &x.lnf_mean, rstd: &x.lnf_rstd };
-    let mut out = matmul_backward(gpu, f(dln), g(l.wte), None, f(&x.logits), a(&x.lnf), p(l.wte), bt, d, net.vocab)?;
-    out.extend(layernorm_backward(gpu, dres, net.affine(net.grads, l.lnf_w, l.lnf_b), dln, last, p(l.lnf_w), &lnf, bt, d)?);
+    let mut out = vec![zero(gpu, grads.at(0), net.layout.total as u32)?, net.zero(dres)?, net.zero(dln)?];
+    let head = Linear::without_bias(grads.at(l.wte));
+    out.extend(matmul_backward(gpu, f(dln), head, f(&x.logits), a(&x.lnf), params.at(l.wte), net.shape(d, net.vocab))?);
+    let lnf = (net.affine(grads, l.lnf_w, l.lnf_b), net.affine(params, l.lnf_w, l.lnf_b));
+    out.extend(layernorm_backward(gpu, dres, lnf.0, dln, &net.lnf_saved(), lnf.1, rows)?);
     for (i, (w, b)) in l.blocks.iter().zip(&x.blocks).enumerate().rev() {
         let input = a(x.block_input(i));
+        let (fc_proj, dfc_proj) = (params.at(w.fc_proj_w), net.linear(grads, w.fc_proj_w, w.fc_proj_b));
+        out.push(net.zero(dfch)?);
+        out.extend(matmul_backward(gpu, f(dfch), dfc_proj, f(dres), a(&b.fch_gelu), fc_proj, net.shape(4 * d, d))?);
+        out.push(gelu_backward(gpu, f(dfch), a(&b.fch), net.bt * 4 * d)?);
+        out.push(net.zero(dln)?);
         out.extend(matmul_backward(
             gpu,
+            f(dln),
+            net.linear(grads, w.fc_w, w.fc_b),
             f(dfch),
-            g(w.fc_proj_w),
-            Some(g(w.fc_proj_b)),
-            f(dres),
-            a(&b.fch_gelu),
-            p(w.fc_proj_w),
-            bt,
-            4 * d,
-            d,
+            a(&b.ln2),
+            params.at(w.fc_w),
+            net.shape(d, 4 * d),
         )?);
-        out.push(gelu_backward(gpu, f(dfch), a(&b.fch), bt * 4 * d)?);
-        out.extend(matmul_backward(gpu, f(dln), g(w.fc_w), Some(g(w.fc_b)), f(dfch), a(&b.ln2), p(w.fc_w), bt, d, 4 * d)?);
-        let ln2 = net.affine(net.grads, w.ln2_w, w.ln2_b);
-        out.extend(layernorm_backward(gpu, dres, ln2, dln, a(&b.res2), p(w.ln2_w), &b.ln2_stats(), bt, d)?);
-        let proj = (g(w.attn_proj_w), Some(g(w.attn_proj_b)));
-        out.extend(matmul_backward(gpu, f(datty), proj.0, proj.1, f(dres), a(&b.atty), p(w.attn_proj_w), bt, d, d)?);
+        let ln2 = (net.affine(grads, w.ln2_w, w.ln2_b), net.affine(params, w.ln2_w, w.ln2_b));
+        out.extend(layernorm_backward(gpu, dres, ln2.0, dln, &b.ln2_saved(net.act), ln2.1, rows)?);
+        let (proj, dproj) = (params.at(w.attn_proj_w), net.linear(grads, w.attn_proj_w, w.attn_proj_b));
+        out.push(net.zero(datty)?);
+        out.extend(matmul_backward(gpu, f(datty), dproj, f(dres), a(&b.atty), proj, net.shape(d, d))?);
+        out.push(net.zero(dqkv)?);
         out.extend(attention_backward(gpu, f(dqkv), f(datt), f(datty), a(&b.qkv), a(&b.att), &net.attn)?);
-        out.extend(matmul_backward(gpu, f(dln), g(w.qkv_w), Some(g(w.qkv_b)), f(dqkv), a(&b.ln1), p(w.qkv_w), bt, d, 3 * d)?);
-        let ln1 = net.affine(net.grads, w.ln1_w, w.ln1_b);
-        out.extend(layernorm_backward(gpu, dres, ln1, dln, input, p(w.ln1_w), &b.ln1_stats(), bt, d)?);
+        out.push(net.zero(dln)?);
+        out.extend(matmul_backward(
+            gpu,
+            f(dln),
+            net.linear(grads, w.qkv_w, w.qkv_b),
+            f(dqkv),
+            a(&b.ln1),
+            params.at(w.qkv_w),
+            net.shape(d, 3 * d),
+        )?);
+        let ln1 = (net.affine(grads, w.ln1_w, w.ln1_b), net.affine(params, w.ln1_w, w.ln1_b));
+        out.extend(layernorm_backward(gpu, dres, ln1.0, dln, &b.ln1_saved(input), ln1.1, rows)?);
     }
-    let dtables = EmbeddingTables { block: net.grads, wte: l.wte, wpe: l.wpe };
+    let dtables = EmbeddingTables { block: grads, wte: l.wte, wpe: l.wpe };
     out.extend(embedding_backward(gpu, dtables, dres, &net.io.bucket_start, &net.io.bucket_pos, &net.emb)?);
     Ok(out)
 }
@@ -179,7 +207,7 @@ struct Update {
 fn gpt_update(net: &Net, precision: Precision, bufs: &AdamwBuffers) -> Result<Update> {
     let n = net.layout.total as u32;
     Ok(Update {
-        grad_norm: sum_squares(net.gpu, net.g(0), n, &net.x.partials, &net.io.stats, STAT_GRAD_SUMSQ as u32)?,
+        grad_norm: sum_squares(net.gpu, net.grads.at(0), n, &net.x.partials, &net.io.stats, STAT_GRAD_SUMSQ as u32)?,
         adamw: adamw_update(net.gpu, precision, bufs, n, net.layout.n_decay as u32)?,
     })
 }
@@ -198,7 +226,6 @@ pub struct GptGpu {
     pub stats: wgpu::Buffer,
     pub logits: wgpu::Buffer,
     io: Inputs,
-    dresidual: wgpu::Buffer,
     forward: Vec<Dispatch>,
     loss: Vec<Dispatch>,
     eval_loss: Vec<Dispatch>,
@@ -248,12 +275,12 @@ impl GptGpu {
             io: &io,
         };
         let forward = gpt_forward(&net)?;
-        let loss = gpt_loss(&net, true, STAT_TRAIN_LOSS)?;
-        let eval_loss = gpt_loss(&net, false, STAT_EVAL_LOSS)?;
+        let loss = gpt_loss(&net, Logits::ToGradient { scale: 1.0 / bt as f32 }, STAT_TRAIN_LOSS)?;
+        let eval_loss = gpt_loss(&net, Logits::Kept, STAT_EVAL_LOSS)?;
         let backward = gpt_backward(&net)?;
         let bufs = AdamwBuffers { param: &params, grad: &grads, m: &m, v: &v, master: master.as_ref(), stats: &io.stats };
         let update = gpt_update(&net, precision, &bufs)?;
-        let (memory, stats, logits, dresidual) = (alloc.memory, io.stats.clone(), x.logits.clone(), x.dresidual.clone());
+        let (memory, stats, logits) = (alloc.memory, io.stats.clone(), x.logits.clone());
         Ok(GptGpu {
             cfg,
             batch,
@@ -267,7 +294,6 @@ impl GptGpu {
             stats,
             logits,
             io,
-            dresidual,
             forward,
             loss,
             eval_loss,
@@ -300,7 +326,6 @@ impl GptGpu {
     /// update number `step` with learning rate `lr`. The batch must be uploaded first.
     pub fn record_step(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, lr: f32, step: u32, seed: u32, timing: StepTiming) {
         self.set_update_params(gpu, lr, step, seed);
-        encoder.clear_buffer(&self.dresidual, 0, None);
         let dispatches: Vec<&Dispatch> = self.step_dispatches().collect();
         match timing {
             StepTiming::Off => record_pass(encoder, "train step", &dispatches, None),
@@ -335,9 +360,6 @@ impl GptGpu {
             .enumerate()
             .map(|(i, part)| {
                 let mut encoder = gpu.device.create_command_encoder(&Default::default());
-                if i == 0 {
-                    encoder.clear_buffer(&self.dresidual, 0, None);
-                }
                 let writes = timestamps.filter(|_| i == 0 || i == last).map(|set| (set, (i == 0).then_some(0), (i == last).then_some(1)));
                 record_pass(&mut encoder, "train step", part, writes);
                 encoder
@@ -347,7 +369,7 @@ impl GptGpu {
 
     fn set_update_params(&self, gpu: &Gpu, lr: f32, step: u32, seed: u32) {
         let n = self.layout.total as u32;
-        let params = adamw_params(&self.adamw_config, n, self.layout.n_decay as u32, lr, step, seed);
+        let params = adamw_params(&self.adamw_config, n, self.layout.n_decay as u32, AdamwStep { lr, step, seed });
         self.update.adamw.set_params(&gpu.queue, &params);
     }
 
@@ -375,7 +397,6 @@ impl GptGpu {
 
     /// Records forward, loss and backward without the update (gradients for tests).
     pub fn record_gradients(&self, encoder: &mut wgpu::CommandEncoder) {
-        encoder.clear_buffer(&self.dresidual, 0, None);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("gradients"), timestamp_writes: None });
         for d in self.forward.iter().chain(&self.loss).chain(&self.backward).chain(&self.update.grad_norm) {
             d.record(&mut pass);

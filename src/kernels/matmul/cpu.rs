@@ -1,6 +1,6 @@
 //! The CPU references the matmul tests compare against (f64 accumulation).
 
-use super::{Layout, MatmulShape};
+use super::{Layout, LinearShape, MatmulShape};
 
 /// CPU reference of one matmul on f32 data with the same layouts, accumulating in f64.
 pub fn matmul_cpu(
@@ -39,20 +39,12 @@ pub fn matmul_cpu(
 }
 
 /// CPU reference of `matmul_forward`.
-pub fn matmul_forward_cpu(out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, bt: usize, c: usize, oc: usize) {
-    let shape = MatmulShape::new(bt as u32, oc as u32, c as u32).trans(false, true);
-    matmul_cpu(
-        &shape,
-        (inp, Layout::rows(c as u32)),
-        (weight, Layout::rows(c as u32)),
-        bias.map(|b| (b, 0)),
-        None,
-        (out, Layout::rows(oc as u32)),
-    );
+pub fn matmul_forward_cpu(out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, s: LinearShape) {
+    let shape = MatmulShape::new(s.bt, s.oc, s.c).trans(false, true);
+    matmul_cpu(&shape, (inp, Layout::rows(s.c)), (weight, Layout::rows(s.c)), bias.map(|b| (b, 0)), None, (out, Layout::rows(s.oc)));
 }
 
-/// CPU reference of `matmul_backward`; dinp is accumulated (+=), dweight and dbias written.
-#[allow(clippy::too_many_arguments)]
+/// CPU reference of `matmul_backward`: dinp, dweight and dbias are accumulated (+=).
 pub fn matmul_backward_cpu(
     dinp: &mut [f32],
     dweight: &mut [f32],
@@ -60,10 +52,9 @@ pub fn matmul_backward_cpu(
     dout: &[f32],
     inp: &[f32],
     weight: &[f32],
-    bt: usize,
-    c: usize,
-    oc: usize,
+    s: LinearShape,
 ) {
+    let (bt, c, oc) = (s.bt as usize, s.c as usize, s.oc as usize);
     for r in 0..bt {
         for o in 0..oc {
             let d = dout[r * oc + o];
@@ -74,16 +65,13 @@ pub fn matmul_backward_cpu(
     }
     for o in 0..oc {
         for i in 0..c {
-            let mut acc = 0.0f64;
-            for r in 0..bt {
-                acc += dout[r * oc + o] as f64 * inp[r * c + i] as f64;
-            }
-            dweight[o * c + i] = acc as f32;
+            let acc: f64 = (0..bt).map(|r| dout[r * oc + o] as f64 * inp[r * c + i] as f64).sum();
+            dweight[o * c + i] += acc as f32;
         }
     }
     if let Some(dbias) = dbias {
         for o in 0..oc {
-            dbias[o] = (0..bt).map(|r| dout[r * oc + o] as f64).sum::<f64>() as f32;
+            dbias[o] += (0..bt).map(|r| dout[r * oc + o] as f64).sum::<f64>() as f32;
         }
     }
 }

@@ -1,9 +1,11 @@
-//! matmul (shaders/matmul.wgsl): batched C = alpha * op(A) . op(B) (+ bias) (+ residual),
-//! inputs f32/bf16/f16, accumulation in f32, output rounded to C's storage; and the linear
-//! layer built on it: `matmul_forward` / `matmul_backward` as in llm.c.
+//! matmul (shaders/matmul.wgsl): batched C = alpha * op(A) . op(B) (+ bias) (+ residual), or
+//! C += alpha * op(A) . op(B) for gradients; inputs f32/bf16/f16, accumulation in f32, output
+//! rounded to C's storage. And the linear layer built on it: `matmul_forward` /
+//! `matmul_backward` as in llm.c.
 //!
 //!   inp (BT, C) act, weight (OC, C) param, bias (OC) param, out (BT, OC) act
-//!   dout (BT, OC) f32, dinp (BT, C) f32, dweight (OC, C) grad, dbias (OC) grad
+//!   backward: dout (BT, OC) f32, dinp (BT, C) f32 (+=), dweight (OC, C) grad (+=),
+//!   dbias (OC) grad (+=)
 
 use anyhow::{bail, Result};
 
@@ -60,11 +62,13 @@ pub struct Matmul<'a> {
     pub gelu_pre: Option<TensorRef<'a>>,
     /// SR key (step, tensor ^ seed) when `c` is stored bf16 with SR.
     pub key: [u32; 2],
+    /// c += the product instead of c = it: how a backward writes a gradient.
+    pub accumulate: bool,
 }
 
 impl<'a> Matmul<'a> {
     pub fn new(shape: MatmulShape, a: Mat<'a>, b: Mat<'a>, c: Mat<'a>) -> Matmul<'a> {
-        Matmul { shape, a, b, c, bias: None, residual: None, gelu_pre: None, key: [0, 0] }
+        Matmul { shape, a, b, c, bias: None, residual: None, gelu_pre: None, key: [0, 0], accumulate: false }
     }
 
     /// The dispatch with the fastest tile for this shape on this adapter: measured the first
@@ -133,7 +137,7 @@ impl<'a> Matmul<'a> {
         let s = &self.shape;
         let quads = self.quads();
         format!(
-            "matmul a={} b={} c={} t={}{} bias={} res={} gelu={} pairs={}{}{} quads={}{} {}x{}x{}x{}",
+            "matmul a={} b={} c={} t={}{} bias={} res={} gelu={} acc={} pairs={}{}{} quads={}{} {}x{}x{}x{}",
             self.a.store.for_reading().wgsl_name(),
             self.b.store.for_reading().wgsl_name(),
             self.c.store.wgsl_name(),
@@ -142,6 +146,7 @@ impl<'a> Matmul<'a> {
             self.bias.is_some() as u8,
             self.residual.is_some() as u8,
             self.gelu_pre.is_some() as u8,
+            self.accumulate as u8,
             self.a.layout.even() as u8,
             self.b.layout.even() as u8,
             self.c.layout.even() as u8,
@@ -182,6 +187,9 @@ impl<'a> Matmul<'a> {
         if self.gelu_pre.is_some() && !(tiled && pair_c && self.gelu_pre.is_some_and(|p| p.store == self.c.store)) {
             bail!("a GELU epilogue needs even rows and a pre-activation stored like the output: {s:?}");
         }
+        if self.accumulate && (self.gelu_pre.is_some() || self.bias.is_some() || self.residual.is_some()) {
+            bail!("an accumulating matmul (a gradient) takes no bias, residual or GELU epilogue: {s:?}");
+        }
         if !tile.fits(&gpu.limits) {
             bail!("matmul tile {} exceeds this adapter's workgroup limits", tile.name());
         }
@@ -198,6 +206,7 @@ impl<'a> Matmul<'a> {
             .flag("HAS_BIAS", self.bias.is_some())
             .flag("HAS_RESIDUAL", self.residual.is_some())
             .flag("GELU", self.gelu_pre.is_some())
+            .flag("ACCUMULATE", self.accumulate)
             .flag("QUAD_A", quad_a)
             .flag("QUAD_B", quad_b)
             .define("BIAS", self.bias.map_or("f32", |b| b.read_name()))
@@ -267,89 +276,97 @@ fn tile_defines(spec: ShaderSpec, tile: Tile) -> ShaderSpec {
         .shape_define("BK_BN", (tile.shared_k * tile.wg_x * tile.tn2 * 2).max(1))
 }
 
-/// out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias (OC) [+ residual (BT, OC)]
-#[allow(clippy::too_many_arguments)]
-pub fn matmul_forward(
-    gpu: &Gpu,
-    out: TensorRef,
-    inp: TensorRef,
-    weight: TensorRef,
-    bias: Option<TensorRef>,
-    residual: Option<TensorRef>,
-    bt: u32,
-    c: u32,
-    oc: u32,
-) -> Result<Dispatch> {
-    let mut mm = linear(out, inp, weight, bias, bt, c, oc);
-    mm.residual = residual;
-    mm.dispatch(gpu)
+/// A linear layer's weight (OC, C) and bias (OC), if it has one: the parameters, or their
+/// gradients.
+#[derive(Clone, Copy)]
+pub struct Linear<'a> {
+    pub weight: TensorRef<'a>,
+    pub bias: Option<TensorRef<'a>>,
 }
 
-/// The matmul of a linear layer's forward: out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias.
-fn linear<'a>(
-    out: TensorRef<'a>,
-    inp: TensorRef<'a>,
-    weight: TensorRef<'a>,
-    bias: Option<TensorRef<'a>>,
-    bt: u32,
-    c: u32,
-    oc: u32,
-) -> Matmul<'a> {
-    let shape = MatmulShape::new(bt, oc, c).trans(false, true);
-    let mut mm = Matmul::new(shape, Mat::new(inp, Layout::rows(c)), Mat::new(weight, Layout::rows(c)), Mat::new(out, Layout::rows(oc)));
-    mm.bias = bias;
-    mm
+impl<'a> Linear<'a> {
+    pub fn new(weight: TensorRef<'a>, bias: TensorRef<'a>) -> Linear<'a> {
+        Linear { weight, bias: Some(bias) }
+    }
+
+    pub fn without_bias(weight: TensorRef<'a>) -> Linear<'a> {
+        Linear { weight, bias: None }
+    }
+}
+
+/// A linear layer's sizes: BT rows, C input channels, OC output channels.
+#[derive(Clone, Copy, Debug)]
+pub struct LinearShape {
+    pub bt: u32,
+    pub c: u32,
+    pub oc: u32,
+}
+
+/// out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias (OC)
+pub fn matmul_forward(gpu: &Gpu, out: TensorRef, inp: TensorRef, layer: Linear, s: LinearShape) -> Result<Dispatch> {
+    linear(out, inp, layer, s).dispatch(gpu)
+}
+
+/// out (BT, OC) = residual (BT, OC) + inp (BT, C) . weight (OC, C)^T + bias (OC): a linear
+/// layer that ends a residual branch.
+pub fn matmul_residual_forward(
+    gpu: &Gpu,
+    out: TensorRef,
+    residual: TensorRef,
+    inp: TensorRef,
+    layer: Linear,
+    s: LinearShape,
+) -> Result<Dispatch> {
+    let mut mm = linear(out, inp, layer, s);
+    mm.residual = Some(residual);
+    mm.dispatch(gpu)
 }
 
 /// pre (BT, OC) = inp . weight^T + bias, out (BT, OC) = gelu(pre): a linear layer and the GELU
 /// after it in one dispatch (the MLP's first half).
-#[allow(clippy::too_many_arguments)]
-pub fn matmul_gelu_forward(
-    gpu: &Gpu,
-    out: TensorRef,
-    pre: TensorRef,
-    inp: TensorRef,
-    weight: TensorRef,
-    bias: Option<TensorRef>,
-    bt: u32,
-    c: u32,
-    oc: u32,
-) -> Result<Dispatch> {
-    let mut mm = linear(out, inp, weight, bias, bt, c, oc);
+pub fn matmul_gelu_forward(gpu: &Gpu, out: TensorRef, pre: TensorRef, inp: TensorRef, layer: Linear, s: LinearShape) -> Result<Dispatch> {
+    let mut mm = linear(out, inp, layer, s);
     mm.gelu_pre = Some(pre);
     mm.dispatch(gpu)
 }
 
-/// dinp (BT, C) = dout (BT, OC) . weight (OC, C); dweight (OC, C) = dout^T . inp (BT, C);
-/// dbias (OC) = column sums of dout.
-#[allow(clippy::too_many_arguments)]
+/// The matmul of a linear layer's forward: out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias.
+fn linear<'a>(out: TensorRef<'a>, inp: TensorRef<'a>, layer: Linear<'a>, s: LinearShape) -> Matmul<'a> {
+    let shape = MatmulShape::new(s.bt, s.oc, s.c).trans(false, true);
+    let mut mm =
+        Matmul::new(shape, Mat::new(inp, Layout::rows(s.c)), Mat::new(layer.weight, Layout::rows(s.c)), Mat::new(out, Layout::rows(s.oc)));
+    mm.bias = layer.bias;
+    mm
+}
+
+/// dinp (BT, C) += dout (BT, OC) . weight (OC, C); dweight (OC, C) += dout^T . inp (BT, C);
+/// dbias (OC) += column sums of dout.
 pub fn matmul_backward(
     gpu: &Gpu,
     dinp: TensorRef,
-    dweight: TensorRef,
-    dbias: Option<TensorRef>,
+    dlayer: Linear,
     dout: TensorRef,
     inp: TensorRef,
     weight: TensorRef,
-    bt: u32,
-    c: u32,
-    oc: u32,
+    s: LinearShape,
 ) -> Result<Vec<Dispatch>> {
-    let dinp_mm = Matmul::new(
-        MatmulShape::new(bt, c, oc),
-        Mat::new(dout, Layout::rows(oc)),
-        Mat::new(weight, Layout::rows(c)),
-        Mat::new(dinp, Layout::rows(c)),
+    let mut dinp_mm = Matmul::new(
+        MatmulShape::new(s.bt, s.c, s.oc),
+        Mat::new(dout, Layout::rows(s.oc)),
+        Mat::new(weight, Layout::rows(s.c)),
+        Mat::new(dinp, Layout::rows(s.c)),
     );
-    let dweight_mm = Matmul::new(
-        MatmulShape::new(oc, c, bt).trans(true, false),
-        Mat::new(dout, Layout::rows(oc)),
-        Mat::new(inp, Layout::rows(c)),
-        Mat::new(dweight, Layout::rows(c)),
+    let mut dweight_mm = Matmul::new(
+        MatmulShape::new(s.oc, s.c, s.bt).trans(true, false),
+        Mat::new(dout, Layout::rows(s.oc)),
+        Mat::new(inp, Layout::rows(s.c)),
+        Mat::new(dlayer.weight, Layout::rows(s.c)),
     );
+    dinp_mm.accumulate = true;
+    dweight_mm.accumulate = true;
     let mut out = vec![dinp_mm.dispatch(gpu)?, dweight_mm.dispatch(gpu)?];
-    if let Some(dbias) = dbias {
-        out.push(reduce::column_sum(gpu, dbias, dout, bt, oc)?);
+    if let Some(dbias) = dlayer.bias {
+        out.push(reduce::column_sum(gpu, dbias, dout, s.bt, s.oc)?);
     }
     Ok(out)
 }
@@ -364,7 +381,8 @@ pub fn variants() -> Vec<ShaderSpec> {
     ] {
         for store in Store::ALL {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
-                for extras in [false, true] {
+                // plain; with every epilogue and paired loads; accumulating (a gradient)
+                for (extras, accumulate) in [(false, false), (true, false), (false, true)] {
                     let read = store.for_reading().wgsl_name();
                     let spec = ShaderSpec::new("matmul.wgsl", entry)
                         .define("A", read)
@@ -378,6 +396,7 @@ pub fn variants() -> Vec<ShaderSpec> {
                         .flag("HAS_BIAS", extras)
                         .flag("HAS_RESIDUAL", extras)
                         .flag("GELU", extras && entry != "matmul_flat")
+                        .flag("ACCUMULATE", accumulate)
                         .flag("QUAD_A", extras && entry == "matmul_shared")
                         .flag("QUAD_B", extras && entry == "matmul_shared")
                         .define("BIAS", read)

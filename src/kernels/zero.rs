@@ -1,0 +1,42 @@
+//! zero (shaders/zero.wgsl): clears a gradient before the backward kernels accumulate into
+//! it. Every backward adds to its gradient outputs (`+=`, llm.c's rule); the model zeroes the
+//! parameter gradients once per step and a scratch activation gradient before each reuse.
+//!
+//!   t (n) any storage, from an even offset when 16-bit (pairs share a word)
+
+use anyhow::{bail, Result};
+
+use super::TensorRef;
+use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+
+crate::uniform! {
+    /// `Params` of shaders/zero.wgsl.
+    pub struct ZeroParams { n: u32, off: u32, _pad0: u32, _pad1: u32 }
+}
+
+/// t[0..n) = 0.
+pub fn zero(gpu: &Gpu, t: TensorRef, n: u32) -> Result<Dispatch> {
+    let (off, words) = if t.store.is_packed() {
+        if !n.is_multiple_of(2) || !t.offset.is_multiple_of(2) {
+            bail!("zero of a 16-bit tensor needs an even length and offset (length {n}, offset {})", t.offset);
+        }
+        (t.offset / 2, n / 2)
+    } else {
+        (t.offset, n)
+    };
+    let params = ZeroParams { n: words, off, ..Default::default() };
+    gpu.dispatch("zero", &spec(), &[(0, t.buffer)], 1, &params, gpu.grid(words.div_ceil(64)))
+}
+
+fn spec() -> ShaderSpec {
+    ShaderSpec::new("zero.wgsl", "zero")
+}
+
+pub fn variants() -> Vec<ShaderSpec> {
+    vec![spec()]
+}
+
+/// CPU reference.
+pub fn zero_cpu(t: &mut [f32]) {
+    t.fill(0.0);
+}
