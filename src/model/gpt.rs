@@ -163,16 +163,9 @@ fn gpt_backward(net: &Net) -> Result<Vec<Dispatch>> {
         out.push(net.zero(dfch)?);
         out.extend(matmul_backward(gpu, f(dfch), dfc_proj, f(dres), a(&b.fch_gelu), fc_proj, net.shape(4 * d, d))?);
         out.push(gelu_backward(gpu, f(dfch), a(&b.fch), net.bt * 4 * d)?);
+        let (fc, dfc) = (params.at(w.fc_w), net.linear(grads, w.fc_w, w.fc_b));
         out.push(net.zero(dln)?);
-        out.extend(matmul_backward(
-            gpu,
-            f(dln),
-            net.linear(grads, w.fc_w, w.fc_b),
-            f(dfch),
-            a(&b.ln2),
-            params.at(w.fc_w),
-            net.shape(d, 4 * d),
-        )?);
+        out.extend(matmul_backward(gpu, f(dln), dfc, f(dfch), a(&b.ln2), fc, net.shape(d, 4 * d))?);
         let ln2 = (net.affine(grads, w.ln2_w, w.ln2_b), net.affine(params, w.ln2_w, w.ln2_b));
         out.extend(layernorm_backward(gpu, dres, ln2.0, dln, &b.ln2_saved(net.act), ln2.1, rows)?);
         let (proj, dproj) = (params.at(w.attn_proj_w), net.linear(grads, w.attn_proj_w, w.attn_proj_b));
@@ -180,16 +173,9 @@ fn gpt_backward(net: &Net) -> Result<Vec<Dispatch>> {
         out.extend(matmul_backward(gpu, f(datty), dproj, f(dres), a(&b.atty), proj, net.shape(d, d))?);
         out.push(net.zero(dqkv)?);
         out.extend(attention_backward(gpu, f(dqkv), f(datt), f(datty), a(&b.qkv), a(&b.att), &net.attn)?);
+        let (qkv, dqkv_layer) = (params.at(w.qkv_w), net.linear(grads, w.qkv_w, w.qkv_b));
         out.push(net.zero(dln)?);
-        out.extend(matmul_backward(
-            gpu,
-            f(dln),
-            net.linear(grads, w.qkv_w, w.qkv_b),
-            f(dqkv),
-            a(&b.ln1),
-            params.at(w.qkv_w),
-            net.shape(d, 3 * d),
-        )?);
+        out.extend(matmul_backward(gpu, f(dln), dqkv_layer, f(dqkv), a(&b.ln1), qkv, net.shape(d, 3 * d))?);
         let ln1 = (net.affine(grads, w.ln1_w, w.ln1_b), net.affine(params, w.ln1_w, w.ln1_b));
         out.extend(layernorm_backward(gpu, dres, ln1.0, dln, &b.ln1_saved(input), ln1.1, rows)?);
     }
