@@ -2,14 +2,22 @@
 //   param  (n) {{PARAM}}  the weights the forward reads; written with the mode's rounding
 //   grad   (n) {{GRAD}}
 //   m, v   (n) {{STATE}}  first and second moments
-//   master (n) f32        fp32 master weights (mixed precision only); param is then its
-//                         round-to-nearest bf16 copy
+//   master (n) f32        MASTER (mixed): fp32 master weights; param is their RTN bf16 copy
+//   comp   (n) bf16       KAHAN (bf16-kahan): compensation c; the kept weight is param + c
 //   stats  f32            stats[1] = sum of squared gradients, for global-norm clipping
-// Elements [0, n_decay) are 2-D weights and get weight decay. The whole update runs in f32
+//   fidelity (4, groups) f32  FIDELITY: per workgroup, sums of applied * intended and
+//                         intended^2, and counts of moving and of lost elements (one row each)
+// n is even. Elements [0, n_decay) are 2-D weights and get weight decay. The whole update runs in f32
 // from the upcast values; the unrounded new m and v drive the step, then p, m, v are rounded
 // to storage, each with its own SR bits (tensor ids SR_PARAM, SR_M, SR_V, set by
 // src/kernels/adamw.rs) when stored as bf16_sr.
+//
+// The kept weight w is what the mode keeps of a parameter: param itself, the master copy, or
+// param + comp. The intended change is AdamW's step from w (decay included) in f32; the
+// applied change is how w moved once written back. Their ratio shows how much of each update
+// survives rounding.
 #include "lib/round.wgsl"
+#include "lib/workgroup.wgsl"
 
 #tensor param 0 read_write {{PARAM}}
 #tensor grad 1 read {{GRAD}}
@@ -18,7 +26,13 @@
 #if MASTER
 @group(0) @binding(4) var<storage, read_write> master: array<f32>;
 #endif
+#if KAHAN
+#tensor comp 4 read_write bf16
+#endif
 @group(0) @binding(5) var<storage, read> stats: array<f32>;
+#if FIDELITY
+@group(0) @binding(7) var<storage, read_write> fidelity: array<f32>;
+#endif
 
 struct Params {
     n: u32, n_decay: u32, lr: f32, beta1: f32,
@@ -27,30 +41,76 @@ struct Params {
 }
 @group(0) @binding(6) var<uniform> p: Params;
 
-@compute @workgroup_size(64)
-fn adamw_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = 2u * (gid.x + gid.y * nwg.x * 64u);
-    if (i >= p.n) { return; }
-    var clip = 1.0;
-    if (p.max_norm > 0.0) { clip = min(1.0, p.max_norm / (sqrt(stats[1]) + 1e-6)); }
-    let g = grad_get2(i) * clip;
+// The kept weights of elements i and i + 1.
+fn kept(i: u32) -> vec2<f32> {
 #if MASTER
-    var w = vec2<f32>(master[i], master[i + 1u]);
+    return vec2<f32>(master[i], master[i + 1u]);
 #else
-    var w = param_get2(i);
+#if KAHAN
+    return param_get2(i) + comp_get2(i);
+#else
+    return param_get2(i);
 #endif
-    let decay = vec2<f32>(select(1.0, 1.0 - p.lr * p.weight_decay, i < p.n_decay),
-                          select(1.0, 1.0 - p.lr * p.weight_decay, i + 1u < p.n_decay));
-    w *= decay;
-    let m_new = p.beta1 * m_get2(i) + (1.0 - p.beta1) * g;
-    let v_new = p.beta2 * v_get2(i) + (1.0 - p.beta2) * g * g;
-    let step_size = p.lr / p.bias_correction1;
-    w -= step_size * m_new / (sqrt(v_new) / sqrt(p.bias_correction2) + p.eps);
+#endif
+}
+
+// Writes the new kept weights w (param rounded as the mode rounds; master or compensation
+// beside it) and returns the kept weights as written.
+fn write_kept(i: u32, w: vec2<f32>) -> vec2<f32> {
+    let key = vec2<u32>(p.step, {{SR_PARAM}}u ^ p.seed);
+    param_set2(i, w, key);
 #if MASTER
     master[i] = w.x;
     master[i + 1u] = w.y;
+    return w;
+#else
+#if KAHAN
+    // c' = RTN(w - p'): the part of w that bf16 p' could not hold
+    let p_new = param_get2(i);
+    comp_set2(i, w - p_new, key);
+    return p_new + comp_get2(i);
+#else
+    return param_get2(i);
 #endif
-    param_set2(i, w, vec2<u32>(p.step, {{SR_PARAM}}u ^ p.seed));
-    m_set2(i, m_new, vec2<u32>(p.step, {{SR_M}}u ^ p.seed));
-    v_set2(i, v_new, vec2<u32>(p.step, {{SR_V}}u ^ p.seed));
+#endif
+}
+
+@compute @workgroup_size(64)
+fn adamw_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = 2u * (gid.x + gid.y * nwg.x * 64u);
+    // (sum applied * intended, sum intended^2, moving, lost) over this thread's two elements
+    var fid = vec4<f32>(0.0);
+    if (i < p.n) {
+        var clip = 1.0;
+        if (p.max_norm > 0.0) { clip = min(1.0, p.max_norm / (sqrt(stats[1]) + 1e-6)); }
+        let g = grad_get2(i) * clip;
+        let w_old = kept(i);
+        let decay = vec2<f32>(select(1.0, 1.0 - p.lr * p.weight_decay, i < p.n_decay),
+                              select(1.0, 1.0 - p.lr * p.weight_decay, i + 1u < p.n_decay));
+        let m_new = p.beta1 * m_get2(i) + (1.0 - p.beta1) * g;
+        let v_new = p.beta2 * v_get2(i) + (1.0 - p.beta2) * g * g;
+        let step_size = p.lr / p.bias_correction1;
+        let adam_step = step_size * m_new / (sqrt(v_new) / sqrt(p.bias_correction2) + p.eps);
+        let w_new = w_old * decay - adam_step;
+        let w_kept = write_kept(i, w_new);
+        m_set2(i, m_new, vec2<u32>(p.step, {{SR_M}}u ^ p.seed));
+        v_set2(i, v_new, vec2<u32>(p.step, {{SR_V}}u ^ p.seed));
+#if FIDELITY
+        let intended = w_old * (decay - 1.0) - adam_step;
+        let applied = w_kept - w_old;
+        let moving = select(vec2<f32>(0.0), vec2<f32>(1.0), intended != vec2<f32>(0.0));
+        let lost = select(vec2<f32>(0.0), moving, applied == vec2<f32>(0.0));
+        fid = vec4<f32>(dot(applied, intended), dot(intended, intended), moving.x + moving.y, lost.x + lost.y);
+#endif
+    }
+#if FIDELITY
+    // fixed-order sums over the workgroup (every thread takes part: barriers need them all)
+    let group = wg.x + wg.y * nwg.x;
+    let groups = nwg.x * nwg.y;
+    for (var k = 0u; k < 4u; k++) {
+        let total = wg_sum(fid[k], lid);
+        if (lid == 0u) { fidelity[k * groups + group] = total; }
+    }
+#endif
 }

@@ -1,7 +1,7 @@
 // Deterministic reductions (fixed order, no atomics), so a run repeats bit for bit.
 //   inp      (n) {{IN}} at in_off          sumsq_partial: sum of squares per chunk
 //            (rows, cols) {{IN}} at in_off column_sum: its input, e.g. dout of a linear layer
-//   partials (groups) f32                  sumsq_partial writes, sum_final reads
+//   partials (groups) f32 at in_off        sumsq_partial writes (from 0), sum_final reads
 //   stats    (slots) f32                   sum_final writes scale * sum into stats[out_index]
 //   cols_out (cols) {{OUT}} at out_off     column_sum adds into it, e.g. dbias (a gradient)
 #include "lib/round.wgsl"
@@ -36,7 +36,7 @@ fn sumsq_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(ROW_WG)
 fn sum_final(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
-    for (var i = lid; i < p.n; i += ROW_WG) { acc += partials[i]; }
+    for (var i = lid; i < p.n; i += ROW_WG) { acc += partials[p.in_off + i]; }
     acc = wg_sum(acc, lid);
     if (lid == 0u) { stats[p.out_index] = acc * p.scale; }
 }

@@ -125,10 +125,47 @@ pub enum Precision {
     Mixed,
     Bf16,
     Bf16Sr,
+    /// bf16 weights with a bf16 compensation term (Kahan summation, Zamirai et al. 2020)
+    Bf16Kahan,
+}
+
+/// A second tensor of weights the optimizer keeps beside the ones the forward reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeptExtra {
+    /// fp32 master weights; the bf16 weights are their round-to-nearest copy (mixed)
+    Master,
+    /// bf16 compensation c: the kept weight is p + c, and the update writes p' = RTN(w),
+    /// c' = RTN(w - p') (bf16-kahan)
+    Compensation,
+}
+
+impl KeptExtra {
+    pub fn store(self) -> Store {
+        match self {
+            KeptExtra::Master => Store::F32,
+            KeptExtra::Compensation => Store::Bf16,
+        }
+    }
+
+    /// What it is called in messages and buffer labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            KeptExtra::Master => "master weights",
+            KeptExtra::Compensation => "compensation",
+        }
+    }
+
+    /// The prefix of its tensors' names in a checkpoint (`master.h.0.mlp.c_fc.weight`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            KeptExtra::Master => "master.",
+            KeptExtra::Compensation => "compensation.",
+        }
+    }
 }
 
 impl Precision {
-    pub const ALL: [Precision; 4] = [Precision::Fp32, Precision::Mixed, Precision::Bf16, Precision::Bf16Sr];
+    pub const ALL: [Precision; 5] = [Precision::Fp32, Precision::Mixed, Precision::Bf16, Precision::Bf16Sr, Precision::Bf16Kahan];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -136,6 +173,7 @@ impl Precision {
             Precision::Mixed => "mixed",
             Precision::Bf16 => "bf16",
             Precision::Bf16Sr => "bf16-sr",
+            Precision::Bf16Kahan => "bf16-kahan",
         }
     }
 
@@ -147,7 +185,7 @@ impl Precision {
     pub fn param_store(self) -> Store {
         match self {
             Precision::Fp32 => Store::F32,
-            Precision::Mixed | Precision::Bf16 => Store::Bf16,
+            Precision::Mixed | Precision::Bf16 | Precision::Bf16Kahan => Store::Bf16,
             Precision::Bf16Sr => Store::Bf16Sr,
         }
     }
@@ -156,7 +194,7 @@ impl Precision {
     pub fn grad_store(self) -> Store {
         match self {
             Precision::Fp32 | Precision::Mixed => Store::F32,
-            Precision::Bf16 | Precision::Bf16Sr => Store::Bf16,
+            Precision::Bf16 | Precision::Bf16Sr | Precision::Bf16Kahan => Store::Bf16,
         }
     }
 
@@ -164,7 +202,7 @@ impl Precision {
     pub fn state_store(self) -> Store {
         match self {
             Precision::Fp32 | Precision::Mixed => Store::F32,
-            Precision::Bf16 => Store::Bf16,
+            Precision::Bf16 | Precision::Bf16Kahan => Store::Bf16,
             Precision::Bf16Sr => Store::Bf16Sr,
         }
     }
@@ -177,8 +215,13 @@ impl Precision {
         }
     }
 
-    pub fn has_master(self) -> bool {
-        self == Precision::Mixed
+    /// The weights kept beside the forward's: fp32 master weights or a compensation term.
+    pub fn extra(self) -> Option<KeptExtra> {
+        match self {
+            Precision::Mixed => Some(KeptExtra::Master),
+            Precision::Bf16Kahan => Some(KeptExtra::Compensation),
+            _ => None,
+        }
     }
 }
 

@@ -19,7 +19,7 @@ fn micro_settings() -> Settings {
     let mut s = Settings::from_preset("tiny");
     (s.n_layer, s.n_head, s.d, s.ctx, s.batch) = (1, 2, 16, 16, 4);
     (s.steps, s.warmup, s.eval_every, s.eval_batches, s.sample_every) = (400, 5, 10, 1, 0);
-    s.modes = [true, false, false, true];
+    s.modes = [true, false, false, true, false];
     s
 }
 
@@ -203,7 +203,7 @@ fn page_settings_come_from_the_query_string() {
     assert_eq!((s.preset.as_str(), s.corpus.as_str(), start.autostart, start.continue_saved), ("tiny", "builtin", true, false));
     let (s, start) = Settings::from_query("?preset=small&steps=24&autostart=0&continue=1&modes=fp32,bf16-sr&save_every=10").unwrap();
     assert_eq!((s.preset.as_str(), s.steps, start.autostart, start.continue_saved), ("small", 24, false, true));
-    assert_eq!((s.modes, s.checkpoints.every_steps), ([true, false, false, true], 10));
+    assert_eq!((s.modes, s.checkpoints.every_steps), ([true, false, false, true, false], 10));
     assert!(Settings::from_query("?modes=fp8").unwrap_err().contains("unknown mode 'fp8'"));
     assert!(Settings::from_query("?steps=many").unwrap_err().contains("steps=many"));
     assert!(Settings::from_query("?preset=huge").is_err());

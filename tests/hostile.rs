@@ -7,7 +7,7 @@ use srgpt::data::Corpus;
 use srgpt::model::config::{ModelConfig, TrainConfig};
 use srgpt::model::params::ParamLayout;
 use srgpt::model::params::RawState;
-use srgpt::precision::{Precision, Store};
+use srgpt::precision::Precision;
 use srgpt::train::checkpoint::{decode, encode, RunState};
 
 fn valid(precision: Precision) -> Vec<u8> {
@@ -31,7 +31,7 @@ fn valid(precision: Precision) -> Vec<u8> {
         params: precision.param_store().encode(&values),
         m: precision.state_store().encode(&values),
         v: precision.state_store().encode(&values),
-        master: precision.has_master().then(|| Store::F32.encode(&values)),
+        extra: precision.extra().map(|e| e.store().encode(&values)),
     };
     encode(&state, precision, b"abcde", &raw).unwrap()
 }

@@ -91,7 +91,7 @@ fn one_optimizer_step_matches_the_cpu_reference() {
     let grads = gpt_backward_cpu(&cfg, &layout, &params, &fwd, &b.inputs, &b.targets, batch as usize);
     let sum_sq = grads.iter().map(|&g| g as f64 * g as f64).sum::<f64>() as f32;
     let lr = 1e-2;
-    let mut want = AdamwState { param: params.clone(), m: vec![0.0; params.len()], v: vec![0.0; params.len()], master: None };
+    let mut want = AdamwState { param: params.clone(), m: vec![0.0; params.len()], v: vec![0.0; params.len()], extra: None };
     adamw_update_cpu(
         Precision::Fp32,
         &mut want,

@@ -26,7 +26,7 @@ const STEPS = 24;
 const TIMEOUT_S = Number(process.env.SRGPT_WEB_TIMEOUT_S ?? 900);
 
 // the curve colours of ui::mode_color
-const MODE_COLORS = { "fp32": [66, 133, 244], "mixed": [171, 71, 188], "bf16": [234, 67, 53], "bf16-sr": [52, 168, 83] };
+const MODE_COLORS = { "fp32": [66, 133, 244], "mixed": [171, 71, 188], "bf16": [234, 67, 53], "bf16-sr": [52, 168, 83], "bf16-kahan": [251, 140, 0] };
 
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
 const server = createServer(async (req, res) => {

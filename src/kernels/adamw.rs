@@ -2,13 +2,17 @@
 //! precision mode, with global-norm clipping read from the GPU-side gradient norm.
 //!
 //!   param (n) param storage, grad (n) grad storage, m, v (n) state storage,
-//!   master (n) f32 (mixed only), stats f32 (stats[1] = sum of squared gradients)
+//!   extra (n): master f32 (mixed) or compensation bf16 (bf16-kahan),
+//!   stats f32 (stats[1] = sum of squared gradients),
+//!   fidelity (4, groups) f32 when measured: per workgroup, sum applied * intended, sum
+//!   intended^2, elements moving, elements lost (see `Fidelity`)
 
 use anyhow::{bail, Result};
 
-use super::pair_groups;
+use super::reduce::sum;
+use super::{pair_groups, TensorRef};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
-use crate::precision::Precision;
+use crate::precision::{KeptExtra, Precision, Store};
 
 /// AdamW hyper-parameters that do not change during a run.
 #[derive(Clone, Copy, Debug)]
@@ -33,8 +37,11 @@ pub struct AdamwBuffers<'a> {
     pub grad: &'a wgpu::Buffer,
     pub m: &'a wgpu::Buffer,
     pub v: &'a wgpu::Buffer,
-    pub master: Option<&'a wgpu::Buffer>,
+    /// the mode's master weights or compensation
+    pub extra: Option<&'a wgpu::Buffer>,
     pub stats: &'a wgpu::Buffer,
+    /// per-workgroup update-fidelity sums, (4, [`fidelity_groups`]) f32, when measured
+    pub fidelity: Option<&'a wgpu::Buffer>,
 }
 
 /// Builds the update dispatch for `n` parameters, the first `n_decay` of them decayed.
@@ -43,13 +50,17 @@ pub fn adamw_update(gpu: &Gpu, precision: Precision, bufs: &AdamwBuffers, n: u32
     if !n.is_multiple_of(2) {
         bail!("adamw_update works on an even parameter count (got {n})");
     }
-    if precision.has_master() != bufs.master.is_some() {
-        bail!("mode {precision} {} fp32 master weights", if precision.has_master() { "needs" } else { "has no" });
+    if precision.extra().is_some() != bufs.extra.is_some() {
+        let what = precision.extra().map_or("master weights or compensation", |e| e.label());
+        bail!("mode {precision} {} {what}", if precision.extra().is_some() { "needs" } else { "has no" });
     }
-    let spec = spec(precision);
+    let spec = spec(precision, bufs.fidelity.is_some());
     let mut bindings = vec![(0, bufs.param), (1, bufs.grad), (2, bufs.m), (3, bufs.v), (5, bufs.stats)];
-    if let Some(master) = bufs.master {
-        bindings.push((4, master));
+    if let Some(extra) = bufs.extra {
+        bindings.push((4, extra));
+    }
+    if let Some(fidelity) = bufs.fidelity {
+        bindings.push((7, fidelity));
     }
     let placeholder = adamw_params(&AdamwConfig::default(), n, n_decay, AdamwStep { lr: 0.0, step: 0, seed: 0 });
     gpu.dispatch("adamw", &spec, &bindings, 6, &placeholder, gpu.grid(pair_groups(n as usize)))
@@ -99,7 +110,20 @@ pub const SR_PARAM: u32 = 0;
 pub const SR_M: u32 = 1;
 pub const SR_V: u32 = 2;
 
-fn spec(precision: Precision) -> ShaderSpec {
+/// Workgroups of the update over `n` parameters: the columns of the fidelity sums.
+pub fn fidelity_groups(gpu: &Gpu, n: u32) -> u32 {
+    let [x, y, z] = gpu.grid(pair_groups(n as usize));
+    x * y * z
+}
+
+/// The four fidelity sums into stats[first..first + 4], each one workgroup summing its row of
+/// the per-workgroup sums in a fixed order.
+pub fn fidelity_sums(gpu: &Gpu, fidelity: &wgpu::Buffer, n: u32, stats: &wgpu::Buffer, first: u32) -> Result<Vec<Dispatch>> {
+    let groups = fidelity_groups(gpu, n);
+    (0..4).map(|k| sum(gpu, TensorRef::new(fidelity, Store::F32).at(k * groups), groups, stats, first + k, 1.0)).collect()
+}
+
+fn spec(precision: Precision, fidelity: bool) -> ShaderSpec {
     ShaderSpec::new("adamw.wgsl", "adamw_update")
         .define("SR_PARAM", SR_PARAM)
         .define("SR_M", SR_M)
@@ -107,11 +131,13 @@ fn spec(precision: Precision) -> ShaderSpec {
         .define("PARAM", precision.param_store().wgsl_name())
         .define("GRAD", precision.grad_store().for_reading().wgsl_name())
         .define("STATE", precision.state_store().wgsl_name())
-        .flag("MASTER", precision.has_master())
+        .flag("MASTER", precision.extra() == Some(KeptExtra::Master))
+        .flag("KAHAN", precision.extra() == Some(KeptExtra::Compensation))
+        .flag("FIDELITY", fidelity)
 }
 
 pub fn variants() -> Vec<ShaderSpec> {
-    Precision::ALL.iter().map(|&p| spec(p)).collect()
+    Precision::ALL.iter().flat_map(|&p| [spec(p, false), spec(p, true)]).collect()
 }
 
 /// The CPU state of one tensor for the reference update (values as f32; 16-bit modes hold
@@ -120,11 +146,45 @@ pub struct AdamwState {
     pub param: Vec<f32>,
     pub m: Vec<f32>,
     pub v: Vec<f32>,
-    pub master: Option<Vec<f32>>,
+    /// master weights (mixed) or compensation (bf16-kahan)
+    pub extra: Option<Vec<f32>>,
+}
+
+/// How much of an update survived rounding: over the elements, with intended = AdamW's
+/// change of the kept weight (decay included, in f32) and applied = the kept weight's actual
+/// change once written back.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Fidelity {
+    /// sum of applied * intended
+    pub applied_dot_intended: f64,
+    /// sum of intended^2
+    pub intended_sq: f64,
+    /// elements whose intended change is not zero
+    pub moving: f64,
+    /// of those, elements whose kept weight did not change
+    pub lost: f64,
+}
+
+impl Fidelity {
+    /// From the four stats slots the GPU fills.
+    pub fn from_sums(sums: &[f32]) -> Fidelity {
+        Fidelity { applied_dot_intended: sums[0] as f64, intended_sq: sums[1] as f64, moving: sums[2] as f64, lost: sums[3] as f64 }
+    }
+
+    /// sum applied * intended / sum intended^2: 1 when every update lands (in expectation with
+    /// SR), below 1 when rounding drops updates.
+    pub fn update_ratio(&self) -> Option<f64> {
+        (self.intended_sq > 0.0).then(|| self.applied_dot_intended / self.intended_sq)
+    }
+
+    /// The share of moving elements whose kept weight did not change.
+    pub fn lost_fraction(&self) -> Option<f64> {
+        (self.moving > 0.0).then(|| self.lost / self.moving)
+    }
 }
 
 /// CPU reference of `adamw_update`, the same f32 arithmetic in the same order, rounding
-/// writes as the GPU does (SR with the same PCG bits).
+/// writes as the GPU does (SR with the same PCG bits); returns the update's fidelity sums.
 pub fn adamw_update_cpu(
     precision: Precision,
     state: &mut AdamwState,
@@ -133,29 +193,46 @@ pub fn adamw_update_cpu(
     cfg: &AdamwConfig,
     n_decay: usize,
     at: AdamwStep,
-) {
+) -> Fidelity {
     let AdamwStep { lr, step, seed } = at;
     let t = step as i32 + 1;
     let (bc1, bc2) = (1.0 - cfg.beta1.powi(t), 1.0 - cfg.beta2.powi(t));
     let clip = if cfg.max_norm > 0.0 { (cfg.max_norm / (sum_sq_grad.sqrt() + 1e-6)).min(1.0) } else { 1.0 };
+    let mut fidelity = Fidelity::default();
     for i in 0..grad.len() {
         let g = grad[i] * clip;
-        let mut w = match &state.master {
-            Some(master) => master[i],
-            None => state.param[i],
+        let w_old = match (precision.extra(), &state.extra) {
+            (Some(KeptExtra::Master), Some(master)) => master[i],
+            (Some(KeptExtra::Compensation), Some(comp)) => state.param[i] + comp[i],
+            _ => state.param[i],
         };
-        if i < n_decay {
-            w *= 1.0 - lr * cfg.weight_decay;
-        }
+        let decay = if i < n_decay { 1.0 - lr * cfg.weight_decay } else { 1.0 };
         let m = cfg.beta1 * state.m[i] + (1.0 - cfg.beta1) * g;
         let v = cfg.beta2 * state.v[i] + (1.0 - cfg.beta2) * g * g;
-        w -= (lr / bc1) * m / (v.sqrt() / bc2.sqrt() + cfg.eps);
-        if let Some(master) = &mut state.master {
-            master[i] = w;
-        }
+        let adam_step = (lr / bc1) * m / (v.sqrt() / bc2.sqrt() + cfg.eps);
+        let w = w_old * decay - adam_step;
         let key = |tensor: u32| [step, tensor ^ seed];
         state.param[i] = precision.param_store().round(w, i as u32, key(SR_PARAM));
+        let w_kept = match (precision.extra(), &mut state.extra) {
+            (Some(KeptExtra::Master), Some(master)) => {
+                master[i] = w;
+                w
+            }
+            (Some(KeptExtra::Compensation), Some(comp)) => {
+                comp[i] = Store::Bf16.round_rtn(w - state.param[i]);
+                state.param[i] + comp[i]
+            }
+            _ => state.param[i],
+        };
         state.m[i] = precision.state_store().round(m, i as u32, key(SR_M));
         state.v[i] = precision.state_store().round(v, i as u32, key(SR_V));
+        let (intended, applied) = (w_old * (decay - 1.0) - adam_step, w_kept - w_old);
+        fidelity.applied_dot_intended += (applied * intended) as f64;
+        fidelity.intended_sq += (intended * intended) as f64;
+        if intended != 0.0 {
+            fidelity.moving += 1.0;
+            fidelity.lost += (applied == 0.0) as u8 as f64;
+        }
     }
+    fidelity
 }

@@ -37,15 +37,18 @@ pub fn sum_squares(
     let spec = ShaderSpec::new("reduce.wgsl", "sumsq_partial").define("IN", inp.read_name()).define("OUT", "f32");
     let p1 = ReduceParams { n, chunk: SUMSQ_CHUNK, in_off: inp.offset, scale: 1.0, ..Default::default() };
     let first = gpu.dispatch("reduce", &spec, &[(0, inp.buffer), (1, partials)], 4, &p1, gpu.grid(groups))?;
-    let second = sum(gpu, partials, groups, stats, out_index, 1.0)?;
+    let second = sum(gpu, TensorRef::new(partials, Store::F32), groups, stats, out_index, 1.0)?;
     Ok(vec![first, second])
 }
 
-/// stats[out_index] = scale * sum of values[0..n) (f32), in one workgroup.
-pub fn sum(gpu: &Gpu, values: &wgpu::Buffer, n: u32, stats: &wgpu::Buffer, out_index: u32, scale: f32) -> Result<Dispatch> {
+/// stats[out_index] = scale * sum of values (n) f32, in one workgroup.
+pub fn sum(gpu: &Gpu, values: TensorRef, n: u32, stats: &wgpu::Buffer, out_index: u32, scale: f32) -> Result<Dispatch> {
+    if values.store != Store::F32 {
+        bail!("sum reads f32 values");
+    }
     let spec = ShaderSpec::new("reduce.wgsl", "sum_final").define("IN", "f32").define("OUT", "f32");
-    let params = ReduceParams { n, out_index, scale, ..Default::default() };
-    gpu.dispatch("reduce", &spec, &[(1, values), (2, stats)], 4, &params, [1, 1, 1])
+    let params = ReduceParams { n, out_index, scale, in_off: values.offset, ..Default::default() };
+    gpu.dispatch("reduce", &spec, &[(1, values.buffer), (2, stats)], 4, &params, [1, 1, 1])
 }
 
 /// out (cols) = sum over rows of inp (rows, cols); cols even.

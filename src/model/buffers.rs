@@ -33,6 +33,8 @@ pub(super) struct BlockActs {
 pub struct MemoryBytes {
     pub parameters: u64,
     pub master: u64,
+    /// bf16-kahan's compensation term
+    pub compensation: u64,
     pub gradients: u64,
     pub optimizer_state: u64,
     pub activations: u64,
@@ -41,9 +43,10 @@ pub struct MemoryBytes {
 }
 
 impl MemoryBytes {
-    /// Parameters, fp32 master, gradients and Adam state: what training keeps per parameter.
+    /// Parameters, fp32 master or compensation, gradients and Adam state: what training keeps
+    /// per parameter.
     pub fn training_state(&self) -> u64 {
-        self.parameters + self.master + self.gradients + self.optimizer_state
+        self.parameters + self.master + self.compensation + self.gradients + self.optimizer_state
     }
 }
 
@@ -52,6 +55,7 @@ impl MemoryBytes {
 pub(super) enum Role {
     Parameters,
     Master,
+    Compensation,
     Gradients,
     OptimizerState,
     Activations,
@@ -83,6 +87,7 @@ impl Allocator<'_> {
         match role {
             Role::Parameters => m.parameters += bytes,
             Role::Master => m.master += bytes,
+            Role::Compensation => m.compensation += bytes,
             Role::Gradients => m.gradients += bytes,
             Role::OptimizerState => m.optimizer_state += bytes,
             Role::Activations => m.activations += bytes,

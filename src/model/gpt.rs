@@ -10,7 +10,7 @@ use super::config::ModelConfig;
 use super::params::{ParamLayout, RawState};
 use crate::data::Batch;
 use crate::gpu::{Dispatch, Gpu};
-use crate::kernels::adamw::{adamw_params, adamw_update, AdamwBuffers, AdamwConfig, AdamwStep};
+use crate::kernels::adamw::{adamw_params, adamw_update, fidelity_groups, fidelity_sums, AdamwBuffers, AdamwConfig, AdamwStep};
 use crate::kernels::attention::{attention_backward, attention_forward, AttentionShape};
 use crate::kernels::cross_entropy::{cross_entropy_forward_backward, Logits};
 use crate::kernels::embedding::{embedding_backward, embedding_forward, token_buckets, EmbeddingShape, EmbeddingTables};
@@ -20,13 +20,15 @@ use crate::kernels::matmul::{matmul_backward, matmul_forward, matmul_gelu_forwar
 use crate::kernels::reduce::{sum, sum_squares};
 use crate::kernels::zero::zero;
 use crate::kernels::{Block, TensorRef};
-use crate::precision::{Precision, Store};
+use crate::precision::{KeptExtra, Precision, Store};
 
 /// Slots of the small `stats` buffer each model keeps on the GPU.
 pub const STAT_TRAIN_LOSS: usize = 0;
 pub const STAT_GRAD_SUMSQ: usize = 1;
 pub const STAT_EVAL_LOSS: usize = 2;
-pub const STATS_LEN: usize = 4;
+/// The update's fidelity sums (see `kernels::adamw::Fidelity`): four slots from here.
+pub const STAT_FIDELITY: usize = 4;
+pub const STATS_LEN: usize = 8;
 
 /// How a training step is timed with timestamp queries.
 #[derive(Clone, Copy)]
@@ -138,7 +140,7 @@ fn gpt_loss(net: &Net, after: Logits, slot: usize) -> Result<Vec<Dispatch>> {
     let (gpu, x, io) = (net.gpu, net.x, net.io);
     Ok(vec![
         cross_entropy_forward_backward(gpu, &x.logits, &io.targets, &x.losses, net.bt, net.vocab, after)?,
-        sum(gpu, &x.losses, net.bt, &io.stats, slot as u32, 1.0 / net.bt as f32)?,
+        sum(gpu, net.f(&x.losses), net.bt, &io.stats, slot as u32, 1.0 / net.bt as f32)?,
     ])
 }
 
@@ -184,17 +186,23 @@ fn gpt_backward(net: &Net) -> Result<Vec<Dispatch>> {
     Ok(out)
 }
 
-/// The update: the global gradient norm (for clipping), then AdamW over the whole block.
+/// The update: the global gradient norm (for clipping), AdamW over the whole block, and
+/// when measured the sums of its fidelity into the stats.
 struct Update {
     grad_norm: Vec<Dispatch>,
     adamw: Dispatch,
+    fidelity: Vec<Dispatch>,
 }
 
 fn gpt_update(net: &Net, precision: Precision, bufs: &AdamwBuffers) -> Result<Update> {
-    let n = net.layout.total as u32;
+    let (gpu, n, stats) = (net.gpu, net.layout.total as u32, &net.io.stats);
     Ok(Update {
-        grad_norm: sum_squares(net.gpu, net.grads.at(0), n, &net.x.partials, &net.io.stats, STAT_GRAD_SUMSQ as u32)?,
-        adamw: adamw_update(net.gpu, precision, bufs, n, net.layout.n_decay as u32)?,
+        grad_norm: sum_squares(gpu, net.grads.at(0), n, &net.x.partials, stats, STAT_GRAD_SUMSQ as u32)?,
+        adamw: adamw_update(gpu, precision, bufs, n, net.layout.n_decay as u32)?,
+        fidelity: match bufs.fidelity {
+            Some(sums) => fidelity_sums(gpu, sums, n, stats, STAT_FIDELITY as u32)?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -208,7 +216,8 @@ pub struct GptGpu {
     pub grads: wgpu::Buffer,
     pub m: wgpu::Buffer,
     pub v: wgpu::Buffer,
-    pub master: Option<wgpu::Buffer>,
+    /// master weights (mixed) or compensation (bf16-kahan): `precision.extra()`
+    pub extra: Option<wgpu::Buffer>,
     pub stats: wgpu::Buffer,
     pub logits: wgpu::Buffer,
     io: Inputs,
@@ -221,10 +230,21 @@ pub struct GptGpu {
 }
 
 impl GptGpu {
-    /// Allocates the model for `batch` sequences and builds every dispatch. The weights start
-    /// at `init` rounded to the parameter storage (all modes start from the same point when
-    /// `init` is bf16-representable).
+    /// Allocates the model for `batch` sequences and builds every dispatch, the update
+    /// measuring its fidelity (stats[STAT_FIDELITY..]). The weights start at `init` rounded to
+    /// the parameter storage (all modes start from the same point when `init` is
+    /// bf16-representable).
     pub fn new(gpu: &Gpu, cfg: ModelConfig, batch: u32, precision: Precision, init: &[f32]) -> Result<GptGpu> {
+        GptGpu::build(gpu, cfg, batch, precision, init, true)
+    }
+
+    /// [`GptGpu::new`] without the fidelity measurement (for sampling, and for measuring its
+    /// cost).
+    pub fn without_fidelity(gpu: &Gpu, cfg: ModelConfig, batch: u32, precision: Precision, init: &[f32]) -> Result<GptGpu> {
+        GptGpu::build(gpu, cfg, batch, precision, init, false)
+    }
+
+    fn build(gpu: &Gpu, cfg: ModelConfig, batch: u32, precision: Precision, init: &[f32], fidelity: bool) -> Result<GptGpu> {
         cfg.validate()?;
         let layout = ParamLayout::new(&cfg);
         let n = layout.total;
@@ -237,7 +257,17 @@ impl GptGpu {
         let grads = alloc.buffer(Role::Gradients, "gradients", gs, n)?;
         let m = alloc.buffer(Role::OptimizerState, "adam m", ss, n)?;
         let v = alloc.buffer(Role::OptimizerState, "adam v", ss, n)?;
-        let master = if precision.has_master() { Some(alloc.holding(Role::Master, "master weights", f, &rounded)?) } else { None };
+        // the master copy starts at the same weights; the compensation at zero
+        let extra = match precision.extra() {
+            Some(KeptExtra::Master) => Some(alloc.holding(Role::Master, "master weights", f, &rounded)?),
+            Some(KeptExtra::Compensation) => Some(alloc.buffer(Role::Compensation, "compensation", Store::Bf16, n)?),
+            None => None,
+        };
+        let fidelity_sums = if fidelity {
+            Some(alloc.buffer(Role::Scratch, "fidelity sums", f, 4 * fidelity_groups(gpu, n as u32) as usize)?)
+        } else {
+            None
+        };
         let x = Activations::new(&mut alloc, &cfg, batch, act, n)?;
         let io = Inputs {
             tokens: alloc.buffer(Role::Io, "tokens", f, bt)?,
@@ -264,7 +294,8 @@ impl GptGpu {
         let loss = gpt_loss(&net, Logits::ToGradient { scale: 1.0 / bt as f32 }, STAT_TRAIN_LOSS)?;
         let eval_loss = gpt_loss(&net, Logits::Kept, STAT_EVAL_LOSS)?;
         let backward = gpt_backward(&net)?;
-        let bufs = AdamwBuffers { param: &params, grad: &grads, m: &m, v: &v, master: master.as_ref(), stats: &io.stats };
+        let (extra_ref, fidelity) = (extra.as_ref(), fidelity_sums.as_ref());
+        let bufs = AdamwBuffers { param: &params, grad: &grads, m: &m, v: &v, extra: extra_ref, stats: &io.stats, fidelity };
         let update = gpt_update(&net, precision, &bufs)?;
         let (memory, stats, logits) = (alloc.memory, io.stats.clone(), x.logits.clone());
         Ok(GptGpu {
@@ -276,7 +307,7 @@ impl GptGpu {
             grads,
             m,
             v,
-            master,
+            extra,
             stats,
             logits,
             io,
@@ -391,7 +422,13 @@ impl GptGpu {
 
     /// Every dispatch of a training step, in order, with its kernel family (for profiles).
     pub fn step_dispatches(&self) -> impl Iterator<Item = &Dispatch> {
-        self.forward.iter().chain(&self.loss).chain(&self.backward).chain(&self.update.grad_norm).chain([&self.update.adamw])
+        self.forward
+            .iter()
+            .chain(&self.loss)
+            .chain(&self.backward)
+            .chain(&self.update.grad_norm)
+            .chain([&self.update.adamw])
+            .chain(&self.update.fidelity)
     }
 
     /// Reads a buffer of this model back as f32 values (decoding 16-bit storage).
@@ -407,7 +444,12 @@ impl GptGpu {
         self.read_tensor(gpu, &self.grads, self.precision.grad_store(), self.layout.total)
     }
 
-    /// The raw bytes of the weights, Adam state and master weights, for a checkpoint.
+    /// The storage of the kept extra weights (master or compensation), if the mode has them.
+    fn extra_store(&self) -> Option<Store> {
+        self.precision.extra().map(|e| e.store())
+    }
+
+    /// The raw bytes of the weights, Adam state and extra weights, for a checkpoint.
     pub fn read_raw(&self, gpu: &Gpu) -> Result<RawState> {
         let n = self.layout.total;
         let read = |buffer: &wgpu::Buffer, store: Store| gpu.read_bytes(buffer, 0, store.buffer_bytes(n));
@@ -415,26 +457,29 @@ impl GptGpu {
             params: read(&self.params, self.precision.param_store())?,
             m: read(&self.m, self.precision.state_store())?,
             v: read(&self.v, self.precision.state_store())?,
-            master: self.master.as_ref().map(|b| read(b, Store::F32)).transpose()?,
+            extra: match (&self.extra, self.extra_store()) {
+                (Some(buffer), Some(store)) => Some(read(buffer, store)?),
+                _ => None,
+            },
         })
     }
 
-    /// The byte sizes of the raw state's parts: parameters, Adam m, Adam v, fp32 master (0
-    /// without one), as [`GptGpu::copy_raw`] lays them out one after the other.
+    /// The byte sizes of the raw state's parts: parameters, Adam m, Adam v, the extra
+    /// weights (0 without), as [`GptGpu::copy_raw`] lays them out one after the other.
     pub fn raw_sizes(&self) -> [u64; 4] {
         let n = self.layout.total;
         let (p, s) = (self.precision.param_store(), self.precision.state_store());
-        let master = if self.master.is_some() { Store::F32.buffer_bytes(n) } else { 0 };
-        [p.buffer_bytes(n), s.buffer_bytes(n), s.buffer_bytes(n), master]
+        let extra = self.extra_store().map_or(0, |e| e.buffer_bytes(n));
+        [p.buffer_bytes(n), s.buffer_bytes(n), s.buffer_bytes(n), extra]
     }
 
     /// Records copies of the raw state into `dst` (at least the sum of [`GptGpu::raw_sizes`]
-    /// bytes), parameters, m, v and master one after the other: a snapshot taken after the
+    /// bytes), parameters, m, v and the extra weights one after the other: a snapshot taken after the
     /// work already submitted, without waiting for it.
     pub fn copy_raw(&self, encoder: &mut wgpu::CommandEncoder, dst: &wgpu::Buffer) {
         let sizes = self.raw_sizes();
         let mut offset = 0;
-        for (source, size) in [Some(&self.params), Some(&self.m), Some(&self.v), self.master.as_ref()].into_iter().zip(sizes) {
+        for (source, size) in [Some(&self.params), Some(&self.m), Some(&self.v), self.extra.as_ref()].into_iter().zip(sizes) {
             if let Some(source) = source.filter(|_| size > 0) {
                 encoder.copy_buffer_to_buffer(source, 0, dst, offset, size);
             }
@@ -457,19 +502,19 @@ impl GptGpu {
         gpu.upload(&self.params, 0, &raw.params);
         gpu.upload(&self.m, 0, &raw.m);
         gpu.upload(&self.v, 0, &raw.v);
-        match (&self.master, &raw.master) {
-            (Some(buffer), Some(bytes)) => {
-                check("master weights", bytes, Store::F32)?;
+        match (&self.extra, &raw.extra, self.precision.extra()) {
+            (Some(buffer), Some(bytes), Some(extra)) => {
+                check(extra.label(), bytes, extra.store())?;
                 gpu.upload(buffer, 0, bytes);
             }
-            (None, None) => {}
-            _ => anyhow::bail!("master weights present in only one of model and checkpoint"),
+            (None, None, _) => {}
+            _ => anyhow::bail!("master weights or compensation present in only one of model and checkpoint"),
         }
         Ok(())
     }
 
     pub fn read_stats(&self, gpu: &Gpu) -> Result<[f32; STATS_LEN]> {
         let v = gpu.read_f32(&self.stats, STATS_LEN)?;
-        Ok([v[0], v[1], v[2], v[3]])
+        Ok(std::array::from_fn(|i| v[i]))
     }
 }

@@ -153,7 +153,8 @@ pub struct RawState {
     pub params: Vec<u8>,
     pub m: Vec<u8>,
     pub v: Vec<u8>,
-    pub master: Option<Vec<u8>>,
+    /// master weights or compensation, as the mode keeps them
+    pub extra: Option<Vec<u8>>,
 }
 
 impl RawState {
@@ -165,7 +166,7 @@ impl RawState {
             rest = tail;
             part.to_vec()
         };
-        let (params, m, v, master) = (take(sizes[0]), take(sizes[1]), take(sizes[2]), take(sizes[3]));
-        RawState { params, m, v, master: (sizes[3] > 0).then_some(master) }
+        let (params, m, v, extra) = (take(sizes[0]), take(sizes[1]), take(sizes[2]), take(sizes[3]));
+        RawState { params, m, v, extra: (sizes[3] > 0).then_some(extra) }
     }
 }

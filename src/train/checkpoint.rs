@@ -1,7 +1,7 @@
 //! Checkpoints: one safetensors file per run, loadable by Python's `safetensors` and PyTorch.
 //! Weights under GPT-2 names in the run's storage dtype (F32 or BF16; Linear weights
 //! [out, in]); Adam state as `adam.m.<name>` / `adam.v.<name>`; fp32 master weights (mixed)
-//! as `master.<name>`. The metadata holds the model and training configuration, the
+//! as `master.<name>`, bf16-kahan's bf16 compensation as `compensation.<name>`. The metadata holds the model and training configuration, the
 //! vocabulary, the step and the RNG state as JSON. Files are written atomically.
 
 use std::collections::HashMap;
@@ -79,8 +79,8 @@ pub fn encode(state: &RunState, precision: Precision, vocab: &[u8], raw: &RawSta
     let mut tensors = views(&layout, "", precision.param_store(), &raw.params)?;
     tensors.extend(views(&layout, "adam.m.", precision.state_store(), &raw.m)?);
     tensors.extend(views(&layout, "adam.v.", precision.state_store(), &raw.v)?);
-    if let Some(master) = &raw.master {
-        tensors.extend(views(&layout, "master.", Store::F32, master)?);
+    if let (Some(extra), Some(kind)) = (&raw.extra, precision.extra()) {
+        tensors.extend(views(&layout, kind.prefix(), kind.store(), extra)?);
     }
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), FORMAT.to_string());
@@ -134,7 +134,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
     let implied = state.model.num_params()
         * (precision.param_store().bytes_per_element()
             + 2 * precision.state_store().bytes_per_element()
-            + if precision.has_master() { 4 } else { 0 }) as u64;
+            + precision.extra().map_or(0, |e| e.store().bytes_per_element())) as u64;
     if implied > bytes.len() as u64 {
         return Err(format!("its configuration implies {implied} bytes of tensors but the file holds {}", bytes.len()));
     }
@@ -163,7 +163,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
         params: gather("", precision.param_store())?,
         m: gather("adam.m.", precision.state_store())?,
         v: gather("adam.v.", precision.state_store())?,
-        master: if precision.has_master() { Some(gather("master.", Store::F32)?) } else { None },
+        extra: precision.extra().map(|e| gather(e.prefix(), e.store())).transpose()?,
     };
     Ok(Checkpoint { state, precision, vocab, raw })
 }

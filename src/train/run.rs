@@ -113,7 +113,7 @@ impl Run {
             return Ok(None);
         };
         let floats: &[f32] = bytemuck::cast_slice(&bytes[..STATS_LEN * 4]);
-        let stats = [floats[0], floats[1], floats[2], floats[3]];
+        let stats = std::array::from_fn(|i| floats[i]);
         let seconds = self.timestamps.as_ref().map(|_| intervals(gpu, &bytes[STATS_LEN * 4..])[0]);
         Ok(Some((stats, seconds, lr)))
     }

@@ -32,6 +32,7 @@ pub fn mode_color(name: &str) -> Color32 {
         "mixed" => Color32::from_rgb(171, 71, 188),
         "bf16" => Color32::from_rgb(234, 67, 53),
         "bf16-sr" => Color32::from_rgb(52, 168, 83),
+        "bf16-kahan" => Color32::from_rgb(251, 140, 0),
         _ => Color32::GRAY,
     }
 }

@@ -30,7 +30,7 @@ pub struct Settings {
     pub eval_batches: u32,
     pub sample_every: u32,
     /// fp32, mixed, bf16, bf16-sr
-    pub modes: [bool; 4],
+    pub modes: [bool; Precision::ALL.len()],
     /// the run's folder; empty: a new runs/<date>_<time> when `write_files`, else none
     pub out_dir: String,
     /// whether a run with no folder given gets one (the native dashboard) or writes nothing
@@ -57,7 +57,7 @@ impl Settings {
             eval_every: 50,
             eval_batches: 8,
             sample_every: 100,
-            modes: [true, false, true, true],
+            modes: [true, false, true, true, false],
             out_dir: String::new(),
             write_files: false,
             checkpoints: CheckpointPolicy::DEFAULT,
@@ -84,7 +84,7 @@ impl Settings {
                 "steps" => settings.steps = number(key, value)?,
                 "save_every" => settings.checkpoints.every_steps = number(key, value)?,
                 "modes" => {
-                    let mut modes = [false; 4];
+                    let mut modes = [false; Precision::ALL.len()];
                     for name in value.split(',') {
                         let p = Precision::parse(name).ok_or_else(|| format!("modes={value}: unknown mode '{name}'"))?;
                         modes[Precision::ALL.iter().position(|&q| q == p).expect("a mode of ALL")] = true;
