@@ -75,42 +75,51 @@ fn write_kept(i: u32, w: vec2<f32>) -> vec2<f32> {
 #endif
 }
 
+// One AdamW update of elements i and i + 1; returns their (applied * intended, intended^2,
+// moving, lost) when the fidelity is measured.
+fn update_pair(i: u32) -> vec4<f32> {
+    var clip = 1.0;
+    if (p.max_norm > 0.0) { clip = min(1.0, p.max_norm / (sqrt(stats[1]) + 1e-6)); }
+    let g = grad_get2(i) * clip;
+    let w_old = kept(i);
+    let decay = vec2<f32>(select(1.0, 1.0 - p.lr * p.weight_decay, i < p.n_decay),
+                          select(1.0, 1.0 - p.lr * p.weight_decay, i + 1u < p.n_decay));
+    let m_new = p.beta1 * m_get2(i) + (1.0 - p.beta1) * g;
+    let v_new = p.beta2 * v_get2(i) + (1.0 - p.beta2) * g * g;
+    let step_size = p.lr / p.bias_correction1;
+    let adam_step = step_size * m_new / (sqrt(v_new) / sqrt(p.bias_correction2) + p.eps);
+    let w_new = w_old * decay - adam_step;
+    let w_kept = write_kept(i, w_new);
+    m_set2(i, m_new, vec2<u32>(p.step, {{SR_M}}u ^ p.seed));
+    v_set2(i, v_new, vec2<u32>(p.step, {{SR_V}}u ^ p.seed));
+    let intended = w_old * (decay - 1.0) - adam_step;
+    let applied = w_kept - w_old;
+    let moving = select(vec2<f32>(0.0), vec2<f32>(1.0), intended != vec2<f32>(0.0));
+    let lost = select(vec2<f32>(0.0), moving, applied == vec2<f32>(0.0));
+    return vec4<f32>(dot(applied, intended), dot(intended, intended), moving.x + moving.y, lost.x + lost.y);
+}
+
+// Each thread updates PAIRS pairs, strided by the whole grid, so that a workgroup's fidelity
+// sum (barriers, dear on CPU adapters) covers 64 * PAIRS pairs.
+const PAIRS: u32 = {{PAIRS}}u;
+
 @compute @workgroup_size(64)
 fn adamw_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = 2u * (gid.x + gid.y * nwg.x * 64u);
-    // (sum applied * intended, sum intended^2, moving, lost) over this thread's two elements
+    let threads = nwg.x * nwg.y * 64u;
+    let thread = gid.x + gid.y * nwg.x * 64u;
     var fid = vec4<f32>(0.0);
-    if (i < p.n) {
-        var clip = 1.0;
-        if (p.max_norm > 0.0) { clip = min(1.0, p.max_norm / (sqrt(stats[1]) + 1e-6)); }
-        let g = grad_get2(i) * clip;
-        let w_old = kept(i);
-        let decay = vec2<f32>(select(1.0, 1.0 - p.lr * p.weight_decay, i < p.n_decay),
-                              select(1.0, 1.0 - p.lr * p.weight_decay, i + 1u < p.n_decay));
-        let m_new = p.beta1 * m_get2(i) + (1.0 - p.beta1) * g;
-        let v_new = p.beta2 * v_get2(i) + (1.0 - p.beta2) * g * g;
-        let step_size = p.lr / p.bias_correction1;
-        let adam_step = step_size * m_new / (sqrt(v_new) / sqrt(p.bias_correction2) + p.eps);
-        let w_new = w_old * decay - adam_step;
-        let w_kept = write_kept(i, w_new);
-        m_set2(i, m_new, vec2<u32>(p.step, {{SR_M}}u ^ p.seed));
-        v_set2(i, v_new, vec2<u32>(p.step, {{SR_V}}u ^ p.seed));
-#if FIDELITY
-        let intended = w_old * (decay - 1.0) - adam_step;
-        let applied = w_kept - w_old;
-        let moving = select(vec2<f32>(0.0), vec2<f32>(1.0), intended != vec2<f32>(0.0));
-        let lost = select(vec2<f32>(0.0), moving, applied == vec2<f32>(0.0));
-        fid = vec4<f32>(dot(applied, intended), dot(intended, intended), moving.x + moving.y, lost.x + lost.y);
-#endif
+    for (var k = 0u; k < PAIRS; k++) {
+        let i = 2u * (thread + k * threads);
+        if (i < p.n) { fid += update_pair(i); }
     }
 #if FIDELITY
-    // fixed-order sums over the workgroup (every thread takes part: barriers need them all)
-    let group = wg.x + wg.y * nwg.x;
-    let groups = nwg.x * nwg.y;
-    for (var k = 0u; k < 4u; k++) {
-        let total = wg_sum(fid[k], lid);
-        if (lid == 0u) { fidelity[k * groups + group] = total; }
+    // a fixed-order sum over the workgroup (every thread takes part: barriers need them all)
+    let total = wg_sum4(fid, lid);
+    if (lid == 0u) {
+        let group = wg.x + wg.y * nwg.x;
+        let groups = nwg.x * nwg.y;
+        for (var k = 0u; k < 4u; k++) { fidelity[k * groups + group] = total[k]; }
     }
 #endif
 }

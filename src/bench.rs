@@ -153,7 +153,9 @@ pub struct TrainBenchPlan {
 /// `steps` rounds in which every mode takes one step in turn, so that a shared machine's
 /// slow spells fall on all modes alike; the median of each mode's steps counts. `launched`
 /// is when the process started (for the first mode's first step). Utilisation is left for
-/// the caller, who knows the adapter's best matmul.
+/// the caller, who knows the adapter's best matmul. The first mode is also measured without
+/// the update-fidelity measurement (a row named `<mode> no-fidelity`), in the same rounds,
+/// so the measurement's cost is a ratio of one run.
 pub fn bench_train(gpu: &Gpu, corpus: &Corpus, plan: &TrainBenchPlan, launched: Instant) -> Result<Vec<TrainRow>> {
     let TrainBenchPlan { cfg, batch, ref precisions, steps, profile } = *plan;
     let layout = ParamLayout::new(&cfg);
@@ -167,10 +169,13 @@ pub fn bench_train(gpu: &Gpu, corpus: &Corpus, plan: &TrainBenchPlan, launched: 
     };
 
     let mut models = Vec::new();
+    let mut names = Vec::new();
     let mut first_step_s = Vec::new();
-    for (i, &p) in precisions.iter().enumerate() {
+    let without_fidelity = precisions.first().map(|&p| (p, false));
+    for (i, (p, fidelity)) in precisions.iter().map(|&p| (p, true)).chain(without_fidelity).enumerate() {
         let start = if i == 0 { launched } else { Instant::now() };
-        let model = GptGpu::new(gpu, cfg, batch, p, &init)?;
+        let model = if fidelity { GptGpu::new(gpu, cfg, batch, p, &init)? } else { GptGpu::without_fidelity(gpu, cfg, batch, p, &init)? };
+        names.push(if fidelity { p.name().to_string() } else { format!("{} no-fidelity", p.name()) });
         model.upload_batch(gpu, &data);
         step_once(&model, 0, StepTiming::Off)?;
         first_step_s.push(start.elapsed().as_secs_f64());
@@ -197,7 +202,7 @@ pub fn bench_train(gpu: &Gpu, corpus: &Corpus, plan: &TrainBenchPlan, launched: 
     }
 
     let mut rows = Vec::new();
-    for ((model, times), first_step_s) in models.iter().zip(&times).zip(first_step_s) {
+    for (((model, times), first_step_s), name) in models.iter().zip(&times).zip(first_step_s).zip(names) {
         let step_s = median(times);
         let tokens = (batch * cfg.ctx) as f64;
         let model_gflops = model_flops_per_token(&cfg) * tokens / step_s / 1e9;
@@ -207,7 +212,7 @@ pub fn bench_train(gpu: &Gpu, corpus: &Corpus, plan: &TrainBenchPlan, launched: 
             (Vec::new(), Vec::new())
         };
         rows.push(TrainRow {
-            precision: model.precision.name().into(),
+            precision: name,
             step_ms: step_s * 1e3,
             tokens_per_s: tokens / step_s,
             model_gflops,

@@ -263,14 +263,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 p.train.batch * p.ctx
             );
             println!(
-                "{:<8} {:>9} {:>10} {:>8} {:>7} {:>10} {:>10} {:>10} {:>10} {:>11}",
+                "{:<20} {:>9} {:>10} {:>8} {:>7} {:>10} {:>10} {:>10} {:>10} {:>11}",
                 "mode", "step ms", "tokens/s", "GFLOP/s", "util", "state B/p", "state MiB", "acts MiB", "total MiB", "1st step s"
             );
             let mib = |b: u64| b as f64 / 1048576.0;
             for r in &rows {
                 let m = &r.memory_bytes;
                 println!(
-                    "{:<8} {:>9.1} {:>10.0} {:>8.2} {:>6.0}% {:>10.1} {:>10.2} {:>10.2} {:>10.2} {:>11.2}",
+                    "{:<20} {:>9.1} {:>10.0} {:>8.2} {:>6.0}% {:>10.1} {:>10.2} {:>10.2} {:>10.2} {:>11.2}",
                     r.precision,
                     r.step_ms,
                     r.tokens_per_s,
@@ -281,6 +281,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     mib(m.activations + m.scratch),
                     mib(m.total),
                     r.first_step_s
+                );
+            }
+            if let (Some(first), Some(off)) = (rows.first(), rows.iter().find(|r| r.precision.ends_with(" no-fidelity"))) {
+                println!(
+                    "update fidelity costs {:+.1}% of a {} step ({:.1} ms with, {:.1} ms without; median steps of the same rounds)",
+                    100.0 * (first.step_ms / off.step_ms - 1.0),
+                    first.precision,
+                    first.step_ms,
+                    off.step_ms
                 );
             }
             for r in rows.iter().filter(|r| !r.profile.is_empty()) {

@@ -44,7 +44,7 @@ impl Sampler {
     /// A sampler for a training run's model; [`Sampler::copy_weights_from`] loads its weights.
     pub fn empty(gpu: &Gpu, cfg: ModelConfig, precision: Precision) -> Result<Sampler> {
         let layout = crate::model::params::ParamLayout::new(&cfg);
-        let model = GptGpu::new(gpu, cfg, 1, precision, &vec![0.0; layout.total])?;
+        let model = GptGpu::without_fidelity(gpu, cfg, 1, precision, &vec![0.0; layout.total])?;
         let logits_readback = RefCell::new(Readback::new(gpu, "sample logits readback", cfg.vocab as u64 * 4));
         Ok(Sampler { model, logits_readback })
     }

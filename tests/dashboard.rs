@@ -169,6 +169,9 @@ fn the_status_a_page_reads_has_every_runs_latest_losses() {
         train_loss: train,
         val_loss: val,
         tokens_per_s: 100.0,
+        gpu_s: step as f64 / 2.0,
+        update_ratio: train.map(|_| 0.75),
+        lost_fraction: train.map(|_| 0.5),
     };
     let empty = app.status_json();
     assert_eq!(empty["step"], 0);
@@ -192,6 +195,7 @@ fn the_status_a_page_reads_has_every_runs_latest_losses() {
     assert_eq!(runs[1]["precision"], "bf16-sr");
     assert_eq!(runs[1]["step"], 1);
     assert_eq!(runs[1]["train_loss"], 4.0);
+    assert_eq!((runs[1]["update_ratio"].as_f64(), runs[1]["lost_fraction"].as_f64()), (Some(0.75), Some(0.5)), "the update's fidelity");
     app.absorb(&[line("mixed", 0, None, None)]);
     assert!(app.status_json()["runs"][2]["train_loss"].is_null());
 }

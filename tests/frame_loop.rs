@@ -31,6 +31,7 @@ fn spec(corpus: &Corpus, steps: u32) -> TrainSpec {
         seed: 5,
         eval_every: 10,
         eval_batches: 3,
+        measure_fidelity: true,
     }
 }
 
@@ -88,6 +89,7 @@ fn the_tiny_preset_trains_in_a_frame_loop_within_webgpu_default_limits() {
         seed: 1,
         eval_every: 6,
         eval_batches: 2,
+        measure_fidelity: true,
     };
     let (mut session, started) = Session::start(
         &gpu,

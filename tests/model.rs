@@ -1,16 +1,17 @@
 //! The GPU GPT (fp32) against the CPU reference model on a micro configuration: forward
-//! loss, every parameter's gradient, finite differences, and one optimizer step.
+//! loss, every parameter's gradient, finite differences, one optimizer step, and the update
+//! fidelity of a step in every mode.
 
 mod common;
 
 use common::*;
 use srgpt::data::{train_batch, Corpus};
-use srgpt::kernels::adamw::{adamw_update_cpu, AdamwConfig, AdamwState, AdamwStep};
+use srgpt::kernels::adamw::{adamw_update_cpu, AdamwConfig, AdamwState, AdamwStep, Fidelity};
 use srgpt::model::config::ModelConfig;
 use srgpt::model::cpu::{gpt_backward_cpu, gpt_forward_cpu};
-use srgpt::model::gpt::{GptGpu, StepTiming, STAT_TRAIN_LOSS};
+use srgpt::model::gpt::{GptGpu, StepTiming, STAT_FIDELITY, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
 use srgpt::model::params::ParamLayout;
-use srgpt::precision::Precision;
+use srgpt::precision::{KeptExtra, Precision, Store};
 
 const TEXT: &str = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer \
 the slings and arrows of outrageous fortune, or to take arms against a sea of troubles.";
@@ -114,5 +115,50 @@ fn one_optimizer_step_matches_the_cpu_reference() {
     for i in 0..params.len() {
         let tol = if grads[i].abs() > 1e-4 * gmax { 1e-6 } else { 2.0 * lr * 1.01 };
         assert!((got[i] - want.param[i]).abs() <= tol, "param {i}: {} vs {} (gradient {})", got[i], want.param[i], grads[i]);
+    }
+}
+
+/// The update fidelity a training step reports (stats[STAT_FIDELITY..]) against the CPU
+/// reference AdamW run on the GPU's own gradients and state, in every mode: the element
+/// counts exactly (within an ulp's worth of elements where the kept weights are f32), the
+/// sums within float tolerance. A small learning rate makes round-to-nearest drop updates.
+#[test]
+fn the_update_fidelity_of_a_step_matches_the_cpu_reference_in_every_mode() {
+    let (cfg, corpus, batch) = micro();
+    let layout = ParamLayout::new(&cfg);
+    let params: Vec<f32> = layout.init(5).iter().map(|&x| Store::Bf16.round_rtn(x)).collect();
+    let b = train_batch(&corpus, batch, cfg.ctx, 2, 0);
+    let (lr, step, seed) = (1e-4, 3, 9);
+    for p in Precision::ALL {
+        let model = GptGpu::new(gpu(), cfg, batch, p, &params).unwrap();
+        model.upload_batch(gpu(), &b);
+        let (_, grads) = gpu_loss_and_grads(&model);
+        let sum_sq = model.read_stats(gpu()).unwrap()[STAT_GRAD_SUMSQ];
+        let n = layout.total;
+        let raw = model.read_raw(gpu()).unwrap();
+        let mut want = AdamwState {
+            param: p.param_store().decode(&raw.params, n),
+            m: p.state_store().decode(&raw.m, n),
+            v: p.state_store().decode(&raw.v, n),
+            extra: p.extra().zip(raw.extra.as_ref()).map(|(e, bytes)| e.store().decode(bytes, n)),
+        };
+        let want = adamw_update_cpu(p, &mut want, &grads, sum_sq, &AdamwConfig::default(), layout.n_decay, AdamwStep { lr, step, seed });
+
+        let mut encoder = gpu().device.create_command_encoder(&Default::default());
+        model.record_step(gpu(), &mut encoder, lr, step, seed, StepTiming::Off);
+        gpu().queue.submit([encoder.finish()]);
+        let got = Fidelity::from_sums(&model.read_stats(gpu()).unwrap()[STAT_FIDELITY..STAT_FIDELITY + 4]);
+        let f32_weights = p.param_store() == Store::F32 || p.extra() == Some(KeptExtra::Master);
+        let slack = if f32_weights { 1e-3 * n as f64 } else { 0.0 };
+        assert_eq!(got.moving, want.moving, "{p}: moving elements");
+        assert!((got.lost - want.lost).abs() <= slack, "{p}: lost elements {} vs {}", got.lost, want.lost);
+        let (ratio, want_ratio) = (got.update_ratio().unwrap(), want.update_ratio().unwrap());
+        assert!((ratio - want_ratio).abs() <= 1e-4, "{p}: update ratio {ratio} vs {want_ratio}");
+        eprintln!("{p}: update_ratio {ratio:.4}, lost_fraction {:.4}", got.lost_fraction().unwrap());
+        match p {
+            Precision::Fp32 | Precision::Mixed => assert!((ratio - 1.0).abs() < 1e-3, "{p}: updates land in f32"),
+            Precision::Bf16 => assert!(ratio < 0.9 && got.lost_fraction().unwrap() > 0.2, "{p}: round-to-nearest drops small updates"),
+            _ => {}
+        }
     }
 }

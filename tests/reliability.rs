@@ -32,6 +32,7 @@ fn spec(c: &Corpus, precisions: Vec<Precision>, steps: u32) -> TrainSpec {
         seed: 11,
         eval_every: 5,
         eval_batches: 2,
+        measure_fidelity: true,
     }
 }
 

@@ -29,6 +29,7 @@ fn a_long_run_allocates_nothing_after_warm_up() {
         seed: 11,
         eval_every: 500,
         eval_batches: 2,
+        measure_fidelity: true,
     };
     let mut t = Trainer::new(gpu, c, spec).unwrap();
     while t.step < 300 {

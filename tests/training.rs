@@ -25,6 +25,7 @@ fn spec(corpus: &Corpus, precisions: Vec<Precision>, steps: u32) -> TrainSpec {
         seed: 3,
         eval_every: 10,
         eval_batches: 2,
+        measure_fidelity: true,
     }
 }
 

@@ -42,7 +42,8 @@ pub struct TrainArgs {
     /// Model and schedule preset: tiny, small or base [default: tiny].
     #[arg(long)]
     preset: Option<String>,
-    /// Precision modes to train side by side: fp32, mixed, bf16, bf16-sr (comma-separated)
+    /// Precision modes to train side by side: fp32, mixed, bf16, bf16-sr, bf16-kahan
+    /// (comma-separated)
     /// [default: fp32,bf16,bf16-sr].
     #[arg(long, value_delimiter = ',')]
     precision: Option<Vec<String>>,
@@ -93,6 +94,14 @@ pub struct TrainArgs {
     /// run, or a run's folder for all of its checkpoints), in their own folder.
     #[arg(long, value_delimiter = ',')]
     resume: Vec<PathBuf>,
+    /// Do not measure each update's fidelity (update_ratio, lost_fraction), which costs a
+    /// little of every step.
+    #[arg(long)]
+    no_fidelity: bool,
+    /// The validation loss a run must reach for summary.json's time to target (default: 1.01 x
+    /// fp32's final validation loss when fp32 is among the runs).
+    #[arg(long, value_parser = positive_number)]
+    target_loss: Option<f32>,
     /// Stop after this many updates, writing checkpoints, as if interrupted (resume later).
     #[arg(long, value_parser = whole(1, u32::MAX as u64))]
     stop_at: Option<u64>,
@@ -102,6 +111,12 @@ pub struct TrainArgs {
 fn dashboard(adapter: Option<&str>, args: &TrainArgs) -> Result<ExitCode> {
     if args.stop_at.is_some() {
         return Err(bad_input("--stop-at works only with --headless (in the dashboard, press Stop)".into()));
+    }
+    if args.no_fidelity {
+        return Err(bad_input("--no-fidelity works only with --headless (the dashboard always shows the fidelity)".into()));
+    }
+    if args.target_loss.is_some() {
+        return Err(bad_input("--target-loss works only with --headless (the dashboard's summary uses 1.01 x fp32's final loss)".into()));
     }
     let precisions = parse_precisions(args.precision.as_deref())?;
     let (model, sched) = configured(args, 0)?;
@@ -262,6 +277,7 @@ fn resume_changes(args: &TrainArgs, checkpoints: &[Checkpoint]) -> Result<(Resum
         warmup: args.warmup.map(|v| v as u32),
         eval_every: args.eval_every.map(|v| v as u32),
         eval_batches: args.eval_batches.map(|v| v as u32),
+        skip_fidelity: args.no_fidelity,
     };
     let steps = changes.steps.unwrap_or(state.train.steps);
     if let Some(w) = changes.warmup.filter(|w| *w > steps) {
@@ -352,6 +368,7 @@ pub fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
             seed: args.seed.unwrap_or(1),
             eval_every: args.eval_every.map_or(50, |v| v as u32),
             eval_batches: args.eval_batches.map_or(16, |v| v as u32),
+            measure_fidelity: !args.no_fidelity,
         };
         spec.validate()?;
         corpus.check_context(model.ctx)?;
@@ -400,6 +417,8 @@ pub fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         }
         None => RunOutput::create(&out_dir)?,
     };
+    trainer.recall(&output.earlier);
+    trainer.target_loss = args.target_loss;
     let s = &trainer.spec;
     eprintln!(
         "model: {} layers, {} heads, d {}, ctx {}, vocab {} ({} parameters); batch {}, lr {}, warm-up {}, {} steps; modes {}",
@@ -462,7 +481,10 @@ pub fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
     for p in &written {
         eprintln!("checkpoint: {}", p.display());
     }
-    println!("{:<8} {:>6} {:>10} {:>16} {:>12} {:>10}  status", "mode", "step", "train", "val", "bytes/param", "tokens/s");
+    println!(
+        "{:<10} {:>6} {:>8} {:>14} {:>11} {:>9} {:>8} {:>6} {:>16}  status",
+        "mode", "step", "train", "val", "bytes/param", "tokens/s", "updated", "lost", "to target"
+    );
     for r in &summary.runs {
         let train = r.final_train_loss.map_or("-".into(), |v| format!("{v:.4}"));
         let val = match (r.final_val_loss, r.last_val_loss, r.last_val_loss_step) {
@@ -470,10 +492,28 @@ pub fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
             (None, Some(v), Some(at)) => format!("{v:.4} @{at}"),
             _ => "-".into(),
         };
+        let share = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", 100.0 * v));
+        let to_target = match (r.steps_to_target, r.speedup_vs_fp32) {
+            (Some(step), Some(x)) => format!("step {step} {x:.2}x"),
+            (Some(step), None) => format!("step {step}"),
+            _ => "-".into(),
+        };
         println!(
-            "{:<8} {:>6} {:>10} {:>16} {:>12.1} {:>10.0}  {}",
-            r.precision, r.steps_completed, train, val, r.state_bytes_per_param, r.tokens_per_s, r.status
+            "{:<10} {:>6} {:>8} {:>14} {:>11.1} {:>9.0} {:>8} {:>6} {:>16}  {}",
+            r.precision,
+            r.steps_completed,
+            train,
+            val,
+            r.state_bytes_per_param,
+            r.tokens_per_s,
+            share(r.update_ratio),
+            share(r.lost_fraction),
+            to_target,
+            r.status
         );
+    }
+    if let Some(target) = summary.target_loss {
+        println!("to target: the first evaluation at val loss <= {target:.4}, and fp32's GPU time to it over the run's");
     }
     if trainer.runs.iter().any(|r| r.status == RunStatus::Stopped) {
         let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();

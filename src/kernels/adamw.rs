@@ -63,7 +63,7 @@ pub fn adamw_update(gpu: &Gpu, precision: Precision, bufs: &AdamwBuffers, n: u32
         bindings.push((7, fidelity));
     }
     let placeholder = adamw_params(&AdamwConfig::default(), n, n_decay, AdamwStep { lr: 0.0, step: 0, seed: 0 });
-    gpu.dispatch("adamw", &spec, &bindings, 6, &placeholder, gpu.grid(pair_groups(n as usize)))
+    gpu.dispatch("adamw", &spec, &bindings, 6, &placeholder, gpu.grid(update_groups(n)))
 }
 
 crate::uniform! {
@@ -110,9 +110,18 @@ pub const SR_PARAM: u32 = 0;
 pub const SR_M: u32 = 1;
 pub const SR_V: u32 = 2;
 
+/// Pairs of elements each thread updates: a workgroup covers 64 * PAIRS_PER_THREAD pairs,
+/// so its fidelity sum (a pass of barriers) is paid once per 1024 parameters.
+const PAIRS_PER_THREAD: u32 = 8;
+
+/// 64-thread workgroups for an update of `n` parameters.
+fn update_groups(n: u32) -> u32 {
+    pair_groups(n as usize).div_ceil(PAIRS_PER_THREAD)
+}
+
 /// Workgroups of the update over `n` parameters: the columns of the fidelity sums.
 pub fn fidelity_groups(gpu: &Gpu, n: u32) -> u32 {
-    let [x, y, z] = gpu.grid(pair_groups(n as usize));
+    let [x, y, z] = gpu.grid(update_groups(n));
     x * y * z
 }
 
@@ -128,6 +137,7 @@ fn spec(precision: Precision, fidelity: bool) -> ShaderSpec {
         .define("SR_PARAM", SR_PARAM)
         .define("SR_M", SR_M)
         .define("SR_V", SR_V)
+        .define("PAIRS", PAIRS_PER_THREAD)
         .define("PARAM", precision.param_store().wgsl_name())
         .define("GRAD", precision.grad_store().for_reading().wgsl_name())
         .define("STATE", precision.state_store().wgsl_name())

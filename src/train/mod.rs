@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 
 use crate::data::{train_batch, val_batches, Batch, Corpus};
 use crate::gpu::Gpu;
+use crate::kernels::adamw::Fidelity;
 use crate::model::config::{ModelConfig, TrainConfig};
-use crate::model::gpt::{STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
+use crate::model::gpt::{STAT_FIDELITY, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
 use crate::model::params::ParamLayout;
 use crate::precision::{Precision, Store};
 use checkpoint::{Checkpoint, RunState};
@@ -33,6 +34,9 @@ pub struct TrainSpec {
     pub seed: u64,
     pub eval_every: u32,
     pub eval_batches: u32,
+    /// measure each update's fidelity (`update_ratio`, `lost_fraction`); off saves its small
+    /// cost
+    pub measure_fidelity: bool,
 }
 
 impl TrainSpec {
@@ -76,6 +80,8 @@ pub struct ResumeChanges {
     pub warmup: Option<u32>,
     pub eval_every: Option<u32>,
     pub eval_batches: Option<u32>,
+    /// --no-fidelity: the resumed runs do not measure their updates' fidelity
+    pub skip_fidelity: bool,
 }
 
 /// One line of metrics.jsonl.
@@ -92,6 +98,17 @@ pub struct Metric {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub val_loss: Option<f32>,
     pub tokens_per_s: f64,
+    /// GPU seconds the run has trained so far, over all its sessions (timestamp queries,
+    /// else its share of wall time)
+    #[serde(default)]
+    pub gpu_s: f64,
+    /// train lines: how much of this step's intended weight change landed (see
+    /// `kernels::adamw::Fidelity`)
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub update_ratio: Option<f32>,
+    /// train lines: the share of the moving weights that this step left unchanged
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lost_fraction: Option<f32>,
 }
 
 pub struct Trainer {
@@ -102,6 +119,8 @@ pub struct Trainer {
     pub step: u32,
     /// wall time of earlier sessions of this run (from a checkpoint)
     pub elapsed_before_s: f64,
+    /// the validation loss that counts as reached in the summary (else 1.01 x fp32's final)
+    pub target_loss: Option<f32>,
     started: web_time::Instant,
     last_collect: web_time::Instant,
     val: Vec<Batch>,
@@ -164,6 +183,7 @@ impl Trainer {
             seed: state.seed,
             eval_every: changes.eval_every.unwrap_or(state.eval_every),
             eval_batches: changes.eval_batches.unwrap_or(state.eval_batches),
+            measure_fidelity: !changes.skip_fidelity,
         };
         spec.train.validate()?;
         corpus.check_context(spec.model.ctx)?;
@@ -209,6 +229,7 @@ impl Trainer {
             runs,
             step,
             elapsed_before_s,
+            target_loss: None,
             started: now,
             last_collect: now,
             val,
@@ -355,6 +376,7 @@ impl Trainer {
             run.tokens += tokens;
             run.tokens_per_s = tokens as f64 / seconds;
             let (loss, sumsq) = (stats[STAT_TRAIN_LOSS], stats[STAT_GRAD_SUMSQ]);
+            let fidelity = Fidelity::from_sums(&stats[STAT_FIDELITY..STAT_FIDELITY + 4]);
             run.train_loss = Some(loss);
             run.train_loss_step = s + 1;
             if !(loss.is_finite() && sumsq.is_finite()) && run.status == RunStatus::Running {
@@ -362,7 +384,7 @@ impl Trainer {
                 run.message =
                     Some(format!("run {} diverged at step {}: train loss {loss}, gradient norm {}", run.precision, s + 1, sumsq.sqrt()));
             }
-            out.push(Metric {
+            out.push(run.remember(Metric {
                 run: run.precision.name().into(),
                 step: s + 1,
                 tokens: run.tokens,
@@ -371,12 +393,23 @@ impl Trainer {
                 train_loss: Some(loss),
                 val_loss: None,
                 tokens_per_s: run.tokens_per_s,
-            });
+                gpu_s: run.busy_before_s + run.busy_s,
+                update_ratio: fidelity.update_ratio().map(|r| r as f32),
+                lost_fraction: fidelity.lost_fraction().map(|r| r as f32),
+            }));
         }
         if any {
             self.last_collect = web_time::Instant::now();
         }
         Ok(out)
+    }
+
+    /// Takes in the runs' metric lines from earlier sessions (a resumed run's metrics), for
+    /// the summary's late means and time to target.
+    pub fn recall(&mut self, earlier: &[Metric]) {
+        for run in &mut self.runs {
+            run.recall(earlier.iter().cloned());
+        }
     }
 
     /// Mean loss over the fixed validation batches for every live run, at the current step
@@ -406,7 +439,7 @@ impl Trainer {
             };
             run.val_loss = Some(mean);
             run.val_loss_step = step;
-            out.push(Metric {
+            out.push(run.remember(Metric {
                 run: run.precision.name().into(),
                 step,
                 tokens: run.tokens,
@@ -415,7 +448,10 @@ impl Trainer {
                 train_loss: None,
                 val_loss: Some(mean),
                 tokens_per_s: run.tokens_per_s,
-            });
+                gpu_s: run.busy_before_s + run.busy_s,
+                update_ratio: None,
+                lost_fraction: None,
+            }));
         }
         Ok(out)
     }

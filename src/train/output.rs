@@ -13,11 +13,14 @@ use serde::Serialize;
 use super::{Metric, RunStatus, Trainer};
 use crate::gpu::{AdapterReport, Gpu};
 use crate::model::config::{ModelConfig, TrainConfig};
+use crate::precision::Precision;
 use crate::Failure;
 
 pub struct RunOutput {
     pub dir: PathBuf,
     metrics: File,
+    /// a resumed run's metric lines up to its checkpoint, for the trainer to recall
+    pub earlier: Vec<Metric>,
 }
 
 /// summary.json: everything needed to know what was run, with each run's outcome.
@@ -37,6 +40,9 @@ pub struct Summary {
     pub eval_batches: u32,
     pub corpus: String,
     pub corpus_sha256: String,
+    /// the validation loss that counts as reached: --target-loss, else 1.01 x fp32's final
+    /// validation loss when fp32 is among the runs, else null
+    pub target_loss: Option<f32>,
     pub runs: Vec<RunSummary>,
 }
 
@@ -58,6 +64,33 @@ pub struct RunSummary {
     /// over this session's steps
     pub tokens_per_s: f64,
     pub wall_s: f64,
+    /// means over the last 10% of the completed steps (see `kernels::adamw::Fidelity`)
+    pub update_ratio: Option<f64>,
+    pub lost_fraction: Option<f64>,
+    /// the first evaluation with validation loss at or below `target_loss`: its step, tokens,
+    /// GPU seconds (timestamp queries) and wall seconds since the run began; null if never
+    pub steps_to_target: Option<u32>,
+    pub tokens_to_target: Option<u64>,
+    pub gpu_seconds_to_target: Option<f64>,
+    pub wall_seconds_to_target: Option<f64>,
+    /// fp32's GPU seconds to target over this run's
+    pub speedup_vs_fp32: Option<f64>,
+}
+
+/// The mean of `value` over a run's lines in the last 10% of `completed` steps.
+fn late_mean(history: &[Metric], completed: u32, value: impl Fn(&Metric) -> Option<f32>) -> Option<f64> {
+    let from = completed - (completed / 10).max(1).min(completed);
+    let late: Vec<f64> =
+        history.iter().filter(|m| m.step > from && m.step <= completed).filter_map(|m| value(m).map(|v| v as f64)).collect();
+    (!late.is_empty()).then(|| late.iter().sum::<f64>() / late.len() as f64)
+}
+
+/// The first evaluation at or below `target`, with the GPU seconds of the train line of its
+/// step (an evaluation can be read back before its step's timing).
+fn first_reaching(history: &[Metric], target: f32) -> Option<(&Metric, f64)> {
+    let hit = history.iter().find(|m| m.val_loss.is_some_and(|v| v <= target))?;
+    let gpu_s = history.iter().find(|m| m.step == hit.step && m.train_loss.is_some()).map_or(hit.gpu_s, |m| m.gpu_s);
+    Some((hit, gpu_s))
 }
 
 /// A folder name for a run started now: runs/<local date>_<time>, e.g.
@@ -152,7 +185,7 @@ impl RunOutput {
             return Err(folder_taken(dir));
         }
         create_dir(dir)?;
-        Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)? })
+        Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)?, earlier: Vec::new() })
     }
 
     /// The folder where resumed `runs` continue from update `step`. In the runs' own folder
@@ -174,10 +207,16 @@ impl RunOutput {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(Failure::BadInput(format!("cannot read {}: {e}", source_metrics.display())).into()),
         };
-        let mut kept = String::new();
+        let (mut kept, mut earlier) = (String::new(), Vec::new());
         for line in old.lines().filter(|l| !l.trim().is_empty()) {
             let keep = match serde_json::from_str::<Metric>(line) {
-                Ok(m) if runs.contains(&m.run) => m.step <= step,
+                Ok(m) if runs.contains(&m.run) => {
+                    let keep = m.step <= step;
+                    if keep {
+                        earlier.push(m);
+                    }
+                    keep
+                }
                 Ok(_) => same,
                 Err(_) => true,
             };
@@ -189,7 +228,7 @@ impl RunOutput {
         if !(same && kept.len() == old.len()) {
             crate::files::write_atomically(&dir.join("metrics.jsonl"), kept.as_bytes())?;
         }
-        Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)? })
+        Ok(RunOutput { dir: dir.to_path_buf(), metrics: open_metrics(dir)?, earlier })
     }
 
     pub fn write_metrics(&mut self, lines: &[Metric]) -> Result<()> {
@@ -237,6 +276,9 @@ impl RunOutput {
 
 pub fn summarize(trainer: &Trainer, gpu: &Gpu) -> Summary {
     let (spec, model, train) = (&trainer.spec, &trainer.spec.model, &trainer.spec.train);
+    let fp32 = trainer.runs.iter().find(|r| r.precision == Precision::Fp32);
+    let target_loss = trainer.target_loss.or_else(|| fp32.and_then(|r| r.val_loss).map(|v| 1.01 * v));
+    let fp32_to_target = fp32.zip(target_loss).and_then(|(r, t)| first_reaching(&r.history, t)).map(|(_, s)| s);
     Summary {
         srgpt_version: env!("CARGO_PKG_VERSION").into(),
         adapter: gpu.report.clone(),
@@ -248,6 +290,7 @@ pub fn summarize(trainer: &Trainer, gpu: &Gpu) -> Summary {
         eval_batches: spec.eval_batches,
         corpus: trainer.corpus.source.clone(),
         corpus_sha256: trainer.corpus.sha256.clone(),
+        target_loss,
         runs: trainer
             .runs
             .iter()
@@ -258,6 +301,7 @@ pub fn summarize(trainer: &Trainer, gpu: &Gpu) -> Summary {
                 };
                 let measured_at = |loss: Option<f32>, step: u32| loss.filter(|_| step == completed);
                 let session_tokens = r.tokens - r.tokens_before;
+                let reached = target_loss.and_then(|t| first_reaching(&r.history, t));
                 RunSummary {
                     precision: r.precision.name().into(),
                     status: r.status.name().into(),
@@ -269,6 +313,13 @@ pub fn summarize(trainer: &Trainer, gpu: &Gpu) -> Summary {
                     state_bytes_per_param: r.model.state_bytes_per_param(),
                     tokens_per_s: if r.busy_s > 0.0 { session_tokens as f64 / r.busy_s } else { 0.0 },
                     wall_s: r.busy_s,
+                    update_ratio: late_mean(&r.history, completed, |m| m.update_ratio),
+                    lost_fraction: late_mean(&r.history, completed, |m| m.lost_fraction),
+                    steps_to_target: reached.map(|(m, _)| m.step),
+                    tokens_to_target: reached.map(|(m, _)| m.tokens),
+                    gpu_seconds_to_target: reached.map(|(_, s)| s),
+                    wall_seconds_to_target: reached.map(|(m, _)| m.elapsed_s),
+                    speedup_vs_fp32: fp32_to_target.zip(reached).map(|(fp32_s, (_, s))| fp32_s / s.max(1e-9)),
                 }
             })
             .collect(),

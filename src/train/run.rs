@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{RunStatus, TrainSpec};
+use super::{Metric, RunStatus, TrainSpec};
 use crate::data::Batch;
 use crate::gpu::readback::Readback;
 use crate::gpu::timing::{intervals, Timestamps};
@@ -32,7 +32,12 @@ pub struct Run {
     pub tokens_before: u64,
     /// seconds this session's steps took (GPU timestamps, else its share of wall time)
     pub busy_s: f64,
+    /// GPU seconds of the run's earlier sessions (from its metrics)
+    pub busy_before_s: f64,
     pub tokens_per_s: f64,
+    /// every metric line of the run, earlier sessions' included: what the summary's late
+    /// fidelity means and time to target are computed from
+    pub history: Vec<Metric>,
     pub message: Option<String>,
     /// two steps in flight: (step, lr) -> stats and timestamps
     pub(super) readbacks: [Readback<(u32, f32)>; 2],
@@ -41,6 +46,21 @@ pub struct Run {
     /// (step evaluated, lr of its update) -> eval_losses
     pub(super) eval_readback: Readback<(u32, f32)>,
     pub(super) timestamps: Option<Timestamps>,
+}
+
+impl Run {
+    /// Keeps a metric line in the run's history and hands it on.
+    pub(super) fn remember(&mut self, line: Metric) -> Metric {
+        self.history.push(line.clone());
+        line
+    }
+
+    /// Takes in the run's lines from earlier sessions (a resumed run's metrics.jsonl).
+    pub fn recall(&mut self, earlier: impl IntoIterator<Item = Metric>) {
+        let mine: Vec<Metric> = earlier.into_iter().filter(|m| m.run == self.precision.name()).collect();
+        self.busy_before_s = mine.iter().map(|m| m.gpu_s).fold(self.busy_before_s, f64::max);
+        self.history.splice(0..0, mine);
+    }
 }
 
 /// Submits command buffers in order; between pieces, waits for the previous one so other
@@ -60,7 +80,11 @@ pub(super) fn submit_in_turn(gpu: &Gpu, encoders: Vec<wgpu::CommandEncoder>) -> 
 
 impl Run {
     pub(super) fn new(gpu: &Gpu, spec: &TrainSpec, precision: Precision, init: &[f32]) -> Result<Run> {
-        let model = GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?;
+        let model = if spec.measure_fidelity {
+            GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?
+        } else {
+            GptGpu::without_fidelity(gpu, spec.model, spec.train.batch, precision, init)?
+        };
         let eval_bytes = (spec.eval_batches * 4) as u64;
         let readback = || Readback::new(gpu, "step readback", READBACK_BYTES);
         let timestamps = Timestamps::new(gpu, "step time", 1);
@@ -75,6 +99,8 @@ impl Run {
             tokens: 0,
             tokens_before: 0,
             busy_s: 0.0,
+            busy_before_s: 0.0,
+            history: Vec::new(),
             tokens_per_s: 0.0,
             message: None,
             readbacks: [readback(), readback()],

@@ -46,6 +46,9 @@ pub struct RunView {
     pub val: Vec<[f64; 4]>,
     pub lr: Vec<[f64; 4]>,
     pub tokens_per_s: Vec<[f64; 4]>,
+    /// each update's fidelity (see `kernels::adamw::Fidelity`)
+    pub update_ratio: Vec<[f64; 4]>,
+    pub lost_fraction: Vec<[f64; 4]>,
     pub status: String,
     pub state_mib: f64,
     pub bytes_per_param: f64,
@@ -274,6 +277,8 @@ impl App {
                     "step": r.train.last().map_or(0, |p| p[0] as u32),
                     "train_loss": RunView::last(&r.train),
                     "val_loss": RunView::last(&r.val),
+                    "update_ratio": RunView::last(&r.update_ratio),
+                    "lost_fraction": RunView::last(&r.lost_fraction),
                     "status": r.status,
                 })
             })
@@ -309,6 +314,10 @@ impl App {
                 run.train.push(at(t as f64));
                 run.lr.push(at(l.lr as f64));
                 run.tokens_per_s.push(at(l.tokens_per_s));
+            }
+            if let (Some(ratio), Some(lost)) = (l.update_ratio, l.lost_fraction) {
+                run.update_ratio.push(at(ratio as f64));
+                run.lost_fraction.push(at(lost as f64));
             }
             if let Some(v) = l.val_loss {
                 run.val.push(at(v as f64));

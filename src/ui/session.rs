@@ -123,9 +123,10 @@ impl Session {
         driving: Driving,
     ) -> Result<(Session, Event)> {
         let output = options.out_dir.as_deref().map(RunOutput::create).transpose()?;
-        let trainer = Trainer::resume(gpu, corpus, checkpoints, &ResumeChanges::default())?;
+        let mut trainer = Trainer::resume(gpu, corpus, checkpoints, &ResumeChanges::default())?;
         let names: Vec<&str> = trainer.runs.iter().map(|r| r.precision.name()).collect();
         let log: Vec<Metric> = log.into_iter().filter(|l| l.step <= trainer.step && names.contains(&l.run.as_str())).collect();
+        trainer.recall(&log);
         Ok(Session::assemble(trainer, output, options, driving, log))
     }
 

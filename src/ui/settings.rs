@@ -147,6 +147,7 @@ impl Settings {
             seed: self.seed,
             eval_every: self.eval_every,
             eval_batches: self.eval_batches,
+            measure_fidelity: true,
         };
         Ok((corpus, spec))
     }

@@ -220,6 +220,10 @@ impl App {
             self.small_plot(&mut cols[0], "throughput", "tokens/s", |r| &r.tokens_per_s);
             self.small_plot(&mut cols[1], "learning rate", "lr", |r| &r.lr);
         });
+        ui.columns(2, |cols| {
+            self.small_plot(&mut cols[0], "update ratio", "update ratio: share of each update that landed", |r| &r.update_ratio);
+            self.small_plot(&mut cols[1], "lost fraction", "lost fraction: weights an update left unchanged", |r| &r.lost_fraction);
+        });
         ui.heading("samples");
         for r in &self.runs {
             if r.sample.is_empty() {
