@@ -52,13 +52,14 @@ fn a_micro_model_learns_in_every_precision_mode() {
         assert!(lines.iter().filter(|l| l.run == p.name() && l.train_loss.is_some()).count() == 50, "{p}: a line per step");
     }
     let bytes: Vec<f64> = trainer.runs.iter().map(|r| r.model.state_bytes_per_param()).collect();
-    assert_eq!(bytes, vec![16.0, 18.0, 8.0, 8.0], "training-state bytes per parameter of fp32, mixed, bf16, bf16-sr");
+    assert_eq!(bytes, vec![16.0, 18.0, 8.0, 8.0, 10.0], "training-state bytes per parameter of fp32, mixed, bf16, bf16-sr, bf16-kahan");
 }
 
 #[test]
 fn resuming_repeats_the_uninterrupted_losses_exactly() {
     let c = corpus();
-    let modes = vec![Precision::Mixed, Precision::Bf16Sr];
+    // the modes that keep more than their weights: f32 master, SR bits, the compensation
+    let modes = vec![Precision::Mixed, Precision::Bf16Sr, Precision::Bf16Kahan];
     let mut whole = Trainer::new(gpu(), c.clone(), spec(&c, modes.clone(), 20)).unwrap();
     let uninterrupted = run_to(&mut whole, 20);
 
