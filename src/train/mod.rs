@@ -4,6 +4,7 @@
 //! `advance()`, which never waits and picks up each result on a later frame.
 
 pub mod checkpoint;
+pub mod curves;
 pub mod output;
 mod run;
 mod snapshot;

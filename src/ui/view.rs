@@ -9,6 +9,7 @@ use super::web;
 use super::{mode_color, App, RunView, XAxis};
 use crate::model::config::PRESETS;
 use crate::precision::Precision;
+use crate::train::curves::{gap, smoothed};
 
 impl App {
     /// The whole dashboard, inside `ui`.
@@ -216,6 +217,7 @@ impl App {
         });
         self.loss_plot(ui);
         self.run_table(ui);
+        self.gap_plot(ui);
         ui.columns(2, |cols| {
             self.small_plot(&mut cols[0], "throughput", "tokens/s", |r| &r.tokens_per_s);
             self.small_plot(&mut cols[1], "learning rate", "lr", |r| &r.lr);
@@ -258,19 +260,39 @@ impl App {
                 let color = mode_color(&r.name);
                 let raw: PlotPoints = r.train.iter().map(|p| [p[x], y(p[3])]).collect();
                 plot_ui.line(Line::new(format!("{} train", r.name), raw).color(color.gamma_multiply(0.25)).width(1.0));
-                let mut ema = None;
-                let smooth: PlotPoints = r
-                    .train
-                    .iter()
-                    .map(|p| {
-                        let e = ema.map_or(p[3], |e: f64| alpha * e + (1.0 - alpha) * p[3]);
-                        ema = Some(e);
-                        [p[x], y(e)]
-                    })
-                    .collect();
+                let losses: Vec<f64> = r.train.iter().map(|p| p[3]).collect();
+                let smooth: PlotPoints = r.train.iter().zip(smoothed(&losses, alpha)).map(|(p, e)| [p[x], y(e)]).collect();
                 plot_ui.line(Line::new(format!("{} smoothed", r.name), smooth).color(color).width(2.5));
                 let val: PlotPoints = r.val.iter().map(|p| [p[x], y(p[3])]).collect();
                 plot_ui.points(Points::new(format!("{} val", r.name), val).color(color).radius(3.5).filled(true));
+            }
+        });
+    }
+
+    /// Each mode's smoothed train loss minus fp32's at the same step (lines) and its val loss
+    /// minus fp32's (points): the gap between modes fills the plot instead of a hair's width
+    /// of the loss plot. Shown when fp32 is among the runs.
+    fn gap_plot(&self, ui: &mut egui::Ui) {
+        let Some(fp32) = self.runs.iter().find(|r| r.name == "fp32") else {
+            return;
+        };
+        let (x, alpha) = (self.x_axis.index(), self.smoothing as f64);
+        let smooth = |r: &RunView| -> Vec<(f64, f64)> {
+            let losses: Vec<f64> = r.train.iter().map(|p| p[3]).collect();
+            r.train.iter().zip(smoothed(&losses, alpha)).map(|(p, e)| (p[0], e)).collect()
+        };
+        let by_step = |series: &[[f64; 4]]| -> Vec<(f64, f64)> { series.iter().map(|p| (p[0], p[3])).collect() };
+        // the plot's x for a step, from the run's own points
+        let x_at = |r: &RunView, step: f64| r.train.iter().chain(&r.val).find(|p| p[0] == step).map_or(step, |p| p[x]);
+        let (fp32_train, fp32_val) = (smooth(fp32), by_step(&fp32.val));
+        ui.label("gap to fp32: smoothed train loss (lines) and val loss (points) minus fp32's at the same step");
+        Plot::new("gap to fp32").height(200.0).x_axis_label(self.x_axis.label()).y_axis_label("loss - fp32's").show(ui, |plot_ui| {
+            for r in self.runs.iter().filter(|r| r.name != "fp32") {
+                let color = mode_color(&r.name);
+                let train: PlotPoints = gap(&smooth(r), &fp32_train).into_iter().map(|(s, g)| [x_at(r, s), g]).collect();
+                plot_ui.line(Line::new(format!("{} train gap", r.name), train).color(color).width(2.0));
+                let val: PlotPoints = gap(&by_step(&r.val), &fp32_val).into_iter().map(|(s, g)| [x_at(r, s), g]).collect();
+                plot_ui.points(Points::new(format!("{} val gap", r.name), val).color(color).radius(3.5).filled(true));
             }
         });
     }
