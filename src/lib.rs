@@ -7,6 +7,8 @@ pub mod files;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod plot;
 pub mod precision;
 
 /// Failures with their own exit code and a message meant for the user.

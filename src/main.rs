@@ -54,6 +54,14 @@ enum Command {
         #[arg(long)]
         screenshot: Option<PathBuf>,
     },
+    /// Draw a run's curves (its folder or metrics.jsonl) as a PNG: loss, gap to fp32, update
+    /// fidelity and learning rate. Needs no display and no installed fonts.
+    Plot {
+        path: PathBuf,
+        /// The picture [default: curves.png in the run's folder, or beside the metrics file].
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
     /// Generate text from a checkpoint.
     #[command(allow_negative_numbers = true)]
     Sample {
@@ -197,6 +205,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         None => Cli::try_parse_from(["srgpt", "train"])?.command.ok_or_else(|| anyhow::anyhow!("default command"))?,
     };
     match command {
+        Command::Plot { path, out } => {
+            let folder = if path.is_dir() { path.clone() } else { path.parent().map(PathBuf::from).unwrap_or_default() };
+            let out = out.unwrap_or_else(|| folder.join("curves.png"));
+            srgpt::plot::plot(&path, &out)?;
+            println!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::View { path, exit_when_done, screenshot } => {
             if !srgpt::ui::native::display_available() {
                 return Err(bad_input("srgpt view needs a display (DISPLAY or WAYLAND_DISPLAY); none is set".into()));

@@ -481,6 +481,12 @@ pub fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
     for p in &written {
         eprintln!("checkpoint: {}", p.display());
     }
+    // the picture is a convenience: a failure to draw it is said, and the run still counts
+    let curves = output.dir.join("curves.png");
+    match srgpt::plot::plot(&output.dir, &curves) {
+        Ok(()) => eprintln!("curves: {}", curves.display()),
+        Err(e) => eprintln!("note: the curves could not be drawn ({e:#})"),
+    }
     println!(
         "{:<10} {:>6} {:>8} {:>14} {:>11} {:>9} {:>8} {:>6} {:>16}  status",
         "mode", "step", "train", "val", "bytes/param", "tokens/s", "updated", "lost", "to target"

@@ -1,5 +1,17 @@
-//! Series drawn from metric lines, shared by the dashboard and `srgpt plot`: a debiased
-//! moving average, and each mode's distance from fp32 at the same step.
+//! Series drawn from metric lines, shared by the dashboard and `srgpt plot`: each mode's
+//! colour, a debiased moving average, and each mode's distance from fp32 at the same step.
+
+/// The colour of a mode's curves (grey for a name that is not a mode).
+pub fn mode_rgb(name: &str) -> [u8; 3] {
+    match name {
+        "fp32" => [66, 133, 244],
+        "mixed" => [171, 71, 188],
+        "bf16" => [234, 67, 53],
+        "bf16-sr" => [52, 168, 83],
+        "bf16-kahan" => [251, 140, 0],
+        _ => [128, 128, 128],
+    }
+}
 
 /// Exponential moving average with weight `alpha` on the past, debiased as TensorBoard does:
 /// the average starts from zero and is divided by 1 - alpha^t, so the first point is the

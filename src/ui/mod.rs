@@ -27,14 +27,8 @@ use session::{Event, SessionOptions};
 
 /// The colour of each mode's curves.
 pub fn mode_color(name: &str) -> Color32 {
-    match name {
-        "fp32" => Color32::from_rgb(66, 133, 244),
-        "mixed" => Color32::from_rgb(171, 71, 188),
-        "bf16" => Color32::from_rgb(234, 67, 53),
-        "bf16-sr" => Color32::from_rgb(52, 168, 83),
-        "bf16-kahan" => Color32::from_rgb(251, 140, 0),
-        _ => Color32::GRAY,
-    }
+    let [r, g, b] = crate::train::curves::mode_rgb(name);
+    Color32::from_rgb(r, g, b)
 }
 
 /// What the plots and table know of one run.

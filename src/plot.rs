@@ -1,0 +1,209 @@
+//! `srgpt plot`: a run's curves as a PNG, with no display and no system fonts (the font is
+//! the one egui bundles). Four panels from metrics.jsonl: loss (raw, smoothed, val), the gap
+//! to fp32, the update fidelity, and the learning rate. `train --headless` writes one as
+//! DIR/curves.png when it ends.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::train::curves::{gap, mode_rgb, smoothed};
+use crate::train::Metric;
+use crate::Failure;
+
+/// Width and height of the picture: four panels of 800 x 450.
+pub const SIZE: (u32, u32) = (1600, 900);
+
+/// The smoothing of the loss panel's lines (weight on the past, as the dashboard's default).
+const SMOOTHING: f64 = 0.9;
+
+/// One run's series, (step, value) each.
+#[derive(Default)]
+struct Series {
+    train: Vec<(f64, f64)>,
+    val: Vec<(f64, f64)>,
+    lr: Vec<(f64, f64)>,
+    update_ratio: Vec<(f64, f64)>,
+    lost_fraction: Vec<(f64, f64)>,
+}
+
+impl Series {
+    fn smoothed_train(&self) -> Vec<(f64, f64)> {
+        let losses: Vec<f64> = self.train.iter().map(|p| p.1).collect();
+        self.train.iter().zip(smoothed(&losses, SMOOTHING)).map(|(p, s)| (p.0, s)).collect()
+    }
+}
+
+/// The metric lines of `path` (a run's folder or its metrics.jsonl), by mode in file order.
+fn read_runs(path: &Path) -> Result<Vec<(String, Series)>> {
+    let file = if path.is_dir() { path.join("metrics.jsonl") } else { path.to_path_buf() };
+    let text = std::fs::read_to_string(&file).map_err(|e| Failure::BadInput(format!("cannot read {}: {e}", file.display())))?;
+    let mut order = Vec::new();
+    let mut runs: BTreeMap<String, Series> = BTreeMap::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let m: Metric = serde_json::from_str(line)
+            .map_err(|e| Failure::BadInput(format!("{} line {}: not a metrics line ({e})", file.display(), n + 1)))?;
+        if !runs.contains_key(&m.run) {
+            order.push(m.run.clone());
+        }
+        let s = runs.entry(m.run.clone()).or_default();
+        let step = m.step as f64;
+        if let Some(t) = m.train_loss {
+            s.train.push((step, t as f64));
+            s.lr.push((step, m.lr as f64));
+        }
+        if let Some(v) = m.val_loss {
+            s.val.push((step, v as f64));
+        }
+        if let (Some(r), Some(l)) = (m.update_ratio, m.lost_fraction) {
+            s.update_ratio.push((step, r as f64));
+            s.lost_fraction.push((step, l as f64));
+        }
+    }
+    if order.is_empty() {
+        return Err(Failure::BadInput(format!("{} holds no metric lines", file.display())).into());
+    }
+    Ok(order.into_iter().map(|name| (name.clone(), runs.remove(&name).unwrap_or_default())).collect())
+}
+
+/// Lines drawn earlier are wider, so a mode whose curve lies under a later one (fp32 and
+/// bf16-kahan often coincide) still shows at its edges.
+fn width(i: usize, runs: usize) -> u32 {
+    2 + 2 * (runs - 1 - i.min(runs - 1)) as u32
+}
+
+fn colour(name: &str) -> RGBColor {
+    let [r, g, b] = mode_rgb(name);
+    RGBColor(r, g, b)
+}
+
+/// The range of `values` with a margin, never empty.
+fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    (lo - pad, hi + pad)
+}
+
+type Panel<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// (step, value) points.
+type Points = Vec<(f64, f64)>;
+
+/// A panel's axes: x over every run's steps, y over `y`.
+fn axes<'a>(
+    area: &Panel<'a>,
+    title: &str,
+    steps: (f64, f64),
+    y: (f64, f64),
+    y_label: &str,
+) -> Result<ChartContext<'a, BitMapBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>>
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(steps.0..steps.1, y.0..y.1)
+        .map_err(|e| anyhow!("drawing '{title}': {e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc(y_label)
+        .y_labels(10)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| anyhow!("drawing '{title}': {e}"))?;
+    Ok(chart)
+}
+
+/// Draws the runs of `metrics` (a run's folder or a metrics.jsonl) into the PNG `out`.
+pub fn plot(metrics: &Path, out: &Path) -> Result<()> {
+    let runs = read_runs(metrics)?;
+    // the bundled font under the family name the panels ask for (no system fonts needed)
+    plotters::style::register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT)
+        .map_err(|_| anyhow!("the bundled font could not be loaded"))?;
+    let steps = span(runs.iter().flat_map(|(_, s)| s.train.iter().chain(&s.val).map(|p| p.0)));
+    let fp32 = runs.iter().find(|(name, _)| name == "fp32").map(|(_, s)| (s.smoothed_train(), s.val.clone()));
+    let mut pixels = vec![255u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let panels = root.split_evenly((2, 2));
+
+        let loss_y = span(runs.iter().flat_map(|(_, s)| s.train.iter().chain(&s.val).map(|p| p.1)));
+        let mut chart = axes(&panels[0], "loss: train (faint), smoothed (line), val (dots)", steps, loss_y, "loss")?;
+        let n = runs.len();
+        for (i, (name, s)) in runs.iter().enumerate() {
+            let c = colour(name);
+            chart.draw_series(LineSeries::new(s.train.iter().copied(), c.mix(0.25))).map_err(|e| anyhow!("{e}"))?;
+            chart
+                .draw_series(LineSeries::new(s.smoothed_train(), c.stroke_width(width(i, n))))
+                .map_err(|e| anyhow!("{e}"))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(3)));
+            chart.draw_series(s.val.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(|e| anyhow!("{e}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 16))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+
+        match &fp32 {
+            Some((fp32_train, fp32_val)) => {
+                let gaps: Vec<(&str, Points, Points)> = runs
+                    .iter()
+                    .filter(|(name, _)| name != "fp32")
+                    .map(|(name, s)| (name.as_str(), gap(&s.smoothed_train(), fp32_train), gap(&s.val, fp32_val)))
+                    .collect();
+                let y = span(gaps.iter().flat_map(|(_, t, v)| t.iter().chain(v).map(|p| p.1)).chain([0.0]));
+                let mut chart =
+                    axes(&panels[1], "gap to fp32 at the same step: smoothed train (line), val (dots)", steps, y, "loss - fp32's")?;
+                chart
+                    .draw_series(LineSeries::new([(steps.0, 0.0), (steps.1, 0.0)], colour("fp32").stroke_width(2)))
+                    .map_err(|e| anyhow!("{e}"))?;
+                for (i, (name, train, val)) in gaps.iter().enumerate() {
+                    let c = colour(name);
+                    let w = width(i, gaps.len());
+                    chart.draw_series(LineSeries::new(train.iter().copied(), c.stroke_width(w))).map_err(|e| anyhow!("{e}"))?;
+                    chart.draw_series(val.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(|e| anyhow!("{e}"))?;
+                }
+            }
+            None => {
+                panels[1]
+                    .draw(&Text::new("gap to fp32: no fp32 run in these metrics", (40, 200), ("sans-serif", 20)))
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+        }
+
+        let y = span(runs.iter().flat_map(|(_, s)| s.update_ratio.iter().chain(&s.lost_fraction).map(|p| p.1)).chain([0.0, 1.0]));
+        let title = "update fidelity: update ratio (line), lost fraction (dots)";
+        let mut chart = axes(&panels[2], title, steps, y, "share")?;
+        for (i, (name, s)) in runs.iter().enumerate() {
+            let (c, w) = (colour(name), width(i, n));
+            chart.draw_series(LineSeries::new(s.update_ratio.iter().copied(), c.stroke_width(w))).map_err(|e| anyhow!("{e}"))?;
+            chart.draw_series(s.lost_fraction.iter().map(|&p| Circle::new(p, 1 + w / 2, c.filled()))).map_err(|e| anyhow!("{e}"))?;
+        }
+
+        // every mode of a run follows one schedule: one line
+        let schedule = runs.iter().map(|(_, s)| &s.lr).max_by_key(|lr| lr.len()).cloned().unwrap_or_default();
+        let y = span(schedule.iter().map(|p| p.1).chain([0.0]));
+        let mut chart = axes(&panels[3], "learning rate (the schedule every mode follows)", steps, y, "lr")?;
+        chart.draw_series(LineSeries::new(schedule, BLACK.stroke_width(2))).map_err(|e| anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    // encoded here and written whole or not at all
+    let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels).ok_or_else(|| anyhow!("picture buffer of the wrong size"))?;
+    let mut png = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).context("encoding the PNG")?;
+    crate::files::write_atomically(out, &png).with_context(|| format!("writing {}", out.display()))
+}
