@@ -19,6 +19,7 @@ use srgpt::Failure;
 use std::io::Write;
 
 use cli::args::{bad_input, key_value, non_negative_number, parse_precisions, whole, MAX_SAMPLE_TOKENS};
+use cli::sweep::{sweep, SweepArgs};
 use cli::train::{train, TrainArgs};
 
 #[derive(Parser)]
@@ -54,6 +55,10 @@ enum Command {
         #[arg(long)]
         screenshot: Option<PathBuf>,
     },
+    /// Train every mode at several learning rates and seeds (each a side-by-side run in
+    /// OUT/lr<lr>_seed<seed>/), then write OUT/sweep.json, sweep.md and sweep.png. Run again,
+    /// it skips finished configurations and resumes an interrupted one.
+    Sweep(Box<SweepArgs>),
     /// Draw a run's curves (its folder or metrics.jsonl) as a PNG: loss, gap to fp32, update
     /// fidelity and learning rate. Needs no display and no installed fonts.
     Plot {
@@ -232,6 +237,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Info { json } => info(cli.adapter.as_deref(), json),
         Command::Shader { name, defines, list } => shader(&name, &defines, list),
         Command::Train(args) => train(cli.adapter.as_deref(), *args),
+        Command::Sweep(args) => sweep(cli.adapter.as_deref(), *args),
         Command::Sample { checkpoint, prompt, tokens, temperature, top_k, seed } => {
             let ckpt = srgpt::train::checkpoint::load(&checkpoint)?;
             let corpus = Corpus::vocab_only(ckpt.vocab.clone());

@@ -69,6 +69,12 @@ fn read_runs(path: &Path) -> Result<Vec<(String, Series)>> {
     Ok(order.into_iter().map(|name| (name.clone(), runs.remove(&name).unwrap_or_default())).collect())
 }
 
+/// The bundled font under the family name the pictures ask for (no system fonts needed).
+fn register_font() -> Result<()> {
+    plotters::style::register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT)
+        .map_err(|_| anyhow!("the bundled font could not be loaded"))
+}
+
 /// Lines drawn earlier are wider, so a mode whose curve lies under a later one (fp32 and
 /// bf16-kahan often coincide) still shows at its edges.
 fn width(i: usize, runs: usize) -> u32 {
@@ -126,9 +132,7 @@ fn axes<'a>(
 /// Draws the runs of `metrics` (a run's folder or a metrics.jsonl) into the PNG `out`.
 pub fn plot(metrics: &Path, out: &Path) -> Result<()> {
     let runs = read_runs(metrics)?;
-    // the bundled font under the family name the panels ask for (no system fonts needed)
-    plotters::style::register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT)
-        .map_err(|_| anyhow!("the bundled font could not be loaded"))?;
+    register_font()?;
     let steps = span(runs.iter().flat_map(|(_, s)| s.train.iter().chain(&s.val).map(|p| p.0)));
     let fp32 = runs.iter().find(|(name, _)| name == "fp32").map(|(_, s)| (s.smoothed_train(), s.val.clone()));
     let mut pixels = vec![255u8; (SIZE.0 * SIZE.1 * 3) as usize];
@@ -201,8 +205,73 @@ pub fn plot(metrics: &Path, out: &Path) -> Result<()> {
         chart.draw_series(LineSeries::new(schedule, BLACK.stroke_width(2))).map_err(|e| anyhow!("{e}"))?;
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
-    // encoded here and written whole or not at all
-    let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels).ok_or_else(|| anyhow!("picture buffer of the wrong size"))?;
+    write_png(pixels, SIZE, out)
+}
+
+/// One mode's line of a sweep: (learning rate, mean final val loss, its spread over seeds).
+pub struct SweepLine {
+    pub precision: String,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// `srgpt sweep`'s picture: final validation loss against the learning rate (log scale), one
+/// line per mode, error bars of one standard deviation over the seeds.
+pub fn plot_sweep(lines: &[SweepLine], out: &Path) -> Result<()> {
+    register_font()?;
+    let all = || lines.iter().flat_map(|l| l.points.iter());
+    let (lr_lo, lr_hi) = all().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    if !lr_lo.is_finite() {
+        return Err(anyhow!("the sweep has no finished runs to draw"));
+    }
+    let y = span(all().flat_map(|p| [p.1 - p.2, p.1 + p.2]));
+    let size = (1000, 640);
+    let mut pixels = vec![255u8; (size.0 * size.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("final validation loss against the learning rate (mean ± std over seeds)", ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((lr_lo / 1.5..lr_hi * 1.5).log_scale(), y.0..y.1)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("peak learning rate")
+            .y_desc("final val loss")
+            .x_label_formatter(&|x| format!("{x:.0e}"))
+            .y_labels(10)
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        let n = lines.len();
+        for (i, line) in lines.iter().enumerate() {
+            let c = colour(&line.precision);
+            chart
+                .draw_series(LineSeries::new(line.points.iter().map(|p| (p.0, p.1)), c.stroke_width(width(i, n))))
+                .map_err(|e| anyhow!("{e}"))?
+                .label(line.precision.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(3)));
+            chart
+                .draw_series(line.points.iter().map(|&(lr, m, s)| ErrorBar::new_vertical(lr, m - s, m, m + s, c.stroke_width(2), 10)))
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 16))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    write_png(pixels, size, out)
+}
+
+/// Encodes RGB pixels as a PNG written whole or not at all.
+fn write_png(pixels: Vec<u8>, size: (u32, u32), out: &Path) -> Result<()> {
+    let image = image::RgbImage::from_raw(size.0, size.1, pixels).ok_or_else(|| anyhow!("picture buffer of the wrong size"))?;
     let mut png = Vec::new();
     image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).context("encoding the PNG")?;
     crate::files::write_atomically(out, &png).with_context(|| format!("writing {}", out.display()))

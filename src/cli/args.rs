@@ -49,7 +49,7 @@ pub fn parse_precisions(names: Option<&[String]>) -> Result<Vec<Precision>> {
     let mut precisions = Vec::new();
     for name in names {
         let p = Precision::parse(name)
-            .ok_or_else(|| bad_input(format!("unknown precision '{name}' (choose from fp32, mixed, bf16, bf16-sr)")))?;
+            .ok_or_else(|| bad_input(format!("unknown precision '{name}' (choose from fp32, mixed, bf16, bf16-sr, bf16-kahan)")))?;
         if precisions.contains(&p) {
             return Err(bad_input(format!("precision {name} is listed twice")));
         }

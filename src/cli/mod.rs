@@ -1,4 +1,6 @@
-//! The command line's larger parts: flag checks (`args`) and `srgpt train` (`train`).
+//! The command line's larger parts: flag checks (`args`), `srgpt train` (`train`) and
+//! `srgpt sweep` (`sweep`).
 
 pub mod args;
+pub mod sweep;
 pub mod train;

@@ -1,0 +1,279 @@
+//! `srgpt sweep`: the paper's learning-rate claim as one command. Each (lr, seed) is one
+//! side-by-side run of every mode in DIR/lr<lr>_seed<seed>/, trained by this same program as
+//! `srgpt train --headless`; then DIR/sweep.json, sweep.md and sweep.png gather the final
+//! validation losses (mean and spread over seeds), the late update fidelity and the time to
+//! target of each mode at each learning rate. Run again, the command skips the finished
+//! configurations and resumes an interrupted one from its checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::args::{bad_input, parse_precisions, positive_number, whole};
+use srgpt::precision::Precision;
+
+#[derive(clap::Args)]
+pub struct SweepArgs {
+    /// Model and schedule preset: tiny, small or base [default: tiny].
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    /// Precision modes of every run (comma-separated) [default: fp32,bf16,bf16-sr].
+    #[arg(long, value_delimiter = ',')]
+    precision: Option<Vec<String>>,
+    /// Peak learning rates (comma-separated), e.g. 3e-4,1e-3,3e-3,1e-2.
+    #[arg(long, value_delimiter = ',', required = true, value_parser = positive_number)]
+    lr: Vec<f32>,
+    /// Seeds (comma-separated); the spread over them is the error bar.
+    #[arg(long, value_delimiter = ',', required = true, value_parser = whole(0, u64::MAX))]
+    seeds: Vec<u64>,
+    /// Updates of each run [default: the preset's].
+    #[arg(long, value_parser = whole(1, u32::MAX as u64))]
+    steps: Option<u64>,
+    /// `builtin` or a path to any file [default: builtin].
+    #[arg(long)]
+    corpus: Option<String>,
+    /// A smaller or larger model than the preset's (passed to every run).
+    #[arg(long, value_parser = whole(1, 1 << 16))]
+    n_layer: Option<u64>,
+    #[arg(long, value_parser = whole(1, 1 << 16))]
+    n_head: Option<u64>,
+    #[arg(long, value_parser = whole(1, 1 << 16))]
+    d: Option<u64>,
+    #[arg(long, value_parser = whole(2, 1 << 16))]
+    ctx: Option<u64>,
+    #[arg(long, value_parser = whole(1, 1 << 20))]
+    batch: Option<u64>,
+    /// Evaluate every N updates [default: the train command's, 50].
+    #[arg(long, value_parser = whole(0, u32::MAX as u64))]
+    eval_every: Option<u64>,
+    /// Checkpoint every N updates [default: the train command's, 200]: a killed sweep loses at
+    /// most this much of the configuration it was training.
+    #[arg(long, value_parser = whole(0, u32::MAX as u64))]
+    ckpt_every: Option<u64>,
+    /// The sweep's folder (one sub-folder per learning rate and seed).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// One mode at one learning rate, over the seeds.
+#[derive(Serialize)]
+struct Cell {
+    precision: String,
+    lr: f32,
+    seeds: usize,
+    final_val_mean: Option<f64>,
+    /// sample standard deviation over the seeds (0 with one seed)
+    final_val_std: Option<f64>,
+    update_ratio: Option<f64>,
+    lost_fraction: Option<f64>,
+    steps_to_target_mean: Option<f64>,
+    /// of the seeds whose run reached its target
+    reached_target: usize,
+    speedup_vs_fp32_mean: Option<f64>,
+}
+
+fn folder(out: &Path, lr: f32, seed: u64) -> PathBuf {
+    out.join(format!("lr{lr:e}_seed{seed}"))
+}
+
+/// A configuration's folder state: finished (every run done), resumable (it holds
+/// checkpoints), or to be trained from the start.
+enum State {
+    Finished,
+    Resumable,
+    New,
+}
+
+fn state(dir: &Path) -> Result<State> {
+    let summary = std::fs::read_to_string(dir.join("summary.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let runs = summary.as_ref().and_then(|s| s["runs"].as_array().cloned()).unwrap_or_default();
+    if !runs.is_empty() && runs.iter().all(|r| r["status"] == "done") {
+        return Ok(State::Finished);
+    }
+    let has_checkpoint =
+        std::fs::read_dir(dir).is_ok_and(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().ends_with(".safetensors")));
+    if has_checkpoint {
+        return Ok(State::Resumable);
+    }
+    // killed before its first checkpoint: its lines describe steps that will be trained again
+    for name in ["metrics.jsonl", "summary.json", "curves.png"] {
+        match std::fs::remove_file(dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).with_context(|| format!("clearing {}", dir.display())),
+            _ => {}
+        }
+    }
+    Ok(State::New)
+}
+
+pub fn sweep(adapter: Option<&str>, args: SweepArgs) -> Result<ExitCode> {
+    let precisions = parse_precisions(args.precision.as_deref())?;
+    for (what, n) in [("--lr", args.lr.len()), ("--seeds", args.seeds.len())] {
+        if n == 0 {
+            return Err(bad_input(format!("{what} needs at least one value")));
+        }
+    }
+    let mut seen = Vec::new();
+    for lr in &args.lr {
+        if seen.contains(lr) {
+            return Err(bad_input(format!("--lr {lr} is listed twice")));
+        }
+        seen.push(*lr);
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let exe = std::env::current_exe().context("finding this program to run the configurations")?;
+    let total = args.lr.len() * args.seeds.len();
+    let mut n = 0;
+    for &lr in &args.lr {
+        for &seed in &args.seeds {
+            n += 1;
+            let dir = folder(&args.out, lr, seed);
+            let mut cmd = Command::new(&exe);
+            if let Some(a) = adapter {
+                cmd.args(["--adapter", a]);
+            }
+            cmd.args(["train", "--headless"]);
+            match state(&dir)? {
+                State::Finished => {
+                    eprintln!("[{n}/{total}] lr {lr:e} seed {seed}: finished already, skipped");
+                    continue;
+                }
+                State::Resumable => {
+                    eprintln!("[{n}/{total}] lr {lr:e} seed {seed}: resuming {}", dir.display());
+                    cmd.arg("--resume").arg(&dir);
+                }
+                State::New => {
+                    eprintln!("[{n}/{total}] lr {lr:e} seed {seed}: training in {}", dir.display());
+                    let modes: Vec<&str> = precisions.iter().map(|p| p.name()).collect();
+                    cmd.args([
+                        "--preset",
+                        &args.preset,
+                        "--precision",
+                        &modes.join(","),
+                        "--lr",
+                        &lr.to_string(),
+                        "--seed",
+                        &seed.to_string(),
+                    ]);
+                    let optional = [
+                        ("--steps", args.steps),
+                        ("--n-layer", args.n_layer),
+                        ("--n-head", args.n_head),
+                        ("--d", args.d),
+                        ("--ctx", args.ctx),
+                        ("--batch", args.batch),
+                        ("--eval-every", args.eval_every),
+                        ("--ckpt-every", args.ckpt_every),
+                    ];
+                    for (flag, value) in optional {
+                        if let Some(v) = value {
+                            cmd.args([flag, &v.to_string()]);
+                        }
+                    }
+                    if let Some(c) = &args.corpus {
+                        cmd.args(["--corpus", c]);
+                    }
+                    cmd.arg("--out").arg(&dir);
+                }
+            }
+            let status = cmd.status().context("starting a training run")?;
+            if !status.success() {
+                let code = status.code().unwrap_or(1);
+                eprintln!("lr {lr:e} seed {seed}: the run ended with exit code {code}; run the same command again to continue");
+                return Ok(ExitCode::from(code.clamp(1, 255) as u8));
+            }
+        }
+    }
+    write_results(&args, &precisions)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// sweep.json, sweep.md and sweep.png from the configurations' summaries.
+fn write_results(args: &SweepArgs, precisions: &[Precision]) -> Result<()> {
+    let mut cells = Vec::new();
+    for p in precisions {
+        for &lr in &args.lr {
+            let runs: Vec<serde_json::Value> = args
+                .seeds
+                .iter()
+                .filter_map(|&seed| {
+                    let text = std::fs::read_to_string(folder(&args.out, lr, seed).join("summary.json")).ok()?;
+                    let summary: serde_json::Value = serde_json::from_str(&text).ok()?;
+                    summary["runs"].as_array()?.iter().find(|r| r["precision"] == p.name()).cloned()
+                })
+                .collect();
+            let values = |key: &str| -> Vec<f64> { runs.iter().filter_map(|r| r[key].as_f64()).collect() };
+            let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+            let finals = values("final_val_loss");
+            let std = mean(&finals).map(|m| {
+                if finals.len() < 2 {
+                    0.0
+                } else {
+                    (finals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (finals.len() - 1) as f64).sqrt()
+                }
+            });
+            let steps_to_target = values("steps_to_target");
+            cells.push(Cell {
+                precision: p.name().into(),
+                lr,
+                seeds: runs.len(),
+                final_val_mean: mean(&finals),
+                final_val_std: std,
+                update_ratio: mean(&values("update_ratio")),
+                lost_fraction: mean(&values("lost_fraction")),
+                steps_to_target_mean: mean(&steps_to_target),
+                reached_target: steps_to_target.len(),
+                speedup_vs_fp32_mean: mean(&values("speedup_vs_fp32")),
+            });
+        }
+    }
+    let doc = serde_json::json!({
+        "preset": args.preset,
+        "lrs": args.lr,
+        "seeds": args.seeds,
+        "precisions": precisions.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "cells": cells,
+    });
+    srgpt::train::output::write_json_atomically(&args.out.join("sweep.json"), &doc)?;
+    srgpt::files::write_atomically(&args.out.join("sweep.md"), markdown(&cells).as_bytes())?;
+    let lines: Vec<srgpt::plot::SweepLine> = precisions
+        .iter()
+        .map(|p| srgpt::plot::SweepLine {
+            precision: p.name().into(),
+            points: cells
+                .iter()
+                .filter(|c| c.precision == p.name())
+                .filter_map(|c| c.final_val_mean.map(|m| (c.lr as f64, m, c.final_val_std.unwrap_or(0.0))))
+                .collect(),
+        })
+        .collect();
+    srgpt::plot::plot_sweep(&lines, &args.out.join("sweep.png"))?;
+    println!("{}", markdown(&cells));
+    eprintln!("sweep: {}", args.out.join("sweep.md").display());
+    Ok(())
+}
+
+fn markdown(cells: &[Cell]) -> String {
+    let mut out = String::from(
+        "| mode | lr | seeds | final val loss (mean ± std) | update ratio | lost fraction | steps to target | speed-up vs fp32 |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let f = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    for c in cells {
+        out += &format!(
+            "| {} | {:e} | {} | {} ± {} | {} | {} | {} ({} of {}) | {} |\n",
+            c.precision,
+            c.lr,
+            c.seeds,
+            f(c.final_val_mean, 4),
+            f(c.final_val_std, 4),
+            f(c.update_ratio, 3),
+            f(c.lost_fraction, 3),
+            f(c.steps_to_target_mean, 0),
+            c.reached_target,
+            c.seeds,
+            f(c.speedup_vs_fp32_mean, 2)
+        );
+    }
+    out
+}

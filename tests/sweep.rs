@@ -1,0 +1,87 @@
+//! `srgpt sweep` on a micro model: it completes, writes sweep.json / sweep.md / sweep.png with
+//! every mode at every learning rate, and when killed in the middle and run again it skips
+//! the finished configurations and resumes the interrupted one from its checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use srgpt::train::curves::mode_rgb;
+
+fn sweep_args(out: &Path) -> Vec<String> {
+    let mut a: Vec<String> =
+        ["sweep", "--precision", "fp32,bf16,bf16-sr", "--lr", "3e-4,3e-3", "--seeds", "1,2", "--steps", "60"].map(String::from).to_vec();
+    a.extend(
+        ["--n-layer", "1", "--n-head", "2", "--d", "16", "--ctx", "16", "--batch", "4", "--eval-every", "20", "--ckpt-every", "5", "--out"]
+            .map(String::from),
+    );
+    a.push(out.display().to_string());
+    a
+}
+
+fn sweep() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_srgpt"));
+    cmd.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    cmd
+}
+
+fn config(out: &Path, lr: &str, seed: u32) -> PathBuf {
+    out.join(format!("lr{lr}_seed{seed}"))
+}
+
+#[test]
+fn a_killed_sweep_skips_what_finished_and_resumes_the_rest() {
+    let out = std::env::temp_dir().join(format!("srgpt-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let first = config(&out, "3e-4", 1);
+    let second = config(&out, "3e-4", 2);
+
+    // the sweep in its own process group, killed (SIGKILL, with its run) once the first
+    // configuration is finished and the second holds a checkpoint
+    use std::os::unix::process::CommandExt;
+    let mut child = sweep().args(sweep_args(&out)).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    let has_checkpoint = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|d| d.filter_map(|e| e.ok()).any(|e| e.path().extension().is_some_and(|x| x == "safetensors")))
+    };
+    while !(first.join("summary.json").exists() && has_checkpoint(&second)) {
+        assert!(child.try_wait().unwrap().is_none(), "the sweep ended before it could be killed");
+        assert!(started.elapsed() < Duration::from_secs(600), "the sweep took too long to reach its second configuration");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // the whole group: the sweep and the run it started
+    assert!(Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().unwrap().success());
+    child.wait().unwrap();
+    let finished_metrics = std::fs::read(first.join("metrics.jsonl")).unwrap();
+    assert!(!config(&out, "3e-3", 2).exists(), "killed before the last configuration");
+
+    let again = sweep().args(sweep_args(&out)).output().unwrap();
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "the second sweep failed:\n{log}");
+    assert!(log.contains("lr 3e-4 seed 1: finished already, skipped"), "{log}");
+    assert!(log.contains("lr 3e-4 seed 2: resuming"), "the interrupted configuration resumes from its checkpoints:\n{log}");
+    assert_eq!(std::fs::read(first.join("metrics.jsonl")).unwrap(), finished_metrics, "a finished configuration is not trained again");
+
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    let cells = doc["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 6, "three modes at two learning rates");
+    for c in cells {
+        assert_eq!(c["seeds"], 2, "{c}");
+        assert!(c["final_val_mean"].as_f64().is_some_and(f64::is_finite), "{c}");
+        assert!(c["final_val_std"].as_f64().is_some_and(|s| s >= 0.0), "{c}");
+        assert!(c["update_ratio"].as_f64().is_some(), "{c}");
+    }
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(md.lines().filter(|l| l.starts_with("| fp32") || l.starts_with("| bf16")).count() == 6, "{md}");
+    let png = image::open(out.join("sweep.png")).unwrap().to_rgb8();
+    for mode in ["fp32", "bf16", "bf16-sr"] {
+        let n = png.pixels().filter(|p| p.0 == mode_rgb(mode)).count();
+        assert!(n >= 100, "sweep.png: only {n} pixels of {mode}'s line");
+    }
+
+    // once more: nothing left to train
+    let third = sweep().args(sweep_args(&out)).output().unwrap();
+    assert!(third.status.success());
+    assert_eq!(String::from_utf8_lossy(&third.stderr).matches("finished already, skipped").count(), 4);
+    std::fs::remove_dir_all(&out).ok();
+}
