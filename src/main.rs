@@ -45,7 +45,8 @@ enum Command {
     /// Train the GPT in one or more precision modes side by side.
     #[command(allow_negative_numbers = true)]
     Train(Box<TrainArgs>),
-    /// Show a finished run's curves (its folder or metrics.jsonl) in the dashboard.
+    /// Show a finished run's curves (its folder or metrics.jsonl) in the dashboard, or a
+    /// sweep's plot and table (its folder).
     View {
         path: PathBuf,
         /// Close the window once drawn (with --screenshot, after saving the picture).
@@ -221,7 +222,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if !srgpt::ui::native::display_available() {
                 return Err(bad_input("srgpt view needs a display (DISPLAY or WAYLAND_DISPLAY); none is set".into()));
             }
-            srgpt::train::read_metrics(&if path.is_dir() { path.join("metrics.jsonl") } else { path.clone() })?;
+            // a refusal before the window opens: a sweep's folder, or a run's metrics
+            if srgpt::train::sweep::is_sweep(&path) {
+                srgpt::train::sweep::read_sweep(&path)?;
+            } else {
+                srgpt::train::read_metrics(&if path.is_dir() { path.join("metrics.jsonl") } else { path.clone() })?;
+            }
             let settings = Settings::from_preset("tiny");
             srgpt::ui::native::run(WindowOptions {
                 settings,

@@ -213,3 +213,29 @@ fn page_settings_come_from_the_query_string() {
     assert!(Settings::from_query("?preset=huge").is_err());
     assert!(Settings::from_query("?colour=red").unwrap_err().contains("unknown page parameter 'colour'"));
 }
+
+/// `srgpt view DIR` on a sweep's folder (Open in the dashboard): the sweep's table is shown,
+/// a row per mode and learning rate, instead of curves.
+#[test]
+fn a_sweep_folder_opens_as_its_plot_and_table() {
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .build_ui_state(|ui, app: &mut App| app.show(ui), App::new(Settings::from_preset("tiny"), "test".into(), None));
+    let dir = std::env::temp_dir().join(format!("srgpt-view-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cell = |mode: &str, lr: f32, mean: f64| {
+        serde_json::json!({ "precision": mode, "lr": lr, "seeds": 2, "final_val_mean": mean, "final_val_std": 0.01,
+            "update_ratio": 0.9, "lost_fraction": 0.3, "steps_to_target_mean": 150.0, "reached_target": 2, "speedup_vs_fp32_mean": 1.1 })
+    };
+    let cells = vec![cell("fp32", 3e-4, 2.61), cell("fp32", 3e-3, 2.17), cell("bf16", 3e-4, 2.73), cell("bf16", 3e-3, 2.21)];
+    std::fs::write(dir.join("sweep.json"), serde_json::json!({ "cells": cells }).to_string()).unwrap();
+    h.state_mut().view_path = dir.display().to_string();
+    h.step();
+    h.get_by_label("Open").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().sweep.as_ref().map(Vec::len), Some(4), "error: {:?}", h.state().error);
+    assert!(h.query_by_label_contains("final validation loss against the peak learning rate").is_some());
+    assert!(h.query_by_label("2.7300").is_some(), "bf16's mean at 3e-4 is in the table");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use super::args::{bad_input, parse_precisions, positive_number, whole};
 use srgpt::precision::Precision;
+use srgpt::train::sweep::{markdown, SweepCell};
 
 #[derive(clap::Args)]
 pub struct SweepArgs {
@@ -55,23 +55,6 @@ pub struct SweepArgs {
     /// The sweep's folder (one sub-folder per learning rate and seed).
     #[arg(long)]
     out: PathBuf,
-}
-
-/// One mode at one learning rate, over the seeds.
-#[derive(Serialize)]
-struct Cell {
-    precision: String,
-    lr: f32,
-    seeds: usize,
-    final_val_mean: Option<f64>,
-    /// sample standard deviation over the seeds (0 with one seed)
-    final_val_std: Option<f64>,
-    update_ratio: Option<f64>,
-    lost_fraction: Option<f64>,
-    steps_to_target_mean: Option<f64>,
-    /// of the seeds whose run reached its target
-    reached_target: usize,
-    speedup_vs_fp32_mean: Option<f64>,
 }
 
 fn folder(out: &Path, lr: f32, seed: u64) -> PathBuf {
@@ -214,7 +197,7 @@ fn write_results(args: &SweepArgs, precisions: &[Precision]) -> Result<()> {
                 }
             });
             let steps_to_target = values("steps_to_target");
-            cells.push(Cell {
+            cells.push(SweepCell {
                 precision: p.name().into(),
                 lr,
                 seeds: runs.len(),
@@ -252,28 +235,4 @@ fn write_results(args: &SweepArgs, precisions: &[Precision]) -> Result<()> {
     println!("{}", markdown(&cells));
     eprintln!("sweep: {}", args.out.join("sweep.md").display());
     Ok(())
-}
-
-fn markdown(cells: &[Cell]) -> String {
-    let mut out = String::from(
-        "| mode | lr | seeds | final val loss (mean ± std) | update ratio | lost fraction | steps to target | speed-up vs fp32 |\n|---|---|---|---|---|---|---|---|\n",
-    );
-    let f = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
-    for c in cells {
-        out += &format!(
-            "| {} | {:e} | {} | {} ± {} | {} | {} | {} ({} of {}) | {} |\n",
-            c.precision,
-            c.lr,
-            c.seeds,
-            f(c.final_val_mean, 4),
-            f(c.final_val_std, 4),
-            f(c.update_ratio, 3),
-            f(c.lost_fraction, 3),
-            f(c.steps_to_target_mean, 0),
-            c.reached_target,
-            c.seeds,
-            f(c.speedup_vs_fp32_mean, 2)
-        );
-    }
-    out
 }

@@ -8,6 +8,7 @@ pub mod curves;
 pub mod output;
 mod run;
 mod snapshot;
+pub mod sweep;
 
 pub use run::Run;
 pub use snapshot::{SnapshotDone, SnapshotFiles};

@@ -107,6 +107,8 @@ pub struct App {
     pub done: bool,
     pub adapter: String,
     pub viewing: Option<String>,
+    /// a sweep's results, when the folder viewed is a sweep's (`srgpt view DIR`)
+    pub sweep: Option<Vec<crate::train::sweep::SweepCell>>,
     pub view_path: String,
     frame_ms: VecDeque<f32>,
     /// frames drawn while training, and their total milliseconds
@@ -132,6 +134,7 @@ impl App {
             done: false,
             adapter,
             viewing: None,
+            sweep: None,
             view_path: String::new(),
             frame_ms: VecDeque::new(),
             training_frames: (0, 0.0),
@@ -235,6 +238,18 @@ impl App {
     /// Shows the curves of a finished run's metrics.jsonl (a folder or the file).
     pub fn open_metrics(&mut self, path: &str) {
         let file = std::path::Path::new(path.trim());
+        if crate::train::sweep::is_sweep(file) {
+            match crate::train::sweep::read_sweep(file) {
+                Ok(cells) => {
+                    self.runs.clear();
+                    self.sweep = Some(cells);
+                    self.viewing = Some(file.display().to_string());
+                    self.error = None;
+                }
+                Err(e) => self.error = Some(e.to_string()),
+            }
+            return;
+        }
         let file = if file.is_dir() { file.join("metrics.jsonl") } else { file.to_path_buf() };
         self.view_metrics(crate::train::read_metrics(&file), file.display().to_string());
     }
@@ -249,6 +264,7 @@ impl App {
             Err(e) => self.error = Some(e.to_string()),
             Ok(lines) => {
                 self.runs.clear();
+                self.sweep = None;
                 self.absorb(&lines);
                 for r in &mut self.runs {
                     r.status = "done".into();

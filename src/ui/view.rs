@@ -10,6 +10,7 @@ use super::{mode_color, App, RunView, XAxis};
 use crate::model::config::PRESETS;
 use crate::precision::Precision;
 use crate::train::curves::{gap, smoothed};
+use crate::train::sweep::SweepCell;
 
 impl App {
     /// The whole dashboard, inside `ui`.
@@ -215,6 +216,10 @@ impl App {
                 ui.label(format!("viewing {v}"));
             }
         });
+        if let Some(cells) = &self.sweep {
+            sweep_view(ui, cells);
+            return;
+        }
         self.loss_plot(ui);
         self.run_table(ui);
         self.gap_plot(ui);
@@ -345,4 +350,56 @@ fn printable(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A sweep's results: final validation loss against the learning rate (log scale), one line
+/// per mode with error bars of one standard deviation over the seeds, and the table.
+fn sweep_view(ui: &mut egui::Ui, cells: &[SweepCell]) {
+    let mut modes: Vec<&str> = Vec::new();
+    for c in cells {
+        if !modes.contains(&c.precision.as_str()) {
+            modes.push(&c.precision);
+        }
+    }
+    ui.label("final validation loss against the peak learning rate (mean ± std over seeds)");
+    Plot::new("sweep")
+        .height(320.0)
+        .legend(Legend::default())
+        .x_axis_label("learning rate")
+        .y_axis_label("final val loss")
+        .x_axis_formatter(|mark, _| format!("{:.0e}", 10f64.powf(mark.value)))
+        .show(ui, |plot_ui| {
+            for mode in &modes {
+                let color = mode_color(mode);
+                let points: Vec<(f64, f64, f64)> = cells
+                    .iter()
+                    .filter(|c| c.precision == *mode)
+                    .filter_map(|c| c.final_val_mean.map(|m| ((c.lr as f64).log10(), m, c.final_val_std.unwrap_or(0.0))))
+                    .collect();
+                let line: PlotPoints = points.iter().map(|p| [p.0, p.1]).collect();
+                plot_ui.line(Line::new(mode.to_string(), line).color(color).width(2.5));
+                for (x, m, sd) in points {
+                    plot_ui
+                        .line(Line::new(format!("{mode} ±std"), PlotPoints::from(vec![[x, m - sd], [x, m + sd]])).color(color).width(1.5));
+                }
+            }
+        });
+    let fmt = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    egui::Grid::new("sweep table").striped(true).num_columns(8).show(ui, |ui| {
+        for h in ["mode", "lr", "seeds", "final val loss", "± std", "update ratio", "lost fraction", "steps to target"] {
+            ui.strong(h);
+        }
+        ui.end_row();
+        for c in cells {
+            ui.colored_label(mode_color(&c.precision), &c.precision);
+            ui.label(format!("{:e}", c.lr));
+            ui.label(c.seeds.to_string());
+            ui.label(fmt(c.final_val_mean, 4));
+            ui.label(fmt(c.final_val_std, 4));
+            ui.label(fmt(c.update_ratio, 3));
+            ui.label(fmt(c.lost_fraction, 3));
+            ui.label(format!("{} ({} of {})", fmt(c.steps_to_target_mean, 0), c.reached_target, c.seeds));
+            ui.end_row();
+        }
+    });
 }
