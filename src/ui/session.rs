@@ -265,7 +265,10 @@ impl Session {
             self.keep_snapshot_when_due(gpu)?;
         }
         let step = self.trainer.step;
-        if step != before && self.sample_every > 0 && (step.is_multiple_of(self.sample_every) || step == 1) {
+        // every sample_every steps, after the first, and after the last: a short run still ends
+        // with text from its trained weights
+        let last = step == self.trainer.spec.train.steps;
+        if step != before && self.sample_every > 0 && (step.is_multiple_of(self.sample_every) || step == 1 || last) {
             self.begin_samples(gpu)?;
         }
         events.extend(self.advance_samples(gpu)?);

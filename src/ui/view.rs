@@ -250,7 +250,8 @@ impl App {
             .legend(Legend::default())
             .x_axis_label(self.x_axis.label())
             .y_axis_label(if log { "loss (log scale)" } else { "loss" })
-            .y_axis_formatter(move |mark, _| if log { format!("{:.2}", mark.value.exp()) } else { format!("{:.2}", mark.value) })
+            .y_axis_formatter(move |mark, _| if log { format!("{:.3}", mark.value.exp()) } else { format!("{:.3}", mark.value) })
+            .y_grid_spacer(egui_plot::log_grid_spacer(5))
             .label_formatter(move |hover| {
                 let (name, p) = match hover {
                     egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => (plot_name.to_string(), *position),
