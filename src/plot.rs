@@ -129,6 +129,17 @@ fn axes<'a>(
     Ok(chart)
 }
 
+/// The series' names and colours in a box.
+fn legend<'a, CT: plotters::coord::CoordTranslate>(chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()
+        .map_err(|e| anyhow!("{e}"))
+}
+
 /// Draws the runs of `metrics` (a run's folder or a metrics.jsonl) into the PNG `out`.
 pub fn plot(metrics: &Path, out: &Path) -> Result<()> {
     let runs = read_runs(metrics)?;
@@ -154,13 +165,7 @@ pub fn plot(metrics: &Path, out: &Path) -> Result<()> {
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(3)));
             chart.draw_series(s.val.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(|e| anyhow!("{e}"))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 16))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        legend(&mut chart)?;
 
         match &fp32 {
             Some((fp32_train, fp32_val)) => {
@@ -257,13 +262,7 @@ pub fn plot_sweep(lines: &[SweepLine], out: &Path) -> Result<()> {
                 .draw_series(line.points.iter().map(|&(lr, m, s)| ErrorBar::new_vertical(lr, m - s, m, m + s, c.stroke_width(2), 10)))
                 .map_err(|e| anyhow!("{e}"))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 16))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        legend(&mut chart)?;
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
     write_png(pixels, size, out)
