@@ -293,6 +293,17 @@ fn gpu_validation_errors_become_messages_naming_what_was_done() {
     drop(module);
     let err = gpu.check_errors("compiling a broken shader").unwrap_err().to_string();
     assert!(err.contains("compiling a broken shader"), "{err}");
+    // a validation error from srgpt's own path: a dispatch missing one of its kernel's
+    // bindings; the message names the kernel and variant it was binding, and wgpu's reason
+    let src = gpu.buffer_from("convert src", &[0; 16]).unwrap();
+    let params = srgpt::kernels::convert::ConvertParams::default();
+    let err = gpu
+        .dispatch("convert", &spec, &[(0, &src)], 2, &params, [1, 1, 1])
+        .err()
+        .expect("a dispatch without its output binding is refused");
+    let err = format!("{err:#}");
+    assert!(err.contains("binding convert (convert.wgsl:convert["), "the message names the operation and the variant: {err}");
+    assert!(err.contains("create_bind_group"), "and wgpu's reason: {err}");
     // the device still works afterwards
     assert!(gpu.check_errors("nothing").is_ok());
     let b = gpu.buffer_from("after", &[1, 2, 3, 4]).unwrap();
