@@ -215,8 +215,18 @@ pub const WAIT_NOTICE: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct ResourceCounts {
     pub buffers_created: u64,
     pub bytes_created: u64,
-    /// buffers alive in wgpu, where wgpu can report it
-    pub buffers_alive: Option<usize>,
+    /// resources alive in wgpu, where wgpu can report them (a native instance): buffers, bind
+    /// groups, command buffers and encoders, query sets
+    pub alive: Option<AliveCounts>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AliveCounts {
+    pub buffers: usize,
+    pub bind_groups: usize,
+    pub command_buffers: usize,
+    pub command_encoders: usize,
+    pub query_sets: usize,
 }
 
 impl Gpu {
@@ -288,7 +298,13 @@ impl Gpu {
         ResourceCounts {
             buffers_created: self.created.0.load(Ordering::Relaxed),
             bytes_created: self.created.1.load(Ordering::Relaxed),
-            buffers_alive: self.instance.as_ref().and_then(|i| i.generate_report()).map(|r| r.hub.buffers.num_kept_from_user),
+            alive: self.instance.as_ref().and_then(|i| i.generate_report()).map(|r| AliveCounts {
+                buffers: r.hub.buffers.num_kept_from_user,
+                bind_groups: r.hub.bind_groups.num_kept_from_user,
+                command_buffers: r.hub.command_buffers.num_kept_from_user,
+                command_encoders: r.hub.command_encoders.num_kept_from_user,
+                query_sets: r.hub.query_sets.num_kept_from_user,
+            }),
         }
     }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use super::run::{EvalPoint, History};
 use super::{Metric, RunStatus, Trainer};
 use crate::gpu::{AdapterReport, Gpu};
 use crate::model::config::{ModelConfig, TrainConfig};
@@ -77,20 +78,21 @@ pub struct RunSummary {
     pub speedup_vs_fp32: Option<f64>,
 }
 
-/// The mean of `value` over a run's lines in the last 10% of `completed` steps.
-fn late_mean(history: &[Metric], completed: u32, value: impl Fn(&Metric) -> Option<f32>) -> Option<f64> {
+/// The means of update_ratio and lost_fraction over the last 10% of `completed` steps.
+fn late_means(history: &History, completed: u32) -> (Option<f64>, Option<f64>) {
     let from = completed - (completed / 10).max(1).min(completed);
-    let late: Vec<f64> =
-        history.iter().filter(|m| m.step > from && m.step <= completed).filter_map(|m| value(m).map(|v| v as f64)).collect();
-    (!late.is_empty()).then(|| late.iter().sum::<f64>() / late.len() as f64)
+    let late: Vec<&(u32, f32, f32)> = history.fidelity.iter().filter(|f| f.0 > from && f.0 <= completed).collect();
+    if late.is_empty() {
+        return (None, None);
+    }
+    let n = late.len() as f64;
+    (Some(late.iter().map(|f| f.1 as f64).sum::<f64>() / n), Some(late.iter().map(|f| f.2 as f64).sum::<f64>() / n))
 }
 
-/// The first evaluation at or below `target`, with the GPU seconds of the train line of its
-/// step (an evaluation can be read back before its step's timing).
-fn first_reaching(history: &[Metric], target: f32) -> Option<(&Metric, f64)> {
-    let hit = history.iter().find(|m| m.val_loss.is_some_and(|v| v <= target))?;
-    let gpu_s = history.iter().find(|m| m.step == hit.step && m.train_loss.is_some()).map_or(hit.gpu_s, |m| m.gpu_s);
-    Some((hit, gpu_s))
+/// The first evaluation at or below `target`, with its GPU seconds.
+fn first_reaching(history: &History, target: f32) -> Option<(EvalPoint, f64)> {
+    let hit = *history.evals.iter().find(|e| e.val_loss <= target)?;
+    Some((hit, hit.gpu_s.unwrap_or(f64::NAN)))
 }
 
 /// A folder name for a run started now: runs/<local date>_<time>, e.g.
@@ -302,6 +304,7 @@ pub fn summarize(trainer: &Trainer, gpu: &Gpu) -> Summary {
                 let measured_at = |loss: Option<f32>, step: u32| loss.filter(|_| step == completed);
                 let session_tokens = r.tokens - r.tokens_before;
                 let reached = target_loss.and_then(|t| first_reaching(&r.history, t));
+                let (update_ratio, lost_fraction) = late_means(&r.history, completed);
                 RunSummary {
                     precision: r.precision.name().into(),
                     status: r.status.name().into(),
@@ -313,13 +316,13 @@ pub fn summarize(trainer: &Trainer, gpu: &Gpu) -> Summary {
                     state_bytes_per_param: r.model.state_bytes_per_param(),
                     tokens_per_s: if r.busy_s > 0.0 { session_tokens as f64 / r.busy_s } else { 0.0 },
                     wall_s: r.busy_s,
-                    update_ratio: late_mean(&r.history, completed, |m| m.update_ratio),
-                    lost_fraction: late_mean(&r.history, completed, |m| m.lost_fraction),
+                    update_ratio,
+                    lost_fraction,
                     steps_to_target: reached.map(|(m, _)| m.step),
                     tokens_to_target: reached.map(|(m, _)| m.tokens),
-                    gpu_seconds_to_target: reached.map(|(_, s)| s),
+                    gpu_seconds_to_target: reached.map(|(_, s)| s).filter(|s| s.is_finite()),
                     wall_seconds_to_target: reached.map(|(m, _)| m.elapsed_s),
-                    speedup_vs_fp32: fp32_to_target.zip(reached).map(|(fp32_s, (_, s))| fp32_s / s.max(1e-9)),
+                    speedup_vs_fp32: fp32_to_target.zip(reached).map(|(fp32_s, (_, s))| fp32_s / s.max(1e-9)).filter(|x| x.is_finite()),
                 }
             })
             .collect(),

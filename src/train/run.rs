@@ -35,9 +35,8 @@ pub struct Run {
     /// GPU seconds of the run's earlier sessions (from its metrics)
     pub busy_before_s: f64,
     pub tokens_per_s: f64,
-    /// every metric line of the run, earlier sessions' included: what the summary's late
-    /// fidelity means and time to target are computed from
-    pub history: Vec<Metric>,
+    /// what the summary needs of the run's metric lines, earlier sessions' included
+    pub history: History,
     pub message: Option<String>,
     /// two steps in flight: (step, lr) -> stats and timestamps
     pub(super) readbacks: [Readback<(u32, f32)>; 2],
@@ -49,17 +48,95 @@ pub struct Run {
 }
 
 impl Run {
-    /// Keeps a metric line in the run's history and hands it on.
+    /// Keeps what the summary needs of a metric line and hands the line on.
     pub(super) fn remember(&mut self, line: Metric) -> Metric {
-        self.history.push(line.clone());
+        self.history.take(&line);
         line
     }
 
-    /// Takes in the run's lines from earlier sessions (a resumed run's metrics.jsonl).
+    /// Takes in the run's lines from earlier sessions (a resumed run's metrics.jsonl), before
+    /// this session's.
     pub fn recall(&mut self, earlier: impl IntoIterator<Item = Metric>) {
-        let mine: Vec<Metric> = earlier.into_iter().filter(|m| m.run == self.precision.name()).collect();
-        self.busy_before_s = mine.iter().map(|m| m.gpu_s).fold(self.busy_before_s, f64::max);
-        self.history.splice(0..0, mine);
+        let mut history = History::new(self.history.fidelity_capacity);
+        for line in earlier.into_iter().filter(|m| m.run == self.precision.name()) {
+            self.busy_before_s = self.busy_before_s.max(line.gpu_s);
+            history.take(&line);
+        }
+        history.absorb(std::mem::replace(&mut self.history, History::new(0)));
+        self.history = history;
+    }
+}
+
+/// An evaluation, for the time to target.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalPoint {
+    pub step: u32,
+    pub tokens: u64,
+    pub elapsed_s: f64,
+    pub val_loss: f32,
+    /// GPU seconds once the update of `step` was done (from its train line, which can come
+    /// back after the evaluation's)
+    pub gpu_s: Option<f64>,
+}
+
+/// What the summary needs of a run's lines, in bounded memory: the fidelity of the last
+/// tenth of the planned steps (the summary's late means), every evaluation (one per
+/// eval_every steps), and the GPU seconds of the latest steps.
+pub struct History {
+    /// (step, update_ratio, lost_fraction), at most `fidelity_capacity` of the latest
+    pub fidelity: std::collections::VecDeque<(u32, f32, f32)>,
+    fidelity_capacity: usize,
+    pub evals: Vec<EvalPoint>,
+    /// (step, gpu_s) of the latest train lines, to complete an evaluation read back first
+    recent_gpu_s: std::collections::VecDeque<(u32, f64)>,
+}
+
+impl History {
+    /// For a run of `steps` updates: its last tenth (and one) are kept for the late means.
+    pub fn for_steps(steps: u32) -> History {
+        History::new(steps as usize / 10 + 1)
+    }
+
+    fn new(fidelity_capacity: usize) -> History {
+        History { fidelity: Default::default(), fidelity_capacity, evals: Vec::new(), recent_gpu_s: Default::default() }
+    }
+
+    fn take(&mut self, line: &Metric) {
+        if line.train_loss.is_some() {
+            if let (Some(r), Some(l)) = (line.update_ratio, line.lost_fraction) {
+                if self.fidelity.len() == self.fidelity_capacity {
+                    self.fidelity.pop_front();
+                }
+                if self.fidelity_capacity > 0 {
+                    self.fidelity.push_back((line.step, r, l));
+                }
+            }
+            if let Some(e) = self.evals.iter_mut().rev().take(4).find(|e| e.step == line.step && e.gpu_s.is_none()) {
+                e.gpu_s = Some(line.gpu_s);
+            }
+            if self.recent_gpu_s.len() == 8 {
+                self.recent_gpu_s.pop_front();
+            }
+            self.recent_gpu_s.push_back((line.step, line.gpu_s));
+        }
+        if let Some(val_loss) = line.val_loss {
+            let gpu_s = self.recent_gpu_s.iter().find(|(s, _)| *s == line.step).map(|&(_, g)| g);
+            let step0 = (line.step == 0).then_some(0.0);
+            let point = EvalPoint { step: line.step, tokens: line.tokens, elapsed_s: line.elapsed_s, val_loss, gpu_s: gpu_s.or(step0) };
+            self.evals.push(point);
+        }
+    }
+
+    /// Appends a later history (this session's lines after the earlier sessions').
+    fn absorb(&mut self, later: History) {
+        for f in later.fidelity {
+            if self.fidelity.len() == self.fidelity_capacity {
+                self.fidelity.pop_front();
+            }
+            self.fidelity.push_back(f);
+        }
+        self.evals.extend(later.evals);
+        self.recent_gpu_s.extend(later.recent_gpu_s);
     }
 }
 
@@ -100,7 +177,7 @@ impl Run {
             tokens_before: 0,
             busy_s: 0.0,
             busy_before_s: 0.0,
-            history: Vec::new(),
+            history: History::for_steps(spec.train.steps),
             tokens_per_s: 0.0,
             message: None,
             readbacks: [readback(), readback()],
