@@ -114,6 +114,7 @@ fn an_interrupted_run_resumed_from_its_checkpoints_repeats_the_losses() {
                 let o = l.as_object_mut().unwrap();
                 o.remove("elapsed_s");
                 o.remove("tokens_per_s");
+                o.remove("gpu_s");
                 l
             })
             .collect()

@@ -118,8 +118,9 @@ fn the_tiny_preset_trains_in_a_frame_loop_within_webgpu_default_limits() {
         assert!(frames < 200_000, "the session never finished");
     }
     gpu.check_errors("the tiny preset within WebGPU's default limits").unwrap();
-    assert_eq!(train_lines, 4 * 12, "a train line per run and step");
-    assert_eq!(val_lines, 4 * 3, "evaluations at steps 0, 6 and 12");
+    let runs = Precision::ALL.len();
+    assert_eq!(train_lines, runs * 12, "a train line per run and step");
+    assert_eq!(val_lines, runs * 3, "evaluations at steps 0, 6 and 12");
     assert!(session.trainer.runs.iter().all(|r| r.status == RunStatus::Done));
     // samples begin at steps 1, 6 and 12; each run's are written in turn
     assert!(samples.len() >= 4, "samples from every run: {samples:?}");

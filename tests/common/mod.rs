@@ -94,6 +94,7 @@ pub fn logged_losses(dir: &std::path::Path) -> Vec<serde_json::Value> {
             let o = v.as_object_mut().unwrap();
             o.remove("elapsed_s");
             o.remove("tokens_per_s");
+            o.remove("gpu_s");
             v
         })
         .collect()
