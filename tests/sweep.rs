@@ -37,14 +37,14 @@ fn a_killed_sweep_skips_what_finished_and_resumes_the_rest() {
     let second = config(&out, "3e-4", 2);
 
     // the sweep in its own process group, killed (SIGKILL, with its run) once the first
-    // configuration is finished and the second holds a checkpoint
+    // configuration is finished and the second holds checkpoints
     use std::os::unix::process::CommandExt;
     let mut child = sweep().args(sweep_args(&out)).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let started = Instant::now();
-    let has_checkpoint = |dir: &Path| {
-        std::fs::read_dir(dir).is_ok_and(|d| d.filter_map(|e| e.ok()).any(|e| e.path().extension().is_some_and(|x| x == "safetensors")))
-    };
-    while !(first.join("summary.json").exists() && has_checkpoint(&second)) {
+    // every mode's checkpoint: the kill may then land anywhere, even between the writes of a
+    // later set, and the sweep must resume (each step's files together)
+    let has_checkpoints = |dir: &Path| ["fp32", "bf16", "bf16-sr"].iter().all(|m| dir.join(format!("{m}.safetensors")).exists());
+    while !(first.join("summary.json").exists() && has_checkpoints(&second)) {
         assert!(child.try_wait().unwrap().is_none(), "the sweep ended before it could be killed");
         assert!(started.elapsed() < Duration::from_secs(600), "the sweep took too long to reach its second configuration");
         std::thread::sleep(Duration::from_millis(20));

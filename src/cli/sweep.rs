@@ -61,30 +61,42 @@ fn folder(out: &Path, lr: f32, seed: u64) -> PathBuf {
     out.join(format!("lr{lr:e}_seed{seed}"))
 }
 
-/// A configuration's folder state: finished (every run done), resumable (it holds
-/// checkpoints), or to be trained from the start.
+/// A configuration's folder state: finished (every run done), resumable (a checkpoint for
+/// every mode: the files of each step, one resume per step, since a kill during a set of
+/// writes leaves some modes a step ahead), or to be trained from the start.
 enum State {
     Finished,
-    Resumable,
+    Resumable(Vec<Vec<PathBuf>>),
     New,
 }
 
-fn state(dir: &Path) -> Result<State> {
+fn state(dir: &Path, precisions: &[Precision]) -> Result<State> {
     let summary = std::fs::read_to_string(dir.join("summary.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     let runs = summary.as_ref().and_then(|s| s["runs"].as_array().cloned()).unwrap_or_default();
-    if !runs.is_empty() && runs.iter().all(|r| r["status"] == "done") {
+    if runs.len() == precisions.len() && runs.iter().all(|r| r["status"] == "done") {
         return Ok(State::Finished);
     }
-    let has_checkpoint =
-        std::fs::read_dir(dir).is_ok_and(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().ends_with(".safetensors")));
-    if has_checkpoint {
-        return Ok(State::Resumable);
+    let mut by_step: Vec<(u32, Vec<PathBuf>)> = Vec::new();
+    for p in precisions {
+        let path = dir.join(format!("{}.safetensors", p.name()));
+        let Some(step) = path.exists().then(|| srgpt::train::checkpoint::load(&path).ok()).flatten().map(|c| c.state.step) else {
+            by_step.clear();
+            break;
+        };
+        match by_step.iter_mut().find(|(s, _)| *s == step) {
+            Some((_, files)) => files.push(path),
+            None => by_step.push((step, vec![path])),
+        }
     }
-    // killed before its first checkpoint: its lines describe steps that will be trained again
-    for name in ["metrics.jsonl", "summary.json", "curves.png"] {
-        match std::fs::remove_file(dir.join(name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).with_context(|| format!("clearing {}", dir.display())),
-            _ => {}
+    if !by_step.is_empty() {
+        return Ok(State::Resumable(by_step.into_iter().map(|(_, files)| files).collect()));
+    }
+    // killed before every mode had a checkpoint: what it logged will be trained again
+    let stale = std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
+    for path in stale {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if ["metrics.jsonl", "summary.json", "curves.png"].contains(&name.as_str()) || name.ends_with(".safetensors") {
+            std::fs::remove_file(&path).with_context(|| format!("clearing {}", path.display()))?;
         }
     }
     Ok(State::New)
@@ -112,22 +124,32 @@ pub fn sweep(adapter: Option<&str>, args: SweepArgs) -> Result<ExitCode> {
         for &seed in &args.seeds {
             n += 1;
             let dir = folder(&args.out, lr, seed);
-            let mut cmd = Command::new(&exe);
-            if let Some(a) = adapter {
-                cmd.args(["--adapter", a]);
-            }
-            cmd.args(["train", "--headless"]);
-            match state(&dir)? {
+            let train = || {
+                let mut cmd = Command::new(&exe);
+                if let Some(a) = adapter {
+                    cmd.args(["--adapter", a]);
+                }
+                cmd.args(["train", "--headless"]);
+                cmd
+            };
+            let mut commands = Vec::new();
+            match state(&dir, &precisions)? {
                 State::Finished => {
                     eprintln!("[{n}/{total}] lr {lr:e} seed {seed}: finished already, skipped");
                     continue;
                 }
-                State::Resumable => {
+                State::Resumable(groups) => {
                     eprintln!("[{n}/{total}] lr {lr:e} seed {seed}: resuming {}", dir.display());
-                    cmd.arg("--resume").arg(&dir);
+                    for files in groups {
+                        let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                        let mut cmd = train();
+                        cmd.arg("--resume").arg(list.join(","));
+                        commands.push(cmd);
+                    }
                 }
                 State::New => {
                     eprintln!("[{n}/{total}] lr {lr:e} seed {seed}: training in {}", dir.display());
+                    let mut cmd = train();
                     let modes: Vec<&str> = precisions.iter().map(|p| p.name()).collect();
                     cmd.args([
                         "--preset",
@@ -158,13 +180,16 @@ pub fn sweep(adapter: Option<&str>, args: SweepArgs) -> Result<ExitCode> {
                         cmd.args(["--corpus", c]);
                     }
                     cmd.arg("--out").arg(&dir);
+                    commands.push(cmd);
                 }
             }
-            let status = cmd.status().context("starting a training run")?;
-            if !status.success() {
-                let code = status.code().unwrap_or(1);
-                eprintln!("lr {lr:e} seed {seed}: the run ended with exit code {code}; run the same command again to continue");
-                return Ok(ExitCode::from(code.clamp(1, 255) as u8));
+            for mut cmd in commands {
+                let status = cmd.status().context("starting a training run")?;
+                if !status.success() {
+                    let code = status.code().unwrap_or(1);
+                    eprintln!("lr {lr:e} seed {seed}: the run ended with exit code {code}; run the same command again to continue");
+                    return Ok(ExitCode::from(code.clamp(1, 255) as u8));
+                }
             }
         }
     }
