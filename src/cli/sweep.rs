@@ -63,7 +63,9 @@ fn folder(out: &Path, lr: f32, seed: u64) -> PathBuf {
 
 /// A configuration's folder state: finished (every run done), resumable (a checkpoint for
 /// every mode: the files of each step, one resume per step, since a kill during a set of
-/// writes leaves some modes a step ahead), or to be trained from the start.
+/// writes leaves some modes a step ahead), or to be trained from the start (nothing but the
+/// log of a run killed before its first checkpoint). A folder holding other modes, or
+/// checkpoints of only some, is refused rather than cleared.
 enum State {
     Finished,
     Resumable(Vec<Vec<PathBuf>>),
@@ -71,32 +73,66 @@ enum State {
 }
 
 fn state(dir: &Path, precisions: &[Precision]) -> Result<State> {
+    let wanted: Vec<&str> = precisions.iter().map(|p| p.name()).collect();
+    // the modes the folder already holds: they must be this sweep's, or a re-run with another
+    // --precision would resume, or clear, a different run
     let summary = std::fs::read_to_string(dir.join("summary.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     let runs = summary.as_ref().and_then(|s| s["runs"].as_array().cloned()).unwrap_or_default();
-    if runs.len() == precisions.len() && runs.iter().all(|r| r["status"] == "done") {
+    let logged = std::fs::read_to_string(dir.join("metrics.jsonl")).map(|t| srgpt::train::parse_metrics(&t, "")).ok().and_then(|m| m.ok());
+    let held: Vec<String> = runs
+        .iter()
+        .filter_map(|r| r["precision"].as_str().map(String::from))
+        .chain(logged.unwrap_or_default().into_iter().map(|m| m.run))
+        .collect();
+    if let Some(other) = held.iter().find(|m| !wanted.contains(&m.as_str())) {
+        return Err(bad_input(format!(
+            "{} holds a run of mode {other}, which this sweep (--precision {}) does not train; give the sweep another --out",
+            dir.display(),
+            wanted.join(",")
+        )));
+    }
+    if summary.is_some() && runs.len() != precisions.len() {
+        return Err(bad_input(format!(
+            "{} holds a run of {} of this sweep's modes ({}); give the sweep another --out",
+            dir.display(),
+            runs.len(),
+            wanted.join(",")
+        )));
+    }
+    if !runs.is_empty() && runs.iter().all(|r| r["status"] == "done") {
         return Ok(State::Finished);
     }
     let mut by_step: Vec<(u32, Vec<PathBuf>)> = Vec::new();
+    let mut missing = Vec::new();
     for p in precisions {
         let path = dir.join(format!("{}.safetensors", p.name()));
-        let Some(step) = path.exists().then(|| srgpt::train::checkpoint::load(&path).ok()).flatten().map(|c| c.state.step) else {
-            by_step.clear();
-            break;
-        };
+        if !path.exists() {
+            missing.push(p.name());
+            continue;
+        }
+        // a checkpoint that does not load is the user's to look at, not to clear
+        let step = srgpt::train::checkpoint::load(&path)?.state.step;
         match by_step.iter_mut().find(|(s, _)| *s == step) {
             Some((_, files)) => files.push(path),
             None => by_step.push((step, vec![path])),
         }
     }
-    if !by_step.is_empty() {
+    if missing.is_empty() {
         return Ok(State::Resumable(by_step.into_iter().map(|(_, files)| files).collect()));
     }
-    // killed before every mode had a checkpoint: what it logged will be trained again
-    let stale = std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
-    for path in stale {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if ["metrics.jsonl", "summary.json", "curves.png"].contains(&name.as_str()) || name.ends_with(".safetensors") {
-            std::fs::remove_file(&path).with_context(|| format!("clearing {}", path.display()))?;
+    if !by_step.is_empty() {
+        // killed while writing its first checkpoints: never delete a checkpoint, say so
+        return Err(bad_input(format!(
+            "{} holds checkpoints of some of this sweep's modes but none of {}: it cannot be resumed as a whole; remove the folder to train it again",
+            dir.display(),
+            missing.join(", ")
+        )));
+    }
+    // killed before its first checkpoint: its log is of steps that will be trained again
+    for name in ["metrics.jsonl", "summary.json", "curves.png"] {
+        match std::fs::remove_file(dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).with_context(|| format!("clearing {}", dir.display())),
+            _ => {}
         }
     }
     Ok(State::New)
