@@ -1,6 +1,6 @@
-//! Reliability: identical runs are bit-identical in every mode; a run killed at random moments
-//! (many during checkpoint writes) leaves a checkpoint that loads and resumes to exactly the
-//! uninterrupted losses; a full disk fails a checkpoint write cleanly; one run diverging
+//! Reliability: identical runs are bit-identical in every mode; a run killed inside a checkpoint
+//! write (for certain, by a test-only pause) or at blind moments leaves its newest logged
+//! checkpoint, which loads and resumes to exactly the uninterrupted losses; a full disk fails a checkpoint write cleanly; one run diverging
 //! stops alone; GPU errors become messages. (The soak test has a binary of its own.)
 
 mod common;
@@ -99,8 +99,40 @@ fn train_args(out: &Path) -> Vec<String> {
     a
 }
 
+/// The checkpoint steps a run's stderr logged for `mode`, in order.
+fn logged_checkpoints(stderr: &Path, mode: &str) -> Vec<u32> {
+    let file = format!("{mode}.safetensors");
+    std::fs::read_to_string(stderr)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("checkpoint: "))
+        .filter_map(|l| l.rsplit_once(" (step "))
+        .filter(|(path, _)| Path::new(path).file_name().is_some_and(|n| n == file.as_str()))
+        .map(|(_, step)| step.trim_end_matches(')').parse().unwrap())
+        .collect()
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, also when a test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// How a trial's run is killed: blind after a delay, or paused for certain inside the n-th
+/// write of a mode's checkpoint (the test-only `SRGPT_TEST_PAUSE_WRITE`), half of it written.
+#[derive(Clone, Copy, Debug)]
+enum Kill {
+    After(f64),
+    InsideWrite(&'static str, u32),
+}
+
 #[test]
 fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
+    const MODES: [&str; 2] = ["fp32", "bf16-sr"];
     let reference = tmp("kill-ref");
     assert!(srgpt().args(train_args(&reference)).stderr(std::process::Stdio::null()).status().unwrap().success());
     let want = logged_losses(&reference);
@@ -112,35 +144,79 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
         .collect();
     let train_s = elapsed.last().unwrap() - elapsed.first().unwrap();
 
-    // a fixed sequence of kill delays (ms): before, during and between checkpoint writes
+    // four kills inside a checkpoint write for certain (each mode, early and late), six blind
+    // ones at a fixed sequence of delays between the first logged step and 90% of the
+    // reference run's training time, however fast the machine is
+    let mut kills = vec![
+        Kill::InsideWrite("fp32", 9),
+        Kill::InsideWrite("bf16-sr", 23),
+        Kill::InsideWrite("fp32", 41),
+        Kill::InsideWrite("bf16-sr", 52),
+    ];
     let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut resumed = 0;
-    for trial in 0..10 {
+    for _ in 0..6 {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        // kills land between the first logged step and 90% of the reference run's training
-        // time, however fast the machine is
-        let delay = (state % 1000) as f64 / 1000.0 * 0.9 * train_s;
+        kills.push(Kill::After((state % 1000) as f64 / 1000.0 * 0.9 * train_s));
+    }
+    let mut blind_inside = 0;
+    for (trial, &kill) in kills.iter().enumerate() {
         let dir = tmp(&format!("kill-{trial}"));
-        let mut child = srgpt().args(train_args(&dir)).stderr(std::process::Stdio::null()).spawn().unwrap();
-        let started = std::time::Instant::now();
-        while !std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|t| t.lines().count() >= 3) {
-            assert!(started.elapsed() < Duration::from_secs(120), "trial {trial}: the run never started training");
-            std::thread::sleep(Duration::from_millis(5));
+        let stderr = std::env::temp_dir().join(format!("srgpt-rel-kill-{trial}-{}.stderr", std::process::id()));
+        let mut command = srgpt();
+        command.args(train_args(&dir)).stderr(std::fs::File::create(&stderr).unwrap());
+        if let Kill::InsideWrite(mode, nth) = kill {
+            command.env("SRGPT_TEST_PAUSE_WRITE", format!("{mode}.safetensors:{nth}"));
         }
-        std::thread::sleep(Duration::from_secs_f64(delay));
-        let finished_first = child.try_wait().unwrap().is_some();
-        child.kill().ok();
-        child.wait().unwrap();
-        for mode in ["fp32", "bf16-sr"] {
+        let mut child = KillOnDrop(command.spawn().unwrap());
+        let started = std::time::Instant::now();
+        let finished_first = match kill {
+            Kill::After(delay) => {
+                while !std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|t| t.lines().count() >= 3) {
+                    assert!(started.elapsed() < Duration::from_secs(120), "trial {trial}: the run never started training");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                std::thread::sleep(Duration::from_secs_f64(delay));
+                child.0.try_wait().unwrap().is_some()
+            }
+            Kill::InsideWrite(mode, _) => {
+                let paused = dir.join(format!(".{mode}.safetensors.tmp.paused"));
+                while !paused.exists() {
+                    assert!(child.0.try_wait().unwrap().is_none(), "trial {trial}: the run ended without pausing in its write");
+                    assert!(started.elapsed() < Duration::from_secs(120), "trial {trial}: the run never paused in its write");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                false
+            }
+        };
+        drop(child);
+        let mut inside = false;
+        for mode in MODES {
             let path = dir.join(format!("{mode}.safetensors"));
+            let logged = logged_checkpoints(&stderr, mode);
             if !path.exists() {
+                assert!(logged.is_empty(), "trial {trial} ({kill:?}): {mode} logged checkpoints {logged:?}, none on disk");
                 continue; // killed before the first checkpoint
             }
             let ckpt =
-                checkpoint::load(&path).unwrap_or_else(|e| panic!("trial {trial} ({delay:.3} s): {mode} checkpoint does not load: {e}"));
+                checkpoint::load(&path).unwrap_or_else(|e| panic!("trial {trial} ({kill:?}): {mode} checkpoint does not load: {e}"));
             let from = ckpt.state.step;
+            // the newest logged checkpoint is on disk, or one newer whose line the kill cut
+            // off (checkpoints every step; each set is logged once all modes are written)
+            let newest_logged = logged.last().copied().unwrap_or(0);
+            assert!(
+                from == newest_logged || from == newest_logged + 1,
+                "trial {trial} ({kill:?}): {mode} on disk is step {from}, the newest logged is {newest_logged}"
+            );
+            if let Kill::InsideWrite(paused, nth) = kill {
+                if paused == mode {
+                    assert_eq!(from, nth - 1, "trial {trial}: the checkpoint before the interrupted write must be on disk");
+                    assert_eq!(from, newest_logged, "trial {trial}: {mode} must resume from its newest logged checkpoint");
+                    let partial = std::fs::metadata(dir.join(format!(".{mode}.safetensors.tmp"))).unwrap().len();
+                    assert!(partial > 0 && partial < std::fs::metadata(&path).unwrap().len(), "trial {trial}: the write was not cut");
+                }
+            }
             if from == ckpt.state.train.steps {
                 continue; // killed after the run's end: resuming it trains nothing
             }
@@ -157,14 +233,20 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
             // the new folder starts with the curve up to the checkpoint, copied
             let got: Vec<_> = logged_losses(&out).into_iter().filter(|l| l["step"].as_u64().unwrap() > from as u64).collect();
             let expected: Vec<_> = want.iter().filter(|l| l["run"] == mode && l["step"].as_u64().unwrap() > from as u64).cloned().collect();
+            assert!(!got.is_empty() && got.len() == expected.len(), "trial {trial}: {mode} resumed from step {from} logged {} lines", got.len());
             assert_eq!(got, expected, "trial {trial}: {mode} resumed from step {from} differs from the uninterrupted run");
-            resumed += 1;
+            inside = true;
             std::fs::remove_dir_all(out).ok();
+        }
+        match kill {
+            Kill::InsideWrite(..) => assert!(inside, "trial {trial}: a kill inside a write must leave a run to resume"),
+            Kill::After(_) => blind_inside += inside as u32,
         }
         assert!(!finished_first || dir.join("summary.json").exists());
         std::fs::remove_dir_all(dir).ok();
+        std::fs::remove_file(stderr).ok();
     }
-    assert!(resumed >= 6, "only {resumed} resumes from inside the run: the kill delays missed it");
+    assert!(blind_inside >= 4, "only {blind_inside} of 6 blind kills left a run to resume from inside: the delays missed it");
     std::fs::remove_dir_all(reference).ok();
 }
 

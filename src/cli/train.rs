@@ -469,7 +469,9 @@ pub fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
         }
         progress.update(&trainer);
         if clock.due(trainer.step, total) {
-            output.checkpoint(&mut trainer, &gpu)?;
+            for path in output.checkpoint(&mut trainer, &gpu)? {
+                progress.say(&format!("checkpoint: {} (step {})", path.display(), trainer.step));
+            }
             clock.written();
         }
     }
@@ -479,7 +481,7 @@ pub fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
     progress.finish(&trainer);
     let (written, summary) = output.finish(&mut trainer, &gpu)?;
     for p in &written {
-        eprintln!("checkpoint: {}", p.display());
+        eprintln!("checkpoint: {} (step {})", p.display(), trainer.step);
     }
     // the picture is a convenience: a failure to draw it is said, and the run still counts
     let curves = output.dir.join("curves.png");
