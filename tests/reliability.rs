@@ -199,8 +199,7 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
                 assert!(logged.is_empty(), "trial {trial} ({kill:?}): {mode} logged checkpoints {logged:?}, none on disk");
                 continue; // killed before the first checkpoint
             }
-            let ckpt =
-                checkpoint::load(&path).unwrap_or_else(|e| panic!("trial {trial} ({kill:?}): {mode} checkpoint does not load: {e}"));
+            let ckpt = checkpoint::load(&path).unwrap_or_else(|e| panic!("trial {trial} ({kill:?}): {mode} checkpoint does not load: {e}"));
             let from = ckpt.state.step;
             // the newest logged checkpoint is on disk, or one newer whose line the kill cut
             // off (checkpoints every step; each set is logged once all modes are written)
@@ -233,7 +232,11 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
             // the new folder starts with the curve up to the checkpoint, copied
             let got: Vec<_> = logged_losses(&out).into_iter().filter(|l| l["step"].as_u64().unwrap() > from as u64).collect();
             let expected: Vec<_> = want.iter().filter(|l| l["run"] == mode && l["step"].as_u64().unwrap() > from as u64).cloned().collect();
-            assert!(!got.is_empty() && got.len() == expected.len(), "trial {trial}: {mode} resumed from step {from} logged {} lines", got.len());
+            assert!(
+                !got.is_empty() && got.len() == expected.len(),
+                "trial {trial}: {mode} resumed from step {from} logged {} lines",
+                got.len()
+            );
             assert_eq!(got, expected, "trial {trial}: {mode} resumed from step {from} differs from the uninterrupted run");
             inside = true;
             std::fs::remove_dir_all(out).ok();
