@@ -52,7 +52,8 @@ enum Command {
         /// Close the window once drawn (with --screenshot, after saving the picture).
         #[arg(long)]
         exit_when_done: bool,
-        /// Save the window as a PNG just before it closes.
+        /// Save the window as a PNG just before it closes, and beside it PNG.json, the
+        /// dashboard's status (modes, steps, losses, where the loss plot is in the picture).
         #[arg(long)]
         screenshot: Option<PathBuf>,
     },

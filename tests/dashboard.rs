@@ -145,14 +145,43 @@ fn a_real_window_saves_a_screenshot_with_curves() {
     assert!(out.status.success(), "srgpt failed: {}", String::from_utf8_lossy(&out.stderr));
     let img = image::open(&shot).expect("a PNG screenshot").to_rgba8();
     assert!(img.width() >= 800 && img.height() >= 600);
-    let near = |p: &image::Rgba<u8>, c: egui::Color32| (0..3).all(|i| (p.0[i] as i32 - c.to_array()[i] as i32).abs() <= 12);
-    for mode in ["fp32", "bf16", "bf16-sr"] {
-        let color = srgpt::ui::mode_color(mode);
-        // the plot's area: right of the controls, the upper part of the window
-        let count = img.enumerate_pixels().filter(|(x, y, p)| *x > 360 && *y < 340 && near(p, color)).count();
-        assert!(count >= 30, "{mode}: only {count} pixels of its colour in the plot");
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("shot.png.json")).expect("the status beside the screenshot")).unwrap();
+    let modes: Vec<&str> = status["modes"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert_eq!(modes, ["fp32", "bf16", "bf16-sr"], "the dashboard's default modes");
+    for mode in &modes {
+        let run = status["runs"].as_array().unwrap().iter().find(|r| r["precision"] == *mode).unwrap_or_else(|| panic!("{mode}: no run"));
+        assert_eq!(run["step"], 30, "{mode}: its final step");
+        assert!(run["val_loss"].as_f64().is_some_and(f64::is_finite), "{mode}: a finite val loss ({})", run["val_loss"]);
     }
+    let rect: Vec<u32> = status["loss_plot_px"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap().round() as u32).collect();
+    plotted_in_every_colour(&img, &modes, [rect[0], rect[1], rect[2], rect[3]]);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every mode's colour inside the loss plot's frame `[x0, y0, x1, y1]` (the legend is outside
+/// it), and the curves spanning most of the plot's width.
+fn plotted_in_every_colour(img: &image::RgbaImage, modes: &[&str], [x0, y0, x1, y1]: [u32; 4]) {
+    assert!(x1 > x0 + 200 && y1 > y0 + 100 && x1 <= img.width() && y1 <= img.height(), "loss plot at {x0},{y0}-{x1},{y1}");
+    let near = |p: &image::Rgba<u8>, c: egui::Color32| (0..3).all(|i| (p.0[i] as i32 - c.to_array()[i] as i32).abs() <= 12);
+    let mut columns = vec![false; (x1 - x0) as usize];
+    for mode in modes {
+        let color = srgpt::ui::mode_color(mode);
+        let mut count = 0;
+        for x in x0..x1 {
+            for y in y0..y1 {
+                if near(img.get_pixel(x, y), color) {
+                    count += 1;
+                    columns[(x - x0) as usize] = true;
+                }
+            }
+        }
+        // the modes start from the same weights, so a later mode's curve covers much of an
+        // earlier one's: a few dozen pixels show it is drawn
+        assert!(count >= 30, "{mode}: only {count} pixels of its colour inside the loss plot");
+    }
+    let span = columns.iter().filter(|c| **c).count() as f64 / columns.len() as f64;
+    assert!(span >= 0.7, "the curves cover only {:.0}% of the loss plot's width", span * 100.0);
 }
 
 /// `srgptStatus()` in the browser returns this JSON: the adapter, the latest step, and each

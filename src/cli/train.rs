@@ -29,7 +29,8 @@ pub struct TrainArgs {
     /// Dashboard: close the window when training finishes.
     #[arg(long)]
     exit_when_done: bool,
-    /// Dashboard: save the window as a PNG just before it closes.
+    /// Dashboard: save the window as a PNG just before it closes, and beside it PNG.json, the
+    /// dashboard's status (modes, steps, losses, where the loss plot is in the picture).
     #[arg(long)]
     screenshot: Option<PathBuf>,
     /// Dashboard: show text sampled from each run every N steps (0: never) [default: 100].

@@ -117,6 +117,11 @@ pub struct App {
     pub log: Vec<Metric>,
     /// the step the current session continued from (`None`: it started at step 0)
     pub continued_from: Option<u32>,
+    /// modes whose curves the legend has hidden from every plot
+    pub hidden: std::collections::BTreeSet<String>,
+    /// where the loss plot's frame was last drawn, in physical pixels (x0, y0, x1, y1), for
+    /// tests that read screenshots
+    pub loss_plot_px: Option<[f32; 4]>,
     driver: Option<Box<dyn Driver>>,
 }
 
@@ -140,6 +145,8 @@ impl App {
             training_frames: (0, 0.0),
             log: Vec::new(),
             continued_from: None,
+            hidden: Default::default(),
+            loss_plot_px: None,
             driver,
         }
     }
@@ -275,8 +282,9 @@ impl App {
         }
     }
 
-    /// What a page embedding the dashboard (or a test) reads: the adapter, the latest step
-    /// completed, and each run's step and latest losses (null until known).
+    /// What a page embedding the dashboard (or a test) reads: the adapter, the modes chosen,
+    /// the latest step completed, each run's step and latest losses (null until known), and
+    /// where the loss plot was drawn (physical pixels, null before the first frame).
     pub fn status_json(&self) -> serde_json::Value {
         let runs: Vec<serde_json::Value> = self
             .runs
@@ -294,9 +302,12 @@ impl App {
             })
             .collect();
         let step = runs.iter().filter_map(|r| r["step"].as_u64()).max().unwrap_or(0);
+        let requested: Vec<&str> = Precision::ALL.iter().zip(self.settings.modes).filter(|(_, on)| *on).map(|(p, _)| p.name()).collect();
         serde_json::json!({
             "adapter": self.adapter,
             "corpus": self.settings.corpus,
+            "modes": requested,
+            "loss_plot_px": self.loss_plot_px,
             "step": step,
             "runs": runs,
             "running": self.running(),

@@ -219,9 +219,10 @@ impl eframe::App for Window {
             (Some(path), false) => {
                 self.shot_requested = true;
                 let (path, slot, repaint) = (path.clone(), self.shot_result.clone(), ctx.clone());
+                let status = self.app.status_json();
                 ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::ScreenshotCallback::new(
                     move |image: Arc<egui::ColorImage>| {
-                        *slot.lock().unwrap() = Some(save_png(&image, &path));
+                        *slot.lock().unwrap() = Some(save_png(&image, &path).and_then(|()| save_status(&status, &path)));
                         repaint.request_repaint();
                     },
                 )));
@@ -241,6 +242,15 @@ fn save_png(image: &egui::ColorImage, path: &std::path::Path) -> Result<(), Stri
     let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
     let img = image::RgbaImage::from_raw(w as u32, h as u32, bytes).ok_or("screenshot has the wrong size")?;
     img.save(path).map_err(|e| format!("cannot save screenshot {}: {e}", path.display()))
+}
+
+/// Beside a screenshot `shot.png`, `shot.png.json`: the dashboard's status as the page's
+/// `srgptStatus()` gives it (modes, steps, losses, where the loss plot is in the picture).
+fn save_status(status: &serde_json::Value, png: &std::path::Path) -> Result<(), String> {
+    let mut path = png.as_os_str().to_owned();
+    path.push(".json");
+    let text = serde_json::to_string_pretty(status).map_err(|e| e.to_string())? + "\n";
+    crate::files::write_atomically(std::path::Path::new(&path), text.as_bytes()).map_err(|e| format!("{e:#}"))
 }
 
 /// Opens the dashboard and returns when the window closes.

@@ -220,6 +220,7 @@ impl App {
             sweep_view(ui, cells);
             return;
         }
+        self.legend(ui);
         self.loss_plot(ui);
         self.run_table(ui);
         self.gap_plot(ui);
@@ -241,13 +242,37 @@ impl App {
         }
     }
 
-    fn loss_plot(&self, ui: &mut egui::Ui) {
+    /// One legend for every plot, above them: each mode in its colour, a click hides or shows
+    /// its curves everywhere (the plots themselves stay free of legends).
+    fn legend(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label("modes:");
+            for r in &self.runs {
+                let mut shown = !self.hidden.contains(&r.name);
+                let text = egui::RichText::new(r.name.as_str()).color(mode_color(&r.name)).strong();
+                if ui.checkbox(&mut shown, text).changed() {
+                    if shown {
+                        self.hidden.remove(&r.name);
+                    } else {
+                        self.hidden.insert(r.name.clone());
+                    }
+                }
+            }
+            ui.label("(lines: smoothed train loss over the faint raw one; points: val loss)");
+        });
+    }
+
+    /// The runs the legend shows.
+    fn shown(&self) -> impl Iterator<Item = &RunView> {
+        self.runs.iter().filter(|r| !self.hidden.contains(&r.name))
+    }
+
+    fn loss_plot(&mut self, ui: &mut egui::Ui) {
         let x = self.x_axis.index();
         let log = self.log_scale;
         let y = move |v: f64| if log { v.max(1e-9).ln() } else { v };
         let plot = Plot::new("loss")
             .height(320.0)
-            .legend(Legend::default())
             .x_axis_label(self.x_axis.label())
             .y_axis_label(if log { "loss (log scale)" } else { "loss" })
             .y_axis_formatter(move |mark, _| if log { format!("{:.3}", mark.value.exp()) } else { format!("{:.3}", mark.value) })
@@ -261,18 +286,23 @@ impl App {
                 Some(format!("{name}\nx {:.0}\nloss {value:.4}", p.x))
             });
         let alpha = self.smoothing as f64;
-        plot.show(ui, |plot_ui| {
-            for r in &self.runs {
-                let color = mode_color(&r.name);
+        let shown: Vec<&RunView> = self.shown().collect();
+        let drawn = plot.show(ui, |plot_ui| {
+            for r in &shown {
                 let raw: PlotPoints = r.train.iter().map(|p| [p[x], y(p[3])]).collect();
-                plot_ui.line(Line::new(format!("{} train", r.name), raw).color(color.gamma_multiply(0.25)).width(1.0));
+                plot_ui.line(Line::new(format!("{} train", r.name), raw).color(mode_color(&r.name).gamma_multiply(0.25)).width(1.0));
+            }
+            for (i, r) in shown.iter().enumerate() {
+                let (color, widen) = (mode_color(&r.name), overlap_widening(i, shown.len()));
                 let losses: Vec<f64> = r.train.iter().map(|p| p[3]).collect();
                 let smooth: PlotPoints = r.train.iter().zip(smoothed(&losses, alpha)).map(|(p, e)| [p[x], y(e)]).collect();
-                plot_ui.line(Line::new(format!("{} smoothed", r.name), smooth).color(color).width(2.5));
+                plot_ui.line(Line::new(format!("{} smoothed", r.name), smooth).color(color).width(2.0 + widen));
                 let val: PlotPoints = r.val.iter().map(|p| [p[x], y(p[3])]).collect();
-                plot_ui.points(Points::new(format!("{} val", r.name), val).color(color).radius(3.5).filled(true));
+                plot_ui.points(Points::new(format!("{} val", r.name), val).color(color).radius(3.0 + widen).filled(true));
             }
         });
+        let (frame, ppp) = (*drawn.transform.frame(), ui.ctx().pixels_per_point());
+        self.loss_plot_px = Some([frame.min.x * ppp, frame.min.y * ppp, frame.max.x * ppp, frame.max.y * ppp]);
     }
 
     /// Each mode's smoothed train loss minus fp32's at the same step (lines) and its val loss
@@ -293,12 +323,13 @@ impl App {
         let (fp32_train, fp32_val) = (smooth(fp32), by_step(&fp32.val));
         ui.label("gap to fp32: smoothed train loss (lines) and val loss (points) minus fp32's at the same step");
         Plot::new("gap to fp32").height(200.0).x_axis_label(self.x_axis.label()).y_axis_label("loss - fp32's").show(ui, |plot_ui| {
-            for r in self.runs.iter().filter(|r| r.name != "fp32") {
-                let color = mode_color(&r.name);
+            let others: Vec<&RunView> = self.shown().filter(|r| r.name != "fp32").collect();
+            for (i, r) in others.iter().enumerate() {
+                let (color, widen) = (mode_color(&r.name), overlap_widening(i, others.len()));
                 let train: PlotPoints = gap(&smooth(r), &fp32_train).into_iter().map(|(s, g)| [x_at(r, s), g]).collect();
-                plot_ui.line(Line::new(format!("{} train gap", r.name), train).color(color).width(2.0));
+                plot_ui.line(Line::new(format!("{} train gap", r.name), train).color(color).width(2.0 + widen));
                 let val: PlotPoints = gap(&by_step(&r.val), &fp32_val).into_iter().map(|(s, g)| [x_at(r, s), g]).collect();
-                plot_ui.points(Points::new(format!("{} val gap", r.name), val).color(color).radius(3.5).filled(true));
+                plot_ui.points(Points::new(format!("{} val gap", r.name), val).color(color).radius(3.0 + widen).filled(true));
             }
         });
     }
@@ -307,7 +338,7 @@ impl App {
         let x = self.x_axis.index();
         ui.label(label);
         Plot::new(id).height(140.0).show(ui, |plot_ui| {
-            for r in &self.runs {
+            for r in self.shown() {
                 let pts: PlotPoints = series(r).iter().map(|p| [p[x], p[3]]).collect();
                 plot_ui.line(Line::new(r.name.clone(), pts).color(mode_color(&r.name)));
             }
@@ -339,6 +370,13 @@ impl App {
 }
 
 /// Sample text for display: newlines as ⏎, bytes that are not printable as ·.
+/// How much wider than the last the `i`-th of `n` overlapping curves is drawn: the modes start
+/// from the same weights and their curves coincide for a while, so each earlier one shows as
+/// a border around the later ones instead of vanishing under them.
+fn overlap_widening(i: usize, n: usize) -> f32 {
+    1.5 * (n - 1 - i) as f32
+}
+
 fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
