@@ -26,9 +26,13 @@ fn cross_entropy_forward_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin
     let target_id = targets[row];
     // read before the barrier in row_sum: after it, other threads overwrite the row
     let target_logit = logits[base + target_id];
-    var sum = 0.0;
-    for (var j = lane; j < p.vocab; j += ROW_THREADS) { sum += exp(logits[base + j] - top); }
-    let log_sum = top + log(row_sum(sum, lid));
+    var sums: RowSlots;
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        for (var j = row_slot(lane, k); j < p.vocab; j += ROW_SLOTS) { s += exp(logits[base + j] - top); }
+        sums[k] = s;
+    }
+    let log_sum = top + log(row_sum_slots(sums, lid));
     if (!valid) { return; }
     if (lane == 0u) { losses[row] = log_sum - target_logit; }
     if (p.write_grad != 0u) {

@@ -33,12 +33,20 @@ fn layernorm_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     let row = min(row_of(wg, nwg, lid), p.rows - 1u);
     let lane = row_lane(lid);
     let base = p.in_off + row * p.c;
-    var sum = 0.0;
-    for (var j = lane; j < p.c; j += ROW_THREADS) { sum += inp_get(base + j); }
-    let mu = row_sum(sum, lid) / f32(p.c);
-    var sq = 0.0;
-    for (var j = lane; j < p.c; j += ROW_THREADS) { let d = inp_get(base + j) - mu; sq += d * d; }
-    let rs = inverseSqrt(row_sum(sq, lid) / f32(p.c) + 1e-5);
+    var sums: RowSlots;
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        for (var j = row_slot(lane, k); j < p.c; j += ROW_SLOTS) { s += inp_get(base + j); }
+        sums[k] = s;
+    }
+    let mu = row_sum_slots(sums, lid) / f32(p.c);
+    var squares: RowSlots;
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        for (var j = row_slot(lane, k); j < p.c; j += ROW_SLOTS) { let d = inp_get(base + j) - mu; s += d * d; }
+        squares[k] = s;
+    }
+    let rs = inverseSqrt(row_sum_slots(squares, lid) / f32(p.c) + 1e-5);
     if (!valid) { return; }
     for (var j = 2u * lane; j < p.c; j += 2u * ROW_THREADS) {
         let x = vec2<f32>(inp_get(base + j), inp_get(base + j + 1u));
@@ -60,15 +68,21 @@ fn layernorm_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_w
     let g_base = row * p.c;
     let mu = mean[row];
     let rs = rstd[row];
-    var sum_dnorm = 0.0;
-    var sum_dnorm_xhat = 0.0;
-    for (var j = lane; j < p.c; j += ROW_THREADS) {
-        let dnorm = dout[g_base + j] * params_get(p.w_off + j);
-        sum_dnorm += dnorm;
-        sum_dnorm_xhat += dnorm * (inp_get(base + j) - mu) * rs;
+    var sums_dnorm: RowSlots;
+    var sums_dnorm_xhat: RowSlots;
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        var s_xhat = 0.0;
+        for (var j = row_slot(lane, k); j < p.c; j += ROW_SLOTS) {
+            let dnorm = dout[g_base + j] * params_get(p.w_off + j);
+            s += dnorm;
+            s_xhat += dnorm * (inp_get(base + j) - mu) * rs;
+        }
+        sums_dnorm[k] = s;
+        sums_dnorm_xhat[k] = s_xhat;
     }
-    let mean_dnorm = row_sum(sum_dnorm, lid) / f32(p.c);
-    let mean_dnorm_xhat = row_sum(sum_dnorm_xhat, lid) / f32(p.c);
+    let mean_dnorm = row_sum_slots(sums_dnorm, lid) / f32(p.c);
+    let mean_dnorm_xhat = row_sum_slots(sums_dnorm_xhat, lid) / f32(p.c);
     if (!valid) { return; }
     for (var j = lane; j < p.c; j += ROW_THREADS) {
         let dnorm = dout[g_base + j] * params_get(p.w_off + j);

@@ -35,9 +35,13 @@ fn softmax_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     var top = ROW_LOWEST;
     for (var j = lane; j < visible; j += ROW_THREADS) { top = max(top, p.scale * inp_get(in_base + j)); }
     top = row_max(top, lid);
-    var sum = 0.0;
-    for (var j = lane; j < visible; j += ROW_THREADS) { sum += exp(p.scale * inp_get(in_base + j) - top); }
-    let inv_sum = 1.0 / row_sum(sum, lid);
+    var sums: RowSlots;
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        for (var j = row_slot(lane, k); j < visible; j += ROW_SLOTS) { s += exp(p.scale * inp_get(in_base + j) - top); }
+        sums[k] = s;
+    }
+    let inv_sum = 1.0 / row_sum_slots(sums, lid);
     if (!valid) { return; }
 
     let out_base = p.out_off + row * p.len;
@@ -66,9 +70,13 @@ fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let visible = visible_len(row);
     let y_base = p.out_off + row * p.len;
     let g_base = p.in_off + row * p.len;
-    var dot = 0.0;
-    for (var j = lane; j < visible; j += ROW_THREADS) { dot += probs_get(y_base + j) * grad[g_base + j]; }
-    dot = row_sum(dot, lid);
+    var dots: RowSlots;
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        for (var j = row_slot(lane, k); j < visible; j += ROW_SLOTS) { s += probs_get(y_base + j) * grad[g_base + j]; }
+        dots[k] = s;
+    }
+    let dot = row_sum_slots(dots, lid);
     if (!valid) { return; }
     for (var j = lane; j < p.len; j += ROW_THREADS) {
         let d = p.scale * probs_get(y_base + j) * (grad[g_base + j] - dot);

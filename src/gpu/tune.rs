@@ -1,8 +1,12 @@
 //! Kernel variants chosen by measurement on the adapter at hand: the first time a shape is
 //! seen, each candidate is timed and the fastest kept, in memory and in a small JSON file per
 //! adapter and driver (under $SRGPT_CACHE_DIR, else $XDG_CACHE_HOME/srgpt, else
-//! ~/.cache/srgpt), so later runs start at once. SRGPT_TUNE=0 turns measuring off (the
-//! kernels then use their built-in heuristics).
+//! ~/.cache/srgpt), so later runs start at once. The file's name and contents name the
+//! adapter, its driver and srgpt's version: a file that does not match them (another driver,
+//! another srgpt, a damaged file) is set aside with a note and measured again. SRGPT_TUNE=0
+//! turns measuring and the file off (the kernels then use their built-in heuristics). No
+//! choice changes a bit of any result: each kernel's candidates add the same terms in the
+//! same order.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +19,8 @@ use super::AdapterReport;
 struct CacheFile {
     adapter: String,
     driver: String,
+    #[serde(default)]
+    srgpt: String,
     /// variant key -> the winning parameters
     choices: BTreeMap<String, Vec<u32>>,
 }
@@ -53,11 +59,43 @@ impl TuneCache {
         // timing a candidate waits for the GPU, which a browser cannot do
         let enabled = !cfg!(target_arch = "wasm32") && std::env::var("SRGPT_TUNE").map(|v| v != "0").unwrap_or(true);
         let driver = format!("{} {} {}", report.backend, report.driver, report.driver_info);
-        let id = fingerprint(&format!("{}|{driver}|{}", report.name, env!("CARGO_PKG_VERSION")));
-        let path = dir.map(|d| d.join(format!("tuning-{id:016x}.json")));
-        let loaded: Option<CacheFile> = path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok());
-        let file = loaded.unwrap_or(CacheFile { adapter: report.name.clone(), driver, choices: BTreeMap::new() });
+        let srgpt = env!("CARGO_PKG_VERSION").to_string();
+        let id = fingerprint(&format!("{}|{driver}|{srgpt}", report.name));
+        let path = dir.filter(|_| enabled).map(|d| d.join(format!("tuning-{id:016x}.json")));
+        let fresh = CacheFile { adapter: report.name.clone(), driver, srgpt, choices: BTreeMap::new() };
+        let file = match path.as_ref().and_then(|p| std::fs::read(p).ok().map(|b| (p, b))) {
+            None => fresh,
+            Some((p, bytes)) => match serde_json::from_slice::<CacheFile>(&bytes) {
+                Ok(f) if (&f.adapter, &f.driver, &f.srgpt) == (&fresh.adapter, &fresh.driver, &fresh.srgpt) => f,
+                Ok(f) => {
+                    eprintln!(
+                        "note: ignoring the tuning cache {}: written for {} ({}) by srgpt {}, not {} ({}) by srgpt {}; measuring again",
+                        p.display(),
+                        f.adapter,
+                        f.driver,
+                        if f.srgpt.is_empty() { "unknown" } else { &f.srgpt },
+                        fresh.adapter,
+                        fresh.driver,
+                        fresh.srgpt
+                    );
+                    fresh
+                }
+                Err(e) => {
+                    eprintln!("note: ignoring the tuning cache {}: not readable ({e}); measuring again", p.display());
+                    fresh
+                }
+            },
+        };
         TuneCache { path, file, enabled, announced: false }
+    }
+
+    /// A cache in memory that measures nothing and answers with `choices` (key, parameters):
+    /// how a test forces a kernel choice.
+    pub fn fixed(report: &AdapterReport, choices: &[(&str, Vec<u32>)]) -> TuneCache {
+        let mut cache = TuneCache::in_dir(None, report);
+        cache.enabled = false;
+        cache.file.choices = choices.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        cache
     }
 
     pub fn len(&self) -> usize {

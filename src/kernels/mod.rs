@@ -49,12 +49,15 @@ impl RowReduction {
 /// kernels' 64-thread workgroup).
 pub const ROW_THREAD_CHOICES: [u32; 5] = [1, 4, 8, 32, 64];
 
+/// The tuning cache's entry for the row reduction: `[threads, subgroup (0 or 1)]`.
+pub const ROW_REDUCTION_KEY: &str = "row reduction";
+
 /// The row reduction of this adapter: measured once on a LayerNorm of a typical size and
 /// kept with the matmul tiles in the adapter's tuning cache (see [`crate::gpu::tune`]). Where
 /// nothing is measured (a browser, SRGPT_TUNE=0) or the measurement fails: 1 thread per row
 /// on CPU adapters, where barriers are dear; elsewhere one subgroup per row where the adapter
-/// allows it, else 32 threads. The choice can change the last bits of a row's sums, so it is
-/// kept: runs on one machine stay bit-reproducible.
+/// allows it, else 32 threads. The choice never changes a bit: every choice sums a row in one
+/// canonical order (shaders/lib/rows.wgsl).
 pub fn row_reduction(gpu: &Gpu) -> RowReduction {
     let choices = RowReduction::choices(gpu);
     let rule = if gpu.report.device_type == "cpu" {
@@ -62,18 +65,17 @@ pub fn row_reduction(gpu: &Gpu) -> RowReduction {
     } else {
         choices.iter().copied().find(|c| c.subgroup).unwrap_or(RowReduction { threads: 32, subgroup: false })
     };
-    if !gpu.tuning.lock().unwrap().enabled {
-        return rule;
-    }
-    const KEY: &str = "row reduction";
-    if let Some(&[threads, subgroup]) = gpu.tuning.lock().unwrap().get(KEY) {
+    if let Some(&[threads, subgroup]) = gpu.tuning.lock().unwrap().get(ROW_REDUCTION_KEY) {
         let known = RowReduction { threads, subgroup: subgroup == 1 };
         if choices.contains(&known) {
             return known;
         }
     }
+    if !gpu.tuning.lock().unwrap().enabled {
+        return rule;
+    }
     let chosen = measure_row_reduction(gpu, &choices, rule).unwrap_or(rule);
-    gpu.tuning.lock().unwrap().insert(KEY.into(), vec![chosen.threads, chosen.subgroup as u32]);
+    gpu.tuning.lock().unwrap().insert(ROW_REDUCTION_KEY.into(), vec![chosen.threads, chosen.subgroup as u32]);
     chosen
 }
 

@@ -1,0 +1,174 @@
+//! A tuned choice never changes a bit: softmax, cross-entropy and LayerNorm (forward and
+//! backward, every storage type) give identical bits with every row reduction the adapter
+//! allows (threads per row, one subgroup per row), and a tiny training run gives the same
+//! losses with each choice forced as with the built-in rule (SRGPT_TUNE=0's). A test binary of
+//! its own: it swaps the device's tuning cache, which no other test may see.
+
+mod common;
+
+use common::*;
+use srgpt::gpu::tune::TuneCache;
+use srgpt::kernels::cross_entropy::{cross_entropy_forward_backward, Logits};
+use srgpt::kernels::layernorm::{layernorm_backward, layernorm_forward, LayerNormAffine, LayerNormSaved, LayerNormShape};
+use srgpt::kernels::softmax::{softmax_backward, softmax_forward, SoftmaxShape};
+use srgpt::kernels::{row_reduction, Block, RowReduction, ROW_REDUCTION_KEY};
+use srgpt::precision::Store;
+
+/// Held by each test for its whole length: the tests swap the one device's tuning cache.
+static DEVICE_CACHE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Makes every row kernel use `choice` until the next call.
+fn force(choice: RowReduction) {
+    let cache = TuneCache::fixed(&gpu().report, &[(ROW_REDUCTION_KEY, vec![choice.threads, choice.subgroup as u32])]);
+    *gpu().tuning.lock().unwrap() = cache;
+    assert_eq!(row_reduction(gpu()), choice, "the forced choice is the one used");
+}
+
+/// Every output of the row kernels, as bits, named.
+fn row_kernel_outputs() -> Vec<(String, Vec<u32>)> {
+    let mut out = Vec::new();
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<u32>>();
+    let f = Store::F32;
+    // rows longer than the 64 slots of the canonical order, and not a multiple of them
+    let (rows, len) = (21usize, 150usize);
+    for store in Store::ALL {
+        for (inp_store, causal_t) in [(Store::F32, 0u32), (Store::F32, 7), (Store::Bf16, 0)] {
+            let shape = SoftmaxShape { rows: rows as u32, len: len as u32, scale: 0.7, causal_t };
+            let x = rounded(inp_store, &random_values(rows * len, 61, 4.0));
+            let (gx, gy) = (upload(inp_store, &x), zeros(store, rows * len));
+            run(&[softmax_forward(gpu(), tref(&gy, store), tref(&gx, inp_store), &shape).unwrap()]);
+            let probs = download(&gy, store, rows * len);
+            let gg = upload(f, &random_values(rows * len, 62, 1.0));
+            run(&[softmax_backward(gpu(), tref(&gg, f), tref(&gy, store), &shape).unwrap()]);
+            let what = format!("softmax {inp_store:?} -> {store:?}, causal {causal_t}");
+            out.push((format!("{what}: probabilities"), bits(probs)));
+            out.push((format!("{what}: backward"), bits(download(&gg, f, rows * len))));
+        }
+    }
+    let vocab = 150usize;
+    let targets: Vec<u32> = (0..rows).map(|r| ((r * 11 + 5) % vocab) as u32).collect();
+    let gl = upload(f, &random_values(rows * vocab, 63, 6.0));
+    let gt = gpu().buffer_from("targets", bytemuck::cast_slice(&targets)).unwrap();
+    let gloss = zeros(f, rows);
+    run(&[cross_entropy_forward_backward(gpu(), &gl, &gt, &gloss, rows as u32, vocab as u32, Logits::ToGradient { scale: 0.05 }).unwrap()]);
+    out.push(("cross-entropy losses".into(), bits(download(&gloss, f, rows))));
+    out.push(("cross-entropy dlogits".into(), bits(download(&gl, f, rows * vocab))));
+    let (n, c) = (rows, 160usize);
+    let shape = LayerNormShape { n: n as u32, c: c as u32 };
+    for act in Store::ALL {
+        let inp = rounded(act, &random_values(n * c, 64, 2.0));
+        let params = rounded(act, &random_values(2 * c, 65, 1.0).iter().map(|x| 1.0 + x).collect::<Vec<_>>());
+        let (gi, gp, go, gm, gr) = (upload(act, &inp), upload(act, &params), zeros(act, n * c), zeros(f, n), zeros(f, n));
+        let saved = LayerNormSaved { inp: tref(&gi, act), mean: &gm, rstd: &gr };
+        let affine = LayerNormAffine { block: Block::new(&gp, act), weight: 0, bias: c as u32 };
+        run(&[layernorm_forward(gpu(), tref(&go, act), &saved, affine, shape).unwrap()]);
+        out.push((format!("layernorm {act:?} out"), bits(download(&go, act, n * c))));
+        out.push((format!("layernorm {act:?} mean"), bits(download(&gm, f, n))));
+        out.push((format!("layernorm {act:?} rstd"), bits(download(&gr, f, n))));
+        let (gdo, gdi, gdp) = (upload(f, &random_values(n * c, 66, 1.0)), upload(f, &random_values(n * c, 67, 1.0)), zeros(act, 2 * c));
+        let daffine = LayerNormAffine { block: Block::new(&gdp, act), weight: 0, bias: c as u32 };
+        run(&layernorm_backward(gpu(), &gdi, daffine, &gdo, &saved, affine, shape).unwrap());
+        out.push((format!("layernorm {act:?} dinp"), bits(download(&gdi, f, n * c))));
+        out.push((format!("layernorm {act:?} dweight, dbias"), bits(download(&gdp, act, 2 * c))));
+    }
+    out
+}
+
+#[test]
+fn every_row_reduction_gives_identical_bits() {
+    let _alone = DEVICE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let choices = RowReduction::choices(gpu());
+    eprintln!("row reductions on {}: {choices:?}", gpu().report.summary());
+    assert!(choices.len() >= 5, "at least the five thread counts");
+    force(choices[0]);
+    let want = row_kernel_outputs();
+    for &choice in &choices[1..] {
+        force(choice);
+        for ((what, got), (_, expected)) in row_kernel_outputs().iter().zip(&want) {
+            if let Some(i) = (0..got.len()).find(|&i| got[i] != expected[i]) {
+                panic!(
+                    "{what}: element {i} is {} with {choice:?}, {} with {:?}",
+                    f32::from_bits(got[i]),
+                    f32::from_bits(expected[i]),
+                    choices[0]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_tiny_run_has_the_same_losses_with_every_row_reduction() {
+    let _alone = DEVICE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    use srgpt::data::Corpus;
+    use srgpt::model::config::{ModelConfig, TrainConfig};
+    use srgpt::precision::Precision;
+    use srgpt::train::{TrainSpec, Trainer};
+    let corpus = Corpus::load("builtin").unwrap();
+    let spec = TrainSpec {
+        preset: "tiny".into(),
+        model: ModelConfig { n_layer: 2, n_head: 4, d: 64, ctx: 64, vocab: corpus.vocab_size() },
+        train: TrainConfig { batch: 4, lr: 3e-3, warmup: 5, steps: 6 },
+        precisions: vec![Precision::Fp32, Precision::Bf16, Precision::Bf16Sr],
+        seed: 1,
+        eval_every: 3,
+        eval_batches: 1,
+        measure_fidelity: true,
+    };
+    let losses = || {
+        let mut t = Trainer::new(gpu(), corpus.clone(), spec.clone()).unwrap();
+        let mut lines = Vec::new();
+        while !t.finished() {
+            lines.extend(t.step(gpu()).unwrap());
+        }
+        lines.extend(t.flush(gpu()).unwrap());
+        lines.iter().map(|l| (l.run.clone(), l.step, l.train_loss.map(f32::to_bits), l.val_loss.map(f32::to_bits))).collect::<Vec<_>>()
+    };
+    // SRGPT_TUNE=0: nothing measured, nothing cached, the built-in rule
+    *gpu().tuning.lock().unwrap() = TuneCache::fixed(&gpu().report, &[]);
+    let rule = row_reduction(gpu());
+    let want = losses();
+    assert_eq!(want.iter().filter(|l| l.2.is_some()).count(), 18, "six train losses per mode");
+    for choice in RowReduction::choices(gpu()).into_iter().filter(|&c| c != rule) {
+        force(choice);
+        assert_eq!(losses(), want, "losses with {choice:?} differ from the rule's {rule:?}");
+    }
+}
+
+/// The tuning cache file is trusted only by the adapter, driver and srgpt version that wrote
+/// it: another version's file (or a damaged one) is ignored, never used.
+#[test]
+fn a_tuning_cache_from_another_srgpt_or_driver_is_ignored() {
+    if std::env::var("SRGPT_TUNE").as_deref() == Ok("0") {
+        eprintln!("skipped: SRGPT_TUNE=0 turns the cache file off");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("srgpt-tune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = &gpu().report;
+    TuneCache::in_dir(Some(dir.clone()), report).insert("row reduction".into(), vec![8, 0]);
+    assert_eq!(TuneCache::in_dir(Some(dir.clone()), report).get("row reduction"), Some(&[8, 0][..]), "its own file is used");
+    let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let version = format!("\"srgpt\": \"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(text.contains(&version), "the file names srgpt's version: {text}");
+    for (what, changed) in [
+        ("another srgpt", text.replace(&version, "\"srgpt\": \"0.0.1-other\"")),
+        (
+            "another driver",
+            text.replace(
+                &format!(
+                    "\"driver\": {}",
+                    serde_json::to_string(&format!("{} {} {}", report.backend, report.driver, report.driver_info)).unwrap()
+                ),
+                "\"driver\": \"other 1.0\"",
+            ),
+        ),
+        ("a damaged file", text[..text.len() / 2].to_string()),
+    ] {
+        assert_ne!(changed, text, "{what}: the test changed the file");
+        std::fs::write(&file, &changed).unwrap();
+        assert!(TuneCache::in_dir(Some(dir.clone()), report).is_empty(), "{what}: the file must be ignored");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
