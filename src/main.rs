@@ -25,8 +25,10 @@ use cli::train::{train, TrainArgs};
 #[derive(Parser)]
 #[command(name = "srgpt", version, about = "Train a character-level GPT in bf16 with stochastic rounding, in WGSL on any GPU")]
 struct Cli {
-    /// Use the adapter whose name contains this text (default: WGPU_ADAPTER_NAME, else the
-    /// fastest kind present). WGPU_BACKEND=vulkan|metal|dx12|gl narrows the search.
+    /// Use an adapter this picks, as `srgpt info` prints them: a part of its name, a backend
+    /// (vulkan, metal, dx12) or a device type (discrete, integrated, virtual, cpu) (default:
+    /// WGPU_ADAPTER_NAME, else the fastest kind present). WGPU_BACKEND=vulkan|metal|dx12 narrows
+    /// the search; wgpu's GL backend is not used.
     #[arg(long, global = true)]
     adapter: Option<String>,
     /// Without a command: the dashboard, training the tiny preset in fp32, bf16 and bf16-sr.
@@ -360,7 +362,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn info(filter: Option<&str>, json: bool) -> Result<ExitCode> {
     let instance = gpu::new_instance();
-    let adapters = gpu::list_adapters(&instance);
+    let adapters = gpu::list_adapters(&instance)?;
     let reports: Vec<AdapterReport> = adapters.iter().map(AdapterReport::of).collect();
     let chosen = gpu::choose_adapter(adapters, filter).map(|a| AdapterReport::of(&a));
     if json {
@@ -378,6 +380,9 @@ fn info(filter: Option<&str>, json: bool) -> Result<ExitCode> {
         if let Ok(c) = &chosen {
             println!("chosen: {}", c.summary());
             println!("  driver: {} {}", c.driver, c.driver_info);
+            for path in c.paths() {
+                println!("  {path}");
+            }
             println!("  features: {}", if c.features.is_empty() { "none".into() } else { c.features.join(", ") });
             let l = &c.limits;
             println!("  max_storage_buffer_binding_size: {} MiB", l.max_storage_buffer_binding_size >> 20);

@@ -86,6 +86,33 @@ fn info_json_names_the_chosen_adapter() {
     assert!(stderr(&missing).contains("no adapter matches"));
 }
 
+/// `--adapter` picks by what `srgpt info` prints: a part of the name, the backend or the
+/// device type; GL and unknown backends are refused by name.
+#[test]
+fn adapters_are_chosen_by_what_info_prints() {
+    let info = srgpt(&["info", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let chosen = &doc["adapter"];
+    let name = chosen["name"].as_str().unwrap();
+    for pick in [chosen["backend"].as_str().unwrap(), chosen["device_type"].as_str().unwrap(), &name[..name.len().min(6)]] {
+        let out = srgpt(&["info", "--json", "--adapter", pick]);
+        assert!(out.status.success(), "--adapter {pick}: {}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["adapter"]["name"], chosen["name"], "--adapter {pick}");
+    }
+    let gl = srgpt(&["info", "--adapter", "gl"]);
+    assert_eq!(gl.status.code(), Some(2));
+    assert!(stderr(&gl).contains("--adapter gl: srgpt does not compute on wgpu's GL backend"), "{}", stderr(&gl));
+    for (value, says) in [("foo", "unknown backend 'foo' (vulkan, metal, dx12, gl)"), ("gl", "does not compute on wgpu's GL backend")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_srgpt")).arg("info").env("WGPU_BACKEND", value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "WGPU_BACKEND={value}");
+        assert!(stderr(&out).contains(says), "WGPU_BACKEND={value}: {}", stderr(&out));
+    }
+    let vulkan = Command::new(env!("CARGO_BIN_EXE_srgpt")).args(["info"]).env("WGPU_BACKEND", "vulkan").output().unwrap();
+    assert!(vulkan.status.success() || chosen["backend"] != "vulkan");
+    assert!(!String::from_utf8_lossy(&srgpt(&["info"]).stdout).contains("(gl,"), "GL adapters are not listed");
+}
+
 fn metrics(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }

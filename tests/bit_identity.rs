@@ -1,8 +1,10 @@
-//! A tuned choice never changes a bit: softmax, cross-entropy and LayerNorm (forward and
-//! backward, every storage type) give identical bits with every row reduction the adapter
-//! allows (threads per row, one subgroup per row), and a tiny training run gives the same
-//! losses with each choice forced as with the built-in rule (SRGPT_TUNE=0's). A test binary of
-//! its own: it swaps the device's tuning cache, which no other test may see.
+//! Neither a tuned choice nor a missing optional feature changes a bit: softmax,
+//! cross-entropy and LayerNorm (forward and backward, every storage type) give identical bits
+//! with every row reduction the adapter allows (threads per row, one subgroup per row); a tiny
+//! training run gives the same losses with each choice forced as with the built-in rule
+//! (SRGPT_TUNE=0's), and on the same adapter opened without subgroups and timestamp queries.
+//! A tuning cache from another srgpt or driver is ignored. A test binary of its own: it swaps
+//! the device's tuning cache, which no other test may see.
 
 mod common;
 
@@ -97,9 +99,8 @@ fn every_row_reduction_gives_identical_bits() {
     }
 }
 
-#[test]
-fn a_tiny_run_has_the_same_losses_with_every_row_reduction() {
-    let _alone = DEVICE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+/// (run, step, train loss bits, val loss bits) of a 6-step tiny run of fp32, bf16 and bf16-sr.
+fn tiny_losses(gpu: &srgpt::gpu::Gpu) -> Vec<(String, u32, Option<u32>, Option<u32>)> {
     use srgpt::data::Corpus;
     use srgpt::model::config::{ModelConfig, TrainConfig};
     use srgpt::precision::Precision;
@@ -115,23 +116,26 @@ fn a_tiny_run_has_the_same_losses_with_every_row_reduction() {
         eval_batches: 1,
         measure_fidelity: true,
     };
-    let losses = || {
-        let mut t = Trainer::new(gpu(), corpus.clone(), spec.clone()).unwrap();
-        let mut lines = Vec::new();
-        while !t.finished() {
-            lines.extend(t.step(gpu()).unwrap());
-        }
-        lines.extend(t.flush(gpu()).unwrap());
-        lines.iter().map(|l| (l.run.clone(), l.step, l.train_loss.map(f32::to_bits), l.val_loss.map(f32::to_bits))).collect::<Vec<_>>()
-    };
+    let mut t = Trainer::new(gpu, corpus, spec).unwrap();
+    let mut lines = Vec::new();
+    while !t.finished() {
+        lines.extend(t.step(gpu).unwrap());
+    }
+    lines.extend(t.flush(gpu).unwrap());
+    lines.iter().map(|l| (l.run.clone(), l.step, l.train_loss.map(f32::to_bits), l.val_loss.map(f32::to_bits))).collect()
+}
+
+#[test]
+fn a_tiny_run_has_the_same_losses_with_every_row_reduction() {
+    let _alone = DEVICE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
     // SRGPT_TUNE=0: nothing measured, nothing cached, the built-in rule
     *gpu().tuning.lock().unwrap() = TuneCache::fixed(&gpu().report, &[]);
     let rule = row_reduction(gpu());
-    let want = losses();
+    let want = tiny_losses(gpu());
     assert_eq!(want.iter().filter(|l| l.2.is_some()).count(), 18, "six train losses per mode");
     for choice in RowReduction::choices(gpu()).into_iter().filter(|&c| c != rule) {
         force(choice);
-        assert_eq!(losses(), want, "losses with {choice:?} differ from the rule's {rule:?}");
+        assert_eq!(tiny_losses(gpu()), want, "losses with {choice:?} differ from the rule's {rule:?}");
     }
 }
 
@@ -171,4 +175,32 @@ fn a_tuning_cache_from_another_srgpt_or_driver_is_ignored() {
         assert!(TuneCache::in_dir(Some(dir.clone()), report).is_empty(), "{what}: the file must be ignored");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every optional feature off on the same adapter (no subgroups, no timestamp queries, and
+/// WebGPU's default limits, as in a browser): the same losses bit for bit, and `srgpt info`
+/// says which paths the adapter takes.
+#[test]
+fn a_run_without_optional_features_has_the_same_losses() {
+    use srgpt::gpu::{choose_adapter, list_adapters, new_instance, Gpu};
+    let _alone = DEVICE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    *gpu().tuning.lock().unwrap() = TuneCache::fixed(&gpu().report, &[]);
+    let want = tiny_losses(gpu());
+    let adapter = choose_adapter(list_adapters(&new_instance()).unwrap(), None).unwrap();
+    let bare = Gpu::from_adapter_with(&adapter, wgpu::Features::empty(), wgpu::Limits::default()).unwrap();
+    *bare.tuning.lock().unwrap() = TuneCache::fixed(&bare.report, &[]);
+    assert!(bare.fixed_subgroup_size().is_none() && !bare.features.contains(wgpu::Features::TIMESTAMP_QUERY));
+    assert_eq!(tiny_losses(&bare), want, "losses without subgroups and timestamp queries differ");
+
+    let info = std::process::Command::new(env!("CARGO_BIN_EXE_srgpt")).arg("info").output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success());
+    let line =
+        |start: &str| text.lines().find(|l| l.trim_start().starts_with(start)).unwrap_or_else(|| panic!("no '{start}' line in:\n{text}"));
+    let has = |f: &str| gpu().report.features.iter().any(|x| x == f);
+    assert_eq!(
+        line("subgroups:").contains("on, size"),
+        gpu().fixed_subgroup_size().is_some() || (has("subgroup") && gpu().report.subgroup_min_size == gpu().report.subgroup_max_size)
+    );
+    assert_eq!(line("timestamp queries:").contains(": on:"), has("timestamp_query"));
 }
