@@ -108,13 +108,19 @@ impl ShaderSpec {
     /// Assembles and validates with naga, with only the capabilities core WebGPU guarantees (as in a browser
     /// without `shader-f16`), plus subgroup operations in compute for the variants that enable them.
     pub fn validate(&self) -> Result<()> {
+        self.validated().map(|_| ())
+    }
+
+    /// The variant parsed and validated by naga, as wgpu does before translating it for the
+    /// backend: the module and its analysis.
+    pub fn validated(&self) -> Result<(naga::Module, naga::valid::ModuleInfo)> {
         let src = self.source()?;
         let module = naga::front::wgsl::parse_str(&src).map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
         let mut caps = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
         if flag_is_set(&self.defines, "USES_SUBGROUPS") {
             caps |= naga::valid::Capabilities::SUBGROUP;
         }
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
             .subgroup_operations(naga::valid::SubgroupOperationSet::all())
             .validate(&module)
@@ -122,7 +128,12 @@ impl ShaderSpec {
         if !module.entry_points.iter().any(|ep| ep.name == self.entry) {
             bail!("{}: no entry point {}", self.key(), self.entry);
         }
-        Ok(())
+        Ok((module, info))
+    }
+
+    /// Whether the variant uses subgroup operations (and so needs the adapter's SUBGROUP).
+    pub fn uses_subgroups(&self) -> bool {
+        flag_is_set(&self.defines, "USES_SUBGROUPS")
     }
 }
 
