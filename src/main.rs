@@ -165,7 +165,7 @@ enum BenchCommand {
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Corpus whose vocabulary sizes the model.
+        /// Corpus whose vocabulary sizes the model (builtin, shakespeare or a path).
         #[arg(long, default_value = "builtin")]
         corpus: String,
     },

@@ -218,3 +218,26 @@ fn shader_prints_the_assembled_wgsl_of_a_variant() {
         assert!(stderr(&o).contains(message), "{}", stderr(&o));
     }
 }
+
+/// Shakespeare is built in, byte for byte the corpus README's results were measured on, and
+/// trains by name from the CLI and the page's query string.
+#[test]
+fn shakespeare_is_built_in() {
+    let c = srgpt::data::Corpus::load("shakespeare").unwrap();
+    assert_eq!(c.sha256, "1e4f4c9b4a7010d27d177eea410a36fb5923c05398445cb5fda9020fe6da2d81");
+    assert_eq!((c.train.len() + c.val.len(), c.vocab.len()), (4_850_308, 83));
+    let (settings, _) = srgpt::ui::Settings::from_query("?corpus=shakespeare").unwrap();
+    assert_eq!(settings.corpus().unwrap().sha256, c.sha256);
+    assert!(srgpt::ui::Settings::from_query("?corpus=/etc/passwd").unwrap_err().contains("builtin or shakespeare"));
+    let dir = tmp("shakespeare");
+    let out = srgpt(
+        &["train", "--headless", "--corpus", "shakespeare", "--n-layer", "1", "--d", "16", "--n-head", "2", "--ctx", "16"]
+            .into_iter()
+            .chain(["--batch", "2", "--steps", "2", "--precision", "bf16-sr", "--out", dir.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(summary.to_string().contains("shakespeare"), "the summary names the corpus: {summary}");
+    std::fs::remove_dir_all(dir).ok();
+}

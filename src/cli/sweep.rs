@@ -31,7 +31,7 @@ pub struct SweepArgs {
     /// Updates of each run [default: the preset's].
     #[arg(long, value_parser = whole(1, u32::MAX as u64))]
     steps: Option<u64>,
-    /// `builtin` or a path to any file [default: builtin].
+    /// `builtin`, `shakespeare` or a path to any file [default: builtin].
     #[arg(long)]
     corpus: Option<String>,
     /// A smaller or larger model than the preset's (passed to every run).

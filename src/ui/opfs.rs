@@ -196,7 +196,7 @@ pub async fn load() -> Result<Option<Saved>, String> {
         Some(bytes) => crate::train::parse_metrics(&String::from_utf8_lossy(&bytes), "metrics.jsonl").map_err(|e| e.to_string())?,
         None => Vec::new(),
     };
-    let bytes = if current.corpus == "builtin" { None } else { read(&dir, CORPUS_FILE).await? };
+    let bytes = if crate::data::BUILT_IN_CORPORA.contains(&current.corpus.as_str()) { None } else { read(&dir, CORPUS_FILE).await? };
     Ok(Some(Saved { step: current.step, checkpoints, log, corpus: (current.corpus, bytes) }))
 }
 

@@ -82,6 +82,12 @@ impl Settings {
                     settings = Settings { corpus: settings.corpus, checkpoints: settings.checkpoints, ..Settings::from_preset(value) };
                 }
                 "steps" => settings.steps = number(key, value)?,
+                "corpus" => {
+                    if !crate::data::BUILT_IN_CORPORA.contains(&value) {
+                        return Err(format!("corpus={value}: a page takes builtin or shakespeare (or a file through its picker)"));
+                    }
+                    settings.corpus = value.into();
+                }
                 "save_every" => settings.checkpoints.every_steps = number(key, value)?,
                 "modes" => {
                     let mut modes = [false; Precision::ALL.len()];
@@ -93,7 +99,11 @@ impl Settings {
                 }
                 "autostart" => start.autostart = value != "0",
                 "continue" => start.continue_saved = value != "0",
-                _ => return Err(format!("unknown page parameter '{key}' (known: preset, steps, modes, save_every, autostart, continue)")),
+                _ => {
+                    return Err(format!(
+                        "unknown page parameter '{key}' (known: preset, steps, corpus, modes, save_every, autostart, continue)"
+                    ))
+                }
             }
         }
         Ok((settings, start))

@@ -76,16 +76,24 @@ impl App {
             egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
                 let label = ui.label("corpus");
                 #[cfg(not(target_arch = "wasm32"))]
-                ui.text_edit_singleline(&mut self.settings.corpus).labelled_by(label.id).on_hover_text("builtin, or a path to any file");
+                ui.text_edit_singleline(&mut self.settings.corpus)
+                    .labelled_by(label.id)
+                    .on_hover_text("builtin (srgpt's sources), shakespeare (37 plays), or a path to any file");
                 #[cfg(target_arch = "wasm32")]
                 ui.horizontal(|ui| {
                     ui.label(&self.settings.corpus).labelled_by(label.id);
                     if ui.button("Choose file…").on_hover_text("any text file; its bytes are the vocabulary").clicked() {
                         web::pick_file(web::Purpose::Corpus, ui.ctx());
                     }
-                    if self.settings.corpus_bytes.is_some() && ui.button("builtin").clicked() {
-                        self.settings.corpus = "builtin".into();
-                        self.settings.corpus_bytes = None;
+                });
+                ui.end_row();
+                ui.label("");
+                ui.horizontal(|ui| {
+                    for name in crate::data::BUILT_IN_CORPORA {
+                        if self.settings.corpus != name && ui.small_button(name).on_hover_text("a corpus built into srgpt").clicked() {
+                            self.settings.corpus = name.into();
+                            self.settings.corpus_bytes = None;
+                        }
                     }
                 });
                 ui.end_row();

@@ -75,7 +75,7 @@ impl FrameDriver {
 /// A page writes no files: it keeps its session in the private file system instead, with
 /// the corpus's bytes when the corpus came from the file picker.
 fn in_browser(options: SessionOptions, corpus: &Corpus) -> SessionOptions {
-    let bytes = (corpus.source != "builtin").then(|| corpus.bytes().into());
+    let bytes = (!crate::data::BUILT_IN_CORPORA.contains(&corpus.source.as_str())).then(|| corpus.bytes().into());
     SessionOptions { out_dir: None, keep: Some(opfs::keeper(corpus.source.clone(), bytes)), ..options }
 }
 
