@@ -92,6 +92,19 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = whole(0, u64::MAX))]
         seed: u64,
     },
+    /// Write a checkpoint's weights for other tools: `hf`, a folder that Hugging Face
+    /// transformers' GPT2LMHeadModel and AutoTokenizer load; `nanogpt`, nanoGPT's state-dict
+    /// names in a safetensors file. Optimizer state is not exported.
+    Export {
+        /// A checkpoint written by `srgpt train` (DIR/<precision>.safetensors).
+        checkpoint: PathBuf,
+        /// hf or nanogpt.
+        #[arg(long, default_value = "hf")]
+        format: String,
+        /// The folder to write (new, or empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the assembled WGSL of a shader variant, as the GPU receives it (helpers
     /// included, templates and defines substituted); needs no GPU.
     Shader {
@@ -245,6 +258,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Info { json } => info(cli.adapter.as_deref(), json),
         Command::Shader { name, defines, list } => shader(&name, &defines, list),
+        Command::Export { checkpoint, format, out } => {
+            let format = srgpt::export::ExportFormat::parse(&format)
+                .ok_or_else(|| srgpt::Failure::BadInput(format!("--format {format}: hf or nanogpt")))?;
+            let ckpt = srgpt::train::checkpoint::load(&checkpoint)?;
+            for path in srgpt::export::export(&ckpt, format, &out)? {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Train(args) => train(cli.adapter.as_deref(), *args),
         Command::Sweep(args) => sweep(cli.adapter.as_deref(), *args),
         Command::Sample { checkpoint, prompt, tokens, temperature, top_k, seed } => {

@@ -96,6 +96,12 @@ pub struct TrainArgs {
     /// run, or a run's folder for all of its checkpoints), in their own folder.
     #[arg(long, value_delimiter = ',')]
     resume: Vec<PathBuf>,
+    /// Start a new run from exported weights (an `srgpt export` folder, Hugging Face or
+    /// nanoGPT, its model.safetensors, or a checkpoint): its model shape and byte vocabulary
+    /// (the corpus must have the same bytes), every mode from the weights rounded to bf16,
+    /// fresh optimizer state.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// Do not measure each update's fidelity (update_ratio, lost_fraction), which costs a
     /// little of every step.
     #[arg(long)]
@@ -116,6 +122,9 @@ fn dashboard(adapter: Option<&str>, args: &TrainArgs) -> Result<ExitCode> {
     }
     if args.no_fidelity {
         return Err(bad_input("--no-fidelity works only with --headless (the dashboard always shows the fidelity)".into()));
+    }
+    if args.init.is_some() {
+        return Err(bad_input("--init works only with --headless".into()));
     }
     if args.target_loss.is_some() {
         return Err(bad_input("--target-loss works only with --headless (the dashboard's summary uses 1.01 x fp32's final loss)".into()));
@@ -180,6 +189,32 @@ fn configured(args: &TrainArgs, vocab: u32) -> Result<(ModelConfig, TrainConfig)
         }
     }
     Ok((model, sched))
+}
+
+/// The model and weights of `--init`: model flags may only repeat them, and the corpus must
+/// have the exported vocabulary.
+fn init_weights(args: &TrainArgs, path: &Path, corpus: &Corpus) -> Result<(ModelConfig, Vec<f32>)> {
+    let (cfg, vocab, weights) = srgpt::export::load_init(path)?;
+    for (flag, given, has) in [
+        ("--n-layer", args.n_layer, cfg.n_layer),
+        ("--n-head", args.n_head, cfg.n_head),
+        ("--d", args.d, cfg.d),
+        ("--ctx", args.ctx, cfg.ctx),
+    ] {
+        if let Some(g) = given.filter(|&g| g != has as u64) {
+            return Err(bad_input(format!("{flag} {g} contradicts the weights of --init {}, which have {has}", path.display())));
+        }
+    }
+    if corpus.vocab != vocab {
+        return Err(bad_input(format!(
+            "--init {}: its vocabulary ({} bytes) is not the corpus {}'s ({} bytes); use the corpus it was trained on",
+            path.display(),
+            vocab.len(),
+            corpus.source,
+            corpus.vocab.len()
+        )));
+    }
+    Ok((cfg, weights))
 }
 
 fn checkpoint_policy(args: &TrainArgs) -> CheckpointPolicy {
@@ -358,10 +393,18 @@ pub fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
     let corpus_source =
         args.corpus.clone().or_else(|| checkpoints.first().map(|c| c.state.corpus.clone())).unwrap_or_else(|| "builtin".into());
     let corpus = Corpus::load(&corpus_source)?;
+    let init = match &args.init {
+        Some(_) if resuming => return Err(bad_input("--init starts a new run; --resume continues one: give one of them".into())),
+        Some(path) => Some(init_weights(&args, path, &corpus)?),
+        None => None,
+    };
     let spec = if resuming {
         None
     } else {
-        let (model, sched) = configured(&args, corpus.vocab_size())?;
+        let (mut model, sched) = configured(&args, corpus.vocab_size())?;
+        if let Some((cfg, _)) = &init {
+            model = *cfg;
+        }
         let spec = TrainSpec {
             preset: args.preset.clone().unwrap_or_else(|| "tiny".into()),
             model,
@@ -409,7 +452,10 @@ pub fn train(adapter: Option<&str>, args: TrainArgs) -> Result<ExitCode> {
     let gpu = Gpu::new(adapter)?;
     eprintln!("adapter: {}", gpu.report.summary());
     let mut trainer = match spec {
-        Some(spec) => Trainer::new(&gpu, corpus, spec)?,
+        Some(spec) => match &init {
+            Some((_, weights)) => Trainer::from_weights(&gpu, corpus, spec, weights)?,
+            None => Trainer::new(&gpu, corpus, spec)?,
+        },
         None => Trainer::resume(&gpu, corpus, checkpoints, &changes)?,
     };
     let mut output = match source_dir {

@@ -139,10 +139,20 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run of every mode in `spec`, all from the same RTN-rounded initial weights.
     pub fn new(gpu: &Gpu, corpus: Corpus, spec: TrainSpec) -> Result<Trainer> {
+        let init = ParamLayout::new(&spec.model).init(spec.seed);
+        Trainer::from_weights(gpu, corpus, spec, &init)
+    }
+
+    /// A fresh run of every mode in `spec` from `weights` (srgpt's layout, f32; `train
+    /// --init`), rounded to bf16 (RTN) as fresh weights are, so every mode starts from the
+    /// same point; optimizer state at zero.
+    pub fn from_weights(gpu: &Gpu, corpus: Corpus, spec: TrainSpec, weights: &[f32]) -> Result<Trainer> {
         spec.validate()?;
         corpus.check_context(spec.model.ctx)?;
-        let layout = ParamLayout::new(&spec.model);
-        let init: Vec<f32> = layout.init(spec.seed).iter().map(|&x| Store::Bf16.round_rtn(x)).collect();
+        if weights.len() != ParamLayout::new(&spec.model).total {
+            return Err(crate::Failure::BadInput(format!("{} weights for a model of {}", weights.len(), spec.model.num_params())).into());
+        }
+        let init: Vec<f32> = weights.iter().map(|&x| Store::Bf16.round_rtn(x)).collect();
         let mut runs = Vec::new();
         for &p in &spec.precisions {
             runs.push(Run::new(gpu, &spec, p, &init)?);

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Continues an `srgpt export --format hf` model in pure bf16 with stochastic rounding, on one
+GPU or many (PyTorch DistributedDataParallel):
+
+    python3 examples/bf16_sr_ddp.py DIR --corpus FILE [--steps 20] [--lr 3e-4]
+    torchrun --nproc_per_node 8 examples/bf16_sr_ddp.py DIR --corpus FILE
+
+The weights, gradients and Adam state are bf16; each update is computed in f32 and written back
+with stochastic rounding (torchao's AdamW with bf16_stochastic_round=True where torchao is
+installed, otherwise the small AdamW below). Every replica draws the same random bits for the
+same parameter and step (its generator is seeded with (seed, step), never the rank), so the
+replicas, which see the same averaged gradient, stay bit-identical: the shared randomness the
+paper's data-parallel analysis assumes. srgpt's own SR bits are likewise a pure function of
+(seed, tensor, step, index). Saves the result with save_pretrained(DIR-out).
+"""
+import argparse
+import os
+
+import torch
+import torch.distributed as dist
+from transformers import GPT2LMHeadModel
+
+
+def stochastic_round_to_bf16(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """x (f32) to bf16, rounding up with probability equal to the dropped fraction."""
+    bits = x.contiguous().view(torch.int32)
+    noise = torch.randint(0, 1 << 16, x.shape, dtype=torch.int32, device=x.device, generator=generator)
+    return ((bits + noise) & -65536).view(torch.float32).to(torch.bfloat16)
+
+
+class AdamWSR(torch.optim.Optimizer):
+    """AdamW on bf16 parameters and state, each written back with stochastic rounding."""
+
+    def __init__(self, params, lr=3e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, seed=0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        self.seed, self.steps = seed, 0
+
+    @torch.no_grad()
+    def step(self):
+        self.steps += 1
+        for g in self.param_groups:
+            b1, b2 = g["betas"]
+            for i, p in enumerate(g["params"]):
+                if p.grad is None:
+                    continue
+                gen = torch.Generator(device=p.device).manual_seed(hash((self.seed, self.steps, i)) & 0x7FFFFFFF)
+                s = self.state[p]
+                if not s:
+                    s["m"], s["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                grad, w = p.grad.float(), p.float()
+                m = s["m"].float().mul_(b1).add_(grad, alpha=1 - b1)
+                v = s["v"].float().mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                m_hat, v_hat = m / (1 - b1 ** self.steps), v / (1 - b2 ** self.steps)
+                w = w - g["lr"] * (m_hat / (v_hat.sqrt() + g["eps"]) + g["weight_decay"] * w)
+                p.copy_(stochastic_round_to_bf16(w, gen))
+                s["m"].copy_(stochastic_round_to_bf16(m, gen))
+                s["v"].copy_(stochastic_round_to_bf16(v, gen))
+
+
+def main():
+    a = argparse.ArgumentParser()
+    a.add_argument("folder")
+    a.add_argument("--corpus", required=True)
+    a.add_argument("--steps", type=int, default=20)
+    a.add_argument("--batch", type=int, default=8)
+    a.add_argument("--lr", type=float, default=3e-4)
+    a.add_argument("--seed", type=int, default=1)
+    args = a.parse_args()
+
+    distributed = "WORLD_SIZE" in os.environ
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+
+    model = GPT2LMHeadModel.from_pretrained(args.folder, torch_dtype=torch.bfloat16).to(device)
+    vocab = model.config.to_dict()["srgpt"]["vocab"]
+    byte_id = {b: i for i, b in enumerate(vocab)}
+    data = open(args.corpus, "rb").read()
+    ids = torch.tensor([byte_id[b] for b in data if b in byte_id], dtype=torch.long)
+    if len(ids) != len(data):
+        raise SystemExit("the corpus has bytes outside the model's vocabulary")
+    ctx = model.config.n_positions
+    if distributed:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    try:
+        from torchao.optim import _AdamW
+
+        opt = _AdamW(model.parameters(), lr=args.lr, bf16_stochastic_round=True)
+    except ImportError:
+        opt = AdamWSR(model.parameters(), lr=args.lr, seed=args.seed)
+    for step in range(args.steps):
+        g = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 97 + rank)
+        starts = torch.randint(0, len(ids) - ctx - 1, (args.batch,), generator=g)
+        x = torch.stack([ids[s:s + ctx] for s in starts]).to(device)
+        y = torch.stack([ids[s + 1:s + ctx + 1] for s in starts]).to(device)
+        logits = model(input_ids=x).logits
+        loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if rank == 0:
+            print(f"step {step + 1} loss {loss.item():.4f}", flush=True)
+    if rank == 0:
+        (model.module if distributed else model).save_pretrained(args.folder.rstrip("/") + "-out")
+    if distributed:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+//! `srgpt export`: a checkpoint's weights in the layouts other tools load, and the way back
+//! (`srgpt train --init`).
+//!
+//! Hugging Face (`--format hf`), a folder `transformers.GPT2LMHeadModel.from_pretrained` opens:
+//!   config.json            model_type gpt2, activation gelu_new (GELU's tanh form, srgpt's),
+//!                          layer_norm_epsilon 1e-5, tied embeddings, no dropout, torch_dtype
+//!   model.safetensors      transformer.wte.weight (V,d), transformer.wpe.weight (T,d),
+//!                          transformer.h.{i}.{ln_1,attn.c_attn,attn.c_proj,ln_2,mlp.c_fc,
+//!                          mlp.c_proj}.{weight,bias}, transformer.ln_f.{weight,bias}; the
+//!                          linear weights as GPT-2's Conv1D keeps them, (in, out): srgpt's
+//!                          (out, in) transposed; no lm_head (tied to wte)
+//!   tokenizer.json         srgpt's byte vocabulary for the `tokenizers` library: GPT-2's
+//!                          byte-to-character map, one token per byte of the vocabulary, no
+//!                          merges; a byte outside it is an encoding error (its unknown token
+//!                          is not in the vocabulary), never a substitution
+//!   tokenizer_config.json
+//! nanoGPT (`--format nanogpt`): DIR/model.safetensors with nanoGPT's state-dict names
+//! (transformer.… as above, linear weights (out, in), lm_head.weight = wte) and its
+//! `model_args` in the metadata.
+//! The weights keep the checkpoint's storage: float32 (fp32; mixed's f32 master copy) or
+//! bfloat16 (the bf16 modes; bf16-kahan's kept weight without its compensation). Optimizer
+//! state is not exported.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+
+use crate::files::write_atomically;
+use crate::model::config::ModelConfig;
+use crate::model::params::{ParamLayout, ParamTensor};
+use crate::precision::{KeptExtra, Store};
+use crate::train::checkpoint::Checkpoint;
+use crate::Failure;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Hf,
+    NanoGpt,
+}
+
+impl ExportFormat {
+    pub fn parse(name: &str) -> Option<ExportFormat> {
+        match name {
+            "hf" => Some(ExportFormat::Hf),
+            "nanogpt" => Some(ExportFormat::NanoGpt),
+            _ => None,
+        }
+    }
+}
+
+/// Weights as exported: their storage (F32 or BF16) and raw little-endian bytes in srgpt's
+/// parameter layout.
+pub struct Weights {
+    pub store: Store,
+    pub bytes: Vec<u8>,
+}
+
+/// The weights a checkpoint keeps: mixed's f32 master copy, otherwise its parameters.
+pub fn kept_weights(ckpt: &Checkpoint) -> Weights {
+    match (ckpt.precision.extra(), &ckpt.raw.extra) {
+        (Some(KeptExtra::Master), Some(master)) => Weights { store: Store::F32, bytes: master.clone() },
+        _ => {
+            let store = if ckpt.precision.param_store() == Store::F32 { Store::F32 } else { Store::Bf16 };
+            Weights { store, bytes: ckpt.raw.params.clone() }
+        }
+    }
+}
+
+fn dtype(store: Store) -> Dtype {
+    if store == Store::F32 {
+        Dtype::F32
+    } else {
+        Dtype::BF16
+    }
+}
+
+/// A linear weight: srgpt's (and nanoGPT's) (out, in) layout.
+fn is_linear(t: &ParamTensor) -> bool {
+    t.shape.len() == 2 && t.name.starts_with("h.")
+}
+
+/// (rows, cols) elements of `width` bytes, transposed.
+fn transpose(data: &[u8], rows: usize, cols: usize, width: usize) -> Vec<u8> {
+    let mut out = vec![0u8; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            let (from, to) = ((r * cols + c) * width, (c * rows + r) * width);
+            out[to..to + width].copy_from_slice(&data[from..from + width]);
+        }
+    }
+    out
+}
+
+/// (name, shape, bytes) of every exported tensor.
+fn tensors(cfg: &ModelConfig, weights: &Weights, format: ExportFormat) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    let layout = ParamLayout::new(cfg);
+    let width = weights.store.bytes_per_element();
+    let mut out = Vec::new();
+    for t in &layout.tensors {
+        let data = &weights.bytes[t.offset * width..(t.offset + t.len) * width];
+        let name = match t.name.as_str() {
+            "wte" | "wpe" => format!("transformer.{}.weight", t.name),
+            other => format!("transformer.{other}"),
+        };
+        if format == ExportFormat::Hf && is_linear(t) {
+            out.push((name, vec![t.shape[1], t.shape[0]], transpose(data, t.shape[0], t.shape[1], width)));
+        } else {
+            out.push((name, t.shape.clone(), data.to_vec()));
+        }
+    }
+    if format == ExportFormat::NanoGpt {
+        let wte = out[0].clone();
+        out.push(("lm_head.weight".into(), wte.1, wte.2));
+    }
+    out
+}
+
+fn safetensors_bytes(named: &[(String, Vec<usize>, Vec<u8>)], store: Store, meta: HashMap<String, String>) -> Result<Vec<u8>> {
+    let views: Vec<(String, TensorView)> =
+        named.iter().map(|(n, shape, data)| Ok((n.clone(), TensorView::new(dtype(store), shape.clone(), data)?))).collect::<Result<_>>()?;
+    Ok(safetensors::serialize(views, Some(meta))?)
+}
+
+/// GPT-2's map from bytes to printable characters (the byte-level tokenizer's alphabet):
+/// printable Latin-1 bytes stand for themselves, the others for 256 + their rank.
+pub fn byte_char(b: u8) -> char {
+    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+    if printable(b) {
+        return b as char;
+    }
+    let rank = (0..b).filter(|&x| !printable(x)).count() as u32;
+    char::from_u32(256 + rank).expect("a valid char")
+}
+
+/// tokenizer.json: one token per byte of `vocab`, ids as srgpt's.
+pub fn tokenizer_json(vocab: &[u8]) -> serde_json::Value {
+    let ids: serde_json::Map<String, serde_json::Value> =
+        vocab.iter().enumerate().map(|(id, &b)| (byte_char(b).to_string(), serde_json::json!(id))).collect();
+    let byte_level = serde_json::json!({ "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false });
+    serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": byte_level,
+        "post_processor": null,
+        "decoder": byte_level,
+        "model": {
+            "type": "BPE",
+            "dropout": null,
+            // not in the vocabulary: a byte outside it fails to encode instead of vanishing
+            "unk_token": "<a byte outside srgpt's vocabulary>",
+            "continuing_subword_prefix": null,
+            "end_of_word_suffix": null,
+            "fuse_unk": false,
+            "byte_fallback": false,
+            "ignore_merges": false,
+            "vocab": ids,
+            "merges": []
+        }
+    })
+}
+
+/// Writes the export of `ckpt` into `out` (created; refused if it holds files already).
+pub fn export(ckpt: &Checkpoint, format: ExportFormat, out: &Path) -> Result<Vec<std::path::PathBuf>> {
+    if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(Failure::BadInput(format!("{} exists and is not empty: export writes a folder of its own", out.display())).into());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let cfg = &ckpt.state.model;
+    let weights = kept_weights(ckpt);
+    let named = tensors(cfg, &weights, format);
+    let torch_dtype = if weights.store == Store::F32 { "float32" } else { "bfloat16" };
+    let srgpt_meta = serde_json::json!({
+        "precision": ckpt.precision.name(), "step": ckpt.state.step, "corpus": ckpt.state.corpus, "seed": ckpt.state.seed,
+        "vocab": ckpt.vocab,
+    });
+    let mut written = Vec::new();
+    let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
+        let path = out.join(name);
+        write_atomically(&path, bytes)?;
+        written.push(path);
+        Ok(())
+    };
+    match format {
+        ExportFormat::Hf => {
+            let meta = HashMap::from([("format".to_string(), "pt".to_string()), ("srgpt".into(), srgpt_meta.to_string())]);
+            write("model.safetensors", &safetensors_bytes(&named, weights.store, meta)?)?;
+            let config = serde_json::json!({
+                "architectures": ["GPT2LMHeadModel"],
+                "model_type": "gpt2",
+                "vocab_size": cfg.vocab,
+                "n_positions": cfg.ctx,
+                "n_ctx": cfg.ctx,
+                "n_embd": cfg.d,
+                "n_layer": cfg.n_layer,
+                "n_head": cfg.n_head,
+                "n_inner": null,
+                "activation_function": "gelu_new",
+                "layer_norm_epsilon": 1e-5,
+                "tie_word_embeddings": true,
+                "resid_pdrop": 0.0,
+                "embd_pdrop": 0.0,
+                "attn_pdrop": 0.0,
+                "summary_first_dropout": 0.0,
+                "scale_attn_weights": true,
+                "bos_token_id": null,
+                "eos_token_id": null,
+                "torch_dtype": torch_dtype,
+                "srgpt": srgpt_meta,
+            });
+            write("config.json", (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
+            write("tokenizer.json", (serde_json::to_string_pretty(&tokenizer_json(&ckpt.vocab))? + "\n").as_bytes())?;
+            let tokenizer_config = serde_json::json!({
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "model_max_length": cfg.ctx,
+                "clean_up_tokenization_spaces": false,
+            });
+            write("tokenizer_config.json", (serde_json::to_string_pretty(&tokenizer_config)? + "\n").as_bytes())?;
+        }
+        ExportFormat::NanoGpt => {
+            let model_args = serde_json::json!({
+                "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.d, "block_size": cfg.ctx,
+                "bias": true, "vocab_size": cfg.vocab, "dropout": 0.0,
+            });
+            let meta = HashMap::from([
+                ("format".to_string(), "pt".to_string()),
+                ("model_args".into(), model_args.to_string()),
+                ("srgpt".into(), srgpt_meta.to_string()),
+            ]);
+            write("model.safetensors", &safetensors_bytes(&named, weights.store, meta)?)?;
+        }
+    }
+    Ok(written)
+}
+
+/// Weights to start a run from (`train --init`): an export folder (Hugging Face or nanoGPT),
+/// its model.safetensors, or an srgpt checkpoint. Returns the model's shape, the byte
+/// vocabulary and the weights as f32 in srgpt's layout.
+pub fn load_init(path: &Path) -> Result<(ModelConfig, Vec<u8>, Vec<f32>)> {
+    let bad = |msg: String| -> anyhow::Error { Failure::BadInput(format!("--init {}: {msg}", path.display())).into() };
+    let file = if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() };
+    let bytes = std::fs::read(&file).map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) == Some(crate::train::checkpoint::FORMAT) {
+        let ckpt = crate::train::checkpoint::decode(&bytes).map_err(bad)?;
+        let w = kept_weights(&ckpt);
+        let n = ParamLayout::new(&ckpt.state.model).total;
+        return Ok((ckpt.state.model, ckpt.vocab.clone(), w.store.decode(&w.bytes, n)));
+    }
+    let srgpt: serde_json::Value =
+        serde_json::from_str(meta.get("srgpt").ok_or_else(|| bad("no srgpt metadata: not an export of srgpt".into()))?)
+            .map_err(|e| bad(format!("bad srgpt metadata: {e}")))?;
+    let vocab: Vec<u8> = serde_json::from_value(srgpt["vocab"].clone()).map_err(|e| bad(format!("bad vocabulary: {e}")))?;
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("corrupt tensor data ({e})")))?;
+    let wte = tensors.tensor("transformer.wte.weight").map_err(|_| bad("no transformer.wte.weight".into()))?;
+    let wpe = tensors.tensor("transformer.wpe.weight").map_err(|_| bad("no transformer.wpe.weight".into()))?;
+    let n_layer = (0..).take_while(|i| tensors.tensor(&format!("transformer.h.{i}.ln_1.weight")).is_ok()).count() as u32;
+    let n_head = match meta.get("model_args") {
+        Some(args) => serde_json::from_str::<serde_json::Value>(args).ok().and_then(|a| a["n_head"].as_u64()),
+        None => {
+            let config = path.is_dir().then(|| std::fs::read_to_string(path.join("config.json")).ok()).flatten();
+            config.and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok()).and_then(|c| c["n_head"].as_u64())
+        }
+    }
+    .ok_or_else(|| bad("no head count (config.json's n_head or the model_args metadata)".into()))? as u32;
+    let cfg = ModelConfig { n_layer, n_head, d: wte.shape()[1] as u32, ctx: wpe.shape()[0] as u32, vocab: wte.shape()[0] as u32 };
+    cfg.validate().map_err(|e| bad(e.to_string()))?;
+    if vocab.len() != cfg.vocab as usize {
+        return Err(bad(format!("{} vocabulary bytes for {} embeddings", vocab.len(), cfg.vocab)));
+    }
+    let hf = !meta.contains_key("model_args");
+    let layout = ParamLayout::new(&cfg);
+    let mut params = vec![0.0f32; layout.total];
+    for t in &layout.tensors {
+        let name = match t.name.as_str() {
+            "wte" | "wpe" => format!("transformer.{}.weight", t.name),
+            other => format!("transformer.{other}"),
+        };
+        let view = tensors.tensor(&name).map_err(|_| bad(format!("tensor {name} is missing")))?;
+        let store = match view.dtype() {
+            Dtype::F32 => Store::F32,
+            Dtype::BF16 => Store::Bf16,
+            other => return Err(bad(format!("tensor {name} is {other:?}; float32 or bfloat16 expected"))),
+        };
+        let transposed = hf && is_linear(t);
+        let want: Vec<usize> = if transposed { vec![t.shape[1], t.shape[0]] } else { t.shape.clone() };
+        if view.shape() != want.as_slice() {
+            return Err(bad(format!("tensor {name} is {:?}, expected {want:?}", view.shape())));
+        }
+        let data = if transposed { transpose(view.data(), want[0], want[1], store.bytes_per_element()) } else { view.data().to_vec() };
+        params[t.offset..t.offset + t.len].copy_from_slice(&store.decode(&data, t.len));
+    }
+    Ok((cfg, vocab, params))
+}
