@@ -268,3 +268,50 @@ fn a_sweep_folder_opens_as_its_plot_and_table() {
     assert!(h.query_by_label("2.7300").is_some(), "bf16's mean at 3e-4 is in the table");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The native file dialogs' answers, delivered as a dialog would (no desktop portal needed):
+/// the corpus, the output folder, a run to view, checkpoints to continue and an export folder
+/// each land where typing the path would put them. (Only this test delivers answers.)
+#[test]
+fn file_dialog_answers_fill_the_dashboard() {
+    use srgpt::ui::dialogs::{deliver, Picked};
+    let dir = std::env::temp_dir().join(format!("srgpt-dialogs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = dir.join("verses.txt");
+    std::fs::write(&corpus, "to be or not to be, that is the question\n".repeat(40)).unwrap();
+    let run = dir.join("run");
+    let trained = std::process::Command::new(env!("CARGO_BIN_EXE_srgpt"))
+        .args(["train", "--headless", "--n-layer", "1", "--n-head", "2", "--d", "16", "--ctx", "16", "--batch", "2", "--steps", "2"])
+        .args(["--eval-every", "2", "--eval-batches", "1", "--precision", "bf16-sr", "--corpus"])
+        .arg(&corpus)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(trained.status.success(), "{}", String::from_utf8_lossy(&trained.stderr));
+
+    let mut h = harness(micro_settings());
+    h.step();
+    assert!(h.query_by_label("Export a checkpoint…").is_some() && h.query_by_label("Folder…").is_some(), "the dialog buttons");
+    deliver(Picked::Corpus(corpus.clone()));
+    deliver(Picked::OutDir(dir.join("out")));
+    h.step();
+    assert_eq!(h.state().settings.corpus, corpus.display().to_string());
+    assert_eq!(h.state().settings.out_dir, dir.join("out").display().to_string());
+
+    deliver(Picked::View(run.clone()));
+    h.step();
+    assert_eq!(h.state().runs.len(), 1, "the run picked is viewed: {:?}", h.state().error);
+
+    let exported = dir.join("bf16-sr-hf");
+    deliver(Picked::Export { checkpoint: run.join("bf16-sr.safetensors"), to: exported.clone() });
+    h.step();
+    assert!(exported.join("config.json").exists() && exported.join("model.safetensors").exists(), "{:?}", h.state().error);
+    assert!(h.state().notice.as_deref().is_some_and(|n| n.contains("exported")));
+
+    deliver(Picked::Checkpoints(vec![dir.join("missing.safetensors")]));
+    h.step();
+    assert!(h.state().error.as_deref().is_some_and(|e| e.contains("cannot read")), "{:?}", h.state().error);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -16,6 +16,8 @@ impl App {
     /// The whole dashboard, inside `ui`.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
+        #[cfg(not(target_arch = "wasm32"))]
+        self.take_dialogs();
         #[cfg(target_arch = "wasm32")]
         if let Some(picked) = web::take_picked() {
             match picked.purpose {
@@ -76,9 +78,14 @@ impl App {
             egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
                 let label = ui.label("corpus");
                 #[cfg(not(target_arch = "wasm32"))]
-                ui.text_edit_singleline(&mut self.settings.corpus)
-                    .labelled_by(label.id)
-                    .on_hover_text("builtin (srgpt's sources), shakespeare (37 plays), or a path to any file");
+                ui.horizontal(|ui| {
+                    ui.add(egui::TextEdit::singleline(&mut self.settings.corpus).desired_width(150.0))
+                        .labelled_by(label.id)
+                        .on_hover_text("builtin (srgpt's sources), shakespeare (37 plays), or a path to any file");
+                    if ui.small_button("…").on_hover_text("choose a corpus file").clicked() {
+                        super::dialogs::open(super::dialogs::Dialog::Corpus, ui.ctx());
+                    }
+                });
                 #[cfg(target_arch = "wasm32")]
                 ui.horizontal(|ui| {
                     ui.label(&self.settings.corpus).labelled_by(label.id);
@@ -140,9 +147,14 @@ impl App {
                 #[cfg(not(target_arch = "wasm32"))]
                 {
                     let label = ui.label("output");
-                    ui.text_edit_singleline(&mut s.out_dir)
-                        .labelled_by(label.id)
-                        .on_hover_text("the run's folder for metrics and checkpoints (empty: a new runs/<date>_<time>)");
+                    ui.horizontal(|ui| {
+                        ui.add(egui::TextEdit::singleline(&mut s.out_dir).desired_width(150.0))
+                            .labelled_by(label.id)
+                            .on_hover_text("the run's folder for metrics and checkpoints (empty: a new runs/<date>_<time>)");
+                        if ui.small_button("…").on_hover_text("choose the folder").clicked() {
+                            super::dialogs::open(super::dialogs::Dialog::OutDir, ui.ctx());
+                        }
+                    });
                     ui.end_row();
                 }
             });
@@ -192,6 +204,28 @@ impl App {
             if ui.add_enabled(idle, egui::Button::new("Open")).clicked() {
                 let path = self.view_path.clone();
                 self.open_metrics(&path);
+            }
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        ui.add_enabled_ui(idle, |ui| {
+            use super::dialogs::{open, Dialog};
+            ui.horizontal(|ui| {
+                if ui.button("Folder…").on_hover_text("view a run's folder").clicked() {
+                    open(Dialog::ViewFolder, ui.ctx());
+                }
+                if ui.button("Metrics file…").on_hover_text("view a metrics.jsonl").clicked() {
+                    open(Dialog::ViewFile, ui.ctx());
+                }
+            });
+            if ui
+                .add_enabled(self.driver.is_some(), egui::Button::new("Continue from checkpoints…"))
+                .on_hover_text("one run's <precision>.safetensors files, with its metrics.jsonl for the curves so far")
+                .clicked()
+            {
+                open(Dialog::Checkpoints, ui.ctx());
+            }
+            if ui.button("Export a checkpoint…").on_hover_text("for Hugging Face transformers (srgpt export --format hf)").clicked() {
+                open(Dialog::Export, ui.ctx());
             }
         });
         #[cfg(target_arch = "wasm32")]
@@ -449,4 +483,49 @@ fn sweep_view(ui: &mut egui::Ui, cells: &[SweepCell]) {
             ui.end_row();
         }
     });
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl App {
+    /// Acts on the answers of the file dialogs (or of a test that delivers them).
+    pub fn take_dialogs(&mut self) {
+        use super::dialogs::Picked;
+        for picked in super::dialogs::take() {
+            match picked {
+                Picked::Corpus(path) => {
+                    self.settings.corpus = path.display().to_string();
+                    self.settings.corpus_bytes = None;
+                }
+                Picked::OutDir(path) => self.settings.out_dir = path.display().to_string(),
+                Picked::View(path) => {
+                    self.view_path = path.display().to_string();
+                    self.open_metrics(&self.view_path.clone());
+                }
+                Picked::Checkpoints(paths) => {
+                    let mut files = Vec::new();
+                    for p in &paths {
+                        match std::fs::read(p) {
+                            Ok(bytes) => files.push((p.display().to_string(), bytes)),
+                            Err(e) => {
+                                self.error = Some(format!("cannot read {}: {e}", p.display()));
+                                return;
+                            }
+                        }
+                    }
+                    self.continue_from_files(files);
+                }
+                Picked::Export { checkpoint, to } => {
+                    let exported = crate::train::checkpoint::load(&checkpoint)
+                        .and_then(|c| crate::export::export(&c, crate::export::ExportFormat::Hf, &to));
+                    match exported {
+                        Ok(_) => {
+                            self.error = None;
+                            self.notice = Some(format!("exported {} to {}", checkpoint.display(), to.display()));
+                        }
+                        Err(e) => self.error = Some(format!("{e:#}")),
+                    }
+                }
+            }
+        }
+    }
 }
