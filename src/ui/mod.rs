@@ -4,8 +4,8 @@
 //! renderer's GPU device; `web` runs it in a browser canvas, training between frames.
 
 #[cfg(not(target_arch = "wasm32"))]
-#[cfg(not(target_arch = "wasm32"))]
 pub mod dialogs;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
