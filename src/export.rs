@@ -94,6 +94,14 @@ fn transpose(data: &[u8], rows: usize, cols: usize, width: usize) -> Vec<u8> {
     out
 }
 
+/// A tensor's name in the exports: nanoGPT's and Hugging Face's state-dict names.
+fn exported_name(t: &ParamTensor) -> String {
+    match t.name.as_str() {
+        "wte" | "wpe" => format!("transformer.{}.weight", t.name),
+        other => format!("transformer.{other}"),
+    }
+}
+
 /// (name, shape, bytes) of every exported tensor.
 fn tensors(cfg: &ModelConfig, weights: &Weights, format: ExportFormat) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     let layout = ParamLayout::new(cfg);
@@ -101,10 +109,7 @@ fn tensors(cfg: &ModelConfig, weights: &Weights, format: ExportFormat) -> Vec<(S
     let mut out = Vec::new();
     for t in &layout.tensors {
         let data = &weights.bytes[t.offset * width..(t.offset + t.len) * width];
-        let name = match t.name.as_str() {
-            "wte" | "wpe" => format!("transformer.{}.weight", t.name),
-            other => format!("transformer.{other}"),
-        };
+        let name = exported_name(t);
         if format == ExportFormat::Hf && is_linear(t) {
             out.push((name, vec![t.shape[1], t.shape[0]], transpose(data, t.shape[0], t.shape[1], width)));
         } else {
@@ -278,10 +283,7 @@ pub fn load_init(path: &Path) -> Result<(ModelConfig, Vec<u8>, Vec<f32>)> {
     let layout = ParamLayout::new(&cfg);
     let mut params = vec![0.0f32; layout.total];
     for t in &layout.tensors {
-        let name = match t.name.as_str() {
-            "wte" | "wpe" => format!("transformer.{}.weight", t.name),
-            other => format!("transformer.{other}"),
-        };
+        let name = exported_name(t);
         let view = tensors.tensor(&name).map_err(|_| bad(format!("tensor {name} is missing")))?;
         let store = match view.dtype() {
             Dtype::F32 => Store::F32,

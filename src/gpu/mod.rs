@@ -176,10 +176,10 @@ pub fn new_instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
 
-/// The backends srgpt computes on. wgpu's GL backend is left out: its compute path (GLSL
-/// through naga, no subgroups, no timestamp queries, GLES storage limits) is not tested here,
-/// and every platform with OpenGL compute has Vulkan, Metal or DX12 too.
-pub const SUPPORTED_BACKENDS: [&str; 3] = ["vulkan", "metal", "dx12"];
+/// The names of wgpu's GL backend, which srgpt leaves out: its compute path (GLSL through
+/// naga, no subgroups, no timestamp queries, GLES storage limits) is not tested here, and
+/// every platform with OpenGL compute has Vulkan, Metal or DX12 too.
+const GL_NAMES: [&str; 3] = ["gl", "gles", "opengl"];
 
 /// The backends to search: WGPU_BACKEND's (comma-separated) when set, else all supported.
 /// An unknown name, or only GL, is an error that says what is accepted.
@@ -193,7 +193,7 @@ pub fn backends_from_env() -> Result<wgpu::Backends, Failure> {
             "vulkan" | "vk" => wgpu::Backends::VULKAN,
             "metal" | "mtl" => wgpu::Backends::METAL,
             "dx12" | "d3d12" => wgpu::Backends::DX12,
-            "gl" | "gles" | "opengl" => wgpu::Backends::empty(),
+            gl if GL_NAMES.contains(&gl) => wgpu::Backends::empty(),
             _ => return Err(Failure::BadInput(format!("WGPU_BACKEND: unknown backend '{name}' (vulkan, metal, dx12, gl)"))),
         };
     }
@@ -245,7 +245,7 @@ pub fn choose_adapter(adapters: Vec<wgpu::Adapter>, name_filter: Option<&str>) -
     let mut candidates = adapters;
     if let Some(f) = &filter {
         let needle = f.trim().to_lowercase();
-        if ["gl", "gles", "opengl"].contains(&needle.as_str()) {
+        if GL_NAMES.contains(&needle.as_str()) {
             return Err(Failure::BadInput(format!("--adapter {f}: {GL_UNSUPPORTED}")).into());
         }
         candidates.retain(|a| adapter_matches(&AdapterReport::of(a), &needle));
@@ -257,7 +257,7 @@ pub fn choose_adapter(adapters: Vec<wgpu::Adapter>, name_filter: Option<&str>) -
             .into());
         }
     }
-    let (usable, lacking): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|a| missing_capability(a).is_none());
+    let (mut usable, lacking): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|a| missing_capability(a).is_none());
     if usable.is_empty() && filter.is_some() {
         let why: Vec<String> = lacking
             .iter()
@@ -270,7 +270,6 @@ pub fn choose_adapter(adapters: Vec<wgpu::Adapter>, name_filter: Option<&str>) -
         ))
         .into());
     }
-    let mut usable = usable;
     usable.sort_by_key(|a| device_type_rank(a.get_info().device_type));
     usable.into_iter().next().ok_or_else(|| Failure::NoAdapter(NO_ADAPTER_HELP.into()).into())
 }

@@ -117,7 +117,7 @@ impl ShaderSpec {
         let src = self.source()?;
         let module = naga::front::wgsl::parse_str(&src).map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
         let mut caps = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
-        if flag_is_set(&self.defines, "USES_SUBGROUPS") {
+        if self.uses_subgroups() {
             caps |= naga::valid::Capabilities::SUBGROUP;
         }
         let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
