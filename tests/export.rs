@@ -240,6 +240,10 @@ fn exported_weights_come_back_with_train_init() {
         let wrong = srgpt(&["train", "--headless", "--init", out.to_str().unwrap(), "--d", "64", "--out", tmp("wrong").to_str().unwrap()]);
         assert_eq!(wrong.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&wrong.stderr).contains("--d 64 contradicts the weights"));
+        let preset =
+            srgpt(&["train", "--headless", "--init", out.to_str().unwrap(), "--preset", "small", "--out", tmp("preset").to_str().unwrap()]);
+        assert_eq!(preset.status.code(), Some(2), "a preset's model is never silently replaced by the weights'");
+        assert!(String::from_utf8_lossy(&preset.stderr).contains("--preset small's model contradicts"));
         let other = srgpt(&[
             "train",
             "--headless",

@@ -205,6 +205,16 @@ fn init_weights(args: &TrainArgs, path: &Path, corpus: &Corpus) -> Result<(Model
             return Err(bad_input(format!("{flag} {g} contradicts the weights of --init {}, which have {has}", path.display())));
         }
     }
+    // a preset names a model and a schedule: with --init only its schedule could apply
+    if let Some(name) = &args.preset {
+        let named = ModelConfig::from_preset(&preset(name)?, cfg.vocab);
+        if (named.n_layer, named.n_head, named.d, named.ctx) != (cfg.n_layer, cfg.n_head, cfg.d, cfg.ctx) {
+            return Err(bad_input(format!(
+                "--preset {name}'s model contradicts the weights of --init {}; leave --preset out and give --lr, --batch, --warmup or --steps",
+                path.display()
+            )));
+        }
+    }
     if corpus.vocab != vocab {
         return Err(bad_input(format!(
             "--init {}: its vocabulary ({} bytes) is not the corpus {}'s ({} bytes); use the corpus it was trained on",
