@@ -111,6 +111,12 @@ fn load_b4(base: u32, k: u32, n: u32) -> vec4<f32> {
 #endif
 }
 
+// The multiply-add of every tiled kernel, written once: two k terms into a pair of outputs,
+// acc + (a.x * b.xy + a.y * b.zw), and an odd last term. Every tile the tuner may pick adds
+// the same terms in this order, so its choice never changes a bit of the result.
+fn mac_pair(acc: vec2<f32>, a: vec2<f32>, b: vec4<f32>) -> vec2<f32> { return acc + (a.x * b.xy + a.y * b.zw); }
+fn mac_last(acc: vec2<f32>, a: f32, b: vec2<f32>) -> vec2<f32> { return acc + a * b; }
+
 // alpha * acc + bias + residual for output (m, n) and (m, n + 1) of batch z
 fn epilogue(acc: vec2<f32>, res_base: u32, m: u32, n: u32) -> vec2<f32> {
     var v = acc * p.alpha;
@@ -194,7 +200,7 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         for (var j = 0u; j < TN2; j++) {
             let bv = load_b4(b_base, k, cols[j]);
             for (var i = 0u; i < TM; i++) {
-                acc[i * TN2 + j] += av[i].x * bv.xy + av[i].y * bv.zw;
+                acc[i * TN2 + j] = mac_pair(acc[i * TN2 + j], av[i], bv);
             }
         }
     }
@@ -202,7 +208,7 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         for (var j = 0u; j < TN2; j++) {
             let bv = load_b2(b_base, k, cols[j]);
             for (var i = 0u; i < TM; i++) {
-                acc[i * TN2 + j] += load_a1(a_base, rows[i], k) * bv;
+                acc[i * TN2 + j] = mac_last(acc[i * TN2 + j], load_a1(a_base, rows[i], k), bv);
             }
         }
     }
@@ -315,7 +321,7 @@ fn matmul_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
                 let n = 2u * lid.x + j * 2u * WG_X;
                 let bv = vec4<f32>(b_tile[kk * BN + n], b_tile[kk * BN + n + 1u], b_tile[(kk + 1u) * BN + n], b_tile[(kk + 1u) * BN + n + 1u]);
                 for (var i = 0u; i < TM; i++) {
-                    acc[i * TN2 + j] += av[i].x * bv.xy + av[i].y * bv.zw;
+                    acc[i * TN2 + j] = mac_pair(acc[i * TN2 + j], av[i], bv);
                 }
             }
         }
@@ -324,7 +330,7 @@ fn matmul_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
                 let n = 2u * lid.x + j * 2u * WG_X;
                 let bv = vec2<f32>(b_tile[kk * BN + n], b_tile[kk * BN + n + 1u]);
                 for (var i = 0u; i < TM; i++) {
-                    acc[i * TN2 + j] += a_tile[kk * BM + lid.y + i * WG_Y] * bv;
+                    acc[i * TN2 + j] = mac_last(acc[i * TN2 + j], a_tile[kk * BM + lid.y + i * WG_Y], bv);
                 }
             }
         }
@@ -376,7 +382,7 @@ fn matmul_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invoc
             for (var j = 0u; j < TN2; j++) {
                 let bv = load_b4(b_base, k0 + kk, cols[j]);
                 for (var i = 0u; i < TM; i++) {
-                    acc[i * TN2 + j] += av[i].x * bv.xy + av[i].y * bv.zw;
+                    acc[i * TN2 + j] = mac_pair(acc[i * TN2 + j], av[i], bv);
                 }
             }
         }
@@ -386,7 +392,7 @@ fn matmul_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invoc
             for (var j = 0u; j < TN2; j++) {
                 let bv = load_b2(b_base, k0 + kk, cols[j]);
                 for (var i = 0u; i < TM; i++) {
-                    acc[i * TN2 + j] += a_last[i] * bv;
+                    acc[i * TN2 + j] = mac_last(acc[i * TN2 + j], a_last[i], bv);
                 }
             }
         }

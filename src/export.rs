@@ -35,20 +35,13 @@ use crate::precision::{KeptExtra, Store};
 use crate::train::checkpoint::Checkpoint;
 use crate::Failure;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
+    /// a folder Hugging Face transformers' GPT2LMHeadModel and AutoTokenizer load
     Hf,
+    /// nanoGPT's state-dict names in a safetensors file
+    #[value(name = "nanogpt")]
     NanoGpt,
-}
-
-impl ExportFormat {
-    pub fn parse(name: &str) -> Option<ExportFormat> {
-        match name {
-            "hf" => Some(ExportFormat::Hf),
-            "nanogpt" => Some(ExportFormat::NanoGpt),
-            _ => None,
-        }
-    }
 }
 
 /// Weights as exported: their storage (F32 or BF16) and raw little-endian bytes in srgpt's
@@ -62,18 +55,7 @@ pub struct Weights {
 pub fn kept_weights(ckpt: &Checkpoint) -> Weights {
     match (ckpt.precision.extra(), &ckpt.raw.extra) {
         (Some(KeptExtra::Master), Some(master)) => Weights { store: Store::F32, bytes: master.clone() },
-        _ => {
-            let store = if ckpt.precision.param_store() == Store::F32 { Store::F32 } else { Store::Bf16 };
-            Weights { store, bytes: ckpt.raw.params.clone() }
-        }
-    }
-}
-
-fn dtype(store: Store) -> Dtype {
-    if store == Store::F32 {
-        Dtype::F32
-    } else {
-        Dtype::BF16
+        _ => Weights { store: ckpt.precision.param_store().for_reading(), bytes: ckpt.raw.params.clone() },
     }
 }
 
@@ -124,8 +106,10 @@ fn tensors(cfg: &ModelConfig, weights: &Weights, format: ExportFormat) -> Vec<(S
 }
 
 fn safetensors_bytes(named: &[(String, Vec<usize>, Vec<u8>)], store: Store, meta: HashMap<String, String>) -> Result<Vec<u8>> {
-    let views: Vec<(String, TensorView)> =
-        named.iter().map(|(n, shape, data)| Ok((n.clone(), TensorView::new(dtype(store), shape.clone(), data)?))).collect::<Result<_>>()?;
+    let views: Vec<(String, TensorView)> = named
+        .iter()
+        .map(|(n, shape, data)| Ok((n.clone(), TensorView::new(store.dtype(), shape.clone(), data)?)))
+        .collect::<Result<_>>()?;
     Ok(safetensors::serialize(views, Some(meta))?)
 }
 
@@ -179,7 +163,7 @@ pub fn export(ckpt: &Checkpoint, format: ExportFormat, out: &Path) -> Result<Vec
     let cfg = &ckpt.state.model;
     let weights = kept_weights(ckpt);
     let named = tensors(cfg, &weights, format);
-    let torch_dtype = if weights.store == Store::F32 { "float32" } else { "bfloat16" };
+    let torch_dtype = weights.store.torch_name();
     let srgpt_meta = serde_json::json!({
         "precision": ckpt.precision.name(), "step": ckpt.state.step, "corpus": ckpt.state.corpus, "seed": ckpt.state.seed,
         "vocab": ckpt.vocab,

@@ -11,6 +11,10 @@ pub mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
 pub mod precision;
+pub mod sample;
+pub mod train;
+#[cfg(feature = "ui")]
+pub mod ui;
 
 /// Failures with their own exit code and a message meant for the user.
 #[derive(Debug)]
@@ -42,6 +46,3 @@ impl std::fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
-pub mod sample;
-pub mod train;
-pub mod ui;

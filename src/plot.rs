@@ -10,8 +10,9 @@ use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::train::curves::{gap, mode_rgb, smoothed};
-use crate::train::Metric;
+use crate::precision::Precision;
+use crate::train::curves::{gap, mode_rgb, smoothed_points};
+use crate::train::{metrics_path, read_metrics};
 use crate::Failure;
 
 /// Width and height of the picture: four panels of 800 x 450.
@@ -32,20 +33,16 @@ struct Series {
 
 impl Series {
     fn smoothed_train(&self) -> Vec<(f64, f64)> {
-        let losses: Vec<f64> = self.train.iter().map(|p| p.1).collect();
-        self.train.iter().zip(smoothed(&losses, SMOOTHING)).map(|(p, s)| (p.0, s)).collect()
+        smoothed_points(&self.train, |p| p.1, SMOOTHING).into_iter().map(|(p, s)| (p.0, s)).collect()
     }
 }
 
 /// The metric lines of `path` (a run's folder or its metrics.jsonl), by mode in file order.
 fn read_runs(path: &Path) -> Result<Vec<(String, Series)>> {
-    let file = if path.is_dir() { path.join("metrics.jsonl") } else { path.to_path_buf() };
-    let text = std::fs::read_to_string(&file).map_err(|e| Failure::BadInput(format!("cannot read {}: {e}", file.display())))?;
+    let file = metrics_path(path);
     let mut order = Vec::new();
     let mut runs: BTreeMap<String, Series> = BTreeMap::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let m: Metric = serde_json::from_str(line)
-            .map_err(|e| Failure::BadInput(format!("{} line {}: not a metrics line ({e})", file.display(), n + 1)))?;
+    for m in read_metrics(&file)? {
         if !runs.contains_key(&m.run) {
             order.push(m.run.clone());
         }
@@ -145,7 +142,7 @@ pub fn plot(metrics: &Path, out: &Path) -> Result<()> {
     let runs = read_runs(metrics)?;
     register_font()?;
     let steps = span(runs.iter().flat_map(|(_, s)| s.train.iter().chain(&s.val).map(|p| p.0)));
-    let fp32 = runs.iter().find(|(name, _)| name == "fp32").map(|(_, s)| (s.smoothed_train(), s.val.clone()));
+    let fp32 = runs.iter().find(|(name, _)| name == Precision::Fp32.name()).map(|(_, s)| (s.smoothed_train(), s.val.clone()));
     let mut pixels = vec![255u8; (SIZE.0 * SIZE.1 * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
@@ -171,14 +168,14 @@ pub fn plot(metrics: &Path, out: &Path) -> Result<()> {
             Some((fp32_train, fp32_val)) => {
                 let gaps: Vec<(&str, Points, Points)> = runs
                     .iter()
-                    .filter(|(name, _)| name != "fp32")
+                    .filter(|(name, _)| name != Precision::Fp32.name())
                     .map(|(name, s)| (name.as_str(), gap(&s.smoothed_train(), fp32_train), gap(&s.val, fp32_val)))
                     .collect();
                 let y = span(gaps.iter().flat_map(|(_, t, v)| t.iter().chain(v).map(|p| p.1)).chain([0.0]));
                 let mut chart =
                     axes(&panels[1], "gap to fp32 at the same step: smoothed train (line), val (dots)", steps, y, "loss - fp32's")?;
                 chart
-                    .draw_series(LineSeries::new([(steps.0, 0.0), (steps.1, 0.0)], colour("fp32").stroke_width(2)))
+                    .draw_series(LineSeries::new([(steps.0, 0.0), (steps.1, 0.0)], colour(Precision::Fp32.name()).stroke_width(2)))
                     .map_err(|e| anyhow!("{e}"))?;
                 for (i, (name, train, val)) in gaps.iter().enumerate() {
                     let c = colour(name);

@@ -30,15 +30,36 @@ impl Store {
     /// The same storage as a read-only operand: rounding only matters to writers, so bf16 and
     /// bf16 with SR read alike and share a compiled pipeline.
     pub fn for_reading(self) -> Store {
-        if self == Store::Bf16Sr {
-            Store::Bf16
-        } else {
-            self
+        match self {
+            Store::Bf16Sr => Store::Bf16,
+            Store::F32 | Store::Bf16 | Store::F16 => self,
         }
     }
 
+    /// Whether elements are 16-bit, packed two to a u32.
     pub fn is_packed(self) -> bool {
-        self != Store::F32
+        match self {
+            Store::F32 => false,
+            Store::Bf16 | Store::Bf16Sr | Store::F16 => true,
+        }
+    }
+
+    /// The safetensors dtype a checkpoint or an export stores this storage's values as.
+    pub fn dtype(self) -> safetensors::Dtype {
+        match self {
+            Store::F32 => safetensors::Dtype::F32,
+            Store::Bf16 | Store::Bf16Sr => safetensors::Dtype::BF16,
+            Store::F16 => safetensors::Dtype::F16,
+        }
+    }
+
+    /// The same type as PyTorch names it (an export's `torch_dtype`).
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            Store::F32 => "float32",
+            Store::Bf16 | Store::Bf16Sr => "bfloat16",
+            Store::F16 => "float16",
+        }
     }
 
     pub fn bytes_per_element(self) -> usize {
@@ -113,7 +134,7 @@ impl Store {
     pub fn round(self, x: f32, index: u32, key: [u32; 2]) -> f32 {
         match self {
             Store::Bf16Sr => bf16_sr(x, index, key),
-            other => other.round_rtn(x),
+            Store::F32 | Store::Bf16 | Store::F16 => self.round_rtn(x),
         }
     }
 }
@@ -211,7 +232,7 @@ impl Precision {
     pub fn act_store(self) -> Store {
         match self {
             Precision::Fp32 => Store::F32,
-            _ => Store::Bf16,
+            Precision::Mixed | Precision::Bf16 | Precision::Bf16Sr | Precision::Bf16Kahan => Store::Bf16,
         }
     }
 
@@ -220,8 +241,41 @@ impl Precision {
         match self {
             Precision::Mixed => Some(KeptExtra::Master),
             Precision::Bf16Kahan => Some(KeptExtra::Compensation),
-            _ => None,
+            Precision::Fp32 | Precision::Bf16 | Precision::Bf16Sr => None,
         }
+    }
+
+    /// The colour of the mode's curves, in the dashboard, `srgpt plot` and the sweep's picture.
+    pub fn rgb(self) -> [u8; 3] {
+        match self {
+            Precision::Fp32 => [66, 133, 244],
+            Precision::Mixed => [171, 71, 188],
+            Precision::Bf16 => [234, 67, 53],
+            Precision::Bf16Sr => [52, 168, 83],
+            Precision::Bf16Kahan => [251, 140, 0],
+        }
+    }
+
+    /// What the mode keeps, in a few words (the dashboard's tooltips, `--help`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "f32 weights, gradients and Adam state",
+            Precision::Mixed => "bf16 weights and activations with an fp32 master copy",
+            Precision::Bf16 => "pure bf16, round to nearest",
+            Precision::Bf16Sr => "pure bf16, stochastic rounding in AdamW",
+            Precision::Bf16Kahan => "bf16 weights with a bf16 Kahan compensation term",
+        }
+    }
+}
+
+/// `--precision fp32,bf16-sr`: the names and their help come from the table above.
+impl clap::ValueEnum for Precision {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Precision::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.label()))
     }
 }
 
@@ -277,4 +331,58 @@ pub fn bf16_bits_to_f32(b: u16) -> f32 {
 /// The value x takes when stored as bf16 with SR at element `index` under `key`.
 pub fn bf16_sr(x: f32, index: u32, key: [u32; 2]) -> f32 {
     bf16_bits_to_f32(bf16_bits_sr(x, random_bits(index, key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mode table, row by row. The match has no wildcard, so a new mode does not compile
+    /// until its row is written here, as every match over `Precision` in srgpt demands.
+    #[test]
+    fn every_mode_has_a_full_row_in_the_table() {
+        for p in Precision::ALL {
+            let (param, grad, state, act, extra, export) = match p {
+                Precision::Fp32 => (Store::F32, Store::F32, Store::F32, Store::F32, None, "float32"),
+                Precision::Mixed => (Store::Bf16, Store::F32, Store::F32, Store::Bf16, Some(KeptExtra::Master), "float32"),
+                Precision::Bf16 => (Store::Bf16, Store::Bf16, Store::Bf16, Store::Bf16, None, "bfloat16"),
+                Precision::Bf16Sr => (Store::Bf16Sr, Store::Bf16, Store::Bf16Sr, Store::Bf16, None, "bfloat16"),
+                Precision::Bf16Kahan => (Store::Bf16, Store::Bf16, Store::Bf16, Store::Bf16, Some(KeptExtra::Compensation), "bfloat16"),
+            };
+            assert_eq!(
+                (p.param_store(), p.grad_store(), p.state_store(), p.act_store(), p.extra()),
+                (param, grad, state, act, extra),
+                "{p}"
+            );
+            // what an export writes: mixed its fp32 master, the others the weights the forward reads
+            let kept = match p.extra() {
+                Some(KeptExtra::Master) => KeptExtra::Master.store(),
+                Some(KeptExtra::Compensation) | None => p.param_store(),
+            };
+            assert_eq!(kept.torch_name(), export, "{p}");
+            assert_eq!(Precision::parse(p.name()), Some(p), "{p}: the CLI name parses back");
+            let value = clap::ValueEnum::to_possible_value(&p).expect("every mode is offered on the command line");
+            assert_eq!(value.get_name(), p.name());
+            assert!(!p.label().is_empty());
+            let others = Precision::ALL.iter().filter(|&&q| q != p);
+            assert!(others.clone().all(|q| q.rgb() != p.rgb()), "{p}: a colour of its own");
+            assert!(others.clone().all(|q| q.name() != p.name()), "{p}: a name of its own");
+        }
+        assert_eq!(<Precision as clap::ValueEnum>::value_variants(), &Precision::ALL);
+    }
+
+    #[test]
+    fn every_storage_has_a_full_row_in_the_table() {
+        for s in Store::ALL {
+            let (packed, read_as, dtype) = match s {
+                Store::F32 => (false, Store::F32, safetensors::Dtype::F32),
+                Store::Bf16 => (true, Store::Bf16, safetensors::Dtype::BF16),
+                Store::Bf16Sr => (true, Store::Bf16, safetensors::Dtype::BF16),
+                Store::F16 => (true, Store::F16, safetensors::Dtype::F16),
+            };
+            assert_eq!((s.is_packed(), s.for_reading(), s.dtype()), (packed, read_as, dtype), "{s:?}");
+            assert_eq!(Store::from_wgsl_name(s.wgsl_name()), Some(s));
+            assert_eq!(s.bytes_per_element(), if packed { 2 } else { 4 });
+        }
+    }
 }

@@ -51,12 +51,12 @@ fn bad_input_is_refused_with_a_message_and_exit_code_2() {
         (vec!["train", "--headless", "--corpus", "/no/such/file"], "cannot read corpus"),
         (vec!["train", "--headless", "--corpus", empty.to_str().unwrap()], "is empty"),
         (vec!["train", "--headless", "--corpus", short.to_str().unwrap()], "too short"),
-        (vec!["train", "--headless", "--preset", "huge"], "unknown preset"),
+        (vec!["train", "--headless", "--preset", "huge"], "invalid value 'huge' for '--preset"),
         (vec!["train", "--headless", "--d", "60", "--n-head", "7"], "divisible"),
         (vec!["train", "--headless", "--d", "0"], "--d"),
         (vec!["train", "--headless", "--ctx", "33"], "even"),
         (vec!["train", "--headless", "--steps", "0"], "--steps"),
-        (vec!["train", "--headless", "--precision", "fp8"], "unknown precision"),
+        (vec!["train", "--headless", "--precision", "fp8"], "invalid value 'fp8' for '--precision"),
         (
             vec!["train", "--headless", "--batch", "100000", "--d", "512", "--n-head", "8", "--ctx", "512"],
             "max_storage_buffer_binding_size",
@@ -220,15 +220,12 @@ fn shader_prints_the_assembled_wgsl_of_a_variant() {
 }
 
 /// Shakespeare is built in, byte for byte the corpus README's results were measured on, and
-/// trains by name from the CLI and the page's query string.
+/// trains by name from the CLI (the page's query string: tests/dashboard.rs).
 #[test]
 fn shakespeare_is_built_in() {
     let c = srgpt::data::Corpus::load("shakespeare").unwrap();
     assert_eq!(c.sha256, "1e4f4c9b4a7010d27d177eea410a36fb5923c05398445cb5fda9020fe6da2d81");
     assert_eq!((c.train.len() + c.val.len(), c.vocab.len()), (4_850_308, 83));
-    let (settings, _) = srgpt::ui::Settings::from_query("?corpus=shakespeare").unwrap();
-    assert_eq!(settings.corpus().unwrap().sha256, c.sha256);
-    assert!(srgpt::ui::Settings::from_query("?corpus=/etc/passwd").unwrap_err().contains("builtin or shakespeare"));
     let dir = tmp("shakespeare");
     let out = srgpt(
         &["train", "--headless", "--corpus", "shakespeare", "--n-layer", "1", "--d", "16", "--n-head", "2", "--ctx", "16"]
@@ -239,5 +236,28 @@ fn shakespeare_is_built_in() {
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert!(summary.to_string().contains("shakespeare"), "the summary names the corpus: {summary}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A build without the dashboard (`cargo build --no-default-features`) is the whole command
+/// line: `train` without --headless says why it trains headless, and `view` and the
+/// dashboard's flags are refused, never ignored.
+#[cfg(not(feature = "ui"))]
+#[test]
+fn without_the_ui_feature_train_is_headless_and_view_is_refused() {
+    let dir = tmp("headless-build");
+    let mut args: Vec<&str> = MICRO.iter().copied().filter(|a| *a != "--headless").collect();
+    let out_dir = dir.join("run");
+    args.extend(["--steps", "2", "--precision", "bf16-sr", "--out", out_dir.to_str().unwrap()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_srgpt")).args(&args).env("DISPLAY", ":99").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("built without the dashboard (cargo feature `ui`): training headless"), "{}", stderr(&out));
+    assert!(out_dir.join("summary.json").exists());
+    let view = srgpt(&["view", out_dir.to_str().unwrap()]);
+    assert_eq!(view.status.code(), Some(2));
+    assert!(stderr(&view).contains("built without the dashboard"), "{}", stderr(&view));
+    let shot = srgpt(&["train", "--screenshot", "x.png", "--steps", "2"]);
+    assert_eq!(shot.status.code(), Some(2));
+    assert!(stderr(&shot).contains("--screenshot works only in the dashboard"), "{}", stderr(&shot));
     std::fs::remove_dir_all(dir).ok();
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::which;
+use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use srgpt::gpu::Gpu;
@@ -17,8 +18,8 @@ use srgpt::ui::{App, Settings};
 
 fn micro_settings() -> Settings {
     let mut s = Settings::from_preset("tiny");
-    (s.n_layer, s.n_head, s.d, s.ctx, s.batch) = (1, 2, 16, 16, 4);
-    (s.steps, s.warmup, s.eval_every, s.eval_batches, s.sample_every) = (400, 5, 10, 1, 0);
+    (s.model.n_layer, s.model.n_head, s.model.d, s.model.ctx, s.train.batch) = (1, 2, 16, 16, 4);
+    (s.train.steps, s.train.warmup, s.eval_every, s.eval_batches, s.sample_every) = (400, 5, 10, 1, 0);
     s.modes = [true, false, false, true, false];
     s
 }
@@ -87,7 +88,7 @@ fn bad_input_is_shown_in_the_window() {
     assert!(h.query_by_label_contains("cannot read corpus").is_some(), "error shown: {:?}", h.state().error);
 
     h.state_mut().settings.corpus = "builtin".into();
-    h.state_mut().settings.n_head = 3;
+    h.state_mut().settings.model.n_head = 3;
     h.get_by_label("Start").click();
     h.step();
     assert!(h.query_by_label_contains("divisible").is_some(), "error shown: {:?}", h.state().error);
@@ -235,12 +236,15 @@ fn page_settings_come_from_the_query_string() {
     let (s, start) = Settings::from_query("").unwrap();
     assert_eq!((s.preset.as_str(), s.corpus.as_str(), start.autostart, start.continue_saved), ("tiny", "builtin", true, false));
     let (s, start) = Settings::from_query("?preset=small&steps=24&autostart=0&continue=1&modes=fp32,bf16-sr&save_every=10").unwrap();
-    assert_eq!((s.preset.as_str(), s.steps, start.autostart, start.continue_saved), ("small", 24, false, true));
+    assert_eq!((s.preset.as_str(), s.train.steps, start.autostart, start.continue_saved), ("small", 24, false, true));
     assert_eq!((s.modes, s.checkpoints.every_steps), ([true, false, false, true, false], 10));
     assert!(Settings::from_query("?modes=fp8").unwrap_err().contains("unknown mode 'fp8'"));
     assert!(Settings::from_query("?steps=many").unwrap_err().contains("steps=many"));
     assert!(Settings::from_query("?preset=huge").is_err());
     assert!(Settings::from_query("?colour=red").unwrap_err().contains("unknown page parameter 'colour'"));
+    let (s, _) = Settings::from_query("?corpus=shakespeare").unwrap();
+    assert_eq!(s.corpus().unwrap().sha256, srgpt::data::Corpus::load("shakespeare").unwrap().sha256);
+    assert!(Settings::from_query("?corpus=/etc/passwd").unwrap_err().contains("builtin or shakespeare"));
 }
 
 /// `srgpt view DIR` on a sweep's folder (Open in the dashboard): the sweep's table is shown,
@@ -314,4 +318,57 @@ fn file_dialog_answers_fill_the_dashboard() {
     h.step();
     assert!(h.state().error.as_deref().is_some_and(|e| e.contains("cannot read")), "{:?}", h.state().error);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// One training driver: Start in the dashboard (its worker thread, small submissions
+/// interleaved with frames) and `srgpt train --headless` with the same settings write the
+/// same metrics.jsonl, line for line, timings aside.
+#[test]
+fn the_dashboard_and_the_command_line_write_the_same_metrics() {
+    let root = std::env::temp_dir().join(format!("srgpt-one-driver-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (window, headless) = (root.join("dashboard"), root.join("headless"));
+    let mut s = micro_settings();
+    (s.train.steps, s.eval_every, s.eval_batches) = (12, 5, 2);
+    (s.out_dir, s.write_files) = (window.display().to_string(), true);
+    let mut h = harness(s.clone());
+    h.step();
+    h.get_by_label("Start").click();
+    step_until(&mut h, 600, "the dashboard's run to finish", |a| a.done && !a.running());
+    let numbers = [
+        ("--n-layer", s.model.n_layer.to_string()),
+        ("--n-head", s.model.n_head.to_string()),
+        ("--d", s.model.d.to_string()),
+        ("--ctx", s.model.ctx.to_string()),
+        ("--batch", s.train.batch.to_string()),
+        ("--steps", s.train.steps.to_string()),
+        ("--warmup", s.train.warmup.to_string()),
+        ("--lr", s.train.lr.to_string()),
+        ("--eval-every", s.eval_every.to_string()),
+        ("--eval-batches", s.eval_batches.to_string()),
+        ("--seed", s.seed.to_string()),
+    ];
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_srgpt"));
+    cli.args(["train", "--headless", "--preset", &s.preset, "--corpus", &s.corpus, "--precision", "fp32,bf16-sr"]);
+    for (flag, value) in &numbers {
+        cli.args([*flag, value.as_str()]);
+    }
+    let out = cli.arg("--out").arg(&headless).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = |dir: &std::path::Path| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                for timing in ["elapsed_s", "tokens_per_s", "gpu_s"] {
+                    v.as_object_mut().unwrap().remove(timing);
+                }
+                v
+            })
+            .collect()
+    };
+    let (from_window, from_cli) = (lines(&window), lines(&headless));
+    assert!(from_window.len() >= 2 * 12, "a line per step and mode: {from_window:?}");
+    assert_eq!(from_window, from_cli);
+    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -14,8 +14,8 @@ use srgpt::model::config::{preset, ModelConfig, TrainConfig};
 use srgpt::precision::Precision;
 use srgpt::train::checkpoint;
 use srgpt::train::output::CheckpointPolicy;
+use srgpt::train::session::{Driving, Event, KeepSnapshot, SavedSession, Session, SessionOptions};
 use srgpt::train::{Metric, RunStatus, TrainSpec, Trainer};
-use srgpt::ui::session::{Driving, Event, KeepSnapshot, SavedSession, Session, SessionOptions};
 
 fn corpus() -> Corpus {
     let text = "she sells sea shells by the sea shore; the shells she sells are sea shells. ".repeat(40);

@@ -1,14 +1,36 @@
 //! Every shader variant assembles and passes naga validation with no optional capabilities
 //! (as in a browser without shader-f16). Needs no GPU.
 
+use anyhow::{anyhow, bail, Result};
 use srgpt::gpu::shader::{ShaderSpec, SHADER_FILES};
 use srgpt::kernels::{all_variants, uniform_mirrors};
+
+/// The variant parsed and validated by naga as wgpu does before translating it for the
+/// backend, with only the capabilities core WebGPU guarantees (as in a browser without
+/// `shader-f16`), plus subgroup operations in compute for the variants that use them.
+fn validated(v: &ShaderSpec) -> Result<(naga::Module, naga::valid::ModuleInfo)> {
+    let src = v.source()?;
+    let module = naga::front::wgsl::parse_str(&src).map_err(|e| anyhow!("{}: {}", v.key(), e.emit_to_string(&src)))?;
+    let mut caps = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    if v.uses_subgroups() {
+        caps |= naga::valid::Capabilities::SUBGROUP;
+    }
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+        .validate(&module)
+        .map_err(|e| anyhow!("{}: {}", v.key(), e.emit_to_string(&src)))?;
+    if !module.entry_points.iter().any(|ep| ep.name == v.entry) {
+        bail!("{}: no entry point {}", v.key(), v.entry);
+    }
+    Ok((module, info))
+}
 
 #[test]
 fn every_shader_variant_validates_with_naga() {
     let variants = all_variants();
     assert!(variants.len() > 100, "expected the full variant list, got {}", variants.len());
-    let failures: Vec<String> = variants.iter().filter_map(|v| v.validate().err()).map(|e| format!("{e:#}")).collect();
+    let failures: Vec<String> = variants.iter().filter_map(|v| validated(v).err()).map(|e| format!("{e:#}")).collect();
     assert!(failures.is_empty(), "{} of {} variants fail:\n{}", failures.len(), variants.len(), failures.join("\n\n"));
 }
 
@@ -24,7 +46,7 @@ fn every_shader_variant_translates_for_vulkan_metal_and_dx12() {
     let mut failures = Vec::new();
     let mut translated = 0;
     for v in &variants {
-        let (module, info) = match v.validated() {
+        let (module, info) = match validated(v) {
             Ok(m) => m,
             Err(e) => {
                 failures.push(format!("{e:#}"));
@@ -98,6 +120,16 @@ fn helpers_are_included_once_and_defines_select_code() {
     assert!(!src.contains("#if"));
     let missing = ShaderSpec::new("convert.wgsl", "convert").define("SRC", "f32");
     assert!(missing.source().unwrap_err().to_string().contains("DST"));
+}
+
+/// A misspelt or forgotten define cannot drop code unnoticed: `#if NAME` of a name the
+/// variant does not define is an error naming it, as an undefined `{{NAME}}` is.
+#[test]
+fn an_if_of_an_undefined_name_is_an_error() {
+    let spec = ShaderSpec::new("convert.wgsl", "convert").define("SRC", "bf16").define("DST", "f32");
+    let err = spec.source().unwrap_err().to_string();
+    assert!(err.contains("#if PAIR_DST") && err.contains("does not define PAIR_DST"), "{err}");
+    assert!(spec.flag("PAIR_DST", false).source().is_ok());
 }
 
 /// Every kernel's uniform block is a Rust struct mirrored field for field in its WGSL

@@ -1,7 +1,7 @@
 // A read-only view of a bf16 tensor's buffer four elements (two u32 words) to a load; see
-// tensor4_f32.wgsl. `$name_get4(i)` wants i a multiple of 4.
-@group(0) @binding($binding) var<storage, read> $name: array<vec2<u32>>;
-fn $name_get4(i: u32) -> vec4<f32> {
-    let words = $name[i >> 2u];
+// tensor4_f32.wgsl. `_get4(i)` wants i a multiple of 4.
+@group(0) @binding({{BINDING}}) var<storage, read> {{TENSOR}}: array<vec2<u32>>;
+fn {{TENSOR}}_get4(i: u32) -> vec4<f32> {
+    let words = {{TENSOR}}[i >> 2u];
     return vec4<f32>(bf16x2_to_f32(words.x), bf16x2_to_f32(words.y));
 }

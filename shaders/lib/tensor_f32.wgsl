@@ -1,8 +1,9 @@
-// A tensor stored as f32, one element per array slot. Instantiated per binding by the shader
-// assembler: `$name` is the tensor's name, `$binding` its binding, `$access` read or read_write.
-@group(0) @binding($binding) var<storage, $access> $name: array<f32>;
-fn $name_get(i: u32) -> f32 { return $name[i]; }
-fn $name_get2(i: u32) -> vec2<f32> { return vec2<f32>($name[i], $name[i + 1u]); }
-//---- read_write
-fn $name_set2(i: u32, value: vec2<f32>, key: vec2<u32>) { $name[i] = value.x; $name[i + 1u] = value.y; }
-fn $name_set(i: u32, value: f32) { $name[i] = value; }
+// A tensor stored as f32, one element per array slot. Instantiated once per `#tensor` line
+// (shaders/README.md); this copy: `{{TENSOR}}`, binding {{BINDING}}, {{ACCESS}}.
+@group(0) @binding({{BINDING}}) var<storage, {{ACCESS}}> {{TENSOR}}: array<f32>;
+fn {{TENSOR}}_get(i: u32) -> f32 { return {{TENSOR}}[i]; }
+fn {{TENSOR}}_get2(i: u32) -> vec2<f32> { return vec2<f32>({{TENSOR}}[i], {{TENSOR}}[i + 1u]); }
+#if WRITABLE
+fn {{TENSOR}}_set2(i: u32, value: vec2<f32>, key: vec2<u32>) { {{TENSOR}}[i] = value.x; {{TENSOR}}[i + 1u] = value.y; }
+fn {{TENSOR}}_set(i: u32, value: f32) { {{TENSOR}}[i] = value; }
+#endif

@@ -1,7 +1,9 @@
 //! The checks every flag value passes (ranges named in the error), and small parsers.
 
 use anyhow::Result;
+use srgpt::model::config::{preset, ModelConfig, Preset, MAX_BATCH, MAX_CTX, MAX_D, MAX_LAYERS};
 use srgpt::precision::Precision;
+use srgpt::train::{DEFAULT_PRECISIONS, DEFAULT_PRESET};
 use srgpt::Failure;
 
 /// The most bytes `sample` generates in one call.
@@ -42,23 +44,78 @@ pub fn non_negative_number(text: &str) -> Result<f32, String> {
     }
 }
 
-pub fn parse_precisions(names: Option<&[String]>) -> Result<Vec<Precision>> {
-    let Some(names) = names else {
-        return Ok(vec![Precision::Fp32, Precision::Bf16, Precision::Bf16Sr]);
+/// The modes of a `--precision` list: each at most once, at least one; the default modes
+/// where the flag is absent.
+pub fn precisions(given: Option<&[Precision]>) -> Result<Vec<Precision>> {
+    let Some(given) = given else {
+        return Ok(DEFAULT_PRECISIONS.to_vec());
     };
-    let mut precisions = Vec::new();
-    for name in names {
-        let p = Precision::parse(name)
-            .ok_or_else(|| bad_input(format!("unknown precision '{name}' (choose from fp32, mixed, bf16, bf16-sr, bf16-kahan)")))?;
-        if precisions.contains(&p) {
-            return Err(bad_input(format!("precision {name} is listed twice")));
+    for (i, p) in given.iter().enumerate() {
+        if given[..i].contains(p) {
+            return Err(bad_input(format!("precision {p} is listed twice")));
         }
-        precisions.push(p);
     }
-    if precisions.is_empty() {
+    if given.is_empty() {
         return Err(bad_input("--precision lists no mode".into()));
     }
-    Ok(precisions)
+    Ok(given.to_vec())
+}
+
+/// The model flags `train` and `sweep` share: a preset, and the shape and batch that
+/// override it.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ModelFlags {
+    /// Model and schedule preset [default: tiny].
+    #[arg(long)]
+    pub preset: Option<Preset>,
+    /// Transformer blocks [default: the preset's].
+    #[arg(long, value_parser = whole(1, MAX_LAYERS as u64))]
+    pub n_layer: Option<u64>,
+    /// Attention heads (they divide d) [default: the preset's].
+    #[arg(long, value_parser = whole(1, MAX_D as u64))]
+    pub n_head: Option<u64>,
+    /// Channels (d) [default: the preset's].
+    #[arg(long, value_parser = whole(1, MAX_D as u64))]
+    pub d: Option<u64>,
+    /// Context length (T) [default: the preset's].
+    #[arg(long, value_parser = whole(2, MAX_CTX as u64))]
+    pub ctx: Option<u64>,
+    /// Sequences per batch (B) [default: the preset's].
+    #[arg(long, value_parser = whole(1, MAX_BATCH as u64))]
+    pub batch: Option<u64>,
+}
+
+impl ModelFlags {
+    /// The preset named, or the default one.
+    pub fn preset(&self) -> Preset {
+        self.preset.unwrap_or_else(|| preset(DEFAULT_PRESET).expect("the default preset exists"))
+    }
+
+    /// The preset's model (with this vocabulary) and batch, overridden by the flags given.
+    pub fn apply(&self, model: &mut ModelConfig, batch: &mut u32) {
+        let given = |v: Option<u64>, default: u32| v.map_or(default, |v| v as u32);
+        model.n_layer = given(self.n_layer, model.n_layer);
+        model.n_head = given(self.n_head, model.n_head);
+        model.d = given(self.d, model.d);
+        model.ctx = given(self.ctx, model.ctx);
+        *batch = given(self.batch, *batch);
+    }
+
+    /// The model's shape flags, by name, as given (for the checks of resume and --init).
+    pub fn shape(&self) -> [(&'static str, Option<u64>); 4] {
+        [("--n-layer", self.n_layer), ("--n-head", self.n_head), ("--d", self.d), ("--ctx", self.ctx)]
+    }
+
+    /// The same flags as arguments of `srgpt train` (a sweep's runs).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut out = vec!["--preset".to_string(), self.preset().name.to_string()];
+        for (flag, value) in self.shape().into_iter().chain([("--batch", self.batch)]) {
+            if let Some(v) = value {
+                out.extend([flag.to_string(), v.to_string()]);
+            }
+        }
+        out
+    }
 }
 
 pub fn bad_input(msg: String) -> anyhow::Error {

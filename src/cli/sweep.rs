@@ -10,18 +10,20 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
 
-use super::args::{bad_input, parse_precisions, positive_number, whole};
+use super::args::{bad_input, positive_number, precisions, whole, ModelFlags};
 use srgpt::precision::Precision;
+use srgpt::train::output::{RunSummary, Summary};
 use srgpt::train::sweep::{markdown, SweepCell};
+use srgpt::train::RunStatus;
 
 #[derive(clap::Args)]
 pub struct SweepArgs {
-    /// Model and schedule preset: tiny, small or base [default: tiny].
-    #[arg(long, default_value = "tiny")]
-    preset: String,
+    /// The model of every run (passed to each).
+    #[command(flatten)]
+    model: ModelFlags,
     /// Precision modes of every run (comma-separated) [default: fp32,bf16,bf16-sr].
     #[arg(long, value_delimiter = ',')]
-    precision: Option<Vec<String>>,
+    precision: Option<Vec<Precision>>,
     /// Peak learning rates (comma-separated), e.g. 3e-4,1e-3,3e-3,1e-2.
     #[arg(long, value_delimiter = ',', required = true, value_parser = positive_number)]
     lr: Vec<f32>,
@@ -34,17 +36,6 @@ pub struct SweepArgs {
     /// `builtin`, `shakespeare` or a path to any file [default: builtin].
     #[arg(long)]
     corpus: Option<String>,
-    /// A smaller or larger model than the preset's (passed to every run).
-    #[arg(long, value_parser = whole(1, 1 << 16))]
-    n_layer: Option<u64>,
-    #[arg(long, value_parser = whole(1, 1 << 16))]
-    n_head: Option<u64>,
-    #[arg(long, value_parser = whole(1, 1 << 16))]
-    d: Option<u64>,
-    #[arg(long, value_parser = whole(2, 1 << 16))]
-    ctx: Option<u64>,
-    #[arg(long, value_parser = whole(1, 1 << 20))]
-    batch: Option<u64>,
     /// Evaluate every N updates [default: the train command's, 50].
     #[arg(long, value_parser = whole(0, u32::MAX as u64))]
     eval_every: Option<u64>,
@@ -76,14 +67,10 @@ fn state(dir: &Path, precisions: &[Precision]) -> Result<State> {
     let wanted: Vec<&str> = precisions.iter().map(|p| p.name()).collect();
     // the modes the folder already holds: they must be this sweep's, or a re-run with another
     // --precision would resume, or clear, a different run
-    let summary = std::fs::read_to_string(dir.join("summary.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-    let runs = summary.as_ref().and_then(|s| s["runs"].as_array().cloned()).unwrap_or_default();
-    let logged = std::fs::read_to_string(dir.join("metrics.jsonl")).map(|t| srgpt::train::parse_metrics(&t, "")).ok().and_then(|m| m.ok());
-    let held: Vec<String> = runs
-        .iter()
-        .filter_map(|r| r["precision"].as_str().map(String::from))
-        .chain(logged.unwrap_or_default().into_iter().map(|m| m.run))
-        .collect();
+    let summary = Summary::read(dir);
+    let runs = summary.as_ref().map(|s| s.runs.clone()).unwrap_or_default();
+    let logged = srgpt::train::read_metrics(&dir.join("metrics.jsonl")).ok();
+    let held: Vec<String> = runs.iter().map(|r| r.precision.clone()).chain(logged.unwrap_or_default().into_iter().map(|m| m.run)).collect();
     if let Some(other) = held.iter().find(|m| !wanted.contains(&m.as_str())) {
         return Err(bad_input(format!(
             "{} holds a run of mode {other}, which this sweep (--precision {}) does not train; give the sweep another --out",
@@ -99,7 +86,7 @@ fn state(dir: &Path, precisions: &[Precision]) -> Result<State> {
             wanted.join(",")
         )));
     }
-    if !runs.is_empty() && runs.iter().all(|r| r["status"] == "done") {
+    if !runs.is_empty() && runs.iter().all(|r| r.status == RunStatus::Done.name()) {
         return Ok(State::Finished);
     }
     let mut by_step: Vec<(u32, Vec<PathBuf>)> = Vec::new();
@@ -139,7 +126,7 @@ fn state(dir: &Path, precisions: &[Precision]) -> Result<State> {
 }
 
 pub fn sweep(adapter: Option<&str>, args: SweepArgs) -> Result<ExitCode> {
-    let precisions = parse_precisions(args.precision.as_deref())?;
+    let precisions = precisions(args.precision.as_deref())?;
     for (what, n) in [("--lr", args.lr.len()), ("--seeds", args.seeds.len())] {
         if n == 0 {
             return Err(bad_input(format!("{what} needs at least one value")));
@@ -187,26 +174,9 @@ pub fn sweep(adapter: Option<&str>, args: SweepArgs) -> Result<ExitCode> {
                     eprintln!("[{n}/{total}] lr {lr:e} seed {seed}: training in {}", dir.display());
                     let mut cmd = train();
                     let modes: Vec<&str> = precisions.iter().map(|p| p.name()).collect();
-                    cmd.args([
-                        "--preset",
-                        &args.preset,
-                        "--precision",
-                        &modes.join(","),
-                        "--lr",
-                        &lr.to_string(),
-                        "--seed",
-                        &seed.to_string(),
-                    ]);
-                    let optional = [
-                        ("--steps", args.steps),
-                        ("--n-layer", args.n_layer),
-                        ("--n-head", args.n_head),
-                        ("--d", args.d),
-                        ("--ctx", args.ctx),
-                        ("--batch", args.batch),
-                        ("--eval-every", args.eval_every),
-                        ("--ckpt-every", args.ckpt_every),
-                    ];
+                    cmd.args(args.model.to_args());
+                    cmd.args(["--precision", &modes.join(","), "--lr", &lr.to_string(), "--seed", &seed.to_string()]);
+                    let optional = [("--steps", args.steps), ("--eval-every", args.eval_every), ("--ckpt-every", args.ckpt_every)];
                     for (flag, value) in optional {
                         if let Some(v) = value {
                             cmd.args([flag, &v.to_string()]);
@@ -238,18 +208,14 @@ fn write_results(args: &SweepArgs, precisions: &[Precision]) -> Result<()> {
     let mut cells = Vec::new();
     for p in precisions {
         for &lr in &args.lr {
-            let runs: Vec<serde_json::Value> = args
+            let runs: Vec<RunSummary> = args
                 .seeds
                 .iter()
-                .filter_map(|&seed| {
-                    let text = std::fs::read_to_string(folder(&args.out, lr, seed).join("summary.json")).ok()?;
-                    let summary: serde_json::Value = serde_json::from_str(&text).ok()?;
-                    summary["runs"].as_array()?.iter().find(|r| r["precision"] == p.name()).cloned()
-                })
+                .filter_map(|&seed| Summary::read(&folder(&args.out, lr, seed))?.runs.into_iter().find(|r| r.precision == p.name()))
                 .collect();
-            let values = |key: &str| -> Vec<f64> { runs.iter().filter_map(|r| r[key].as_f64()).collect() };
+            let values = |value: fn(&RunSummary) -> Option<f64>| -> Vec<f64> { runs.iter().filter_map(value).collect() };
             let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-            let finals = values("final_val_loss");
+            let finals = values(|r| r.final_val_loss.map(f64::from));
             let std = mean(&finals).map(|m| {
                 if finals.len() < 2 {
                     0.0
@@ -257,23 +223,23 @@ fn write_results(args: &SweepArgs, precisions: &[Precision]) -> Result<()> {
                     (finals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (finals.len() - 1) as f64).sqrt()
                 }
             });
-            let steps_to_target = values("steps_to_target");
+            let steps_to_target = values(|r| r.steps_to_target.map(f64::from));
             cells.push(SweepCell {
                 precision: p.name().into(),
                 lr,
                 seeds: runs.len(),
                 final_val_mean: mean(&finals),
                 final_val_std: std,
-                update_ratio: mean(&values("update_ratio")),
-                lost_fraction: mean(&values("lost_fraction")),
+                update_ratio: mean(&values(|r| r.update_ratio)),
+                lost_fraction: mean(&values(|r| r.lost_fraction)),
                 steps_to_target_mean: mean(&steps_to_target),
                 reached_target: steps_to_target.len(),
-                speedup_vs_fp32_mean: mean(&values("speedup_vs_fp32")),
+                speedup_vs_fp32_mean: mean(&values(|r| r.speedup_vs_fp32)),
             });
         }
     }
     let doc = serde_json::json!({
-        "preset": args.preset,
+        "preset": args.model.preset().name,
         "lrs": args.lr,
         "seeds": args.seeds,
         "precisions": precisions.iter().map(|p| p.name()).collect::<Vec<_>>(),

@@ -1,15 +1,20 @@
 //! WGSL assembly: the shader files are embedded in the binary and composed by a small
-//! preprocessor, then validated by naga.
+//! preprocessor, then validated by naga. `shaders/README.md` explains it with examples;
+//! `srgpt shader NAME` prints what it makes.
 //!
 //! Directives, each on a line of its own:
 //! - `#include "lib/x.wgsl"` inserts a helper file once per module.
-//! - `#if NAME` / `#if !NAME` / `#else` / `#endif` keep lines by a boolean define.
+//! - `#if NAME` / `#if !NAME` / `#else` / `#endif` keep lines by a boolean define; a NAME the
+//!   variant does not define is an error, so a misspelt define cannot drop code unnoticed.
 //! - `#tensor NAME BINDING read|read_write STORE` declares a storage tensor by instantiating
 //!   `lib/tensor_<store>.wgsl`, giving `NAME_get`, `NAME_get2` and, when writable, `NAME_set2`
 //!   (plus `NAME_set` for f32). STORE is f32, bf16, bf16_sr or f16.
 //! - `#tensor4 NAME BINDING STORE` declares a read-only view of a tensor's buffer four
 //!   elements to a load (`lib/tensor4_<store>.wgsl`), giving `NAME_get4`.
-//! - `{{NAME}}` anywhere is replaced by the define's value.
+//!
+//! And one substitution: `{{NAME}}` anywhere is replaced by the define's value (an undefined
+//! one is an error). The tensor templates are expanded with their own defines: `TENSOR`,
+//! `BINDING`, `ACCESS`, `ROUND` and the flag `WRITABLE`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -105,32 +110,6 @@ impl ShaderSpec {
         Ok(out)
     }
 
-    /// Assembles and validates with naga, with only the capabilities core WebGPU guarantees (as in a browser
-    /// without `shader-f16`), plus subgroup operations in compute for the variants that enable them.
-    pub fn validate(&self) -> Result<()> {
-        self.validated().map(|_| ())
-    }
-
-    /// The variant parsed and validated by naga, as wgpu does before translating it for the
-    /// backend: the module and its analysis.
-    pub fn validated(&self) -> Result<(naga::Module, naga::valid::ModuleInfo)> {
-        let src = self.source()?;
-        let module = naga::front::wgsl::parse_str(&src).map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
-        let mut caps = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
-        if self.uses_subgroups() {
-            caps |= naga::valid::Capabilities::SUBGROUP;
-        }
-        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
-            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
-            .subgroup_operations(naga::valid::SubgroupOperationSet::all())
-            .validate(&module)
-            .map_err(|e| anyhow!("{}: {}", self.key(), e.emit_to_string(&src)))?;
-        if !module.entry_points.iter().any(|ep| ep.name == self.entry) {
-            bail!("{}: no entry point {}", self.key(), self.entry);
-        }
-        Ok((module, info))
-    }
-
     /// Whether the variant uses subgroup operations (and so needs the adapter's SUBGROUP).
     pub fn uses_subgroups(&self) -> bool {
         flag_is_set(&self.defines, "USES_SUBGROUPS")
@@ -166,11 +145,14 @@ fn expand(file: &str, defines: &BTreeMap<String, String>, included: &mut Vec<Str
         let where_ = || format!("{file}:{}", lineno + 1);
         if let Some(cond) = trimmed.strip_prefix("#if ") {
             let cond = cond.trim();
-            let on = match cond.strip_prefix('!') {
-                Some(name) => !flag_is_set(defines, name.trim()),
-                None => flag_is_set(defines, cond),
+            let (negated, name) = match cond.strip_prefix('!') {
+                Some(name) => (true, name.trim()),
+                None => (false, cond),
             };
-            conditions.push(on);
+            if !defines.contains_key(name) {
+                bail!("{}: #if {name}: the variant does not define {name} (set it to 0 or 1)", where_());
+            }
+            conditions.push(flag_is_set(defines, name) != negated);
             continue;
         }
         if trimmed == "#else" {
@@ -244,9 +226,8 @@ fn quad_view_decl(
     if store != "f32" {
         include_once("lib/round.wgsl", defines, included, out)?;
     }
-    out.push_str(&shader_file(template)?.replace("$name", name).replace("$binding", binding));
-    out.push('\n');
-    Ok(())
+    let own = BTreeMap::from([("TENSOR".to_string(), name.to_string()), ("BINDING".to_string(), binding.to_string())]);
+    expand(template, &own, included, out)
 }
 
 fn tensor_decl(
@@ -271,13 +252,12 @@ fn tensor_decl(
     if store != "f32" {
         include_once("lib/round.wgsl", defines, included, out)?;
     }
-    let body = shader_file(template)?;
-    let body = match (access, body.split_once("//---- read_write")) {
-        ("read", Some((read_part, _))) => read_part,
-        _ => body,
-    };
-    let body = body.replace("$name", name).replace("$binding", binding).replace("$access", access).replace("$round", round);
-    out.push_str(&body);
-    out.push('\n');
-    Ok(())
+    let own = BTreeMap::from([
+        ("TENSOR".to_string(), name.to_string()),
+        ("BINDING".to_string(), binding.to_string()),
+        ("ACCESS".to_string(), access.to_string()),
+        ("ROUND".to_string(), round.to_string()),
+        ("WRITABLE".to_string(), ((access == "read_write") as u8).to_string()),
+    ]);
+    expand(template, &own, included, out)
 }

@@ -214,7 +214,8 @@ pub fn adamw_update_cpu(
         let w_old = match (precision.extra(), &state.extra) {
             (Some(KeptExtra::Master), Some(master)) => master[i],
             (Some(KeptExtra::Compensation), Some(comp)) => state.param[i] + comp[i],
-            _ => state.param[i],
+            (None, _) => state.param[i],
+            (Some(extra), None) => panic!("{precision} needs its {} in the reference state", extra.label()),
         };
         let decay = if i < n_decay { 1.0 - lr * cfg.weight_decay } else { 1.0 };
         let m = cfg.beta1 * state.m[i] + (1.0 - cfg.beta1) * g;
@@ -232,7 +233,8 @@ pub fn adamw_update_cpu(
                 comp[i] = Store::Bf16.round_rtn(w - state.param[i]);
                 state.param[i] + comp[i]
             }
-            _ => state.param[i],
+            (None, _) => state.param[i],
+            (Some(extra), None) => panic!("{precision} needs its {} in the reference state", extra.label()),
         };
         state.m[i] = precision.state_store().round(m, i as u32, key(SR_M));
         state.v[i] = precision.state_store().round(v, i as u32, key(SR_V));

@@ -53,6 +53,20 @@ pub fn preset(name: &str) -> Result<Preset, Failure> {
 pub const MAX_D: u32 = 65536;
 pub const MAX_CTX: u32 = 65536;
 pub const MAX_LAYERS: u32 = 1024;
+/// The most sequences per batch srgpt accepts.
+pub const MAX_BATCH: u32 = 1 << 20;
+
+/// `--preset tiny`: the names and their help come from `PRESETS`.
+impl clap::ValueEnum for Preset {
+    fn value_variants<'a>() -> &'a [Self] {
+        &PRESETS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = format!("{} layers, {} heads, d {}, ctx {}", self.n_layer, self.n_head, self.d, self.ctx);
+        Some(clap::builder::PossibleValue::new(self.name).help(help))
+    }
+}
 
 impl ModelConfig {
     pub fn from_preset(p: &Preset, vocab: u32) -> ModelConfig {

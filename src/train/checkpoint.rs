@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
@@ -52,14 +52,6 @@ pub struct Checkpoint {
     pub raw: RawState,
 }
 
-fn dtype_of(store: Store) -> Dtype {
-    match store {
-        Store::F32 => Dtype::F32,
-        Store::Bf16 | Store::Bf16Sr => Dtype::BF16,
-        Store::F16 => Dtype::F16,
-    }
-}
-
 /// Every tensor of the layout as a view into a raw block of `store` values.
 fn views<'a>(layout: &ParamLayout, prefix: &str, store: Store, bytes: &'a [u8]) -> Result<Vec<(String, TensorView<'a>)>> {
     let width = store.bytes_per_element();
@@ -68,7 +60,7 @@ fn views<'a>(layout: &ParamLayout, prefix: &str, store: Store, bytes: &'a [u8]) 
         .iter()
         .map(|t| {
             let data = &bytes[t.offset * width..(t.offset + t.len) * width];
-            Ok((format!("{prefix}{}", t.name), TensorView::new(dtype_of(store), t.shape.clone(), data)?))
+            Ok((format!("{prefix}{}", t.name), TensorView::new(store.dtype(), t.shape.clone(), data)?))
         })
         .collect()
 }
@@ -145,14 +137,8 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
         for t in &layout.tensors {
             let name = format!("{prefix}{}", t.name);
             let view = tensors.tensor(&name).map_err(|_| format!("tensor {name} is missing"))?;
-            if view.dtype() != dtype_of(store) || view.shape() != t.shape.as_slice() {
-                return Err(format!(
-                    "tensor {name} is {:?} {:?}, expected {:?} {:?}",
-                    view.dtype(),
-                    view.shape(),
-                    dtype_of(store),
-                    t.shape
-                ));
+            if view.dtype() != store.dtype() || view.shape() != t.shape.as_slice() {
+                return Err(format!("tensor {name} is {:?} {:?}, expected {:?} {:?}", view.dtype(), view.shape(), store.dtype(), t.shape));
             }
             out.extend_from_slice(view.data());
         }

@@ -1,16 +1,12 @@
 //! Series drawn from metric lines, shared by the dashboard and `srgpt plot`: each mode's
 //! colour, a debiased moving average, and each mode's distance from fp32 at the same step.
 
-/// The colour of a mode's curves (grey for a name that is not a mode).
+use crate::precision::Precision;
+
+/// The colour of the curves of a run named in a metrics file: its mode's (`Precision::rgb`),
+/// grey for a name that is not a mode.
 pub fn mode_rgb(name: &str) -> [u8; 3] {
-    match name {
-        "fp32" => [66, 133, 244],
-        "mixed" => [171, 71, 188],
-        "bf16" => [234, 67, 53],
-        "bf16-sr" => [52, 168, 83],
-        "bf16-kahan" => [251, 140, 0],
-        _ => [128, 128, 128],
-    }
+    Precision::parse(name).map_or([128, 128, 128], Precision::rgb)
 }
 
 /// Exponential moving average with weight `alpha` on the past, debiased as TensorBoard does:
@@ -31,6 +27,13 @@ pub fn smoothed(values: &[f64], alpha: f64) -> Vec<f64> {
             }
         })
         .collect()
+}
+
+/// The debiased moving average of a series whose points carry their own coordinates (a step,
+/// or step, tokens and time): each point with the smoothed value of `value(point)`.
+pub fn smoothed_points<P: Copy>(points: &[P], value: impl Fn(&P) -> f64, alpha: f64) -> Vec<(P, f64)> {
+    let values: Vec<f64> = points.iter().map(value).collect();
+    points.iter().copied().zip(smoothed(&values, alpha)).collect()
 }
 
 /// `series` minus `reference` where both have a point at the same step: (step, difference)

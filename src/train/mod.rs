@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod curves;
 pub mod output;
 mod run;
+pub mod session;
 mod snapshot;
 pub mod sweep;
 
@@ -20,11 +21,21 @@ use std::path::{Path, PathBuf};
 use crate::data::{train_batch, val_batches, Batch, Corpus};
 use crate::gpu::Gpu;
 use crate::kernels::adamw::Fidelity;
-use crate::model::config::{ModelConfig, TrainConfig};
+use crate::model::config::{ModelConfig, Preset, TrainConfig};
 use crate::model::gpt::{STAT_FIDELITY, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
 use crate::model::params::ParamLayout;
 use crate::precision::{Precision, Store};
 use checkpoint::{Checkpoint, RunState};
+
+/// What a run takes when nothing says otherwise: the command line, the dashboard and the page
+/// all start from these (with a preset's model and schedule).
+pub const DEFAULT_PRESET: &str = "tiny";
+pub const DEFAULT_PRECISIONS: [Precision; 3] = [Precision::Fp32, Precision::Bf16, Precision::Bf16Sr];
+pub const DEFAULT_SEED: u64 = 1;
+pub const DEFAULT_EVAL_EVERY: u32 = 50;
+pub const DEFAULT_EVAL_BATCHES: u32 = 16;
+/// text from each run every N steps (where a session samples: the dashboard)
+pub const DEFAULT_SAMPLE_EVERY: u32 = 100;
 
 /// What to train.
 #[derive(Clone, Debug)]
@@ -49,7 +60,24 @@ impl TrainSpec {
         if self.eval_batches == 0 {
             return Err(crate::Failure::BadInput("--eval-batches must be at least 1 (got 0)".into()));
         }
+        if self.precisions.is_empty() {
+            return Err(crate::Failure::BadInput("no precision mode chosen: give at least one".into()));
+        }
         Ok(())
+    }
+
+    /// A preset's model (with this vocabulary) and schedule, and the defaults for the rest.
+    pub fn from_preset(preset: &Preset, vocab: u32) -> TrainSpec {
+        TrainSpec {
+            preset: preset.name.to_string(),
+            model: ModelConfig::from_preset(preset, vocab),
+            train: preset.train,
+            precisions: DEFAULT_PRECISIONS.to_vec(),
+            seed: DEFAULT_SEED,
+            eval_every: DEFAULT_EVAL_EVERY,
+            eval_batches: DEFAULT_EVAL_BATCHES,
+            measure_fidelity: true,
+        }
     }
 }
 
@@ -508,6 +536,15 @@ impl Trainer {
             written.push(path);
         }
         Ok(written)
+    }
+}
+
+/// The metrics file of `path`: a run's folder (its metrics.jsonl) or the file itself.
+pub fn metrics_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("metrics.jsonl")
+    } else {
+        path.to_path_buf()
     }
 }
 

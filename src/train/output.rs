@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::run::{EvalPoint, History};
 use super::{Metric, RunStatus, Trainer};
@@ -25,7 +25,7 @@ pub struct RunOutput {
 }
 
 /// summary.json: everything needed to know what was run, with each run's outcome.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     pub srgpt_version: String,
     pub adapter: AdapterReport,
@@ -47,7 +47,7 @@ pub struct Summary {
     pub runs: Vec<RunSummary>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSummary {
     pub precision: String,
     /// done, stopped, diverged (or running, while a dashboard run is in progress)
@@ -76,6 +76,14 @@ pub struct RunSummary {
     pub wall_seconds_to_target: Option<f64>,
     /// fp32's GPU seconds to target over this run's
     pub speedup_vs_fp32: Option<f64>,
+}
+
+impl Summary {
+    /// DIR/summary.json, if the folder has one that parses.
+    pub fn read(dir: &Path) -> Option<Summary> {
+        let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
 }
 
 /// The means of update_ratio and lost_fraction over the last 10% of `completed` steps.
@@ -260,19 +268,16 @@ impl RunOutput {
     /// Writes summary.json, keeping the entries of runs in the folder that this session did
     /// not train (a resume of some of its runs).
     pub fn write_summary(&self, summary: &Summary) -> Result<()> {
-        let path = self.dir.join("summary.json");
-        // through text, so f32 values keep their short form (0.003, not 0.003000000026077032)
-        let mut doc: serde_json::Value = serde_json::from_str(&serde_json::to_string(summary)?)?;
-        let earlier: Option<serde_json::Value> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
-        if let Some(earlier_runs) = earlier.as_ref().and_then(|e| e["runs"].as_array()) {
-            let ours = doc["runs"].as_array().cloned().unwrap_or_default();
-            let name = |r: &serde_json::Value| r["precision"].as_str().unwrap_or_default().to_string();
-            let mut merged: Vec<serde_json::Value> =
-                earlier_runs.iter().map(|old| ours.iter().find(|new| name(new) == name(old)).unwrap_or(old).clone()).collect();
-            merged.extend(ours.iter().filter(|new| !earlier_runs.iter().any(|old| name(old) == name(new))).cloned());
-            doc["runs"] = serde_json::Value::Array(merged);
+        let mut merged = summary.clone();
+        if let Some(earlier) = Summary::read(&self.dir) {
+            let ours = &summary.runs;
+            merged.runs =
+                earlier.runs.iter().map(|old| ours.iter().find(|new| new.precision == old.precision).unwrap_or(old).clone()).collect();
+            merged.runs.extend(ours.iter().filter(|new| !earlier.runs.iter().any(|old| old.precision == new.precision)).cloned());
         }
-        write_json_atomically(&path, &doc)
+        // through text, so f32 values keep their short form (0.003, not 0.003000000026077032)
+        let doc: serde_json::Value = serde_json::from_str(&serde_json::to_string(&merged)?)?;
+        write_json_atomically(&self.dir.join("summary.json"), &doc)
     }
 }
 

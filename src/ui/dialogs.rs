@@ -2,6 +2,7 @@
 //! own, so the window keeps drawing while it is open, and its answer is picked up by the next
 //! frame ([`App::take_dialogs`](super::App)). Typing a path stays possible; a test delivers
 //! answers with [`deliver`] instead of opening a dialog.
+use eframe::egui;
 
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -2,6 +2,7 @@
 //! plots, samples, and the controls to start, pause, resume, stop and save. Platform-neutral
 //! egui; `native` opens it in a window, training on a worker thread that shares the
 //! renderer's GPU device; `web` runs it in a browser canvas, training between frames.
+use eframe::egui;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod dialogs;
@@ -9,7 +10,6 @@ pub mod dialogs;
 pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
-pub mod session;
 mod settings;
 mod view;
 #[cfg(target_arch = "wasm32")]
@@ -24,8 +24,8 @@ use egui::Color32;
 use crate::data::Corpus;
 use crate::precision::Precision;
 use crate::train::checkpoint::Checkpoint;
+use crate::train::session::{Event, SessionOptions};
 use crate::train::{Metric, TrainSpec};
-use session::{Event, SessionOptions};
 
 /// The colour of each mode's curves.
 pub fn mode_color(name: &str) -> Color32 {
@@ -85,7 +85,7 @@ impl XAxis {
 /// How the dashboard reaches its training session.
 pub trait Driver {
     fn start(&mut self, corpus: Corpus, spec: TrainSpec, options: SessionOptions);
-    /// Continues saved runs (see [`session::Session::resume`]).
+    /// Continues saved runs (see [`crate::train::session::Session::resume`]).
     fn continue_run(&mut self, corpus: Corpus, checkpoints: Vec<Checkpoint>, log: Vec<Metric>, options: SessionOptions);
     fn pause(&mut self);
     fn resume(&mut self);
@@ -194,10 +194,7 @@ impl App {
             return;
         };
         let state = &first.state;
-        (self.settings.n_layer, self.settings.n_head, self.settings.d, self.settings.ctx) =
-            (state.model.n_layer, state.model.n_head, state.model.d, state.model.ctx);
-        (self.settings.batch, self.settings.lr, self.settings.warmup, self.settings.steps) =
-            (state.train.batch, state.train.lr, state.train.warmup, state.train.steps);
+        (self.settings.model, self.settings.train) = (state.model, state.train);
         (self.settings.seed, self.settings.eval_every, self.settings.eval_batches) = (state.seed, state.eval_every, state.eval_batches);
         self.settings.modes = Precision::ALL.map(|p| checkpoints.iter().any(|c| c.precision == p));
         let Some(driver) = &mut self.driver else {
@@ -259,7 +256,7 @@ impl App {
             }
             return;
         }
-        let file = if file.is_dir() { file.join("metrics.jsonl") } else { file.to_path_buf() };
+        let file = crate::train::metrics_path(file);
         self.view_metrics(crate::train::read_metrics(&file), file.display().to_string());
     }
 
@@ -375,7 +372,8 @@ impl App {
                 r.sample = text;
                 r.sample_step = step;
             }
-            Event::Saved(paths) => self.notice = Some(format!("saved {}", paths.join(", "))),
+            Event::Saved { paths, .. } => self.notice = Some(format!("saved {}", paths.join(", "))),
+            Event::Note(note) => self.notice = Some(note),
             Event::Error(e) => {
                 self.error = Some(e);
                 self.done = true;

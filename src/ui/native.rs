@@ -1,6 +1,7 @@
 //! The dashboard in a native window (eframe + wgpu). Training runs on a worker thread on the
 //! renderer's own device: one device means no copies and one set of limits, and the worker's
 //! command queue interleaves with the frames, so the window stays responsive.
+use eframe::egui;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,11 +11,11 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Result};
 
-use super::session::{Driving, Event, Session, SessionOptions};
 use super::{App, Driver, Settings};
 use crate::data::Corpus;
 use crate::gpu::{choose_adapter, AdapterReport, Gpu};
 use crate::train::checkpoint::Checkpoint;
+use crate::train::session::{Driving, Event, Session, SessionOptions};
 use crate::train::{Metric, TrainSpec};
 
 enum Command {
@@ -256,7 +257,7 @@ fn save_status(status: &serde_json::Value, png: &std::path::Path) -> Result<(), 
 /// Opens the dashboard and returns when the window closes.
 pub fn run(opts: WindowOptions) -> Result<()> {
     let filter = opts.adapter.clone();
-    let setup = egui_wgpu::WgpuSetupCreateNew {
+    let setup = eframe::egui_wgpu::WgpuSetupCreateNew {
         native_adapter_selector: Some(Arc::new(move |adapters: &[wgpu::Adapter], _surface: Option<&wgpu::Surface<'_>>| {
             choose_adapter(adapters.to_vec(), filter.as_deref()).map_err(|e| e.to_string())
         })),
@@ -266,7 +267,7 @@ pub fn run(opts: WindowOptions) -> Result<()> {
             required_limits: adapter.limits(),
             ..Default::default()
         }),
-        ..egui_wgpu::WgpuSetupCreateNew::without_display_handle()
+        ..eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle()
     };
     let mut native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -274,7 +275,7 @@ pub fn run(opts: WindowOptions) -> Result<()> {
             .with_title("srgpt — bf16 training with stochastic rounding"),
         ..Default::default()
     };
-    native.wgpu_options.wgpu_setup = egui_wgpu::WgpuSetup::CreateNew(setup);
+    native.wgpu_options.wgpu_setup = eframe::egui_wgpu::WgpuSetup::CreateNew(setup);
     let shot_result = Arc::new(Mutex::new(None));
     let slot = shot_result.clone();
     let failure = Arc::new(Mutex::new(None));

@@ -20,9 +20,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{FileSystemDirectoryHandle, FileSystemFileHandle, FileSystemWritableFileStream};
 
-use super::session::{KeepSnapshot, SavedSession};
 use crate::precision::Precision;
 use crate::train::checkpoint::{self, Checkpoint};
+use crate::train::session::{KeepSnapshot, SavedSession};
 use crate::train::Metric;
 
 const ROOT: &str = "srgpt";

@@ -2,12 +2,11 @@
 //! page's query string.
 
 use crate::data::Corpus;
-use crate::model::config::{preset, ModelConfig, PRESETS};
+use crate::model::config::{preset, ModelConfig, TrainConfig, PRESETS};
 use crate::precision::Precision;
 use crate::train::output::CheckpointPolicy;
-use crate::train::TrainSpec;
-
-use super::session::SessionOptions;
+use crate::train::session::SessionOptions;
+use crate::train::{TrainSpec, DEFAULT_PRESET, DEFAULT_SAMPLE_EVERY};
 
 /// The form on the left: what the next Start trains.
 #[derive(Clone, Debug)]
@@ -17,19 +16,14 @@ pub struct Settings {
     /// a corpus read already (in a browser: the file picked)
     pub corpus_bytes: Option<std::sync::Arc<[u8]>>,
     pub preset: String,
-    pub n_layer: u32,
-    pub n_head: u32,
-    pub d: u32,
-    pub ctx: u32,
-    pub batch: u32,
-    pub lr: f32,
-    pub warmup: u32,
-    pub steps: u32,
+    /// the model; its vocabulary is the corpus's, set at Start
+    pub model: ModelConfig,
+    pub train: TrainConfig,
     pub seed: u64,
     pub eval_every: u32,
     pub eval_batches: u32,
     pub sample_every: u32,
-    /// fp32, mixed, bf16, bf16-sr
+    /// one per mode of `Precision::ALL`
     pub modes: [bool; Precision::ALL.len()],
     /// the run's folder; empty: a new runs/<date>_<time> when `write_files`, else none
     pub out_dir: String,
@@ -39,25 +33,24 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// A preset's model and schedule with the defaults every way of training shares.
     pub fn from_preset(name: &str) -> Settings {
-        let p = preset(name).unwrap_or(PRESETS[0]);
+        Settings::from_spec(&TrainSpec::from_preset(&preset(name).unwrap_or(PRESETS[0]), 0))
+    }
+
+    /// The form filled in from a spec (the command line's flags, made into one).
+    pub fn from_spec(spec: &TrainSpec) -> Settings {
         Settings {
             corpus: "builtin".into(),
             corpus_bytes: None,
-            preset: p.name.into(),
-            n_layer: p.n_layer,
-            n_head: p.n_head,
-            d: p.d,
-            ctx: p.ctx,
-            batch: p.train.batch,
-            lr: p.train.lr,
-            warmup: p.train.warmup,
-            steps: p.train.steps,
-            seed: 1,
-            eval_every: 50,
-            eval_batches: 8,
-            sample_every: 100,
-            modes: [true, false, true, true, false],
+            preset: spec.preset.clone(),
+            model: spec.model,
+            train: spec.train,
+            seed: spec.seed,
+            eval_every: spec.eval_every,
+            eval_batches: spec.eval_batches,
+            sample_every: DEFAULT_SAMPLE_EVERY,
+            modes: Precision::ALL.map(|p| spec.precisions.contains(&p)),
             out_dir: String::new(),
             write_files: false,
             checkpoints: CheckpointPolicy::DEFAULT,
@@ -69,7 +62,7 @@ impl Settings {
     /// the preset's settings with the given steps and modes, snapshots kept in the browser
     /// every `save_every` steps or minute, and how the page starts.
     pub fn from_query(query: &str) -> Result<(Settings, PageStart), String> {
-        let mut settings = Settings::from_preset("tiny");
+        let mut settings = Settings::from_preset(DEFAULT_PRESET);
         // a tab can close any moment: keep a snapshot at least every minute
         settings.checkpoints.every = Some(std::time::Duration::from_secs(60));
         let mut start = PageStart { autostart: true, continue_saved: false };
@@ -81,7 +74,7 @@ impl Settings {
                     crate::model::config::preset(value).map_err(|e| e.to_string())?;
                     settings = Settings { corpus: settings.corpus, checkpoints: settings.checkpoints, ..Settings::from_preset(value) };
                 }
-                "steps" => settings.steps = number(key, value)?,
+                "steps" => settings.train.steps = number(key, value)?,
                 "corpus" => {
                     if !crate::data::BUILT_IN_CORPORA.contains(&value) {
                         return Err(format!("corpus={value}: a page takes builtin or shakespeare (or a file through its picker)"));
@@ -110,9 +103,8 @@ impl Settings {
     }
 
     pub(super) fn apply_preset(&mut self, name: &str) {
-        let keep = Settings::from_preset(name);
-        *self = Settings { n_layer: keep.n_layer, n_head: keep.n_head, d: keep.d, ctx: keep.ctx, preset: keep.preset, ..self.clone() };
-        (self.batch, self.lr, self.warmup, self.steps) = (keep.batch, keep.lr, keep.warmup, keep.steps);
+        let named = Settings::from_preset(name);
+        (self.preset, self.model, self.train) = (named.preset, named.model, named.train);
     }
 
     /// The corpus the settings name, or why it cannot be read.
@@ -134,31 +126,22 @@ impl Settings {
         SessionOptions { out_dir, sample_every: self.sample_every, checkpoints: self.checkpoints, keep: None }
     }
 
-    /// The corpus and the training spec, or the reason they cannot be.
+    /// The corpus and the training spec, or the reason they cannot be (the checks of
+    /// `TrainSpec::validate`, as on the command line).
     pub fn to_spec(&self) -> Result<(Corpus, TrainSpec), String> {
         let corpus = self.corpus()?;
-        let model = ModelConfig { n_layer: self.n_layer, n_head: self.n_head, d: self.d, ctx: self.ctx, vocab: corpus.vocab_size() };
-        let train = crate::model::config::TrainConfig { batch: self.batch, lr: self.lr, warmup: self.warmup, steps: self.steps };
-        model.validate().map_err(|e| e.to_string())?;
-        train.validate().map_err(|e| e.to_string())?;
-        corpus.check_context(model.ctx).map_err(|e| e.to_string())?;
-        if self.eval_batches == 0 {
-            return Err("eval batches must be at least 1".into());
-        }
-        let precisions: Vec<Precision> = Precision::ALL.iter().zip(self.modes).filter(|(_, on)| *on).map(|(p, _)| *p).collect();
-        if precisions.is_empty() {
-            return Err("choose at least one precision mode".into());
-        }
         let spec = TrainSpec {
             preset: self.preset.clone(),
-            model,
-            train,
-            precisions,
+            model: ModelConfig { vocab: corpus.vocab_size(), ..self.model },
+            train: self.train,
+            precisions: Precision::ALL.iter().zip(self.modes).filter(|(_, on)| *on).map(|(p, _)| *p).collect(),
             seed: self.seed,
             eval_every: self.eval_every,
             eval_batches: self.eval_batches,
             measure_fidelity: true,
         };
+        spec.validate().map_err(|e| e.to_string())?;
+        corpus.check_context(spec.model.ctx).map_err(|e| e.to_string())?;
         Ok((corpus, spec))
     }
 }

@@ -1,6 +1,7 @@
 //! The dashboard drawn: the controls on the left, the loss curves, the small plots, the run
 //! table and the samples.
 
+use eframe::egui;
 use egui::Color32;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
@@ -9,7 +10,7 @@ use super::web;
 use super::{mode_color, App, RunView, XAxis};
 use crate::model::config::PRESETS;
 use crate::precision::Precision;
-use crate::train::curves::{gap, smoothed};
+use crate::train::curves::{gap, smoothed_points};
 use crate::train::sweep::SweepCell;
 
 impl App {
@@ -74,98 +75,112 @@ impl App {
         ui.label("bf16 training with stochastic rounding");
         ui.separator();
         let idle = !self.running();
-        ui.add_enabled_ui(idle, |ui| {
-            egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
-                let label = ui.label("corpus");
-                #[cfg(not(target_arch = "wasm32"))]
-                ui.horizontal(|ui| {
-                    ui.add(egui::TextEdit::singleline(&mut self.settings.corpus).desired_width(150.0))
-                        .labelled_by(label.id)
-                        .on_hover_text("builtin (srgpt's sources), shakespeare (37 plays), or a path to any file");
-                    if ui.small_button("…").on_hover_text("choose a corpus file").clicked() {
-                        super::dialogs::open(super::dialogs::Dialog::Corpus, ui.ctx());
-                    }
-                });
-                #[cfg(target_arch = "wasm32")]
-                ui.horizontal(|ui| {
-                    ui.label(&self.settings.corpus).labelled_by(label.id);
-                    if ui.button("Choose file…").on_hover_text("any text file; its bytes are the vocabulary").clicked() {
-                        web::pick_file(web::Purpose::Corpus, ui.ctx());
-                    }
-                });
-                ui.end_row();
-                ui.label("");
-                ui.horizontal(|ui| {
-                    for name in crate::data::BUILT_IN_CORPORA {
-                        if self.settings.corpus != name && ui.small_button(name).on_hover_text("a corpus built into srgpt").clicked() {
-                            self.settings.corpus = name.into();
-                            self.settings.corpus_bytes = None;
-                        }
-                    }
-                });
-                ui.end_row();
-                let label = ui.label("preset");
-                let mut chosen = self.settings.preset.clone();
-                let combo = egui::ComboBox::from_id_salt("preset").selected_text(&chosen).show_ui(ui, |ui| {
-                    for p in PRESETS {
-                        ui.selectable_value(&mut chosen, p.name.to_string(), p.name);
-                    }
-                });
-                combo.response.labelled_by(label.id);
-                if chosen != self.settings.preset {
-                    self.settings.apply_preset(&chosen);
-                }
-                ui.end_row();
-                let s = &mut self.settings;
-                for (label, value, max) in [
-                    ("layers", &mut s.n_layer, 64),
-                    ("heads", &mut s.n_head, 64),
-                    ("d", &mut s.d, 4096),
-                    ("ctx", &mut s.ctx, 4096),
-                    ("batch", &mut s.batch, 4096),
-                ] {
-                    let label = ui.label(label);
-                    ui.add(egui::DragValue::new(value).range(1..=max)).labelled_by(label.id);
-                    ui.end_row();
-                }
-                let label = ui.label("lr");
-                ui.add(egui::DragValue::new(&mut s.lr).speed(1e-4).range(0.0..=1.0).max_decimals(5)).labelled_by(label.id);
-                ui.end_row();
-                for (label, value) in [
-                    ("warm-up", &mut s.warmup),
-                    ("steps", &mut s.steps),
-                    ("eval every", &mut s.eval_every),
-                    ("sample every", &mut s.sample_every),
-                ] {
-                    let label = ui.label(label);
-                    ui.add(egui::DragValue::new(value).range(0..=1_000_000)).labelled_by(label.id);
-                    ui.end_row();
-                }
-                let label = ui.label("seed");
-                ui.add(egui::DragValue::new(&mut s.seed)).labelled_by(label.id);
-                ui.end_row();
-                #[cfg(not(target_arch = "wasm32"))]
-                {
-                    let label = ui.label("output");
-                    ui.horizontal(|ui| {
-                        ui.add(egui::TextEdit::singleline(&mut s.out_dir).desired_width(150.0))
-                            .labelled_by(label.id)
-                            .on_hover_text("the run's folder for metrics and checkpoints (empty: a new runs/<date>_<time>)");
-                        if ui.small_button("…").on_hover_text("choose the folder").clicked() {
-                            super::dialogs::open(super::dialogs::Dialog::OutDir, ui.ctx());
-                        }
-                    });
-                    ui.end_row();
-                }
-            });
-            ui.label("modes to compare:");
-            ui.horizontal_wrapped(|ui| {
-                for (i, p) in Precision::ALL.iter().enumerate() {
-                    ui.checkbox(&mut self.settings.modes[i], egui::RichText::new(p.name()).color(mode_color(p.name())));
-                }
-            });
-        });
+        ui.add_enabled_ui(idle, |ui| self.settings_form(ui));
         ui.separator();
+        self.session_buttons(ui, idle);
+        ui.separator();
+        self.run_files(ui, idle);
+        if let Some(e) = &self.error {
+            ui.separator();
+            ui.colored_label(Color32::from_rgb(220, 60, 60), format!("error: {e}"));
+        }
+    }
+
+    /// The form: corpus, preset, model, schedule, seed, output folder and the modes.
+    fn settings_form(&mut self, ui: &mut egui::Ui) {
+        egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
+            let label = ui.label("corpus");
+            #[cfg(not(target_arch = "wasm32"))]
+            ui.horizontal(|ui| {
+                ui.add(egui::TextEdit::singleline(&mut self.settings.corpus).desired_width(150.0))
+                    .labelled_by(label.id)
+                    .on_hover_text("builtin (srgpt's sources), shakespeare (37 plays), or a path to any file");
+                if ui.small_button("…").on_hover_text("choose a corpus file").clicked() {
+                    super::dialogs::open(super::dialogs::Dialog::Corpus, ui.ctx());
+                }
+            });
+            #[cfg(target_arch = "wasm32")]
+            ui.horizontal(|ui| {
+                ui.label(&self.settings.corpus).labelled_by(label.id);
+                if ui.button("Choose file…").on_hover_text("any text file; its bytes are the vocabulary").clicked() {
+                    web::pick_file(web::Purpose::Corpus, ui.ctx());
+                }
+            });
+            ui.end_row();
+            ui.label("");
+            ui.horizontal(|ui| {
+                for name in crate::data::BUILT_IN_CORPORA {
+                    if self.settings.corpus != name && ui.small_button(name).on_hover_text("a corpus built into srgpt").clicked() {
+                        self.settings.corpus = name.into();
+                        self.settings.corpus_bytes = None;
+                    }
+                }
+            });
+            ui.end_row();
+            let label = ui.label("preset");
+            let mut chosen = self.settings.preset.clone();
+            let combo = egui::ComboBox::from_id_salt("preset").selected_text(&chosen).show_ui(ui, |ui| {
+                for p in PRESETS {
+                    ui.selectable_value(&mut chosen, p.name.to_string(), p.name);
+                }
+            });
+            combo.response.labelled_by(label.id);
+            if chosen != self.settings.preset {
+                self.settings.apply_preset(&chosen);
+            }
+            ui.end_row();
+            let s = &mut self.settings;
+            for (label, value, max) in [
+                ("layers", &mut s.model.n_layer, 64),
+                ("heads", &mut s.model.n_head, 64),
+                ("d", &mut s.model.d, 4096),
+                ("ctx", &mut s.model.ctx, 4096),
+                ("batch", &mut s.train.batch, 4096),
+            ] {
+                let label = ui.label(label);
+                ui.add(egui::DragValue::new(value).range(1..=max)).labelled_by(label.id);
+                ui.end_row();
+            }
+            let label = ui.label("lr");
+            ui.add(egui::DragValue::new(&mut s.train.lr).speed(1e-4).range(0.0..=1.0).max_decimals(5)).labelled_by(label.id);
+            ui.end_row();
+            for (label, value) in [
+                ("warm-up", &mut s.train.warmup),
+                ("steps", &mut s.train.steps),
+                ("eval every", &mut s.eval_every),
+                ("sample every", &mut s.sample_every),
+            ] {
+                let label = ui.label(label);
+                ui.add(egui::DragValue::new(value).range(0..=1_000_000)).labelled_by(label.id);
+                ui.end_row();
+            }
+            let label = ui.label("seed");
+            ui.add(egui::DragValue::new(&mut s.seed)).labelled_by(label.id);
+            ui.end_row();
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                let label = ui.label("output");
+                ui.horizontal(|ui| {
+                    ui.add(egui::TextEdit::singleline(&mut s.out_dir).desired_width(150.0))
+                        .labelled_by(label.id)
+                        .on_hover_text("the run's folder for metrics and checkpoints (empty: a new runs/<date>_<time>)");
+                    if ui.small_button("…").on_hover_text("choose the folder").clicked() {
+                        super::dialogs::open(super::dialogs::Dialog::OutDir, ui.ctx());
+                    }
+                });
+                ui.end_row();
+            }
+        });
+        ui.label("modes to compare:");
+        ui.horizontal_wrapped(|ui| {
+            for (i, p) in Precision::ALL.iter().enumerate() {
+                ui.checkbox(&mut self.settings.modes[i], egui::RichText::new(p.name()).color(mode_color(p.name())));
+            }
+        });
+    }
+
+    /// Start, Pause / Resume, Stop and Save.
+    fn session_buttons(&mut self, ui: &mut egui::Ui, idle: bool) {
         ui.horizontal_wrapped(|ui| {
             if ui.add_enabled(idle && self.driver.is_some(), egui::Button::new("Start")).clicked() {
                 self.start();
@@ -196,7 +211,10 @@ impl App {
                 }
             }
         });
-        ui.separator();
+    }
+
+    /// Opening a finished run, continuing from checkpoints, exporting one.
+    fn run_files(&mut self, ui: &mut egui::Ui, idle: bool) {
         let label = ui.label("view a finished run:");
         #[cfg(not(target_arch = "wasm32"))]
         ui.horizontal(|ui| {
@@ -239,10 +257,6 @@ impl App {
             .clicked()
         {
             web::pick_file(web::Purpose::Checkpoints, ui.ctx());
-        }
-        if let Some(e) = &self.error {
-            ui.separator();
-            ui.colored_label(Color32::from_rgb(220, 60, 60), format!("error: {e}"));
         }
     }
 
@@ -336,8 +350,7 @@ impl App {
             }
             for (i, r) in shown.iter().enumerate() {
                 let (color, widen) = (mode_color(&r.name), overlap_widening(i, shown.len()));
-                let losses: Vec<f64> = r.train.iter().map(|p| p[3]).collect();
-                let smooth: PlotPoints = r.train.iter().zip(smoothed(&losses, alpha)).map(|(p, e)| [p[x], y(e)]).collect();
+                let smooth: PlotPoints = smoothed_points(&r.train, |p| p[3], alpha).into_iter().map(|(p, e)| [p[x], y(e)]).collect();
                 plot_ui.line(Line::new(format!("{} smoothed", r.name), smooth).color(color).width(2.0 + widen));
                 let val: PlotPoints = r.val.iter().map(|p| [p[x], y(p[3])]).collect();
                 plot_ui.points(Points::new(format!("{} val", r.name), val).color(color).radius(3.0 + widen).filled(true));
@@ -351,21 +364,19 @@ impl App {
     /// minus fp32's (points): the gap between modes fills the plot instead of a hair's width
     /// of the loss plot. Shown when fp32 is among the runs.
     fn gap_plot(&self, ui: &mut egui::Ui) {
-        let Some(fp32) = self.runs.iter().find(|r| r.name == "fp32") else {
+        let Some(fp32) = self.runs.iter().find(|r| r.name == Precision::Fp32.name()) else {
             return;
         };
         let (x, alpha) = (self.x_axis.index(), self.smoothing as f64);
-        let smooth = |r: &RunView| -> Vec<(f64, f64)> {
-            let losses: Vec<f64> = r.train.iter().map(|p| p[3]).collect();
-            r.train.iter().zip(smoothed(&losses, alpha)).map(|(p, e)| (p[0], e)).collect()
-        };
+        let smooth =
+            |r: &RunView| -> Vec<(f64, f64)> { smoothed_points(&r.train, |p| p[3], alpha).into_iter().map(|(p, e)| (p[0], e)).collect() };
         let by_step = |series: &[[f64; 4]]| -> Vec<(f64, f64)> { series.iter().map(|p| (p[0], p[3])).collect() };
         // the plot's x for a step, from the run's own points
         let x_at = |r: &RunView, step: f64| r.train.iter().chain(&r.val).find(|p| p[0] == step).map_or(step, |p| p[x]);
         let (fp32_train, fp32_val) = (smooth(fp32), by_step(&fp32.val));
         ui.label("gap to fp32: smoothed train loss (lines) and val loss (points) minus fp32's at the same step");
         Plot::new("gap to fp32").height(200.0).x_axis_label(self.x_axis.label()).y_axis_label("loss - fp32's").show(ui, |plot_ui| {
-            let others: Vec<&RunView> = self.shown().filter(|r| r.name != "fp32").collect();
+            let others: Vec<&RunView> = self.shown().filter(|r| r.name != Precision::Fp32.name()).collect();
             for (i, r) in others.iter().enumerate() {
                 let (color, widen) = (mode_color(&r.name), overlap_widening(i, others.len()));
                 let train: PlotPoints = gap(&smooth(r), &fp32_train).into_iter().map(|(s, g)| [x_at(r, s), g]).collect();

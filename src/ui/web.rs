@@ -3,6 +3,7 @@
 //! its own). Each frame advances the session once and never waits for the GPU: results are
 //! picked up on a later frame, once the browser has mapped them. The page reads the state
 //! through `srgptStatus()`.
+use eframe::egui;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,11 +12,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::opfs::{self, Saved};
-use super::session::{Driving, Event, Session, SessionOptions};
 use super::{App, Driver, Settings};
 use crate::data::Corpus;
 use crate::gpu::{AdapterReport, Gpu, OPTIONAL_FEATURES};
 use crate::train::checkpoint::Checkpoint;
+use crate::train::session::{Driving, Event, Session, SessionOptions};
 use crate::train::{Metric, TrainSpec};
 
 /// Runs the session on the renderer's thread, one `tick` per frame. The session keeps
@@ -329,7 +330,7 @@ pub async fn start(canvas_id: String, query: String) -> Result<(), JsValue> {
         .and_then(|e| e.dyn_into::<web_sys::HtmlCanvasElement>().ok())
         .ok_or_else(|| JsValue::from_str(&format!("no canvas with id '{canvas_id}'")))?;
     let mut options = eframe::WebOptions::default();
-    let setup = egui_wgpu::WgpuSetupCreateNew {
+    let setup = eframe::egui_wgpu::WgpuSetupCreateNew {
         // WebGPU's default limits: what every browser grants without asking
         device_descriptor: std::sync::Arc::new(|adapter: &wgpu::Adapter| wgpu::DeviceDescriptor {
             label: Some("srgpt dashboard"),
@@ -337,9 +338,9 @@ pub async fn start(canvas_id: String, query: String) -> Result<(), JsValue> {
             required_limits: wgpu::Limits { max_texture_dimension_2d: 8192, ..wgpu::Limits::default() },
             ..Default::default()
         }),
-        ..egui_wgpu::WgpuSetupCreateNew::without_display_handle()
+        ..eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle()
     };
-    options.wgpu_options.wgpu_setup = egui_wgpu::WgpuSetup::CreateNew(setup);
+    options.wgpu_options.wgpu_setup = eframe::egui_wgpu::WgpuSetup::CreateNew(setup);
     eframe::WebRunner::new()
         .start(
             canvas,

@@ -159,6 +159,37 @@ impl<'a> Matmul<'a> {
         )
     }
 
+    /// The uniform block: sizes, each operand's layout, the epilogue's offsets, the SR key.
+    fn params(&self, total: u32) -> MatmulParams {
+        let (s, c) = (&self.shape, &self.c.layout);
+        let (a, b) = (&self.a.layout, &self.b.layout);
+        MatmulParams {
+            m: s.m,
+            n: s.n,
+            k: s.k,
+            batch_inner: s.batch_inner,
+            a_off: a.offset,
+            lda: a.ld,
+            a_s1: a.s1,
+            a_s2: a.s2,
+            b_off: b.offset,
+            ldb: b.ld,
+            b_s1: b.s1,
+            b_s2: b.s2,
+            c_off: c.offset,
+            ldc: c.ld,
+            c_s1: c.s1,
+            c_s2: c.s2,
+            bias_off: self.bias.map_or(0, |t| t.offset),
+            res_off: self.residual.map_or(0, |t| t.offset),
+            alpha: s.alpha,
+            key_step: self.key[0],
+            key_tensor: self.key[1],
+            total,
+            ..Default::default()
+        }
+    }
+
     pub fn dispatch_with(&self, gpu: &Gpu, tile: Tile) -> Result<Dispatch> {
         let s = &self.shape;
         if s.m == 0 || s.n == 0 || s.k == 0 || s.batch == 0 || s.batch_inner == 0 {
@@ -193,52 +224,27 @@ impl<'a> Matmul<'a> {
         if !tile.fits(&gpu.limits) {
             bail!("matmul tile {} exceeds this adapter's workgroup limits", tile.name());
         }
-        let entry = if tiled { tile.entry() } else { "matmul_flat" };
-        let mut spec = ShaderSpec::new("matmul.wgsl", entry)
-            .define("A", self.a.store.for_reading().wgsl_name())
-            .define("B", self.b.store.for_reading().wgsl_name())
-            .define("C", self.c.store.wgsl_name())
-            .flag("TRANS_A", s.trans_a)
-            .flag("TRANS_B", s.trans_b)
-            .flag("PAIR_A", tiled && pair_a)
-            .flag("PAIR_B", tiled && pair_b)
-            .flag("PAIR_C", if tiled { pair_c } else { self.c.store.is_packed() })
-            .flag("HAS_BIAS", self.bias.is_some())
-            .flag("HAS_RESIDUAL", self.residual.is_some())
-            .flag("GELU", self.gelu_pre.is_some())
-            .flag("ACCUMULATE", self.accumulate)
-            .flag("QUAD_A", quad_a)
-            .flag("QUAD_B", quad_b)
-            .define("BIAS", self.bias.map_or("f32", |b| b.read_name()))
-            .define("RES", self.residual.map_or("f32", |r| r.read_name()));
-        spec = tile_defines(spec, tile);
+        let spec = MatmulVariant {
+            tile,
+            tiled,
+            a: self.a.store,
+            b: self.b.store,
+            c: self.c.store,
+            trans_a: s.trans_a,
+            trans_b: s.trans_b,
+            pair_a: tiled && pair_a,
+            pair_b: tiled && pair_b,
+            pair_c: if tiled { pair_c } else { self.c.store.is_packed() },
+            quad_a,
+            quad_b,
+            bias: self.bias.map(|b| b.store),
+            residual: self.residual.map(|r| r.store),
+            gelu: self.gelu_pre.is_some(),
+            accumulate: self.accumulate,
+        }
+        .spec();
 
-        let (a, b) = (&self.a.layout, &self.b.layout);
-        let params = MatmulParams {
-            m: s.m,
-            n: s.n,
-            k: s.k,
-            batch_inner: s.batch_inner,
-            a_off: a.offset,
-            lda: a.ld,
-            a_s1: a.s1,
-            a_s2: a.s2,
-            b_off: b.offset,
-            ldb: b.ld,
-            b_s1: b.s1,
-            b_s2: b.s2,
-            c_off: c.offset,
-            ldc: c.ld,
-            c_s1: c.s1,
-            c_s2: c.s2,
-            bias_off: self.bias.map_or(0, |t| t.offset),
-            res_off: self.residual.map_or(0, |t| t.offset),
-            alpha: s.alpha,
-            key_step: self.key[0],
-            key_tensor: self.key[1],
-            total: total as u32,
-            ..Default::default()
-        };
+        let params = self.params(total as u32);
         // an operand loaded in quads is read only through its quad view (binding 7 or 8)
         let mut bindings =
             vec![(if quad_a { 7 } else { 0 }, self.a.buffer), (if quad_b { 8 } else { 1 }, self.b.buffer), (2, self.c.buffer)];
@@ -263,17 +269,90 @@ impl<'a> Matmul<'a> {
     }
 }
 
-fn tile_defines(spec: ShaderSpec, tile: Tile) -> ShaderSpec {
-    spec.flag("SUBGROUP_TILE", tile.subgroup)
-        .subgroups(tile.subgroup)
-        .shape_define("WG_X", tile.wg_x)
-        .shape_define("WG_Y", tile.wg_y)
-        .shape_define("TM", tile.tm)
-        .shape_define("TN2", tile.tn2)
-        .shape_define("TM_TN2", tile.tm * tile.tn2)
-        .shape_define("SHARED_K", tile.shared_k)
-        .shape_define("BM_BK", (tile.wg_y * tile.tm * tile.shared_k).max(1))
-        .shape_define("BK_BN", (tile.shared_k * tile.wg_x * tile.tn2 * 2).max(1))
+/// Everything that selects a compiled matmul: the kernel and its tile, each operand's
+/// storage, the transposes, how operands are loaded, the epilogue. `dispatch_with` and
+/// `variants()` both describe their variants with it, so the translation test checks what
+/// runs.
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulVariant {
+    pub tile: Tile,
+    /// a register-blocked kernel (`tile.entry()`), else `matmul_flat` (a packed output of
+    /// odd shape)
+    pub tiled: bool,
+    pub a: Store,
+    pub b: Store,
+    pub c: Store,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    /// operands loaded and C stored two elements at a time
+    pub pair_a: bool,
+    pub pair_b: bool,
+    pub pair_c: bool,
+    /// operands staged four elements to a load (the shared-memory kernel)
+    pub quad_a: bool,
+    pub quad_b: bool,
+    /// the storage of the bias and the residual added in the epilogue, when there are any
+    pub bias: Option<Store>,
+    pub residual: Option<Store>,
+    pub gelu: bool,
+    pub accumulate: bool,
+}
+
+impl MatmulVariant {
+    /// A plain product of `store` operands into `store` by `tile`: no transposes, pairs or
+    /// epilogue, to be adjusted field by field.
+    pub fn plain(tile: Tile, store: Store) -> MatmulVariant {
+        MatmulVariant {
+            tile,
+            tiled: true,
+            a: store,
+            b: store,
+            c: store,
+            trans_a: false,
+            trans_b: false,
+            pair_a: false,
+            pair_b: false,
+            pair_c: store.is_packed(),
+            quad_a: false,
+            quad_b: false,
+            bias: None,
+            residual: None,
+            gelu: false,
+            accumulate: false,
+        }
+    }
+
+    pub fn spec(&self) -> ShaderSpec {
+        let read = |s: Option<Store>| s.map_or("f32", |s| s.for_reading().wgsl_name());
+        let tile = self.tile;
+        ShaderSpec::new("matmul.wgsl", if self.tiled { tile.entry() } else { "matmul_flat" })
+            .define("A", self.a.for_reading().wgsl_name())
+            .define("B", self.b.for_reading().wgsl_name())
+            .define("C", self.c.wgsl_name())
+            .flag("TRANS_A", self.trans_a)
+            .flag("TRANS_B", self.trans_b)
+            .flag("PAIR_A", self.pair_a)
+            .flag("PAIR_B", self.pair_b)
+            .flag("PAIR_C", self.pair_c)
+            .flag("HAS_BIAS", self.bias.is_some())
+            .flag("HAS_RESIDUAL", self.residual.is_some())
+            .flag("GELU", self.gelu)
+            .flag("ACCUMULATE", self.accumulate)
+            .flag("QUAD_A", self.quad_a)
+            .flag("QUAD_B", self.quad_b)
+            .define("BIAS", read(self.bias))
+            .define("RES", read(self.residual))
+            .flag("SUBGROUP_TILE", tile.subgroup)
+            .subgroups(tile.subgroup)
+            .shape_define("WG_X", tile.wg_x)
+            .shape_define("WG_Y", tile.wg_y)
+            .shape_define("TM", tile.tm)
+            .shape_define("TN2", tile.tn2)
+            .shape_define("TM_TN2", tile.tm * tile.tn2)
+            .shape_define("SHARED_K", tile.shared_k)
+            .shape_define("BM_BK", (tile.wg_y * tile.tm * tile.shared_k).max(1))
+            .shape_define("BK_BN", (tile.shared_k * tile.wg_x * tile.tn2 * 2).max(1))
+    }
 }
 
 /// A linear layer's weight (OC, C) and bias (OC), if it has one: the parameters, or their
@@ -371,55 +450,47 @@ pub fn matmul_backward(
     Ok(out)
 }
 
+/// Every matmul variant the model can ask for, in kind: each kernel with every storage and
+/// transpose, plain, with every epilogue and paired loads, and accumulating; and every tile
+/// candidate on the model's commonest problem.
 pub fn variants() -> Vec<ShaderSpec> {
     let mut out = Vec::new();
-    for (entry, tile) in [
-        ("matmul_tiled", Tile::SMALL),
-        ("matmul_shared", Tile::SHARED_LARGE),
-        ("matmul_subgroup", Tile::subgroup(32, 8, 2)),
-        ("matmul_flat", Tile::SMALL),
-    ] {
+    for (tile, tiled) in [(Tile::SMALL, true), (Tile::SHARED_LARGE, true), (Tile::subgroup(32, 8, 2), true), (Tile::SMALL, false)] {
         for store in Store::ALL {
-            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            for (trans_a, trans_b) in [(false, false), (false, true), (true, false), (true, true)] {
                 // plain; with every epilogue and paired loads; accumulating (a gradient)
                 for (extras, accumulate) in [(false, false), (true, false), (false, true)] {
-                    let read = store.for_reading().wgsl_name();
-                    let spec = ShaderSpec::new("matmul.wgsl", entry)
-                        .define("A", read)
-                        .define("B", read)
-                        .define("C", store.wgsl_name())
-                        .flag("TRANS_A", ta)
-                        .flag("TRANS_B", tb)
-                        .flag("PAIR_A", extras)
-                        .flag("PAIR_B", extras)
-                        .flag("PAIR_C", extras || store.is_packed())
-                        .flag("HAS_BIAS", extras)
-                        .flag("HAS_RESIDUAL", extras)
-                        .flag("GELU", extras && entry != "matmul_flat")
-                        .flag("ACCUMULATE", accumulate)
-                        .flag("QUAD_A", extras && entry == "matmul_shared")
-                        .flag("QUAD_B", extras && entry == "matmul_shared")
-                        .define("BIAS", read)
-                        .define("RES", read);
-                    out.push(tile_defines(spec, tile));
+                    let staged = tiled && tile.shared_k > 0;
+                    let v = MatmulVariant {
+                        tiled,
+                        trans_a,
+                        trans_b,
+                        pair_a: extras,
+                        pair_b: extras,
+                        pair_c: extras || store.is_packed(),
+                        quad_a: extras && staged,
+                        quad_b: extras && staged,
+                        bias: extras.then_some(store),
+                        residual: extras.then_some(store),
+                        gelu: extras && tiled,
+                        accumulate,
+                        ..MatmulVariant::plain(tile, store)
+                    };
+                    out.push(v.spec());
                 }
             }
         }
     }
     for tile in Tile::CANDIDATES.into_iter().chain(Tile::SUBGROUP_SHAPES.map(|(tm, tn2)| Tile::subgroup(32, tm, tn2))) {
-        out.push(tile_defines(
-            ShaderSpec::new("matmul.wgsl", tile.entry())
-                .define("A", "bf16")
-                .define("B", "bf16")
-                .define("C", "f32")
-                .flag("TRANS_B", true)
-                .flag("PAIR_A", true)
-                .flag("PAIR_B", true)
-                .flag("PAIR_C", true)
-                .define("BIAS", "f32")
-                .define("RES", "f32"),
-            tile,
-        ));
+        let v = MatmulVariant {
+            c: Store::F32,
+            trans_b: true,
+            pair_a: true,
+            pair_b: true,
+            pair_c: true,
+            ..MatmulVariant::plain(tile, Store::Bf16)
+        };
+        out.push(v.spec());
     }
     out
 }

@@ -1,7 +1,8 @@
-//! A training session driven from the dashboard: the trainer, its output folder and the
-//! periodic samples, advanced by `tick`. A native build runs it on a worker thread, where
-//! `tick` may wait for the GPU; the browser calls `tick` once per frame, where it never waits
-//! and picks up results on later frames.
+//! The one training driver: the trainer, its output folder (metrics, checkpoints on
+//! schedule, the summary at the end), stop and finish, and the periodic samples, advanced by
+//! `tick`. `srgpt train --headless` ticks it in a loop; the native dashboard on a worker
+//! thread, where `tick` may wait for the GPU; the browser once per frame, where `tick` never
+//! waits and picks up results on later frames. All three get the same metric lines.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,10 +13,10 @@ use crate::data::Corpus;
 use crate::gpu::Gpu;
 use crate::sample::{Generation, SampleOptions, Sampler};
 use crate::train::checkpoint::Checkpoint;
-use crate::train::output::{CheckpointClock, CheckpointPolicy, RunOutput};
+use crate::train::output::{CheckpointClock, CheckpointPolicy, RunOutput, Summary};
 use crate::train::{Metric, ResumeChanges, RunStatus, TrainSpec, Trainer};
 
-/// What the dashboard learns from a session.
+/// What a session's driver (the dashboard, the command line) learns from it.
 #[derive(Clone, Debug)]
 pub enum Event {
     /// the runs exist: (mode, training-state MiB, bytes per parameter)
@@ -30,7 +31,13 @@ pub enum Event {
         step: u32,
         text: String,
     },
-    Saved(Vec<String>),
+    /// checkpoints written after update `step`
+    Saved {
+        step: u32,
+        paths: Vec<String>,
+    },
+    /// something a run has to say (why it diverged), once
+    Note(String),
     Error(String),
     Done,
 }
@@ -38,11 +45,13 @@ pub enum Event {
 /// Pieces small enough (a few ms each on a CPU adapter) to keep 30+ frames per second.
 const DISPATCHES_PER_SUBMISSION: usize = 1;
 
-/// How the session shares the GPU with the dashboard's frames.
+/// How the session shares the GPU, if it does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Driving {
-    /// on its own thread: `tick` waits for the GPU, steps go in small submissions between
-    /// which the renderer's frames slip in
+    /// alone (the command line): `tick` waits for the GPU and submits whole steps
+    Headless,
+    /// on its own thread beside a renderer: `tick` waits for the GPU, steps go in small
+    /// submissions between which the renderer's frames slip in
     WorkerThread,
     /// between frames on the renderer's thread (a browser): `tick` never waits
     FrameLoop,
@@ -89,7 +98,8 @@ pub struct Session {
     /// the step of the latest snapshot handed to `keep`, and whether one is due
     kept_step: u32,
     snapshot_due: bool,
-    /// every metric line of the session (a snapshot saves those up to its step)
+    /// every metric line of a session that writes no folder (a browser's snapshot saves those
+    /// up to its step); a session with a folder has them in its metrics.jsonl
     log: Vec<Metric>,
     /// events to hand out at the next tick
     queued: Vec<Event>,
@@ -100,6 +110,10 @@ pub struct Session {
     sampling: Vec<PendingSample>,
     stopping: bool,
     done: bool,
+    /// the runs' messages said so far (each is said once)
+    noted: Vec<String>,
+    /// summary.json as written at the end (a session with a folder)
+    pub summary: Option<Summary>,
 }
 
 impl Session {
@@ -108,7 +122,7 @@ impl Session {
     pub fn start(gpu: &Gpu, corpus: Corpus, spec: TrainSpec, options: SessionOptions, driving: Driving) -> Result<(Session, Event)> {
         let output = options.out_dir.as_deref().map(RunOutput::create).transpose()?;
         let trainer = Trainer::new(gpu, corpus, spec)?;
-        Ok(Session::assemble(trainer, output, options, driving, Vec::new()))
+        Ok(Session::new(trainer, output, options, driving, Vec::new()))
     }
 
     /// Continues the runs of `checkpoints` (one session's, at one step), their curves so far
@@ -127,10 +141,13 @@ impl Session {
         let names: Vec<&str> = trainer.runs.iter().map(|r| r.precision.name()).collect();
         let log: Vec<Metric> = log.into_iter().filter(|l| l.step <= trainer.step && names.contains(&l.run.as_str())).collect();
         trainer.recall(&log);
-        Ok(Session::assemble(trainer, output, options, driving, log))
+        Ok(Session::new(trainer, output, options, driving, log))
     }
 
-    fn assemble(
+    /// A session of a trainer made already, writing to `output` (its folder opened, a
+    /// resumed run's lines recalled) or nowhere; `log` holds the lines before the trainer's
+    /// step, handed out at the first `tick`. `options.out_dir` is not read: `output` is it.
+    pub fn new(
         mut trainer: Trainer,
         output: Option<RunOutput>,
         options: SessionOptions,
@@ -149,6 +166,7 @@ impl Session {
         let started = Event::Started { runs, out_dir };
         let samplers = trainer.runs.iter().map(|_| None).collect();
         let queued = if log.is_empty() { Vec::new() } else { vec![Event::Metrics(log.clone())] };
+        let log = if output.is_none() { log } else { Vec::new() };
         let session = Session {
             kept_step: trainer.step,
             trainer,
@@ -164,6 +182,8 @@ impl Session {
             sampling: Vec::new(),
             stopping: false,
             done: false,
+            noted: Vec::new(),
+            summary: None,
         };
         (session, started)
     }
@@ -171,11 +191,6 @@ impl Session {
     /// Where the session keeps its snapshots, if it keeps them.
     pub fn keeper(&self) -> Option<KeepSnapshot> {
         self.keep.clone()
-    }
-
-    /// Every metric line of the session so far.
-    pub fn log(&self) -> &[Metric] {
-        &self.log
     }
 
     /// Hands every run's checkpoint at the latest submitted step, and the metric lines up to
@@ -228,7 +243,7 @@ impl Session {
         if self.done {
             return Ok(Vec::new());
         }
-        let wait = self.driving == Driving::WorkerThread;
+        let wait = self.driving != Driving::FrameLoop;
         if self.stopping || self.trainer.finished() {
             let mut events = std::mem::take(&mut self.queued);
             if wait || (self.trainer.idle() && self.sampling.is_empty()) {
@@ -236,7 +251,7 @@ impl Session {
             } else {
                 events.extend(self.advance_samples(gpu)?);
                 let lines = self.trainer.collect_finished(gpu)?;
-                self.log.extend_from_slice(&lines);
+                self.take_lines(&lines)?;
                 events.push(Event::Metrics(lines));
             }
             return Ok(events);
@@ -250,11 +265,9 @@ impl Session {
         } else {
             self.trainer.advance(gpu)?
         };
-        self.log.extend_from_slice(&lines);
-        if let Some(out) = &mut self.output {
-            out.write_metrics(&lines)?;
-        }
+        self.take_lines(&lines)?;
         events.push(Event::Metrics(lines));
+        events.extend(self.notes());
         let step = self.trainer.step;
         if wait && self.output.is_some() && step != before && self.checkpoint_clock.due(step, self.trainer.spec.train.steps) {
             events.extend(self.save(gpu)?);
@@ -276,6 +289,29 @@ impl Session {
             events.extend(self.finish(gpu)?);
         }
         Ok(events)
+    }
+
+    /// Keeps metric lines: in the folder's metrics.jsonl, else in the log.
+    fn take_lines(&mut self, lines: &[Metric]) -> Result<()> {
+        match &mut self.output {
+            Some(out) => out.write_metrics(lines),
+            None => {
+                self.log.extend_from_slice(lines);
+                Ok(())
+            }
+        }
+    }
+
+    /// The runs' new messages (a divergence), each once.
+    fn notes(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        for msg in self.trainer.runs.iter().filter_map(|r| r.message.clone()) {
+            if !self.noted.contains(&msg) {
+                self.noted.push(msg.clone());
+                events.push(Event::Note(msg));
+            }
+        }
+        events
     }
 
     /// Ends the session at the next `tick` (on a frame loop, once the GPU work in flight has
@@ -313,7 +349,7 @@ impl Session {
     /// Moves the generations on (to the end when the session may wait); finished ones
     /// become sample events.
     fn advance_samples(&mut self, gpu: &Gpu) -> Result<Vec<Event>> {
-        let wait = self.driving == Driving::WorkerThread;
+        let wait = self.driving != Driving::FrameLoop;
         let mut events = Vec::new();
         let mut still = Vec::new();
         for mut pending in std::mem::take(&mut self.sampling) {
@@ -342,9 +378,9 @@ impl Session {
         };
         let lines = self.trainer.flush(gpu)?;
         out.write_metrics(&lines)?;
-        self.log.extend_from_slice(&lines);
         let paths = out.checkpoint(&mut self.trainer, gpu)?;
-        Ok(vec![Event::Metrics(lines), Event::Saved(paths.iter().map(|p| p.display().to_string()).collect())])
+        let saved = Event::Saved { step: self.trainer.step, paths: paths.iter().map(|p| p.display().to_string()).collect() };
+        Ok(vec![Event::Metrics(lines), saved])
     }
 
     /// Final checkpoints and summary; the session ends.
@@ -355,20 +391,18 @@ impl Session {
         self.done = true;
         let mut events = std::mem::take(&mut self.queued);
         let lines = self.trainer.flush(gpu)?;
-        self.log.extend_from_slice(&lines);
+        self.take_lines(&lines)?;
+        events.push(Event::Metrics(lines));
+        events.extend(self.notes());
         // the summary written below records how each run ended
         self.trainer.mark_stopped();
         if let Some(keep) = self.keep.clone().filter(|_| self.kept_step != self.trainer.step) {
             self.kept_step = self.snapshot(gpu, keep)?;
         }
-        match &mut self.output {
-            Some(out) => {
-                out.write_metrics(&lines)?;
-                events.push(Event::Metrics(lines));
-                let (paths, _) = out.finish(&mut self.trainer, gpu)?;
-                events.push(Event::Saved(paths.iter().map(|p| p.display().to_string()).collect()));
-            }
-            None => events.push(Event::Metrics(lines)),
+        if let Some(out) = &mut self.output {
+            let (paths, summary) = out.finish(&mut self.trainer, gpu)?;
+            self.summary = Some(summary);
+            events.push(Event::Saved { step: self.trainer.step, paths: paths.iter().map(|p| p.display().to_string()).collect() });
         }
         events.push(self.status());
         events.push(Event::Done);
