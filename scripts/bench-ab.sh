@@ -5,7 +5,10 @@
 # target folder under target/bench-ab/ (reused when present), then runs `srgpt bench train`
 # with the given arguments for each, interleaved round by round (A B, then B A, ...), and
 # prints per mode the median step time of each build, the ratio B/A of the medians and the
-# spread of the per-round ratios.
+# spread of the per-round ratios; then the fastest round of each and their ratio. On a shared
+# machine the noise only ever adds time and can flip between two speeds from one round to the
+# next, so when the per-round ratios spread widely, the ratio of the fastest rounds is the
+# steadier figure.
 #
 #   scripts/bench-ab.sh REV_A REV_B [--rounds N] [bench train args...]
 #   scripts/bench-ab.sh 2112022 HEAD --rounds 5 --preset tiny --precision fp32,bf16-sr --steps 10
@@ -94,14 +97,16 @@ def steps(label):
             by_mode.setdefault(run["precision"], []).append(run["step_ms"])
     return by_mode
 a, b = steps("A"), steps("B")
-print(f"A = {rev_a}, B = {rev_b}: median step ms over {rounds} interleaved rounds; ratio = B/A")
-print(f"{'mode':<22} {'A ms':>9} {'B ms':>9} {'B/A':>7}  per-round B/A (min..max)")
+print(f"A = {rev_a}, B = {rev_b}: step ms over {rounds} interleaved rounds; ratios are B/A")
+print(f"{'mode':<22} {'A median':>9} {'B median':>9} {'B/A':>7}  {'per-round B/A':<13}  {'A fastest':>9} {'B fastest':>9} {'B/A':>7}")
 for mode in a:
     if mode not in b:
         print(f"{mode:<22} {statistics.median(a[mode]):>9.1f} {'-':>9}  (not measured by B)")
         continue
     ma, mb = statistics.median(a[mode]), statistics.median(b[mode])
+    fa, fb = min(a[mode]), min(b[mode])
     per_round = [y / x for x, y in zip(a[mode], b[mode])]
-    print(f"{mode:<22} {ma:>9.1f} {mb:>9.1f} {mb / ma:>7.3f}  {min(per_round):.3f}..{max(per_round):.3f}")
+    spread = f"{min(per_round):.3f}..{max(per_round):.3f}"
+    print(f"{mode:<22} {ma:>9.1f} {mb:>9.1f} {mb / ma:>7.3f}  {spread:<13}  {fa:>9.1f} {fb:>9.1f} {fb / fa:>7.3f}")
 print(f"(every round's output: {results})")
 EOF

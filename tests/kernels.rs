@@ -519,8 +519,9 @@ fn layernorm_matches_reference_with_every_row_reduction() {
 #[test]
 fn zero_clears_exactly_its_range_in_every_storage() {
     use srgpt::kernels::zero::{zero, zero_cpu};
-    for store in [Store::F32, Store::Bf16, Store::F16] {
-        let (n, offset, len) = (40usize, 6usize, 22usize);
+    // (n, offset, len): one workgroup's worth, and more than a grid-strided pass of one workgroup
+    let cases: [(usize, usize, usize); 2] = [(40, 6, 22), (5000, 10, 4900)];
+    for (store, (n, offset, len)) in [Store::F32, Store::Bf16, Store::F16].into_iter().flat_map(|s| cases.map(|c| (s, c))) {
         let values = rounded(store, &random_values(n, 91, 1.0).iter().map(|x| x + 2.0).collect::<Vec<_>>());
         let mut want = values.clone();
         zero_cpu(&mut want[offset..offset + len]);
