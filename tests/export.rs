@@ -134,15 +134,30 @@ fn hf_export_has_gpt2_names_layouts_and_srgpt_loss() {
             assert_eq!(format!("{:?}", view.dtype()), dtype, "{mode}: {name} keeps the checkpoint's dtype");
         }
 
-        // Conv1D's (in, out) is srgpt's (out, in) transposed
+        // every element of every tensor: the embeddings, LayerNorms and biases as srgpt keeps
+        // them, and each linear layer's (out, in) weight transposed into Conv1D's (in, out)
         let store = if dtype == "F32" { Store::F32 } else { Store::Bf16 };
         let layout = ParamLayout::new(&cfg);
         let kept = srgpt::export::kept_weights(&ckpt);
         let ours = kept.store.decode(&kept.bytes, layout.total);
-        let qkv = layout.tensor("h.1.attn.c_attn.weight").unwrap();
-        let theirs = store.decode(file.tensor("transformer.h.1.attn.c_attn.weight").unwrap().data(), qkv.len);
-        for (o, i) in [(0, 0), (5, 17), (3 * d - 1, d - 1), (40, 3)] {
-            assert_eq!(theirs[i * 3 * d + o], ours[qkv.offset + o * d + i], "{mode}: c_attn (in {i}, out {o})");
+        for tensor in &layout.tensors {
+            let hf_name = match tensor.name.as_str() {
+                "wte" | "wpe" => format!("transformer.{}.weight", tensor.name),
+                name => format!("transformer.{name}"),
+            };
+            let theirs = store.decode(file.tensor(&hf_name).unwrap().data(), tensor.len);
+            let ours = &ours[tensor.offset..tensor.offset + tensor.len];
+            let linear = tensor.name.starts_with("h.") && tensor.shape.len() == 2;
+            for (k, &value) in ours.iter().enumerate() {
+                let at = if linear {
+                    let (o, i, inputs, outputs) = (k / tensor.shape[1], k % tensor.shape[1], tensor.shape[1], tensor.shape[0]);
+                    assert_eq!(file.tensor(&hf_name).unwrap().shape(), [inputs, outputs], "{mode}: {hf_name} is (in, out)");
+                    i * outputs + o
+                } else {
+                    k
+                };
+                assert_eq!(theirs[at].to_bits(), value.to_bits(), "{mode}: {hf_name} element {at} (srgpt's element {k})");
+            }
         }
 
         // the CPU reference model on the exported tensors, on the run's validation batch
@@ -153,6 +168,7 @@ fn hf_export_has_gpt2_names_layouts_and_srgpt_loss() {
         let cpu = gpt_forward_cpu(&cfg, &layout, &weights, &batch.inputs, &batch.targets, ckpt.state.train.batch as usize).loss;
         let gpu = last_val_loss(&run, mode);
         assert!((cpu - gpu).abs() <= tolerance, "{mode}: loss {cpu} from the exported files, {gpu} in srgpt");
+        numpy_check(&out, batch, ckpt.state.train.batch as usize, cpu, gpu, mode, tolerance);
 
         // the tokenizer: srgpt's ids for every byte of the vocabulary
         let tokenizer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("tokenizer.json")).unwrap()).unwrap();
@@ -167,6 +183,35 @@ fn hf_export_has_gpt2_names_layouts_and_srgpt_loss() {
         std::fs::remove_dir_all(out).ok();
     }
     std::fs::remove_dir_all(run).ok();
+}
+
+/// tests/gpt2_numpy.py: GPT-2's forward in numpy, written from Hugging Face's names and layout
+/// rather than srgpt's code, reads the exported folder and must give the loss srgpt's CPU model
+/// gives on the same weights (both in float, one in f64: within 1e-5) and the GPU's within the
+/// mode's tolerance. A mapping mistake that srgpt's export and its reader make the same way
+/// cancels in srgpt's own check and not in this one. Needs python3 with numpy (CI installs it).
+fn numpy_check(folder: &Path, batch: &srgpt::data::Batch, rows: usize, cpu: f32, gpu: f32, mode: &str, tolerance: f32) {
+    let has = Command::new("python3").args(["-c", "import numpy"]).output();
+    if !has.is_ok_and(|o| o.status.success()) {
+        assert!(std::env::var_os("SRGPT_CI").is_none(), "CI needs python3 with numpy (pip install numpy) for the export check");
+        eprintln!("skipped the numpy GPT-2 check: python3 with numpy is not installed (pip install numpy)");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gpt2_numpy.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(folder)
+        .args(["--ids", &serde_json::to_string(&batch.inputs).unwrap()])
+        .args(["--targets", &serde_json::to_string(&batch.targets).unwrap()])
+        .args(["--batch", &rows.to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{mode}: tests/gpt2_numpy.py failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let numpy: f32 = stdout.trim().strip_prefix("loss ").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{mode}: {stdout}"));
+    eprintln!("{mode}: numpy GPT-2 loss {numpy}, srgpt CPU {cpu}, GPU {gpu}");
+    assert!((numpy - cpu).abs() <= 1e-5, "{mode}: numpy GPT-2 gives {numpy} on the exported files, srgpt's CPU model {cpu}");
+    assert!((numpy - gpu).abs() <= tolerance, "{mode}: numpy GPT-2 gives {numpy} on the exported files, srgpt's GPU {gpu}");
 }
 
 /// examples/check_hf_export.py, where Python has torch and transformers: the folder loads

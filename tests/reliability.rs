@@ -122,11 +122,12 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// How a trial's run is killed: blind after a delay, or paused for certain inside the n-th
-/// write of a mode's checkpoint (the test-only `SRGPT_TEST_PAUSE_WRITE`), half of it written.
+/// How a trial's run is killed: blind, once `metrics.jsonl` holds a number of lines and then a
+/// fraction of a step later, or paused for certain inside the n-th write of a mode's
+/// checkpoint (the test-only `SRGPT_TEST_PAUSE_WRITE`), half of it written.
 #[derive(Clone, Copy, Debug)]
 enum Kill {
-    After(f64),
+    After { lines: usize, step_fraction: f64 },
     InsideWrite(&'static str, u32),
 }
 
@@ -136,17 +137,19 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
     let reference = tmp("kill-ref");
     assert!(srgpt().args(train_args(&reference)).stderr(std::process::Stdio::null()).status().unwrap().success());
     let want = logged_losses(&reference);
-    // the reference run's training time, from its first logged step to its last
+    // the reference run's time per step, from its first logged step to its last
     let elapsed: Vec<f64> = std::fs::read_to_string(reference.join("metrics.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["elapsed_s"].as_f64().unwrap())
         .collect();
-    let train_s = elapsed.last().unwrap() - elapsed.first().unwrap();
+    let step_s = (elapsed.last().unwrap() - elapsed.first().unwrap()) / STEPS.parse::<f64>().unwrap();
 
     // four kills inside a checkpoint write for certain (each mode, early and late), six blind
-    // ones at a fixed sequence of delays between the first logged step and 90% of the
-    // reference run's training time, however fast the machine is
+    // ones at a fixed sequence of points of the run: once its metrics.jsonl holds between 3
+    // lines and 90% of the reference's, then up to a step's time later, wherever that falls
+    // in the step (the run's own progress, not a wall-clock delay, places them: this
+    // machine's speed can double from one run to the next)
     let mut kills = vec![
         Kill::InsideWrite("fp32", 9),
         Kill::InsideWrite("bf16-sr", 23),
@@ -158,7 +161,8 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        kills.push(Kill::After((state % 1000) as f64 / 1000.0 * 0.9 * train_s));
+        let last = elapsed.len() * 9 / 10;
+        kills.push(Kill::After { lines: 3 + (state % (last - 3) as u64) as usize, step_fraction: (state >> 32) as f64 % 1000.0 / 1000.0 });
     }
     let mut blind_inside = 0;
     for (trial, &kill) in kills.iter().enumerate() {
@@ -172,12 +176,13 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
         let mut child = KillOnDrop(command.spawn().unwrap());
         let started = std::time::Instant::now();
         let finished_first = match kill {
-            Kill::After(delay) => {
-                while !std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|t| t.lines().count() >= 3) {
-                    assert!(started.elapsed() < Duration::from_secs(120), "trial {trial}: the run never started training");
-                    std::thread::sleep(Duration::from_millis(5));
+            Kill::After { lines, step_fraction } => {
+                while !std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|t| t.lines().count() >= lines) {
+                    assert!(child.0.try_wait().unwrap().is_none(), "trial {trial}: the run ended before {lines} lines");
+                    assert!(started.elapsed() < Duration::from_secs(300), "trial {trial}: the run never reached {lines} lines");
+                    std::thread::sleep(Duration::from_millis(2));
                 }
-                std::thread::sleep(Duration::from_secs_f64(delay));
+                std::thread::sleep(Duration::from_secs_f64(step_fraction * step_s));
                 child.0.try_wait().unwrap().is_some()
             }
             Kill::InsideWrite(mode, _) => {
@@ -243,7 +248,7 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
         }
         match kill {
             Kill::InsideWrite(..) => assert!(inside, "trial {trial}: a kill inside a write must leave a run to resume"),
-            Kill::After(_) => blind_inside += inside as u32,
+            Kill::After { .. } => blind_inside += inside as u32,
         }
         assert!(!finished_first || dir.join("summary.json").exists());
         std::fs::remove_dir_all(dir).ok();
