@@ -1,11 +1,13 @@
-//! A second Vulkan driver: the same 50-step tiny run of every mode on lavapipe (Mesa) and on
-//! SwiftShader (the Vulkan driver Debian's chromium package ships), selected with
-//! VK_ICD_FILENAMES. Every sum has one order on both (matmul tiles, row reductions, fixed
-//! workgroup trees), and rounding and PCG bits are exact (tests/rounding.rs runs on both in
-//! CI), so what remains is each driver's exp, log, tanh and inverseSqrt, which Vulkan allows to
-//! differ by a few ulps, and whether it fuses a multiply and an add. Those differences of
-//! ~1e-7 relative grow over training; the bound below is what 50 steps leave, measured, with
-//! room. Skipped when either driver is missing, unless SRGPT_CI is set.
+//! A second Vulkan driver: the same 50-step run of every mode (the tiny model at batch 8) on
+//! lavapipe (Mesa) and on SwiftShader (the Vulkan driver Debian's chromium package ships),
+//! selected with VK_ICD_FILENAMES. Every sum has one order on both (matmul tiles, row
+//! reductions, fixed workgroup trees), and rounding and PCG bits are exact (tests/rounding.rs
+//! runs on both in CI), so what remains is each driver's exp, log, tanh and inverseSqrt, which
+//! Vulkan allows to differ by a few ulps, and whether it fuses a multiply and an add. Those
+//! differences of ~1e-7 relative grow over training, so each mode's steps are held to an
+//! envelope (below) that starts at the forward's 1e-5; a backward or optimizer bug on one
+//! driver shows at once as a gap far outside it. Skipped when either driver is missing,
+//! unless SRGPT_CI is set.
 
 mod common;
 
@@ -14,11 +16,16 @@ use std::process::Command;
 
 const LAVAPIPE: &str = "/usr/share/vulkan/icd.d/lvp_icd.json";
 const SWIFTSHADER: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
+const MODES: &str = "fp32,mixed,bf16,bf16-sr,bf16-kahan";
 
-fn train(icd: &str, out: &Path) -> Vec<(String, u64, f64)> {
+/// (mode, step, train loss, val loss where evaluated) of every logged line, and the adapter
+/// the run reported.
+type Losses = Vec<(String, u64, Option<f64>, Option<f64>)>;
+
+fn train(icd: &str, out: &Path) -> (Losses, String) {
     let status = Command::new(env!("CARGO_BIN_EXE_srgpt"))
-        .args(["train", "--headless", "--preset", "tiny", "--steps", "50", "--eval-every", "25", "--seed", "1", "--precision"])
-        .arg("fp32,mixed,bf16,bf16-sr,bf16-kahan")
+        .args(["train", "--headless", "--preset", "tiny", "--batch", "8", "--steps", "50", "--eval-every", "25", "--seed", "1"])
+        .args(["--precision", MODES])
         .arg("--out")
         .arg(out)
         .env("VK_ICD_FILENAMES", icd)
@@ -28,10 +35,28 @@ fn train(icd: &str, out: &Path) -> Vec<(String, u64, f64)> {
         .status()
         .unwrap();
     assert!(status.success(), "training on {icd} failed");
-    common::logged_losses(out)
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let adapter = summary["adapter"]["name"].as_str().unwrap().to_string();
+    let losses = common::logged_losses(out)
         .iter()
-        .filter_map(|l| Some((l["run"].as_str()?.to_string(), l["step"].as_u64()?, l["train_loss"].as_f64()?)))
-        .collect()
+        .map(|l| (l["run"].as_str().unwrap().to_string(), l["step"].as_u64().unwrap(), l["train_loss"].as_f64(), l["val_loss"].as_f64()))
+        .collect();
+    (losses, adapter)
+}
+
+/// The largest relative gap allowed between the drivers' losses of a mode at a step. Measured
+/// on 2026-12-02 (this test's run, which repeats bit for bit on the same drivers): fp32 at most
+/// 1.3e-6 over all 50 steps; the 16-bit modes at most 2.9e-5 through step 20, then up to 7.0e-3
+/// (mixed, step 33) once a difference far below an ulp tips a round-to-nearest bf16 value the
+/// other way (from step 24 in this run: a jump, not a drift). So fp32 is held to the
+/// forward's 1e-5 throughout, the 16-bit modes to 1e-4 for 20 steps and then to 2e-2: a
+/// backward or optimizer bug on one driver moves the loss by far more at its first steps.
+fn envelope(mode: &str, step: u64) -> f64 {
+    match (mode, step) {
+        ("fp32", _) => 1e-5,
+        (_, 0..=20) => 1e-4,
+        _ => 2e-2,
+    }
 }
 
 #[test]
@@ -39,26 +64,35 @@ fn lavapipe_and_swiftshader_train_to_the_same_losses() {
     let missing: Vec<&str> = [LAVAPIPE, SWIFTSHADER].into_iter().filter(|p| !Path::new(p).exists()).collect();
     if !missing.is_empty() {
         assert!(std::env::var_os("SRGPT_CI").is_none(), "CI needs both Vulkan drivers: {missing:?} missing");
-        eprintln!("skipped: {missing:?} not installed (apt-get install mesa-vulkan-drivers chromium)");
+        eprintln!("SKIPPED lavapipe_and_swiftshader_train_to_the_same_losses: {missing:?} not installed (apt-get install mesa-vulkan-drivers chromium)");
         return;
     }
     let dir = |name: &str| -> PathBuf { std::env::temp_dir().join(format!("srgpt-drivers-{name}-{}", std::process::id())) };
-    let (a, b) = (train(LAVAPIPE, &dir("lavapipe")), train(SWIFTSHADER, &dir("swiftshader")));
-    assert_eq!(a.len(), 250, "50 train losses of each of 5 modes");
+    let ((a, adapter_a), (b, adapter_b)) = (train(LAVAPIPE, &dir("lavapipe")), train(SWIFTSHADER, &dir("swiftshader")));
+    assert!(adapter_a.contains("llvmpipe"), "the first run used {adapter_a}, not lavapipe");
+    assert!(adapter_b.contains("SwiftShader"), "the second run used {adapter_b}, not SwiftShader");
+    assert_eq!(a.iter().filter(|l| l.2.is_some()).count(), 250, "50 train losses of each of 5 modes");
+    assert_eq!(a.iter().filter(|l| l.3.is_some()).count(), 15, "val losses at steps 0, 25 and 50 of each mode");
     assert_eq!(a.iter().map(|l| (&l.0, l.1)).collect::<Vec<_>>(), b.iter().map(|l| (&l.0, l.1)).collect::<Vec<_>>());
     let mut worst = (0.0f64, String::new());
-    for ((mode, step, x), (_, _, y)) in a.iter().zip(&b) {
-        if *step == 1 {
-            // the first step sees identical weights: only the transcendentals differ
-            assert!((x - y).abs() <= 1e-5 * x.abs(), "{mode} step 1: {x} on lavapipe, {y} on SwiftShader");
-        }
-        let gap = (x - y).abs() / x.abs();
-        if gap > worst.0 {
-            worst = (gap, format!("{mode} step {step}: {x} vs {y}"));
+    for ((mode, step, train_a, val_a), (_, _, train_b, val_b)) in a.iter().zip(&b) {
+        for (what, x, y) in [("train", train_a, train_b), ("val", val_a, val_b)] {
+            let (Some(x), Some(y)) = (x, y) else {
+                assert_eq!(x.is_some(), y.is_some(), "{mode} step {step}: a {what} loss on one driver only");
+                continue;
+            };
+            let gap = (x - y).abs() / x.abs();
+            assert!(
+                gap <= envelope(mode, *step),
+                "{mode} step {step}: {what} loss {x} on lavapipe, {y} on SwiftShader ({gap:.2e} relative, allowed {:.2e})",
+                envelope(mode, *step)
+            );
+            if gap / envelope(mode, *step) > worst.0 {
+                worst = (gap / envelope(mode, *step), format!("{mode} step {step} {what}: {gap:.2e} relative"));
+            }
         }
     }
-    eprintln!("largest relative gap between the drivers: {:.2e} ({})", worst.0, worst.1);
-    assert!(worst.0 <= 2e-3, "the drivers' losses differ by {:.2e} relative ({})", worst.0, worst.1);
+    eprintln!("closest to the envelope: {} ({:.0}% of it)", worst.1, 100.0 * worst.0);
     for name in ["lavapipe", "swiftshader"] {
         std::fs::remove_dir_all(dir(name)).ok();
     }
