@@ -156,12 +156,12 @@ fn a_killed_run_resumes_from_its_newest_checkpoint_exactly() {
         Kill::InsideWrite("fp32", 41),
         Kill::InsideWrite("bf16-sr", 52),
     ];
+    let last = elapsed.len() * 9 / 10;
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..6 {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let last = elapsed.len() * 9 / 10;
         kills.push(Kill::After { lines: 3 + (state % (last - 3) as u64) as usize, step_fraction: (state >> 32) as f64 % 1000.0 / 1000.0 });
     }
     let mut blind_inside = 0;
