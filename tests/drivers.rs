@@ -1,4 +1,4 @@
-//! A second Vulkan driver: the same 50-step run of every mode (the tiny model at batch 8) on
+//! A second Vulkan driver: the same 20-step run of every mode (the tiny model at batch 8) on
 //! lavapipe (Mesa) and on SwiftShader (the Vulkan driver Debian's chromium package ships),
 //! selected with VK_ICD_FILENAMES. Every sum has one order on both (matmul tiles, row
 //! reductions, fixed workgroup trees), and rounding and PCG bits are exact (tests/rounding.rs
@@ -6,7 +6,10 @@
 //! Vulkan allows to differ by a few ulps, and whether it fuses a multiply and an add. Those
 //! differences of ~1e-7 relative grow over training, so each mode's steps are held to an
 //! envelope (below) that starts at the forward's 1e-5; a backward or optimizer bug on one
-//! driver shows at once as a gap far outside it. Skipped when either driver is missing,
+//! driver shows at once as a gap far outside it. The run stops at 20 steps because training
+//! this small model at batch 8 turns chaotic soon after: from about step 25 the drivers'
+//! losses part by up to 7e-2 in every mode, fp32 included, and where that begins moves with
+//! the drivers' versions, so no per-step bound past it could both hold and catch a bug. Skipped when either driver is missing,
 //! unless SRGPT_CI is set.
 
 mod common;
@@ -24,7 +27,7 @@ type Losses = Vec<(String, u64, Option<f64>, Option<f64>)>;
 
 fn train(icd: &str, out: &Path) -> (Losses, String) {
     let status = Command::new(env!("CARGO_BIN_EXE_srgpt"))
-        .args(["train", "--headless", "--preset", "tiny", "--batch", "8", "--steps", "50", "--eval-every", "25", "--seed", "1"])
+        .args(["train", "--headless", "--preset", "tiny", "--batch", "8", "--steps", "20", "--eval-every", "10", "--seed", "1"])
         .args(["--precision", MODES])
         .arg("--out")
         .arg(out)
@@ -44,18 +47,17 @@ fn train(icd: &str, out: &Path) -> (Losses, String) {
     (losses, adapter)
 }
 
-/// The largest relative gap allowed between the drivers' losses of a mode at a step. Measured
-/// on 2026-12-02 (this test's run, which repeats bit for bit on the same drivers): fp32 at most
-/// 1.3e-6 over all 50 steps; the 16-bit modes at most 2.9e-5 through step 20, then up to 7.0e-3
-/// (mixed, step 33) once a difference far below an ulp tips a round-to-nearest bf16 value the
-/// other way (from step 24 in this run: a jump, not a drift). So fp32 is held to the
-/// forward's 1e-5 throughout, the 16-bit modes to 1e-4 for 20 steps and then to 2e-2: a
-/// backward or optimizer bug on one driver moves the loss by far more at its first steps.
+/// The largest relative gap allowed between the drivers' losses of a mode at a step. The val
+/// loss at step 0 is the forward alone: 1e-5 (measured 1.0e-7). Measured over the 20 steps on
+/// 2026-12-02 (each driver repeats its run bit for bit): fp32 at most 2.3e-7, the 16-bit
+/// modes at most 4.0e-5 (bf16's val loss at step 20), their round-to-nearest steps tipping
+/// a bf16 value the other way now and then. So fp32 is held to 1e-5 throughout and the
+/// 16-bit modes to 1e-4 after step 0: a wrong gradient or update on one driver moves the
+/// loss by far more within its first steps.
 fn envelope(mode: &str, step: u64) -> f64 {
     match (mode, step) {
-        ("fp32", _) => 1e-5,
-        (_, 0..=20) => 1e-4,
-        _ => 2e-2,
+        ("fp32", _) | (_, 0) => 1e-5,
+        _ => 1e-4,
     }
 }
 
@@ -71,8 +73,8 @@ fn lavapipe_and_swiftshader_train_to_the_same_losses() {
     let ((a, adapter_a), (b, adapter_b)) = (train(LAVAPIPE, &dir("lavapipe")), train(SWIFTSHADER, &dir("swiftshader")));
     assert!(adapter_a.contains("llvmpipe"), "the first run used {adapter_a}, not lavapipe");
     assert!(adapter_b.contains("SwiftShader"), "the second run used {adapter_b}, not SwiftShader");
-    assert_eq!(a.iter().filter(|l| l.2.is_some()).count(), 250, "50 train losses of each of 5 modes");
-    assert_eq!(a.iter().filter(|l| l.3.is_some()).count(), 15, "val losses at steps 0, 25 and 50 of each mode");
+    assert_eq!(a.iter().filter(|l| l.2.is_some()).count(), 100, "20 train losses of each of 5 modes");
+    assert_eq!(a.iter().filter(|l| l.3.is_some()).count(), 15, "val losses at steps 0, 10 and 20 of each mode");
     assert_eq!(a.iter().map(|l| (&l.0, l.1)).collect::<Vec<_>>(), b.iter().map(|l| (&l.0, l.1)).collect::<Vec<_>>());
     let mut worst = (0.0f64, String::new());
     for ((mode, step, train_a, val_a), (_, _, train_b, val_b)) in a.iter().zip(&b) {
