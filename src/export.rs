@@ -9,9 +9,10 @@
 //!                          mlp.c_proj}.{weight,bias}, transformer.ln_f.{weight,bias}; the
 //!                          linear weights as GPT-2's Conv1D keeps them, (in, out): srgpt's
 //!                          (out, in) transposed; no lm_head (tied to wte)
-//!   tokenizer.json         srgpt's byte vocabulary for the `tokenizers` library: GPT-2's
+//!   tokenizer.json         the run's tokenizer for the `tokenizers` library: GPT-2's own
+//!                          (vocabulary and merges) for `gpt2`; for `byte`, GPT-2's
 //!                          byte-to-character map, one token per byte of the vocabulary, no
-//!                          merges; a byte outside it is an encoding error (its unknown token
+//!                          merges, a byte outside it an encoding error (its unknown token
 //!                          is not in the vocabulary), never a substitution
 //!   tokenizer_config.json
 //! nanoGPT (`--format nanogpt`): DIR/model.safetensors with nanoGPT's state-dict names
@@ -28,6 +29,8 @@ use anyhow::{Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
+pub use crate::data::tokenizer::byte_char;
+use crate::data::Tokenizer;
 use crate::files::write_atomically;
 use crate::model::config::ModelConfig;
 use crate::model::params::{ParamLayout, ParamTensor};
@@ -113,47 +116,6 @@ fn safetensors_bytes(named: &[(String, Vec<usize>, Vec<u8>)], store: Store, meta
     Ok(safetensors::serialize(views, Some(meta))?)
 }
 
-/// GPT-2's map from bytes to printable characters (the byte-level tokenizer's alphabet):
-/// printable Latin-1 bytes stand for themselves, the others for 256 + their rank.
-pub fn byte_char(b: u8) -> char {
-    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
-    if printable(b) {
-        return b as char;
-    }
-    let rank = (0..b).filter(|&x| !printable(x)).count() as u32;
-    char::from_u32(256 + rank).expect("a valid char")
-}
-
-/// tokenizer.json: one token per byte of `vocab`, ids as srgpt's.
-pub fn tokenizer_json(vocab: &[u8]) -> serde_json::Value {
-    let ids: serde_json::Map<String, serde_json::Value> =
-        vocab.iter().enumerate().map(|(id, &b)| (byte_char(b).to_string(), serde_json::json!(id))).collect();
-    let byte_level = serde_json::json!({ "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false });
-    serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": [],
-        "normalizer": null,
-        "pre_tokenizer": byte_level,
-        "post_processor": null,
-        "decoder": byte_level,
-        "model": {
-            "type": "BPE",
-            "dropout": null,
-            // not in the vocabulary: a byte outside it fails to encode instead of vanishing
-            "unk_token": "<a byte outside srgpt's vocabulary>",
-            "continuing_subword_prefix": null,
-            "end_of_word_suffix": null,
-            "fuse_unk": false,
-            "byte_fallback": false,
-            "ignore_merges": false,
-            "vocab": ids,
-            "merges": []
-        }
-    })
-}
-
 /// Writes the export of `ckpt` into `out` (created; refused if it holds files already).
 pub fn export(ckpt: &Checkpoint, format: ExportFormat, out: &Path) -> Result<Vec<std::path::PathBuf>> {
     if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
@@ -166,7 +128,7 @@ pub fn export(ckpt: &Checkpoint, format: ExportFormat, out: &Path) -> Result<Vec
     let torch_dtype = weights.store.torch_name();
     let srgpt_meta = serde_json::json!({
         "precision": ckpt.precision.name(), "step": ckpt.state.step, "corpus": ckpt.state.corpus, "seed": ckpt.state.seed,
-        "vocab": ckpt.vocab,
+        "tokenizer": ckpt.tokenizer.name(), "vocab": ckpt.tokenizer.byte_vocab(),
     });
     let mut written = Vec::new();
     let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -203,7 +165,7 @@ pub fn export(ckpt: &Checkpoint, format: ExportFormat, out: &Path) -> Result<Vec
                 "srgpt": srgpt_meta,
             });
             write("config.json", (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
-            write("tokenizer.json", (serde_json::to_string_pretty(&tokenizer_json(&ckpt.vocab))? + "\n").as_bytes())?;
+            write("tokenizer.json", ckpt.tokenizer.json_text().as_bytes())?;
             let tokenizer_config = serde_json::json!({
                 "tokenizer_class": "PreTrainedTokenizerFast",
                 "model_max_length": cfg.ctx,
@@ -228,9 +190,9 @@ pub fn export(ckpt: &Checkpoint, format: ExportFormat, out: &Path) -> Result<Vec
 }
 
 /// Weights to start a run from (`train --init`): an export folder (Hugging Face or nanoGPT),
-/// its model.safetensors, or an srgpt checkpoint. Returns the model's shape, the byte
-/// vocabulary and the weights as f32 in srgpt's layout.
-pub fn load_init(path: &Path) -> Result<(ModelConfig, Vec<u8>, Vec<f32>)> {
+/// its model.safetensors, or an srgpt checkpoint. Returns the model's shape, the tokenizer
+/// and the weights as f32 in srgpt's layout.
+pub fn load_init(path: &Path) -> Result<(ModelConfig, Tokenizer, Vec<f32>)> {
     let bad = |msg: String| -> anyhow::Error { Failure::BadInput(format!("--init {}: {msg}", path.display())).into() };
     let file = if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() };
     let bytes = std::fs::read(&file).map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?;
@@ -240,12 +202,18 @@ pub fn load_init(path: &Path) -> Result<(ModelConfig, Vec<u8>, Vec<f32>)> {
         let ckpt = crate::train::checkpoint::decode(&bytes).map_err(bad)?;
         let w = kept_weights(&ckpt);
         let n = ParamLayout::new(&ckpt.state.model).total;
-        return Ok((ckpt.state.model, ckpt.vocab.clone(), w.store.decode(&w.bytes, n)));
+        return Ok((ckpt.state.model, ckpt.tokenizer.clone(), w.store.decode(&w.bytes, n)));
     }
     let srgpt: serde_json::Value =
         serde_json::from_str(meta.get("srgpt").ok_or_else(|| bad("no srgpt metadata: not an export of srgpt".into()))?)
             .map_err(|e| bad(format!("bad srgpt metadata: {e}")))?;
-    let vocab: Vec<u8> = serde_json::from_value(srgpt["vocab"].clone()).map_err(|e| bad(format!("bad vocabulary: {e}")))?;
+    let tokenizer = match srgpt["tokenizer"].as_str() {
+        None | Some("byte") => {
+            Tokenizer::Byte(serde_json::from_value(srgpt["vocab"].clone()).map_err(|e| bad(format!("bad vocabulary: {e}")))?)
+        }
+        Some("gpt2") => Tokenizer::gpt2(),
+        Some(other) => return Err(bad(format!("unknown tokenizer {other:?}"))),
+    };
     let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("corrupt tensor data ({e})")))?;
     let wte = tensors.tensor("transformer.wte.weight").map_err(|_| bad("no transformer.wte.weight".into()))?;
     let wpe = tensors.tensor("transformer.wpe.weight").map_err(|_| bad("no transformer.wpe.weight".into()))?;
@@ -260,8 +228,8 @@ pub fn load_init(path: &Path) -> Result<(ModelConfig, Vec<u8>, Vec<f32>)> {
     .ok_or_else(|| bad("no head count (config.json's n_head or the model_args metadata)".into()))? as u32;
     let cfg = ModelConfig { n_layer, n_head, d: wte.shape()[1] as u32, ctx: wpe.shape()[0] as u32, vocab: wte.shape()[0] as u32 };
     cfg.validate().map_err(|e| bad(e.to_string()))?;
-    if vocab.len() != cfg.vocab as usize {
-        return Err(bad(format!("{} vocabulary bytes for {} embeddings", vocab.len(), cfg.vocab)));
+    if tokenizer.vocab_size() != cfg.vocab {
+        return Err(bad(format!("a {} tokenizer of {} tokens for {} embeddings", tokenizer.name(), tokenizer.vocab_size(), cfg.vocab)));
     }
     let hf = !meta.contains_key("model_args");
     let layout = ParamLayout::new(&cfg);
@@ -282,5 +250,5 @@ pub fn load_init(path: &Path) -> Result<(ModelConfig, Vec<u8>, Vec<f32>)> {
         let data = if transposed { transpose(view.data(), want[0], want[1], store.bytes_per_element()) } else { view.data().to_vec() };
         params[t.offset..t.offset + t.len].copy_from_slice(&store.decode(&data, t.len));
     }
-    Ok((cfg, vocab, params))
+    Ok((cfg, tokenizer, params))
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 
+use srgpt::data::TokenizerKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -74,17 +75,31 @@ enum Command {
         /// Text to continue.
         #[arg(long, default_value = "")]
         prompt: String,
-        /// Bytes to generate.
+        /// Tokens to generate.
         #[arg(long, default_value_t = 200, value_parser = whole(1, MAX_SAMPLE_TOKENS))]
         tokens: u64,
-        /// Sampling temperature (0: always the most likely byte).
+        /// Sampling temperature (0: always the most likely token).
         #[arg(long, default_value_t = 0.8, value_parser = non_negative_number)]
         temperature: f32,
-        /// Sample among the k most likely bytes only (0: all).
-        #[arg(long, default_value_t = 0, value_parser = whole(0, 256))]
+        /// Sample among the k most likely tokens only (0: all).
+        #[arg(long, default_value_t = 0, value_parser = whole(0, srgpt::model::config::MAX_VOCAB as u64))]
         top_k: u64,
         #[arg(long, default_value_t = 1, value_parser = whole(0, u64::MAX))]
         seed: u64,
+    },
+    /// Tokenize text once into OUT/train.bin, OUT/val.bin (the first 90% of the text and the
+    /// rest, as u16 token ids after a 1024-byte header) and OUT/tokenizer.json, for
+    /// `train --corpus OUT`, which reads them through a memory map.
+    Prepare {
+        /// Text files (or `builtin`, `shakespeare`), in order; under `gpt2` each is a document,
+        /// joined with <|endoftext|>.
+        #[arg(required = true)]
+        corpus: Vec<String>,
+        #[arg(long, value_enum, default_value_t = TokenizerKind::Byte)]
+        tokenizer: TokenizerKind,
+        /// The folder to write (new, empty, or one an earlier prepare wrote).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write a checkpoint's weights for other tools. Optimizer state is not exported.
     Export {
@@ -153,6 +168,7 @@ fn run(cli: Cli, launched: std::time::Instant) -> Result<ExitCode> {
             &prompt,
             SampleOptions { tokens: tokens as usize, temperature, top_k: top_k as usize, seed },
         ),
+        Command::Prepare { corpus, tokenizer, out } => cli::prepare::prepare(&corpus, tokenizer, &out),
         Command::Export { checkpoint, format, out } => cli::export::export(&checkpoint, format, &out),
         Command::Shader { name, defines, list } => cli::shader::shader(&name, &defines, list),
         Command::Bench { what } => cli::bench::bench(adapter, what, launched),

@@ -225,7 +225,7 @@ fn shader_prints_the_assembled_wgsl_of_a_variant() {
 fn shakespeare_is_built_in() {
     let c = srgpt::data::Corpus::load("shakespeare").unwrap();
     assert_eq!(c.sha256, "1e4f4c9b4a7010d27d177eea410a36fb5923c05398445cb5fda9020fe6da2d81");
-    assert_eq!((c.train.len() + c.val.len(), c.vocab.len()), (4_850_308, 83));
+    assert_eq!((c.train.len() + c.val.len(), c.vocab_size()), (4_850_308, 83));
     let dir = tmp("shakespeare");
     let out = srgpt(
         &["train", "--headless", "--corpus", "shakespeare", "--n-layer", "1", "--d", "16", "--n-head", "2", "--ctx", "16"]

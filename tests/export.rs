@@ -162,8 +162,8 @@ fn hf_export_has_gpt2_names_layouts_and_srgpt_loss() {
 
         // the CPU reference model on the exported tensors, on the run's validation batch
         let corpus = Corpus::load(&ckpt.state.corpus).unwrap();
-        let (cfg_back, vocab, weights) = srgpt::export::load_init(&out).unwrap();
-        assert_eq!((cfg_back, vocab.as_slice()), (cfg, ckpt.vocab.as_slice()));
+        let (cfg_back, tokenizer_back, weights) = srgpt::export::load_init(&out).unwrap();
+        assert_eq!((cfg_back, &tokenizer_back), (cfg, &ckpt.tokenizer));
         let batch = &val_batches(&corpus, ckpt.state.train.batch, cfg.ctx, ckpt.state.seed, 1)[0];
         let cpu = gpt_forward_cpu(&cfg, &layout, &weights, &batch.inputs, &batch.targets, ckpt.state.train.batch as usize).loss;
         let gpu = last_val_loss(&run, mode);
@@ -173,8 +173,8 @@ fn hf_export_has_gpt2_names_layouts_and_srgpt_loss() {
         // the tokenizer: srgpt's ids for every byte of the vocabulary
         let tokenizer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("tokenizer.json")).unwrap()).unwrap();
         let ids = tokenizer["model"]["vocab"].as_object().unwrap();
-        assert_eq!(ids.len(), ckpt.vocab.len());
-        for (id, &b) in ckpt.vocab.iter().enumerate() {
+        assert_eq!(ids.len(), ckpt.tokenizer.byte_vocab().len());
+        for (id, &b) in ckpt.tokenizer.byte_vocab().iter().enumerate() {
             assert_eq!(ids[&srgpt::export::byte_char(b).to_string()], id, "byte {b}");
         }
         assert!(!ids.contains_key(tokenizer["model"]["unk_token"].as_str().unwrap()), "an unknown byte is an error, not a token");

@@ -33,14 +33,14 @@ fn valid(precision: Precision) -> Vec<u8> {
         v: precision.state_store().encode(&values),
         extra: precision.extra().map(|e| e.store().encode(&values)),
     };
-    encode(&state, precision, b"abcde", &raw).unwrap()
+    encode(&state, precision, &srgpt::data::Tokenizer::Byte(b"abcde".to_vec()), &raw).unwrap()
 }
 
 #[test]
 fn a_valid_checkpoint_decodes() {
     for p in Precision::ALL {
         let c = decode(&valid(p)).unwrap();
-        assert_eq!((c.precision, c.state.step, c.vocab.as_slice()), (p, 3, &b"abcde"[..]));
+        assert_eq!((c.precision, c.state.step, c.tokenizer.byte_vocab()), (p, 3, &b"abcde"[..]));
     }
 }
 

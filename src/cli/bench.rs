@@ -39,9 +39,12 @@ pub enum BenchCommand {
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Corpus whose vocabulary sizes the model (builtin, shakespeare or a path).
+        /// Corpus whose vocabulary sizes the model (builtin, shakespeare, a path or a prepared folder).
         #[arg(long, default_value = "builtin")]
         corpus: String,
+        /// `byte` or `gpt2` [default: byte; a prepared folder's own].
+        #[arg(long, value_enum)]
+        tokenizer: Option<srgpt::data::TokenizerKind>,
     },
     /// GFLOP/s of the matmul kernel for f32, bf16 and f16 inputs at 256³, 512³, 1024³ and the
     /// model's shapes, beside a CPU sgemm (matrixmultiply) measured in the same run.
@@ -64,8 +67,8 @@ pub enum BenchCommand {
 
 pub fn bench(adapter: Option<&str>, what: BenchCommand, launched: Instant) -> Result<ExitCode> {
     match what {
-        BenchCommand::Train { preset, precision, steps, profile, json, corpus } => {
-            let corpus = Corpus::load(&corpus)?;
+        BenchCommand::Train { preset, precision, steps, profile, json, corpus, tokenizer } => {
+            let corpus = Corpus::load_with(&corpus, tokenizer)?;
             let cfg = ModelConfig::from_preset(&preset, corpus.vocab_size());
             let gpu = Gpu::new(adapter)?;
             eprintln!("adapter: {}", gpu.report.summary());

@@ -10,6 +10,7 @@ pub mod export;
 pub mod info;
 pub mod plan;
 pub mod plot;
+pub mod prepare;
 pub mod progress;
 pub mod sample;
 pub mod shader;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use srgpt::data::Corpus;
+use srgpt::data::{Corpus, TokenizerKind};
 use srgpt::model::config::{ModelConfig, TrainConfig};
 use srgpt::precision::Precision;
 use srgpt::train::checkpoint::Checkpoint;
@@ -51,7 +51,8 @@ impl TrainPlan {
             }
         }
         let corpus_source = args.corpus.clone().or_else(|| checkpoints.first().map(|c| c.state.corpus.clone()));
-        let corpus = Corpus::load(corpus_source.as_deref().unwrap_or("builtin"))?;
+        let tokenizer = args.tokenizer.or_else(|| checkpoints.first().map(|c| TokenizerKind::of(&c.tokenizer)));
+        let corpus = Corpus::load_with(corpus_source.as_deref().unwrap_or("builtin"), tokenizer)?;
         let (start, notes) = match files.first() {
             Some(first_file) => {
                 if args.init.is_some() {
@@ -172,7 +173,7 @@ fn first_folder(file: &Path) -> PathBuf {
 /// The model and weights of `--init`: model flags may only repeat them, and the corpus must
 /// have the exported vocabulary.
 fn init_weights(args: &TrainArgs, path: &Path, corpus: &Corpus) -> Result<(ModelConfig, Vec<f32>)> {
-    let (cfg, vocab, weights) = srgpt::export::load_init(path)?;
+    let (cfg, tokenizer, weights) = srgpt::export::load_init(path)?;
     let has = [cfg.n_layer, cfg.n_head, cfg.d, cfg.ctx];
     for ((flag, given), has) in args.model.shape().into_iter().zip(has) {
         if let Some(g) = given.filter(|&g| g != has as u64) {
@@ -190,13 +191,13 @@ fn init_weights(args: &TrainArgs, path: &Path, corpus: &Corpus) -> Result<(Model
             )));
         }
     }
-    if corpus.vocab != vocab {
+    if corpus.tokenizer != tokenizer {
         return Err(bad_input(format!(
-            "--init {}: its vocabulary ({} bytes) is not the corpus {}'s ({} bytes); use the corpus it was trained on",
+            "--init {}: its vocabulary ({:?}) is not the corpus {}'s ({:?}); use the corpus and --tokenizer it was trained with",
             path.display(),
-            vocab.len(),
+            tokenizer,
             corpus.source,
-            corpus.vocab.len()
+            corpus.tokenizer
         )));
     }
     Ok((cfg, weights))

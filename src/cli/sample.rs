@@ -11,7 +11,7 @@ use srgpt::sample::{Generation, SampleOptions, Sampler};
 
 pub fn sample(adapter: Option<&str>, checkpoint: &Path, prompt: &str, opts: SampleOptions) -> Result<ExitCode> {
     let ckpt = srgpt::train::checkpoint::load(checkpoint)?;
-    let corpus = Corpus::vocab_only(ckpt.vocab.clone());
+    let corpus = Corpus::tokenizer_only(ckpt.tokenizer.clone());
     let prompt_ids = corpus.encode(prompt)?;
     let gpu = Gpu::new(adapter)?;
     let sampler = Sampler::new(&gpu, ckpt.state.model, ckpt.precision, &ckpt.raw)?;

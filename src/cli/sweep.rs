@@ -33,9 +33,12 @@ pub struct SweepArgs {
     /// Updates of each run [default: the preset's].
     #[arg(long, value_parser = whole(1, u32::MAX as u64))]
     steps: Option<u64>,
-    /// `builtin`, `shakespeare` or a path to any file [default: builtin].
+    /// `builtin`, `shakespeare`, a path to any text file or a prepared folder [default: builtin].
     #[arg(long)]
     corpus: Option<String>,
+    /// `byte` or `gpt2`, as `train` takes it [default: byte; a prepared folder's own].
+    #[arg(long, value_enum)]
+    tokenizer: Option<srgpt::data::TokenizerKind>,
     /// Evaluate every N updates [default: the train command's, 50].
     #[arg(long, value_parser = whole(0, u32::MAX as u64))]
     eval_every: Option<u64>,
@@ -184,6 +187,9 @@ pub fn sweep(adapter: Option<&str>, args: SweepArgs) -> Result<ExitCode> {
                     }
                     if let Some(c) = &args.corpus {
                         cmd.args(["--corpus", c]);
+                    }
+                    if let Some(t) = args.tokenizer {
+                        cmd.args(["--tokenizer", t.name()]);
                     }
                     cmd.arg("--out").arg(&dir);
                     commands.push(cmd);

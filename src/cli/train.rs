@@ -1,6 +1,7 @@
 //! `srgpt train`: its flags, the dashboard they can open, and the headless run, which drives
 //! the one training session (`train::session`) with the plan of `cli::plan`.
 
+use srgpt::data::TokenizerKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -33,11 +34,15 @@ pub struct TrainArgs {
     /// Dashboard: show text sampled from each run every N steps (0: never) [default: 100].
     #[arg(long, value_parser = whole(0, u32::MAX as u64))]
     pub sample_every: Option<u64>,
-    /// `builtin` (srgpt's own sources), `shakespeare` (37 plays, built in; README's results)
-    /// or a path to any file, read as bytes [default: builtin; when resuming, the
-    /// checkpoint's corpus].
+    /// `builtin` (srgpt's own sources), `shakespeare` (37 plays, built in; README's results),
+    /// a path to any text file, or a folder `srgpt prepare` wrote (read through a memory map)
+    /// [default: builtin; when resuming, the checkpoint's corpus].
     #[arg(long)]
     pub corpus: Option<String>,
+    /// `byte` (one token per distinct byte of the corpus) or `gpt2` (GPT-2's BPE, 50,257
+    /// tokens) [default: byte; a prepared folder's own; when resuming, the checkpoint's].
+    #[arg(long, value_enum)]
+    pub tokenizer: Option<TokenizerKind>,
     #[command(flatten)]
     pub model: ModelFlags,
     /// Precision modes to train side by side (comma-separated) [default: fp32,bf16,bf16-sr].

@@ -1,10 +1,16 @@
-//! The corpus: byte-level vocabulary, the 90/10 split, and seeded batch sampling.
+//! The corpus: its tokenizer, the 90/10 split, and seeded batch sampling. A text file is
+//! tokenized when loaded; a folder `srgpt prepare` wrote is read through a memory map.
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod prepared;
+pub mod tokenizer;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::Digest;
 
 use crate::Failure;
+pub use tokenizer::Tokenizer;
 
 /// The corpus built into the binary: srgpt's own documentation, Rust and WGSL sources, so
 /// `srgpt train` works with no set-up at all.
@@ -42,73 +48,183 @@ pub const SHAKESPEARE_GZ: &[u8] = include_bytes!("../../assets/shakespeare.txt.g
 /// The names `Corpus::load` takes besides a path.
 pub const BUILT_IN_CORPORA: [&str; 2] = ["builtin", "shakespeare"];
 
-/// A corpus as token ids over its own byte vocabulary, split 90/10.
+/// The values of `--tokenizer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenizerKind {
+    /// one token per distinct byte of the corpus (srgpt's own)
+    Byte,
+    /// GPT-2's byte-level BPE, 50,257 tokens
+    Gpt2,
+}
+
+/// A split's token ids: in memory, or in a prepared file mapped into memory (read as touched,
+/// so the corpus may be larger than memory).
+#[derive(Clone, Debug)]
+pub enum Tokens {
+    Memory(Vec<u32>),
+    #[cfg(not(target_arch = "wasm32"))]
+    Mapped(prepared::MappedTokens),
+}
+
+impl Tokens {
+    pub fn len(&self) -> usize {
+        match self {
+            Tokens::Memory(t) => t.len(),
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokens::Mapped(m) => m.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn to_vec(&self) -> Vec<u32> {
+        let mut all = Vec::with_capacity(self.len());
+        self.extend_window(0, self.len(), &mut all);
+        all
+    }
+
+    /// Appends tokens `start..start + n` to `out`.
+    pub fn extend_window(&self, start: usize, n: usize, out: &mut Vec<u32>) {
+        match self {
+            Tokens::Memory(t) => out.extend_from_slice(&t[start..start + n]),
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokens::Mapped(m) => m.extend_window(start, n, out),
+        }
+    }
+}
+
+/// A corpus as token ids, split 90/10 into train and validation.
 #[derive(Clone, Debug)]
 pub struct Corpus {
-    /// where it came from ("builtin" or a path)
+    /// where it came from ("builtin", "shakespeare", a file or a prepared folder)
     pub source: String,
-    /// SHA-256 of its bytes, hex (empty for a vocabulary without text)
+    /// SHA-256 of its text, hex (empty for a tokenizer without text)
     pub sha256: String,
-    /// the sorted distinct bytes; token id = index
-    pub vocab: Vec<u8>,
-    pub train: Vec<u32>,
-    pub val: Vec<u32>,
+    pub tokenizer: Tokenizer,
+    pub train: Tokens,
+    pub val: Tokens,
+}
+
+/// Where text splits into train and validation: at byte `at` (90% of it), moved on to the next
+/// character boundary for a tokenizer of text.
+pub fn split_point(bytes: &[u8], at: usize, kind: TokenizerKind) -> usize {
+    match kind {
+        TokenizerKind::Byte => at,
+        TokenizerKind::Gpt2 => (at..bytes.len()).find(|&i| (bytes[i] & 0xc0) != 0x80).unwrap_or(bytes.len()),
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl TokenizerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenizerKind::Byte => "byte",
+            TokenizerKind::Gpt2 => "gpt2",
+        }
+    }
+
+    pub fn of(tokenizer: &Tokenizer) -> TokenizerKind {
+        match tokenizer {
+            Tokenizer::Byte(_) => TokenizerKind::Byte,
+            Tokenizer::Gpt2(_) => TokenizerKind::Gpt2,
+        }
+    }
 }
 
 impl Corpus {
-    /// `builtin`, `shakespeare` or a file path, read as bytes.
+    /// `builtin`, `shakespeare` or a text file under the byte tokenizer, or a prepared folder.
     pub fn load(source: &str) -> Result<Corpus, Failure> {
-        if source == "builtin" {
-            return Corpus::from_bytes("builtin", BUILTIN.concat().as_bytes());
-        }
-        if source == "shakespeare" {
-            let mut text = Vec::new();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(SHAKESPEARE_GZ), &mut text)
-                .map_err(|e| Failure::BadInput(format!("the built-in Shakespeare corpus does not decompress: {e}")))?;
-            return Corpus::from_bytes("shakespeare", &text);
-        }
-        let bytes = std::fs::read(source).map_err(|e| Failure::BadInput(format!("cannot read corpus {source}: {e}")))?;
-        Corpus::from_bytes(source, &bytes)
+        Corpus::load_with(source, None)
     }
 
+    /// `builtin`, `shakespeare`, a text file (tokenized with `kind`, `byte` when not given)
+    /// or a folder `srgpt prepare` wrote (whose tokenizer `kind`, when given, must be).
+    pub fn load_with(source: &str, kind: Option<TokenizerKind>) -> Result<Corpus, Failure> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if std::path::Path::new(source).is_dir() {
+            return prepared::open(std::path::Path::new(source), kind);
+        }
+        let text = Corpus::text_of(source)?;
+        Corpus::from_text(source, &text, kind.unwrap_or(TokenizerKind::Byte))
+    }
+
+    /// The bytes of `builtin`, `shakespeare` or a file.
+    pub fn text_of(source: &str) -> Result<Vec<u8>, Failure> {
+        match source {
+            "builtin" => Ok(BUILTIN.concat().into_bytes()),
+            "shakespeare" => {
+                let mut text = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(SHAKESPEARE_GZ), &mut text)
+                    .map_err(|e| Failure::BadInput(format!("the built-in Shakespeare corpus does not decompress: {e}")))?;
+                Ok(text)
+            }
+            path => {
+                if std::path::Path::new(path).is_dir() {
+                    return Err(Failure::BadInput(format!(
+                        "corpus {path} is a folder without train.bin: give a text file, or a folder `srgpt prepare` wrote"
+                    )));
+                }
+                std::fs::read(path).map_err(|e| Failure::BadInput(format!("cannot read corpus {path}: {e}")))
+            }
+        }
+    }
+
+    /// The corpus of text `bytes` under the byte tokenizer of its own bytes.
     pub fn from_bytes(source: &str, bytes: &[u8]) -> Result<Corpus, Failure> {
+        Corpus::from_text(source, bytes, TokenizerKind::Byte)
+    }
+
+    /// The corpus of text `bytes`: its first 90% of bytes (cut at a character boundary)
+    /// train, the rest validate, each tokenized on its own.
+    pub fn from_text(source: &str, bytes: &[u8], kind: TokenizerKind) -> Result<Corpus, Failure> {
         if bytes.is_empty() {
             return Err(Failure::BadInput(format!("corpus {source} is empty")));
         }
-        let mut seen = [false; 256];
-        bytes.iter().for_each(|&b| seen[b as usize] = true);
-        let vocab: Vec<u8> = (0..=255u8).filter(|&b| seen[b as usize]).collect();
-        let mut id = [0u32; 256];
-        vocab.iter().enumerate().for_each(|(i, &b)| id[b as usize] = i as u32);
-        let tokens: Vec<u32> = bytes.iter().map(|&b| id[b as usize]).collect();
-        let split = bytes.len() * 9 / 10;
-        let sha256 = sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Corpus { source: source.into(), sha256, vocab, val: tokens[split..].to_vec(), train: tokens[..split].to_vec() })
+        let tokenizer = match kind {
+            TokenizerKind::Byte => Tokenizer::byte_of(bytes),
+            TokenizerKind::Gpt2 => Tokenizer::gpt2(),
+        };
+        let split = split_point(bytes, bytes.len() * 9 / 10, kind);
+        let train = tokenizer.encode_corpus(source, &bytes[..split])?;
+        let val = tokenizer.encode_corpus(source, &bytes[split..])?;
+        Ok(Corpus { source: source.into(), sha256: sha256_hex(bytes), tokenizer, train: Tokens::Memory(train), val: Tokens::Memory(val) })
     }
 
-    /// A corpus rebuilt from a checkpoint's vocabulary, for sampling (no text needed).
-    pub fn vocab_only(vocab: Vec<u8>) -> Corpus {
-        Corpus { source: "checkpoint".into(), sha256: String::new(), vocab, train: Vec::new(), val: Vec::new() }
+    /// A corpus with a tokenizer and no text, for sampling from a checkpoint.
+    pub fn tokenizer_only(tokenizer: Tokenizer) -> Corpus {
+        Corpus {
+            source: "checkpoint".into(),
+            sha256: String::new(),
+            tokenizer,
+            train: Tokens::Memory(Vec::new()),
+            val: Tokens::Memory(Vec::new()),
+        }
     }
 
-    /// The corpus's bytes, rebuilt from its two splits (for keeping a picked corpus beside a
+    /// The corpus's text, rebuilt from its two splits (for keeping a picked corpus beside a
     /// browser session's checkpoints).
     pub fn bytes(&self) -> Vec<u8> {
-        let mut bytes = self.decode(&self.train);
-        bytes.extend(self.decode(&self.val));
+        let mut bytes = self.decode(&self.train.to_vec());
+        bytes.extend(self.decode(&self.val.to_vec()));
         bytes
     }
 
     pub fn vocab_size(&self) -> u32 {
-        self.vocab.len() as u32
+        self.tokenizer.vocab_size()
     }
 
-    /// Refuses a corpus whose splits cannot hold one window of T+1 bytes plus one.
+    /// Refuses a corpus whose splits cannot hold one window of T+1 tokens plus one.
     pub fn check_context(&self, ctx: u32) -> Result<(), Failure> {
         let need = ctx as usize + 2;
         if self.train.len() < need || self.val.len() < need {
             return Err(Failure::BadInput(format!(
-                "corpus {} is too short for a context of {ctx}: its train split has {} bytes and its validation split {}, each needs at least {need}",
+                "corpus {} is too short for a context of {ctx}: its train split has {} tokens and its validation split {}, each needs at least {need}",
                 self.source,
                 self.train.len(),
                 self.val.len()
@@ -117,19 +233,13 @@ impl Corpus {
         Ok(())
     }
 
-    /// Token ids of text (bytes outside the vocabulary are an error).
+    /// Token ids of text (for a byte vocabulary, bytes outside it are an error).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, Failure> {
-        text.bytes()
-            .map(|b| {
-                self.vocab.binary_search(&b).map(|i| i as u32).map_err(|_| {
-                    Failure::BadInput(format!("the prompt has byte {b:#04x} ({:?}), which is not in the model's vocabulary", b as char))
-                })
-            })
-            .collect()
+        self.tokenizer.encode(text)
     }
 
     pub fn decode(&self, tokens: &[u32]) -> Vec<u8> {
-        tokens.iter().map(|&t| self.vocab[t as usize]).collect()
+        self.tokenizer.decode(tokens)
     }
 }
 
@@ -141,14 +251,14 @@ pub struct Batch {
 }
 
 /// B windows with uniform starts in [0, len - T - 1] drawn from `rng`.
-pub fn sample_batch(split: &[u32], batch: u32, ctx: u32, rng: &mut StdRng) -> Batch {
+pub fn sample_batch(split: &Tokens, batch: u32, ctx: u32, rng: &mut StdRng) -> Batch {
     let (b, t) = (batch as usize, ctx as usize);
     let mut inputs = Vec::with_capacity(b * t);
     let mut targets = Vec::with_capacity(b * t);
     for _ in 0..b {
         let start = rng.random_range(0..=split.len() - t - 1);
-        inputs.extend_from_slice(&split[start..start + t]);
-        targets.extend_from_slice(&split[start + 1..start + t + 1]);
+        split.extend_window(start, t, &mut inputs);
+        split.extend_window(start + 1, t, &mut targets);
     }
     Batch { inputs, targets }
 }

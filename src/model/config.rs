@@ -53,6 +53,8 @@ pub fn preset(name: &str) -> Result<Preset, Failure> {
 pub const MAX_D: u32 = 65536;
 pub const MAX_CTX: u32 = 65536;
 pub const MAX_LAYERS: u32 = 1024;
+/// The largest vocabulary: token ids are kept as u16 in prepared corpora.
+pub const MAX_VOCAB: u32 = 65536;
 /// The most sequences per batch srgpt accepts.
 pub const MAX_BATCH: u32 = 1 << 20;
 
@@ -86,8 +88,8 @@ impl ModelConfig {
                 return bad(format!("{flag} must be positive (got 0)"));
             }
         }
-        if self.vocab == 0 || self.vocab > 256 {
-            return bad(format!("the vocabulary must hold 1 to 256 byte values (got {})", self.vocab));
+        if self.vocab == 0 || self.vocab > MAX_VOCAB {
+            return bad(format!("the vocabulary must hold 1 to {MAX_VOCAB} tokens (got {})", self.vocab));
         }
         for (flag, value, limit) in [("--d", self.d, MAX_D), ("--ctx", self.ctx, MAX_CTX), ("--n-layer", self.n_layer, MAX_LAYERS)] {
             if value > limit {

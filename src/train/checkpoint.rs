@@ -2,7 +2,8 @@
 //! Weights under GPT-2 names in the run's storage dtype (F32 or BF16; Linear weights
 //! [out, in]); Adam state as `adam.m.<name>` / `adam.v.<name>`; fp32 master weights (mixed)
 //! as `master.<name>`, bf16-kahan's bf16 compensation as `compensation.<name>`. The metadata holds the model and training configuration, the
-//! vocabulary, the step and the RNG state as JSON. Files are written atomically.
+//! tokenizer (`tokenizer`: `byte`, with its bytes in `vocab`, or `gpt2`; a checkpoint without
+//! the key is `byte`), the step and the RNG state as JSON. Files are written atomically.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,6 +13,7 @@ use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
+use crate::data::Tokenizer;
 use crate::files::write_atomically;
 use crate::model::config::{ModelConfig, TrainConfig};
 use crate::model::params::ParamLayout;
@@ -48,7 +50,7 @@ fn custom_preset() -> String {
 pub struct Checkpoint {
     pub state: RunState,
     pub precision: Precision,
-    pub vocab: Vec<u8>,
+    pub tokenizer: Tokenizer,
     pub raw: RawState,
 }
 
@@ -66,7 +68,7 @@ fn views<'a>(layout: &ParamLayout, prefix: &str, store: Store, bytes: &'a [u8]) 
 }
 
 /// The safetensors bytes of a run.
-pub fn encode(state: &RunState, precision: Precision, vocab: &[u8], raw: &RawState) -> Result<Vec<u8>> {
+pub fn encode(state: &RunState, precision: Precision, tokenizer: &Tokenizer, raw: &RawState) -> Result<Vec<u8>> {
     let layout = ParamLayout::new(&state.model);
     let mut tensors = views(&layout, "", precision.param_store(), &raw.params)?;
     tensors.extend(views(&layout, "adam.m.", precision.state_store(), &raw.m)?);
@@ -79,7 +81,8 @@ pub fn encode(state: &RunState, precision: Precision, vocab: &[u8], raw: &RawSta
     meta.insert("precision".into(), precision.name().into());
     meta.insert("config".into(), serde_json::to_string(&state.model)?);
     meta.insert("train".into(), serde_json::to_string(&state.train)?);
-    meta.insert("vocab".into(), serde_json::to_string(vocab)?);
+    meta.insert("tokenizer".into(), tokenizer.name().into());
+    meta.insert("vocab".into(), serde_json::to_string(tokenizer.byte_vocab())?);
     meta.insert("step".into(), state.step.to_string());
     // batches are a pure function of (seed, step): that pair is the whole sampler state
     meta.insert("rng".into(), serde_json::json!({ "kind": "srgpt-batch-v1", "seed": state.seed, "step": state.step }).to_string());
@@ -87,8 +90,8 @@ pub fn encode(state: &RunState, precision: Precision, vocab: &[u8], raw: &RawSta
     Ok(safetensors::serialize(tensors, Some(meta))?)
 }
 
-pub fn save(path: &Path, state: &RunState, precision: Precision, vocab: &[u8], raw: &RawState) -> Result<()> {
-    write_atomically(path, &encode(state, precision, vocab, raw)?).with_context(|| format!("writing checkpoint {}", path.display()))
+pub fn save(path: &Path, state: &RunState, precision: Precision, tokenizer: &Tokenizer, raw: &RawState) -> Result<()> {
+    write_atomically(path, &encode(state, precision, tokenizer, raw)?).with_context(|| format!("writing checkpoint {}", path.display()))
 }
 
 /// Reads and checks a checkpoint; every defect is a `Failure::BadInput` naming the file.
@@ -109,13 +112,24 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
         return Err(format!("unknown format {:?} (expected {FORMAT})", get("format")?));
     }
     let state: RunState = serde_json::from_str(get("run")?).map_err(|e| format!("bad run metadata: {e}"))?;
-    let vocab: Vec<u8> = serde_json::from_str(get("vocab")?).map_err(|e| format!("bad vocab metadata: {e}"))?;
     let precision = Precision::parse(&state.precision).ok_or_else(|| format!("unknown precision {:?}", state.precision))?;
     state.model.validate().map_err(|e| e.to_string())?;
-    if vocab.len() != state.model.vocab as usize || vocab.windows(2).any(|w| w[0] >= w[1]) {
+    let tokenizer = match meta.get("tokenizer").map(String::as_str) {
+        None | Some("byte") => {
+            let vocab: Vec<u8> = serde_json::from_str(get("vocab")?).map_err(|e| format!("bad vocab metadata: {e}"))?;
+            if vocab.windows(2).any(|w| w[0] >= w[1]) {
+                return Err("its byte vocabulary is not sorted".into());
+            }
+            Tokenizer::Byte(vocab)
+        }
+        Some("gpt2") => Tokenizer::gpt2(),
+        Some(other) => return Err(format!("unknown tokenizer {other:?}")),
+    };
+    if tokenizer.vocab_size() != state.model.vocab {
         return Err(format!(
-            "the vocabulary ({} bytes) does not match the model's vocab size {}, or is not sorted",
-            vocab.len(),
+            "its {} vocabulary has {} tokens but the model's vocab size is {}",
+            tokenizer.name(),
+            tokenizer.vocab_size(),
             state.model.vocab
         ));
     }
@@ -151,5 +165,5 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
         v: gather("adam.v.", precision.state_store())?,
         extra: precision.extra().map(|e| gather(e.prefix(), e.store())).transpose()?,
     };
-    Ok(Checkpoint { state, precision, vocab, raw })
+    Ok(Checkpoint { state, precision, tokenizer, raw })
 }

@@ -193,10 +193,10 @@ impl Trainer {
     pub fn resume(gpu: &Gpu, corpus: Corpus, checkpoints: Vec<Checkpoint>, changes: &ResumeChanges) -> Result<Trainer> {
         let first = checkpoints.first().ok_or_else(|| crate::Failure::BadInput("nothing to resume".into()))?;
         let mut state = first.state.clone();
-        if corpus.vocab != first.vocab {
+        if corpus.tokenizer != first.tokenizer {
             return Err(crate::Failure::BadInput(format!(
-                "corpus {} has a different vocabulary from the checkpoint's (corpus {})",
-                corpus.source, state.corpus
+                "corpus {} ({:?}) has a different vocabulary from the checkpoint's (corpus {}, {:?})",
+                corpus.source, corpus.tokenizer, state.corpus, first.tokenizer
             ))
             .into());
         }
@@ -532,7 +532,7 @@ impl Trainer {
         for run in self.runs.iter().filter(|r| !matches!(r.status, RunStatus::Diverged(_))) {
             let path = dir.join(format!("{}.safetensors", run.precision.name()));
             let raw = run.model.read_raw(gpu)?;
-            checkpoint::save(&path, &self.run_state(run), run.precision, &self.corpus.vocab, &raw)?;
+            checkpoint::save(&path, &self.run_state(run), run.precision, &self.corpus.tokenizer, &raw)?;
             written.push(path);
         }
         Ok(written)

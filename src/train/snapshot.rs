@@ -70,13 +70,13 @@ impl Trainer {
         }
         gpu.queue.submit([encoder.finish()]);
         for (i, (staging, sizes, state, precision)) in staged.into_iter().enumerate() {
-            let (parts, vocab, buffer) = (parts.clone(), self.corpus.vocab.clone(), staging.clone());
+            let (parts, tokenizer, buffer) = (parts.clone(), self.corpus.tokenizer.clone(), staging.clone());
             staging.slice(..).map_async(wgpu::MapMode::Read, move |mapped| {
                 let file = mapped.map_err(|e| format!("snapshot of run {precision}: {e}")).and_then(|()| {
                     let bytes = buffer.slice(..).get_mapped_range().map_err(|e| format!("snapshot of run {precision}: {e}"))?.to_vec();
                     buffer.unmap();
                     let raw = RawState::from_parts(&bytes, sizes);
-                    let encoded = checkpoint::encode(&state, precision, &vocab, &raw).map_err(|e| format!("{e:#}"))?;
+                    let encoded = checkpoint::encode(&state, precision, &tokenizer, &raw).map_err(|e| format!("{e:#}"))?;
                     Ok((format!("{}.safetensors", precision.name()), encoded))
                 });
                 parts.lock().unwrap().arrived(i, file);

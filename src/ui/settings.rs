@@ -1,7 +1,7 @@
 //! The dashboard's form: what the next Start trains, from a preset, the command line or the
 //! page's query string.
 
-use crate::data::Corpus;
+use crate::data::{Corpus, TokenizerKind};
 use crate::model::config::{preset, ModelConfig, TrainConfig, PRESETS};
 use crate::precision::Precision;
 use crate::train::output::CheckpointPolicy;
@@ -15,6 +15,8 @@ pub struct Settings {
     pub corpus: String,
     /// a corpus read already (in a browser: the file picked)
     pub corpus_bytes: Option<std::sync::Arc<[u8]>>,
+    /// how the corpus is tokenized (None: byte, or a prepared folder's own)
+    pub tokenizer: Option<TokenizerKind>,
     pub preset: String,
     /// the model; its vocabulary is the corpus's, set at Start
     pub model: ModelConfig,
@@ -43,6 +45,7 @@ impl Settings {
         Settings {
             corpus: "builtin".into(),
             corpus_bytes: None,
+            tokenizer: None,
             preset: spec.preset.clone(),
             model: spec.model,
             train: spec.train,
@@ -58,7 +61,7 @@ impl Settings {
     }
 
     /// The page's settings from its query string
-    /// (`?preset=tiny&steps=200&modes=fp32,bf16-sr&save_every=50&autostart=0&continue=1`):
+    /// (`?preset=tiny&steps=200&tokenizer=gpt2&modes=fp32,bf16-sr&save_every=50&autostart=0&continue=1`):
     /// the preset's settings with the given steps and modes, snapshots kept in the browser
     /// every `save_every` steps or minute, and how the page starts.
     pub fn from_query(query: &str) -> Result<(Settings, PageStart), String> {
@@ -72,7 +75,12 @@ impl Settings {
             match key {
                 "preset" => {
                     crate::model::config::preset(value).map_err(|e| e.to_string())?;
-                    settings = Settings { corpus: settings.corpus, checkpoints: settings.checkpoints, ..Settings::from_preset(value) };
+                    settings = Settings {
+                        corpus: settings.corpus,
+                        tokenizer: settings.tokenizer,
+                        checkpoints: settings.checkpoints,
+                        ..Settings::from_preset(value)
+                    };
                 }
                 "steps" => settings.train.steps = number(key, value)?,
                 "corpus" => {
@@ -80,6 +88,12 @@ impl Settings {
                         return Err(format!("corpus={value}: a page takes builtin or shakespeare (or a file through its picker)"));
                     }
                     settings.corpus = value.into();
+                }
+                "tokenizer" => {
+                    settings.tokenizer = Some(
+                        <TokenizerKind as clap::ValueEnum>::from_str(value, false)
+                            .map_err(|_| format!("tokenizer={value}: a page takes byte or gpt2"))?,
+                    );
                 }
                 "save_every" => settings.checkpoints.every_steps = number(key, value)?,
                 "modes" => {
@@ -94,7 +108,7 @@ impl Settings {
                 "continue" => start.continue_saved = value != "0",
                 _ => {
                     return Err(format!(
-                        "unknown page parameter '{key}' (known: preset, steps, corpus, modes, save_every, autostart, continue)"
+                        "unknown page parameter '{key}' (known: preset, steps, corpus, tokenizer, modes, save_every, autostart, continue)"
                     ))
                 }
             }
@@ -110,8 +124,8 @@ impl Settings {
     /// The corpus the settings name, or why it cannot be read.
     pub fn corpus(&self) -> Result<Corpus, String> {
         match &self.corpus_bytes {
-            Some(bytes) => Corpus::from_bytes(&self.corpus, bytes),
-            None => Corpus::load(self.corpus.trim()),
+            Some(bytes) => Corpus::from_text(&self.corpus, bytes, self.tokenizer.unwrap_or(TokenizerKind::Byte)),
+            None => Corpus::load_with(self.corpus.trim(), self.tokenizer),
         }
         .map_err(|e| e.to_string())
     }

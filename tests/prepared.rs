@@ -1,0 +1,183 @@
+//! Tokenizers and prepared corpora: `srgpt prepare` writes the tokens `train --corpus FILE`
+//! would make of the same text (Shakespeare, 4.8 MB, so it is read in several pieces), a
+//! reader written from the format's description (tests/prepared_check.py) decodes them back
+//! to the text, a run reads them through the memory map with the batches of the in-memory
+//! corpus, a GPT-2-tokenized model trains, checkpoints, resumes, samples and exports GPT-2's
+//! tokenizer, and damaged or mismatched folders are refused with a clear message.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use srgpt::data::{train_batch, val_batches, Corpus, Tokenizer, TokenizerKind};
+
+fn srgpt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srgpt")).args(args).env("SRGPT_TUNE", "0").output().unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("srgpt-prepared-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Shakespeare's text in a file, and the folder `srgpt prepare FILE --tokenizer kind` wrote
+/// (named after the test, as tests run side by side).
+fn prepared(test: &str, kind: TokenizerKind) -> (PathBuf, PathBuf) {
+    let text = tmp(&format!("{test}-text-{}", kind.name())).with_extension("txt");
+    std::fs::write(&text, Corpus::text_of("shakespeare").unwrap()).unwrap();
+    let dir = tmp(&format!("{test}-dir-{}", kind.name()));
+    let out = srgpt(&["prepare", text.to_str().unwrap(), "--tokenizer", kind.name(), "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (text, dir)
+}
+
+#[test]
+fn prepared_tokens_are_the_texts_tokens() {
+    for kind in [TokenizerKind::Byte, TokenizerKind::Gpt2] {
+        let (text, dir) = prepared("tokens", kind);
+        let mapped = Corpus::load(dir.to_str().unwrap()).unwrap();
+        let memory = Corpus::load_with(text.to_str().unwrap(), Some(kind)).unwrap();
+        assert_eq!(mapped.tokenizer, memory.tokenizer, "{kind:?}");
+        assert_eq!(mapped.sha256, memory.sha256, "{kind:?}: the text's hash");
+        assert_eq!(mapped.train.to_vec(), memory.train.to_vec(), "{kind:?}: train tokens");
+        assert_eq!(mapped.val.to_vec(), memory.val.to_vec(), "{kind:?}: validation tokens");
+        for step in [0, 1, 999] {
+            assert_eq!(train_batch(&mapped, 4, 64, 7, step), train_batch(&memory, 4, 64, 7, step), "{kind:?} step {step}");
+        }
+        assert_eq!(val_batches(&mapped, 4, 64, 7, 2), val_batches(&memory, 4, 64, 7, 2));
+        // an outside reader: the header, the ids, the decoding and (where installed) tokenizers' ids
+        let check = Command::new("python3")
+            .args(["tests/prepared_check.py", dir.to_str().unwrap(), "--text", text.to_str().unwrap(), "--tokenizer", kind.name()])
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), stderr(&check));
+        if said.contains("No module named 'numpy'") {
+            assert!(std::env::var_os("SRGPT_CI").is_none(), "CI installs numpy: {said}");
+            eprintln!("SKIPPED the outside reader: numpy is not installed");
+        } else {
+            assert!(check.status.success(), "{kind:?}: {said}");
+            eprintln!("{kind:?}: {said}");
+        }
+        std::fs::remove_dir_all(dir).ok();
+        std::fs::remove_file(text).ok();
+    }
+}
+
+#[test]
+fn gpt2_ids_are_gpt2s() {
+    // ids from GPT-2's vocab.json and merges.txt through Hugging Face's tokenizers; two line
+    // ends before a word are two tokens (198, 198), not GPT-2's "\n\n" (628)
+    let gpt2 = Tokenizer::gpt2();
+    assert_eq!(gpt2.encode("Hello world").unwrap(), [15496, 995]);
+    assert_eq!(gpt2.encode(" tokenization").unwrap(), [11241, 1634]);
+    assert_eq!(gpt2.encode("ROMEO:\n\nBut").unwrap(), [33676, 4720, 25, 198, 198, 1537]);
+    assert_eq!(gpt2.encode("ROMEO:\n\n").unwrap(), [33676, 4720, 25, 628]);
+    assert_eq!(gpt2.decode(&[33676, 4720, 25, 198, 198, 1537]), b"ROMEO:\n\nBut");
+}
+
+fn assert_refused(out: &Output, says: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
+    assert!(stderr(out).contains(says), "expected {says:?} in: {}", stderr(out));
+}
+
+#[test]
+fn damaged_or_mismatched_folders_are_refused() {
+    let (text, dir) = prepared("refused", TokenizerKind::Byte);
+    let d = dir.to_str().unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--headless", "--corpus", d, "--steps", "1", "--out"];
+        let out = tmp("refused-run");
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        srgpt(&args)
+    };
+    assert_refused(&train(&["--tokenizer", "gpt2"]), "prepared with the byte tokenizer");
+    // a truncated split
+    let bin = dir.join("val.bin");
+    let whole = std::fs::read(&bin).unwrap();
+    std::fs::write(&bin, &whole[..whole.len() - 1]).unwrap();
+    assert_refused(&train(&[]), "but the file has");
+    std::fs::write(&bin, &whole[..100]).unwrap();
+    assert_refused(&train(&[]), "no srgptTOK header");
+    std::fs::write(&bin, &whole).unwrap();
+    // a tokenizer.json that is not the one the tokens were made with
+    let json = dir.join("tokenizer.json");
+    let kept = std::fs::read(&json).unwrap();
+    std::fs::write(&json, Tokenizer::byte_of(b"abc").json_text()).unwrap();
+    assert_refused(&train(&[]), "was made with another tokenizer");
+    std::fs::write(&json, b"{").unwrap();
+    assert_refused(&train(&[]), "is not a tokenizer srgpt reads");
+    std::fs::write(&json, kept).unwrap();
+    // prepare never writes into a folder of other files, and says why an input is unusable
+    let busy = tmp("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), b"mine").unwrap();
+    assert_refused(&srgpt(&["prepare", text.to_str().unwrap(), "--out", busy.to_str().unwrap()]), "holds other files");
+    assert_eq!(std::fs::read(busy.join("notes.txt")).unwrap(), b"mine");
+    let empty = tmp("empty").with_extension("txt");
+    std::fs::write(&empty, b"").unwrap();
+    assert_refused(&srgpt(&["prepare", empty.to_str().unwrap(), "--out", tmp("from-empty").to_str().unwrap()]), "is empty");
+    let latin1 = tmp("latin1").with_extension("txt");
+    std::fs::write(&latin1, b"caf\xe9 au lait, and more text than a window needs").unwrap();
+    assert_refused(
+        &srgpt(&["prepare", latin1.to_str().unwrap(), "--tokenizer", "gpt2", "--out", tmp("from-latin1").to_str().unwrap()]),
+        "is not UTF-8 text (at byte 3)",
+    );
+    assert_refused(&srgpt(&["prepare", "/no/such/file", "--out", tmp("from-nothing").to_str().unwrap()]), "cannot read corpus /no/such/file");
+    // a second prepare into its own folder replaces what the first wrote
+    let again = srgpt(&["prepare", text.to_str().unwrap(), "--tokenizer", "gpt2", "--out", d]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(Corpus::load(d).unwrap().tokenizer.name(), "gpt2");
+    for p in [&busy, &dir] {
+        std::fs::remove_dir_all(p).ok();
+    }
+    for f in [&text, &empty, &latin1] {
+        std::fs::remove_file(f).ok();
+    }
+}
+
+fn first_val_loss(run: &Path, mode: &str) -> f64 {
+    common::logged_losses(run).iter().find(|l| l["run"] == mode && l["val_loss"].is_number()).unwrap()["val_loss"].as_f64().unwrap()
+}
+
+#[test]
+fn a_gpt2_tokenized_model_trains_resumes_samples_and_exports() {
+    let (text, dir) = prepared("gpt2-run", TokenizerKind::Gpt2);
+    let run = tmp("gpt2-run");
+    let r = run.to_str().unwrap();
+    let base = ["train", "--headless", "--corpus", dir.to_str().unwrap(), "--preset", "tiny", "--batch", "2", "--eval-batches", "1"];
+    let out = srgpt(&[&base[..], &["--steps", "4", "--eval-every", "2", "--stop-at", "2", "--precision", "bf16-sr", "--out", r]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    // an untrained model spreads its bets over GPT-2's 50,257 tokens: loss ln(50257) = 10.825
+    let untrained = first_val_loss(&run, "bf16-sr");
+    assert!((untrained - 50257f64.ln()).abs() < 0.1, "step-0 val loss {untrained}");
+    let ckpt = srgpt::train::checkpoint::load(&run.join("bf16-sr.safetensors")).unwrap();
+    assert_eq!((ckpt.tokenizer.name(), ckpt.state.model.vocab), ("gpt2", 50257));
+    // the text itself under the byte tokenizer is another vocabulary
+    let wrong = srgpt(&["train", "--headless", "--resume", r, "--corpus", text.to_str().unwrap(), "--tokenizer", "byte"]);
+    assert_refused(&wrong, "has a different vocabulary from the checkpoint's");
+    // resumed without naming the corpus or the tokenizer: the checkpoint's are used
+    let resumed = srgpt(&["train", "--headless", "--resume", r]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let steps = common::logged_losses(&run).iter().filter(|l| l["train_loss"].is_number()).count();
+    assert_eq!(steps, 4, "the resumed run trained steps 3 and 4");
+    let sampled = srgpt(&["sample", "--checkpoint", run.join("bf16-sr.safetensors").to_str().unwrap(), "--prompt", "ROMEO:", "--tokens", "8"]);
+    assert!(sampled.status.success(), "{}", stderr(&sampled));
+    assert!(String::from_utf8_lossy(&sampled.stdout).starts_with("ROMEO:"));
+    let export = tmp("gpt2-export");
+    let exported = srgpt(&["export", run.join("bf16-sr.safetensors").to_str().unwrap(), "--out", export.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let json = std::fs::read_to_string(export.join("tokenizer.json")).unwrap();
+    assert_eq!(json, std::fs::read_to_string(dir.join("tokenizer.json")).unwrap(), "the export carries GPT-2's tokenizer.json");
+    assert_eq!(Tokenizer::from_json(&json).unwrap(), Tokenizer::gpt2());
+    for p in [&run, &export, &dir] {
+        std::fs::remove_dir_all(p).ok();
+    }
+    std::fs::remove_file(text).ok();
+}
