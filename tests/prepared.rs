@@ -105,6 +105,10 @@ fn damaged_or_mismatched_folders_are_refused() {
     assert_refused(&train(&[]), "but the file has");
     std::fs::write(&bin, &whole[..100]).unwrap();
     assert_refused(&train(&[]), "no srgptTOK header");
+    let mut foreign = whole.clone();
+    foreign[1024 + 2 * 1000..1024 + 2 * 1001].copy_from_slice(&83u16.to_le_bytes());
+    std::fs::write(&bin, &foreign).unwrap();
+    assert_refused(&train(&[]), "token 1000 is id 83, outside the vocabulary of 83");
     std::fs::write(&bin, &whole).unwrap();
     // a tokenizer.json that is not the one the tokens were made with
     let json = dir.join("tokenizer.json");
@@ -129,7 +133,10 @@ fn damaged_or_mismatched_folders_are_refused() {
         &srgpt(&["prepare", latin1.to_str().unwrap(), "--tokenizer", "gpt2", "--out", tmp("from-latin1").to_str().unwrap()]),
         "is not UTF-8 text (at byte 3)",
     );
-    assert_refused(&srgpt(&["prepare", "/no/such/file", "--out", tmp("from-nothing").to_str().unwrap()]), "cannot read corpus /no/such/file");
+    assert_refused(
+        &srgpt(&["prepare", "/no/such/file", "--out", tmp("from-nothing").to_str().unwrap()]),
+        "cannot read corpus /no/such/file",
+    );
     // a second prepare into its own folder replaces what the first wrote
     let again = srgpt(&["prepare", text.to_str().unwrap(), "--tokenizer", "gpt2", "--out", d]);
     assert!(again.status.success(), "{}", stderr(&again));
@@ -167,7 +174,8 @@ fn a_gpt2_tokenized_model_trains_resumes_samples_and_exports() {
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let steps = common::logged_losses(&run).iter().filter(|l| l["train_loss"].is_number()).count();
     assert_eq!(steps, 4, "the resumed run trained steps 3 and 4");
-    let sampled = srgpt(&["sample", "--checkpoint", run.join("bf16-sr.safetensors").to_str().unwrap(), "--prompt", "ROMEO:", "--tokens", "8"]);
+    let sampled =
+        srgpt(&["sample", "--checkpoint", run.join("bf16-sr.safetensors").to_str().unwrap(), "--prompt", "ROMEO:", "--tokens", "8"]);
     assert!(sampled.status.success(), "{}", stderr(&sampled));
     assert!(String::from_utf8_lossy(&sampled.stdout).starts_with("ROMEO:"));
     let export = tmp("gpt2-export");
@@ -180,4 +188,78 @@ fn a_gpt2_tokenized_model_trains_resumes_samples_and_exports() {
         std::fs::remove_dir_all(p).ok();
     }
     std::fs::remove_file(text).ok();
+}
+
+/// A prepared folder written from the format's table: `train_tokens` ids cycling through a
+/// 64-token byte vocabulary, a small validation split.
+fn synthetic(dir: &Path, train_tokens: u64) {
+    use sha2::Digest;
+    use std::io::Write;
+    std::fs::create_dir_all(dir).unwrap();
+    let tokenizer = Tokenizer::byte_of(&(b'0'..b'0' + 64).collect::<Vec<u8>>());
+    let json = tokenizer.json_text();
+    std::fs::write(dir.join("tokenizer.json"), &json).unwrap();
+    for (name, count) in [("train.bin", train_tokens), ("val.bin", 4096)] {
+        let mut header = [0u8; 1024];
+        header[0..8].copy_from_slice(b"srgptTOK");
+        header[8..12].copy_from_slice(&1u32.to_le_bytes());
+        header[12..16].copy_from_slice(&2u32.to_le_bytes());
+        header[16..24].copy_from_slice(&count.to_le_bytes());
+        header[24..28].copy_from_slice(&64u32.to_le_bytes());
+        header[32..64].copy_from_slice(&sha2::Sha256::digest(json.as_bytes()));
+        header[64..68].copy_from_slice(b"byte");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join(name)).unwrap());
+        out.write_all(&header).unwrap();
+        let block: Vec<u8> = (0..1u64 << 16).flat_map(|i| ((i * 7 % 64) as u16).to_le_bytes()).collect();
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(1 << 16);
+            out.write_all(&block[..2 * n as usize]).unwrap();
+            left -= n;
+        }
+    }
+}
+
+/// The peak resident memory (VmHWM) of `srgpt train` on `corpus`, in MB, read from /proc
+/// while it runs.
+fn peak_rss_mb(corpus: &Path, out: &Path) -> f64 {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srgpt"))
+        .args(["train", "--headless", "--preset", "tiny", "--batch", "4", "--steps", "5", "--eval-every", "5", "--eval-batches", "1"])
+        .args(["--precision", "bf16-sr", "--corpus"])
+        .arg(corpus)
+        .arg("--out")
+        .arg(out)
+        .env("SRGPT_TUNE", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            let hwm = text.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        }
+        if let Some(done) = child.try_wait().unwrap() {
+            assert!(done.success(), "training on {} failed", corpus.display());
+            return peak_kb as f64 / 1024.0;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_corpus_larger_than_memory_needs_no_more_memory() {
+    // 1 GiB of tokens against 1 MiB: the same model, the same steps, the same peak memory
+    let (small, large) = (tmp("rss-small"), tmp("rss-large"));
+    synthetic(&small, 1 << 19);
+    synthetic(&large, 1 << 29);
+    let small_mb = peak_rss_mb(&small, &tmp("rss-small-run"));
+    let large_mb = peak_rss_mb(&large, &tmp("rss-large-run"));
+    eprintln!("peak resident memory: {small_mb:.0} MB on 1 MiB of tokens, {large_mb:.0} MB on 1 GiB");
+    assert!(large_mb < small_mb + 32.0, "the 1 GiB corpus raised peak memory from {small_mb:.0} MB to {large_mb:.0} MB");
+    for p in [small, large, tmp("rss-small-run"), tmp("rss-large-run")] {
+        std::fs::remove_dir_all(p).ok();
+    }
 }

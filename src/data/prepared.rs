@@ -141,6 +141,7 @@ pub fn open(dir: &Path, kind: Option<TokenizerKind>) -> Result<Corpus, Failure> 
         if header.tokenizer_sha256 != json_sha256 || header.tokenizer != tokenizer.name() || header.vocab != tokenizer.vocab_size() {
             return Err(bad(format!("{} was made with another tokenizer than {}", path.display(), json_path.display())));
         }
+        check_ids(&path, &header)?;
         if *text_sha256.get_or_insert(header.text_sha256) != header.text_sha256 {
             return Err(bad(format!("train.bin and val.bin in {shown} were prepared from different text")));
         }
@@ -157,6 +158,34 @@ pub fn open(dir: &Path, kind: Option<TokenizerKind>) -> Result<Corpus, Failure> 
     let train = splits.pop().expect("two splits");
     let sha256 = text_sha256.unwrap_or_default().iter().map(|b| format!("{b:02x}")).collect();
     Ok(Corpus { source: dir.display().to_string(), sha256, tokenizer, train, val })
+}
+
+/// Refuses a file with an id outside the vocabulary (the embedding would read past its rows).
+/// Read through a buffer, not the map: the scan leaves the pages in the page cache, not in
+/// this process's resident memory.
+fn check_ids(path: &Path, header: &Header) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| bad(format!("cannot read {}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(fail)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(HEADER_BYTES as u64)).map_err(fail)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut index = 0u64;
+    while index < header.tokens {
+        let n = ((header.tokens - index) as usize * TOKEN_BYTES).min(buf.len());
+        file.read_exact(&mut buf[..n]).map_err(fail)?;
+        for (i, b) in buf[..n].chunks_exact(TOKEN_BYTES).enumerate() {
+            let id = u16::from_le_bytes([b[0], b[1]]) as u32;
+            if id >= header.vocab {
+                return Err(bad(format!(
+                    "{} is not usable: token {} is id {id}, outside the vocabulary of {}",
+                    path.display(),
+                    index + i as u64,
+                    header.vocab
+                )));
+            }
+        }
+        index += (n / TOKEN_BYTES) as u64;
+    }
+    Ok(())
 }
 
 /// Text is read and tokenized in pieces of about this many bytes, each ending in a single line

@@ -159,7 +159,11 @@ impl Tokenizer {
         let vocab = value["model"]["vocab"].as_object().ok_or("no model.vocab")?;
         let gpt2 = Tokenizer::gpt2();
         if vocab.len() > 256 {
-            return if gpt2.json_text() == text { Ok(gpt2) } else { Err(format!("a {}-token vocabulary that is not GPT-2's (srgpt reads GPT-2's and its own byte vocabularies)", vocab.len())) };
+            return if gpt2.json_text() == text {
+                Ok(gpt2)
+            } else {
+                Err(format!("a {}-token vocabulary that is not GPT-2's (srgpt reads GPT-2's and its own byte vocabularies)", vocab.len()))
+            };
         }
         // a byte vocabulary: one byte per token, ids 0.. in byte order
         let mut by_id = vec![None; vocab.len()];
