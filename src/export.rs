@@ -193,7 +193,7 @@ pub fn export(ckpt: &Checkpoint, format: ExportFormat, out: &Path) -> Result<Vec
 /// its model.safetensors, or an srgpt checkpoint. Returns the model's shape, the tokenizer
 /// and the weights as f32 in srgpt's layout.
 pub fn load_init(path: &Path) -> Result<(ModelConfig, Tokenizer, Vec<f32>)> {
-    let bad = |msg: String| -> anyhow::Error { Failure::BadInput(format!("--init {}: {msg}", path.display())).into() };
+    let bad = |msg: String| -> anyhow::Error { Failure::BadInput(format!("{}: {msg}", path.display())).into() };
     let file = if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() };
     let bytes = std::fs::read(&file).map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;

@@ -3,6 +3,7 @@
 mod cli;
 
 use srgpt::data::TokenizerKind;
+use srgpt::eval::Split;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -101,6 +102,31 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The loss of a checkpoint or an `srgpt export` folder on a corpus, with the tokenizer the
+    /// model was trained with, as one JSON line: loss (mean nats per token), bits_per_byte,
+    /// tokens, bytes, windows (consecutive, non-overlapping windows of ctx + 1 tokens from the
+    /// first; each window's first ctx tokens predict its last ctx; a partial window is dropped).
+    #[command(allow_negative_numbers = true)]
+    Eval {
+        /// A checkpoint (DIR/<precision>.safetensors, scored in its own mode) or an export
+        /// folder or its model.safetensors (scored in fp32).
+        model: PathBuf,
+        /// builtin, shakespeare, a text file or a prepared folder.
+        #[arg(long)]
+        corpus: String,
+        /// Must be the model's own when given (byte or gpt2).
+        #[arg(long, value_enum)]
+        tokenizer: Option<TokenizerKind>,
+        /// `val`: the validation split (the last 10% of the text); `all`: the whole text.
+        #[arg(long, value_enum, default_value_t = Split::Val)]
+        split: Split,
+        /// Windows per forward pass.
+        #[arg(long, default_value_t = 8, value_parser = whole(1, 4096))]
+        batch: u64,
+        /// Score only the first N batches [default: all].
+        #[arg(long, value_parser = whole(1, u32::MAX as u64))]
+        batches: Option<u64>,
+    },
     /// Write a checkpoint's weights for other tools. Optimizer state is not exported.
     Export {
         /// A checkpoint written by `srgpt train` (DIR/<precision>.safetensors).
@@ -169,6 +195,9 @@ fn run(cli: Cli, launched: std::time::Instant) -> Result<ExitCode> {
             SampleOptions { tokens: tokens as usize, temperature, top_k: top_k as usize, seed },
         ),
         Command::Prepare { corpus, tokenizer, out } => cli::prepare::prepare(&corpus, tokenizer, &out),
+        Command::Eval { model, corpus, tokenizer, split, batch, batches } => {
+            cli::eval::eval(adapter, cli::eval::EvalArgs { model: &model, corpus: &corpus, tokenizer, split, batch: batch as u32, batches })
+        }
         Command::Export { checkpoint, format, out } => cli::export::export(&checkpoint, format, &out),
         Command::Shader { name, defines, list } => cli::shader::shader(&name, &defines, list),
         Command::Bench { what } => cli::bench::bench(adapter, what, launched),

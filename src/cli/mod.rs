@@ -6,6 +6,7 @@ pub mod args;
 pub mod bench;
 #[cfg(feature = "ui")]
 pub mod dashboard;
+pub mod eval;
 pub mod export;
 pub mod info;
 pub mod plan;

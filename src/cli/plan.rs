@@ -173,7 +173,7 @@ fn first_folder(file: &Path) -> PathBuf {
 /// The model and weights of `--init`: model flags may only repeat them, and the corpus must
 /// have the exported vocabulary.
 fn init_weights(args: &TrainArgs, path: &Path, corpus: &Corpus) -> Result<(ModelConfig, Vec<f32>)> {
-    let (cfg, tokenizer, weights) = srgpt::export::load_init(path)?;
+    let (cfg, tokenizer, weights) = srgpt::export::load_init(path).map_err(|e| bad_input(format!("--init {e}")))?;
     let has = [cfg.n_layer, cfg.n_head, cfg.d, cfg.ctx];
     for ((flag, given), has) in args.model.shape().into_iter().zip(has) {
         if let Some(g) = given.filter(|&g| g != has as u64) {

@@ -190,7 +190,29 @@ impl Corpus {
             TokenizerKind::Byte => Tokenizer::byte_of(bytes),
             TokenizerKind::Gpt2 => Tokenizer::gpt2(),
         };
-        let split = split_point(bytes, bytes.len() * 9 / 10, kind);
+        Corpus::from_text_with(source, bytes, tokenizer)
+    }
+
+    /// `source` under a model's own tokenizer: a text is encoded with it (for `byte`, a byte
+    /// outside the model's vocabulary is an error), a prepared folder must have been made with it.
+    pub fn load_for(source: &str, tokenizer: &Tokenizer) -> Result<Corpus, Failure> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if std::path::Path::new(source).is_dir() {
+            let corpus = prepared::open(std::path::Path::new(source), Some(TokenizerKind::of(tokenizer)))?;
+            if corpus.tokenizer != *tokenizer {
+                return Err(Failure::BadInput(format!("corpus {source} was prepared with another byte vocabulary than the model's")));
+            }
+            return Ok(corpus);
+        }
+        let text = Corpus::text_of(source)?;
+        if text.is_empty() {
+            return Err(Failure::BadInput(format!("corpus {source} is empty")));
+        }
+        Corpus::from_text_with(source, &text, tokenizer.clone())
+    }
+
+    fn from_text_with(source: &str, bytes: &[u8], tokenizer: Tokenizer) -> Result<Corpus, Failure> {
+        let split = split_point(bytes, bytes.len() * 9 / 10, TokenizerKind::of(&tokenizer));
         let train = tokenizer.encode_corpus(source, &bytes[..split])?;
         let val = tokenizer.encode_corpus(source, &bytes[split..])?;
         Ok(Corpus { source: source.into(), sha256: sha256_hex(bytes), tokenizer, train: Tokens::Memory(train), val: Tokens::Memory(val) })
