@@ -45,18 +45,50 @@ pub enum Weights<'a> {
     F32(&'a [f32]),
 }
 
-/// The tokens `split` scores.
-pub fn split_tokens(corpus: &Corpus, split: Split) -> Result<Tokens> {
-    Ok(match split {
-        Split::Val => corpus.val.clone(),
-        Split::All => match (&corpus.train, &corpus.val) {
-            (Tokens::Memory(_), Tokens::Memory(_)) => {
-                let text = Corpus::text_of(&corpus.source)?;
-                Tokens::Memory(corpus.tokenizer.encode_corpus(&corpus.source, &text)?)
+/// The tokens a split scores, in order: one or more token sequences read as one, so a
+/// prepared corpus is scored through its memory map, never copied.
+pub struct Scored {
+    parts: Vec<Tokens>,
+}
+
+impl Scored {
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Tokens::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends tokens `start..start + n` to `out`, across the parts' boundaries.
+    pub fn extend_window(&self, mut start: usize, mut n: usize, out: &mut Vec<u32>) {
+        for part in &self.parts {
+            if start >= part.len() {
+                start -= part.len();
+                continue;
             }
-            (train, val) => Tokens::Memory([train.to_vec(), val.to_vec()].concat()),
-        },
-    })
+            let take = n.min(part.len() - start);
+            part.extend_window(start, take, out);
+            (start, n) = (0, n - take);
+            if n == 0 {
+                return;
+            }
+        }
+    }
+}
+
+/// The tokens `split` scores.
+pub fn split_tokens(corpus: &Corpus, split: Split) -> Result<Scored> {
+    let parts = match split {
+        Split::Val => vec![corpus.val.clone()],
+        // a prepared folder holds tokens only: its train then its validation tokens
+        Split::All if std::path::Path::new(&corpus.source).is_dir() => vec![corpus.train.clone(), corpus.val.clone()],
+        Split::All => {
+            let text = Corpus::text_of(&corpus.source)?;
+            vec![Tokens::Memory(corpus.tokenizer.encode_corpus(&corpus.source, &text)?)]
+        }
+    };
+    Ok(Scored { parts })
 }
 
 /// The loss of the model over the first `max_windows` windows of `tokens` (all, if None),
@@ -66,7 +98,7 @@ pub fn evaluate(
     cfg: ModelConfig,
     weights: Weights,
     corpus: &Corpus,
-    tokens: &Tokens,
+    tokens: &Scored,
     batch: u32,
     max_windows: Option<u64>,
 ) -> Result<EvalResult> {
@@ -128,4 +160,20 @@ pub fn evaluate(
         bytes,
         windows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_reads_across_the_parts() {
+        let scored = Scored { parts: vec![Tokens::Memory((0..10).collect()), Tokens::Memory(vec![]), Tokens::Memory((10..15).collect())] };
+        assert_eq!(scored.len(), 15);
+        for (start, n) in [(0, 15), (8, 5), (10, 5), (3, 4), (9, 1)] {
+            let mut out = Vec::new();
+            scored.extend_window(start, n, &mut out);
+            assert_eq!(out, (start as u32..(start + n) as u32).collect::<Vec<_>>(), "window {start}+{n}");
+        }
+    }
 }

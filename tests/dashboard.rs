@@ -201,6 +201,7 @@ fn the_status_a_page_reads_has_every_runs_latest_losses() {
         tokens_per_s: 100.0,
         gpu_s: step as f64 / 2.0,
         update_ratio: train.map(|_| 0.75),
+        val_bits_per_byte: None,
         lost_fraction: train.map(|_| 0.5),
     };
     let empty = app.status_json();

@@ -28,6 +28,7 @@ fn metrics() -> String {
                 tokens_per_s: 20000.0,
                 gpu_s: step as f64 * 0.08,
                 update_ratio: fidelity.map(|f| f.0),
+                val_bits_per_byte: None,
                 lost_fraction: fidelity.map(|f| f.1),
             };
             let gap = 0.01 * i as f32 * step as f32 / 200.0;

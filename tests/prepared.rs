@@ -164,6 +164,15 @@ fn a_gpt2_tokenized_model_trains_resumes_samples_and_exports() {
     // an untrained model spreads its bets over GPT-2's 50,257 tokens: loss ln(50257) = 10.825
     let untrained = first_val_loss(&run, "bf16-sr");
     assert!((untrained - 50257f64.ln()).abs() < 0.1, "step-0 val loss {untrained}");
+    // bits per byte: the loss over the bytes the validation tokens decode to (GPT-2 tokens of
+    // English text average 3 to 5 bytes; Shakespeare 3.2)
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let bytes_per_token = summary["val_bytes_per_token"].as_f64().unwrap();
+    assert!((2.0..6.0).contains(&bytes_per_token), "{bytes_per_token} bytes per GPT-2 token");
+    for line in common::logged_losses(&run).iter().filter(|l| l["val_loss"].is_number()) {
+        let (loss, bpb) = (line["val_loss"].as_f64().unwrap(), line["val_bits_per_byte"].as_f64().unwrap());
+        assert!((bpb - loss / std::f64::consts::LN_2 / bytes_per_token).abs() < 1e-5 * bpb, "{line}");
+    }
     let ckpt = srgpt::train::checkpoint::load(&run.join("bf16-sr.safetensors")).unwrap();
     assert_eq!((ckpt.tokenizer.name(), ckpt.state.model.vocab), ("gpt2", 50257));
     // the text itself under the byte tokenizer is another vocabulary

@@ -220,16 +220,22 @@ fn summary_holds_the_whole_configuration() {
         "seed",
         "corpus",
         "corpus_sha256",
+        "tokenizer",
+        "val_bytes_per_token",
     ] {
         assert!(!s[key].is_null(), "summary.json lacks {key}: {s}");
     }
     assert_eq!((s["d"].as_u64(), s["batch"].as_u64(), s["seed"].as_u64(), s["steps"].as_u64()), (Some(16), Some(4), Some(3), Some(4)));
     assert_eq!(s["corpus"], "builtin");
     assert_eq!(s["corpus_sha256"].as_str().unwrap().len(), 64);
+    // byte tokens are one byte each: bits per byte is the loss in bits
+    assert_eq!((s["tokenizer"].as_str(), s["val_bytes_per_token"].as_f64()), (Some("byte"), Some(1.0)));
     for r in s["runs"].as_array().unwrap() {
         assert_eq!(r["status"], "done");
         assert_eq!(r["steps_completed"], 4);
         assert!(r["final_val_loss"].as_f64().is_some() && r["final_train_loss"].as_f64().is_some(), "{r}");
+        let (loss, bpb) = (r["final_val_loss"].as_f64().unwrap(), r["last_val_bits_per_byte"].as_f64().unwrap());
+        assert!((bpb - loss / std::f64::consts::LN_2).abs() < 1e-6, "{r}");
     }
     std::fs::remove_dir_all(dir).ok();
 }

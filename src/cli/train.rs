@@ -260,8 +260,8 @@ fn say_what_runs(trainer: &Trainer, resumed_at: Option<u32>, notes: &[String]) {
 /// target, from summary.json.
 fn print_summary(summary: &Summary) {
     println!(
-        "{:<10} {:>6} {:>8} {:>14} {:>11} {:>9} {:>8} {:>6} {:>16}  status",
-        "mode", "step", "train", "val", "bytes/param", "tokens/s", "updated", "lost", "to target"
+        "{:<10} {:>6} {:>8} {:>14} {:>8} {:>11} {:>9} {:>8} {:>6} {:>16}  status",
+        "mode", "step", "train", "val", "val bpb", "bytes/param", "tokens/s", "updated", "lost", "to target"
     );
     for r in &summary.runs {
         let train = r.final_train_loss.map_or("-".into(), |v| format!("{v:.4}"));
@@ -277,11 +277,12 @@ fn print_summary(summary: &Summary) {
             _ => "-".into(),
         };
         println!(
-            "{:<10} {:>6} {:>8} {:>14} {:>11.1} {:>9.0} {:>8} {:>6} {:>16}  {}",
+            "{:<10} {:>6} {:>8} {:>14} {:>8} {:>11.1} {:>9.0} {:>8} {:>6} {:>16}  {}",
             r.precision,
             r.steps_completed,
             train,
             val,
+            r.last_val_bits_per_byte.map_or("-".into(), |v| format!("{v:.4}")),
             r.state_bytes_per_param,
             r.tokens_per_s,
             share(r.update_ratio),

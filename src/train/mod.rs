@@ -127,6 +127,9 @@ pub struct Metric {
     pub train_loss: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub val_loss: Option<f32>,
+    /// the validation loss in bits per byte of text (comparable across tokenizers)
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub val_bits_per_byte: Option<f32>,
     pub tokens_per_s: f64,
     /// GPU seconds the run has trained so far, over all its sessions (timestamp queries,
     /// else its share of wall time)
@@ -154,6 +157,8 @@ pub struct Trainer {
     started: web_time::Instant,
     last_collect: web_time::Instant,
     val: Vec<Batch>,
+    /// bytes of text per validation target token (1 for the byte tokenizer)
+    pub val_bytes_per_token: f64,
     start_step: u32,
     /// lines read back outside `step()` (e.g. while checkpointing), handed out next
     pending: Vec<Metric>,
@@ -262,6 +267,9 @@ impl Trainer {
 
     fn assemble(corpus: Corpus, spec: TrainSpec, runs: Vec<Run>, step: u32, elapsed_before_s: f64) -> Trainer {
         let val = val_batches(&corpus, spec.train.batch, spec.model.ctx, spec.seed, spec.eval_batches);
+        let val_tokens: usize = val.iter().map(|b| b.targets.len()).sum();
+        let val_bytes: usize = val.iter().map(|b| corpus.decode(&b.targets).len()).sum();
+        let val_bytes_per_token = val_bytes as f64 / val_tokens.max(1) as f64;
         let now = web_time::Instant::now();
         Trainer {
             spec,
@@ -273,6 +281,7 @@ impl Trainer {
             started: now,
             last_collect: now,
             val,
+            val_bytes_per_token,
             start_step: step,
             pending: Vec::new(),
             chunk: usize::MAX,
@@ -432,6 +441,7 @@ impl Trainer {
                 lr,
                 train_loss: Some(loss),
                 val_loss: None,
+                val_bits_per_byte: None,
                 tokens_per_s: run.tokens_per_s,
                 gpu_s: run.busy_before_s + run.busy_s,
                 update_ratio: fidelity.update_ratio().map(|r| r as f32),
@@ -473,6 +483,7 @@ impl Trainer {
     fn collect_evals(&mut self, gpu: &Gpu, wait: bool) -> Result<Vec<Metric>> {
         let mut out = Vec::new();
         let elapsed_s = self.elapsed_s();
+        let bytes_per_token = self.val_bytes_per_token;
         for run in &mut self.runs {
             let Some((step, lr, mean)) = run.read_eval(gpu, wait)? else {
                 continue;
@@ -487,6 +498,7 @@ impl Trainer {
                 lr,
                 train_loss: None,
                 val_loss: Some(mean),
+                val_bits_per_byte: Some((mean as f64 / std::f64::consts::LN_2 / bytes_per_token) as f32),
                 tokens_per_s: run.tokens_per_s,
                 gpu_s: run.busy_before_s + run.busy_s,
                 update_ratio: None,
@@ -494,6 +506,11 @@ impl Trainer {
             }));
         }
         Ok(out)
+    }
+
+    /// A validation loss (nats per token) in bits per byte of the validation text.
+    pub fn bits_per_byte(&self, val_loss: f32) -> f64 {
+        val_loss as f64 / std::f64::consts::LN_2 / self.val_bytes_per_token
     }
 
     /// The state a checkpoint of `run` records.
@@ -571,7 +588,7 @@ pub fn parse_metrics(text: &str, name: &str) -> Result<Vec<Metric>> {
 fn merge_evals(lines: &mut Vec<Metric>, evals: Vec<Metric>) {
     for e in evals {
         match lines.iter_mut().find(|l| l.run == e.run && l.step == e.step) {
-            Some(line) => line.val_loss = e.val_loss,
+            Some(line) => (line.val_loss, line.val_bits_per_byte) = (e.val_loss, e.val_bits_per_byte),
             None => lines.push(e),
         }
     }

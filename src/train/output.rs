@@ -41,6 +41,12 @@ pub struct Summary {
     pub eval_batches: u32,
     pub corpus: String,
     pub corpus_sha256: String,
+    /// `byte` or `gpt2`
+    #[serde(default)]
+    pub tokenizer: String,
+    /// bytes of text per validation target token: val loss / ln 2 / this is bits per byte
+    #[serde(default)]
+    pub val_bytes_per_token: f64,
     /// the validation loss that counts as reached: --target-loss, else 1.01 x fp32's final
     /// validation loss when fp32 is among the runs, else null
     pub target_loss: Option<f32>,
@@ -61,6 +67,9 @@ pub struct RunSummary {
     /// the latest validation loss and the step it was measured at
     pub last_val_loss: Option<f32>,
     pub last_val_loss_step: Option<u32>,
+    /// `last_val_loss` in bits per byte of the validation text
+    #[serde(default)]
+    pub last_val_bits_per_byte: Option<f64>,
     pub state_bytes_per_param: f64,
     /// over this session's steps
     pub tokens_per_s: f64,
@@ -297,6 +306,8 @@ pub fn summarize(trainer: &Trainer, gpu: &Gpu) -> Summary {
         eval_batches: spec.eval_batches,
         corpus: trainer.corpus.source.clone(),
         corpus_sha256: trainer.corpus.sha256.clone(),
+        tokenizer: trainer.corpus.tokenizer.name().into(),
+        val_bytes_per_token: trainer.val_bytes_per_token,
         target_loss,
         runs: trainer
             .runs
@@ -318,6 +329,7 @@ pub fn summarize(trainer: &Trainer, gpu: &Gpu) -> Summary {
                     final_val_loss: measured_at(r.val_loss, r.val_loss_step),
                     last_val_loss: r.val_loss,
                     last_val_loss_step: r.val_loss.map(|_| r.val_loss_step),
+                    last_val_bits_per_byte: r.val_loss.map(|l| trainer.bits_per_byte(l)),
                     state_bytes_per_param: r.model.state_bytes_per_param(),
                     tokens_per_s: if r.busy_s > 0.0 { session_tokens as f64 / r.busy_s } else { 0.0 },
                     wall_s: r.busy_s,
