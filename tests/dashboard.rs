@@ -246,6 +246,13 @@ fn page_settings_come_from_the_query_string() {
     let (s, _) = Settings::from_query("?corpus=shakespeare").unwrap();
     assert_eq!(s.corpus().unwrap().sha256, srgpt::data::Corpus::load("shakespeare").unwrap().sha256);
     assert!(Settings::from_query("?corpus=/etc/passwd").unwrap_err().contains("builtin or shakespeare"));
+    // the tokenizer, before or after the preset (which must not reset it)
+    for query in ["?tokenizer=gpt2&preset=small", "?preset=small&tokenizer=gpt2"] {
+        let (s, _) = Settings::from_query(query).unwrap();
+        assert_eq!(s.corpus().unwrap().tokenizer, srgpt::data::Tokenizer::gpt2(), "{query}");
+        assert_eq!(s.to_spec().unwrap().1.model.vocab, 50257, "{query}");
+    }
+    assert!(Settings::from_query("?tokenizer=bpe").unwrap_err().contains("tokenizer=bpe: a page takes byte or gpt2"));
 }
 
 /// `srgpt view DIR` on a sweep's folder (Open in the dashboard): the sweep's table is shown,

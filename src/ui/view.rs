@@ -8,6 +8,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 #[cfg(target_arch = "wasm32")]
 use super::web;
 use super::{mode_color, App, RunView, XAxis};
+use crate::data::TokenizerKind;
 use crate::model::config::PRESETS;
 use crate::precision::Precision;
 use crate::train::curves::{gap, smoothed_points};
@@ -94,7 +95,7 @@ impl App {
             ui.horizontal(|ui| {
                 ui.add(egui::TextEdit::singleline(&mut self.settings.corpus).desired_width(150.0))
                     .labelled_by(label.id)
-                    .on_hover_text("builtin (srgpt's sources), shakespeare (37 plays), or a path to any file");
+                    .on_hover_text("builtin (srgpt's sources), shakespeare (37 plays), a path to any text file, or a folder `srgpt prepare` wrote");
                 if ui.small_button("…").on_hover_text("choose a corpus file").clicked() {
                     super::dialogs::open(super::dialogs::Dialog::Corpus, ui.ctx());
                 }
@@ -102,7 +103,7 @@ impl App {
             #[cfg(target_arch = "wasm32")]
             ui.horizontal(|ui| {
                 ui.label(&self.settings.corpus).labelled_by(label.id);
-                if ui.button("Choose file…").on_hover_text("any text file; its bytes are the vocabulary").clicked() {
+                if ui.button("Choose file…").on_hover_text("any text file, tokenized with the tokenizer below").clicked() {
                     web::pick_file(web::Purpose::Corpus, ui.ctx());
                 }
             });
@@ -116,6 +117,17 @@ impl App {
                     }
                 }
             });
+            ui.end_row();
+            let label = ui.label("tokenizer");
+            let shown = |t: Option<TokenizerKind>| t.map_or("byte (or the folder's)", TokenizerKind::name);
+            let combo = egui::ComboBox::from_id_salt("tokenizer").selected_text(shown(self.settings.tokenizer)).show_ui(ui, |ui| {
+                for choice in [None, Some(TokenizerKind::Gpt2)] {
+                    ui.selectable_value(&mut self.settings.tokenizer, choice, shown(choice));
+                }
+            });
+            combo.response.labelled_by(label.id).on_hover_text(
+                "byte: one token per distinct byte of the corpus (a prepared folder: the tokenizer it was made with); gpt2: GPT-2's BPE, 50,257 tokens",
+            );
             ui.end_row();
             let label = ui.label("preset");
             let mut chosen = self.settings.preset.clone();
