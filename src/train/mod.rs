@@ -484,6 +484,7 @@ impl Trainer {
         let mut out = Vec::new();
         let elapsed_s = self.elapsed_s();
         let bytes_per_token = self.val_bytes_per_token;
+        let tokens_per_step = self.tokens_per_step();
         for run in &mut self.runs {
             let Some((step, lr, mean)) = run.read_eval(gpu, wait)? else {
                 continue;
@@ -493,7 +494,8 @@ impl Trainer {
             out.push(run.remember(Metric {
                 run: run.precision.name().into(),
                 step,
-                tokens: run.tokens,
+                // the tokens at the evaluated step, not those trained by the time it is read
+                tokens: step as u64 * tokens_per_step,
                 elapsed_s,
                 lr,
                 train_loss: None,
