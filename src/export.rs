@@ -189,20 +189,36 @@ pub fn export(ckpt: &Checkpoint, format: ExportFormat, out: &Path) -> Result<Vec
     Ok(written)
 }
 
+/// A model read from disk: an srgpt checkpoint, or an export's shape, tokenizer and weights
+/// (f32, srgpt's layout).
+pub enum SavedModel {
+    Checkpoint(Box<Checkpoint>),
+    Export(ModelConfig, Tokenizer, Vec<f32>),
+}
+
 /// Weights to start a run from (`train --init`): an export folder (Hugging Face or nanoGPT),
-/// its model.safetensors, or an srgpt checkpoint. Returns the model's shape, the tokenizer
-/// and the weights as f32 in srgpt's layout.
+/// its model.safetensors, or an srgpt checkpoint (its kept weights). Returns the model's
+/// shape, the tokenizer and the weights as f32 in srgpt's layout.
 pub fn load_init(path: &Path) -> Result<(ModelConfig, Tokenizer, Vec<f32>)> {
+    Ok(match load_model(path)? {
+        SavedModel::Checkpoint(ckpt) => {
+            let w = kept_weights(&ckpt);
+            let n = ParamLayout::new(&ckpt.state.model).total;
+            (ckpt.state.model, ckpt.tokenizer.clone(), w.store.decode(&w.bytes, n))
+        }
+        SavedModel::Export(cfg, tokenizer, weights) => (cfg, tokenizer, weights),
+    })
+}
+
+/// An export folder, its model.safetensors, or an srgpt checkpoint, read once.
+pub fn load_model(path: &Path) -> Result<SavedModel> {
     let bad = |msg: String| -> anyhow::Error { Failure::BadInput(format!("{}: {msg}", path.display())).into() };
     let file = if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() };
     let bytes = std::fs::read(&file).map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;
     let meta = header.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) == Some(crate::train::checkpoint::FORMAT) {
-        let ckpt = crate::train::checkpoint::decode(&bytes).map_err(bad)?;
-        let w = kept_weights(&ckpt);
-        let n = ParamLayout::new(&ckpt.state.model).total;
-        return Ok((ckpt.state.model, ckpt.tokenizer.clone(), w.store.decode(&w.bytes, n)));
+        return Ok(SavedModel::Checkpoint(Box::new(crate::train::checkpoint::decode(&bytes).map_err(bad)?)));
     }
     let srgpt: serde_json::Value =
         serde_json::from_str(meta.get("srgpt").ok_or_else(|| bad("no srgpt metadata: not an export of srgpt".into()))?)
@@ -250,5 +266,5 @@ pub fn load_init(path: &Path) -> Result<(ModelConfig, Tokenizer, Vec<f32>)> {
         let data = if transposed { transpose(view.data(), want[0], want[1], store.bytes_per_element()) } else { view.data().to_vec() };
         params[t.offset..t.offset + t.len].copy_from_slice(&store.decode(&data, t.len));
     }
-    Ok((cfg, tokenizer, params))
+    Ok(SavedModel::Export(cfg, tokenizer, params))
 }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use srgpt::data::{Corpus, TokenizerKind};
 use srgpt::eval::{evaluate, split_tokens, Split, Weights};
+use srgpt::export::SavedModel;
 use srgpt::gpu::Gpu;
+use srgpt::precision::Precision;
 
 use super::args::bad_input;
 
@@ -20,18 +22,11 @@ pub struct EvalArgs<'a> {
 }
 
 pub fn eval(adapter: Option<&str>, args: EvalArgs) -> Result<ExitCode> {
-    let bytes = std::fs::read(if args.model.is_dir() { args.model.join("model.safetensors") } else { args.model.to_path_buf() });
-    let is_checkpoint = bytes.ok().and_then(|b| {
-        let (_, header) = safetensors::SafeTensors::read_metadata(&b).ok()?;
-        header.metadata().as_ref()?.get("format").map(|f| f == srgpt::train::checkpoint::FORMAT)
-    });
-    // a checkpoint in its own mode; an export (or anything else, which load_init explains) in fp32
-    let (cfg, tokenizer, precision, checkpoint, weights) = if is_checkpoint == Some(true) {
-        let c = srgpt::train::checkpoint::load(args.model)?;
-        (c.state.model, c.tokenizer.clone(), c.precision, Some(c), Vec::new())
-    } else {
-        let (cfg, tokenizer, weights) = srgpt::export::load_init(args.model)?;
-        (cfg, tokenizer, srgpt::precision::Precision::Fp32, None, weights)
+    // a checkpoint in its own mode; an export in fp32
+    let model = srgpt::export::load_model(args.model)?;
+    let (cfg, tokenizer, precision) = match &model {
+        SavedModel::Checkpoint(c) => (c.state.model, c.tokenizer.clone(), c.precision),
+        SavedModel::Export(cfg, tokenizer, _) => (*cfg, tokenizer.clone(), Precision::Fp32),
     };
     if let Some(kind) = args.tokenizer.filter(|&k| k != TokenizerKind::of(&tokenizer)) {
         return Err(bad_input(format!(
@@ -44,9 +39,9 @@ pub fn eval(adapter: Option<&str>, args: EvalArgs) -> Result<ExitCode> {
     let corpus = Corpus::load_for(args.corpus, &tokenizer)?;
     let tokens = split_tokens(&corpus, args.split)?;
     let gpu = Gpu::new(adapter)?;
-    let weights = match &checkpoint {
-        Some(c) => Weights::Raw(c.precision, &c.raw),
-        None => Weights::F32(&weights),
+    let weights = match &model {
+        SavedModel::Checkpoint(c) => Weights::Raw(c.precision, &c.raw),
+        SavedModel::Export(_, _, weights) => Weights::F32(weights),
     };
     let result = evaluate(&gpu, cfg, weights, &corpus, &tokens, args.batch, args.batches.map(|n| n * args.batch as u64))?;
     let split = match args.split {

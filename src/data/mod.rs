@@ -183,9 +183,6 @@ impl Corpus {
     /// The corpus of text `bytes`: its first 90% of bytes (cut at a character boundary)
     /// train, the rest validate, each tokenized on its own.
     pub fn from_text(source: &str, bytes: &[u8], kind: TokenizerKind) -> Result<Corpus, Failure> {
-        if bytes.is_empty() {
-            return Err(Failure::BadInput(format!("corpus {source} is empty")));
-        }
         let tokenizer = match kind {
             TokenizerKind::Byte => Tokenizer::byte_of(bytes),
             TokenizerKind::Gpt2 => Tokenizer::gpt2(),
@@ -205,13 +202,13 @@ impl Corpus {
             return Ok(corpus);
         }
         let text = Corpus::text_of(source)?;
-        if text.is_empty() {
-            return Err(Failure::BadInput(format!("corpus {source} is empty")));
-        }
         Corpus::from_text_with(source, &text, tokenizer.clone())
     }
 
     fn from_text_with(source: &str, bytes: &[u8], tokenizer: Tokenizer) -> Result<Corpus, Failure> {
+        if bytes.is_empty() {
+            return Err(Failure::BadInput(format!("corpus {source} is empty")));
+        }
         let split = split_point(bytes, bytes.len() * 9 / 10, TokenizerKind::of(&tokenizer));
         let train = tokenizer.encode_corpus(source, &bytes[..split])?;
         let val = tokenizer.encode_corpus(source, &bytes[split..])?;

@@ -143,9 +143,17 @@ impl Tokenizer {
         }
     }
 
-    /// `to_json`, pretty-printed, as files hold it.
+    /// `to_json`, pretty-printed, as files hold it. GPT-2's (2 MB, its merges recovered from
+    /// the ranks) is built once per process.
     pub fn json_text(&self) -> String {
-        serde_json::to_string_pretty(&self.to_json()).expect("a JSON value prints") + "\n"
+        let print = |t: &Tokenizer| serde_json::to_string_pretty(&t.to_json()).expect("a JSON value prints") + "\n";
+        match self {
+            Tokenizer::Byte(_) => print(self),
+            Tokenizer::Gpt2(_) => {
+                static GPT2_JSON: OnceLock<String> = OnceLock::new();
+                GPT2_JSON.get_or_init(|| print(self)).clone()
+            }
+        }
     }
 
     /// SHA-256 of `json_text`: the tokenizer's identity in prepared token files.
