@@ -236,7 +236,7 @@ fn profile_step(
     steps: u32,
     step_once: impl Fn(u32, StepTiming) -> Result<()>,
 ) -> Result<(Vec<(String, f64)>, Vec<(String, f64)>)> {
-    let names: Vec<&str> = model.step_dispatches().map(|d| d.name).collect();
+    let names: Vec<&str> = model.step_dispatches().iter().map(|d| d.name).collect();
     let queries = Timestamps::new(gpu, "bench profile", names.len() as u32)
         .ok_or_else(|| anyhow::anyhow!("--profile needs timestamp queries, which this adapter lacks"))?;
     let mut totals = vec![0.0; names.len()];
@@ -247,7 +247,7 @@ fn profile_step(
         }
     }
     let mut slowest: Vec<(String, f64)> =
-        model.step_dispatches().zip(&totals).map(|(d, t)| (format!("{}: {}", d.name, d.detail), t * 1e3)).collect();
+        model.step_dispatches().iter().zip(&totals).map(|(d, t)| (format!("{}: {}", d.name, d.detail), t * 1e3)).collect();
     slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
     slowest.truncate(12);
     let mut families: Vec<(String, f64)> = Vec::new();

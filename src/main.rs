@@ -15,6 +15,7 @@ use srgpt::Failure;
 
 use cli::args::{key_value, non_negative_number, whole, MAX_SAMPLE_TOKENS};
 use cli::bench::BenchCommand;
+use cli::plan::PlanArgs;
 use cli::sweep::SweepArgs;
 use cli::train::TrainArgs;
 
@@ -149,6 +150,10 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// A model's GPU memory per precision mode (parameters, gradients, optimizer state,
+    /// activations, logits) and whether its buffers fit the chosen adapter and a browser; no
+    /// GPU work.
+    Plan(Box<PlanArgs>),
     /// Measure kernels on the chosen adapter.
     Bench {
         #[command(subcommand)]
@@ -200,6 +205,7 @@ fn run(cli: Cli, launched: std::time::Instant) -> Result<ExitCode> {
         }
         Command::Export { checkpoint, format, out } => cli::export::export(&checkpoint, format, &out),
         Command::Shader { name, defines, list } => cli::shader::shader(&name, &defines, list),
+        Command::Plan(args) => cli::plan::plan(adapter, *args),
         Command::Bench { what } => cli::bench::bench(adapter, what, launched),
     }
 }

@@ -109,7 +109,7 @@ fn tiny_losses(gpu: &srgpt::gpu::Gpu) -> Vec<(String, u32, Option<u32>, Option<u
     let spec = TrainSpec {
         preset: "tiny".into(),
         model: ModelConfig { n_layer: 2, n_head: 4, d: 64, ctx: 64, vocab: corpus.vocab_size() },
-        train: TrainConfig { batch: 4, lr: 3e-3, warmup: 5, steps: 6 },
+        train: TrainConfig { batch: 4, lr: 3e-3, warmup: 5, steps: 6, grad_accum: 1 },
         precisions: vec![Precision::Fp32, Precision::Bf16, Precision::Bf16Sr],
         seed: 1,
         eval_every: 3,

@@ -62,6 +62,10 @@ fn bad_input_is_refused_with_a_message_and_exit_code_2() {
             "max_storage_buffer_binding_size",
         ),
         (vec!["train", "--headless", "--no-such-flag"], "unexpected argument"),
+        (vec!["train", "--headless", "--batch", "4", "--grad-accum", "3"], "--grad-accum 3 must divide --batch 4"),
+        (vec!["train", "--headless", "--grad-accum", "0"], "--grad-accum"),
+        (vec!["plan", "--batch", "6", "--grad-accum", "4"], "--grad-accum 4 must divide --batch 6"),
+        (vec!["plan", "--vocab", "70000"], "--vocab"),
         (vec!["sample", "--checkpoint", "/no/such.safetensors"], "cannot read checkpoint"),
         (vec!["sample", "--checkpoint", garbage.to_str().unwrap()], "not usable"),
     ];
@@ -260,4 +264,36 @@ fn without_the_ui_feature_train_is_headless_and_view_is_refused() {
     assert_eq!(shot.status.code(), Some(2));
     assert!(stderr(&shot).contains("--screenshot works only in the dashboard"), "{}", stderr(&shot));
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn plan_gives_each_modes_memory_and_what_does_not_fit_without_gpu_work() {
+    let out = srgpt(&["plan", "--preset", "gpt2", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = plan["parameters"].as_u64().unwrap();
+    assert_eq!(n, 124_439_808, "GPT-2 124M with its 50,257-token tied head and 1024 positions");
+    let modes = plan["modes"].as_array().unwrap();
+    let names: Vec<&str> = modes.iter().map(|m| m["precision"].as_str().unwrap()).collect();
+    assert_eq!(names, ["fp32", "bf16", "bf16-sr"]);
+    for m in modes {
+        let state_bytes = ["parameters", "master", "compensation", "gradients", "optimizer_state"]
+            .iter()
+            .map(|k| m["memory"][k].as_u64().unwrap())
+            .sum::<u64>();
+        let per_param = if m["precision"] == "fp32" { 16 } else { 8 };
+        assert_eq!(state_bytes, per_param * n, "{}: training state", m["precision"]);
+        assert_eq!(m["logits_bytes"].as_u64().unwrap(), 8 * 1024 * 50257 * 4, "the logits of batch 8, ctx 1024 in f32");
+        // a browser binds at most WebGPU's default 128 MiB: the weights alone are over it
+        let browser = m["over_limit"].as_array().unwrap().last().unwrap().as_array().unwrap();
+        assert!(browser.iter().any(|b| b.as_str().unwrap().starts_with("'parameters'")), "{browser:?}");
+    }
+    // micro-batches divide the activations, not the training state
+    let split: serde_json::Value =
+        serde_json::from_slice(&srgpt(&["plan", "--preset", "gpt2", "--grad-accum", "8", "--json"]).stdout).unwrap();
+    let (whole, eighth) = (&plan["modes"][0]["memory"], &split["modes"][0]["memory"]);
+    assert_eq!(whole["parameters"], eighth["parameters"]);
+    assert!(eighth["activations"].as_u64().unwrap() * 7 < whole["activations"].as_u64().unwrap());
+    let text = String::from_utf8(srgpt(&["plan", "--preset", "tiny"]).stdout).unwrap();
+    assert!(text.contains("fits") && text.contains("B/param"), "{text}");
 }

@@ -26,7 +26,7 @@ fn spec(corpus: &Corpus, steps: u32) -> TrainSpec {
     TrainSpec {
         preset: "micro".into(),
         model: ModelConfig { n_layer: 2, n_head: 2, d: 32, ctx: 16, vocab: corpus.vocab_size() },
-        train: TrainConfig { batch: 8, lr: 1e-2, warmup: 5, steps },
+        train: TrainConfig { batch: 8, lr: 1e-2, warmup: 5, steps, grad_accum: 1 },
         precisions: vec![Precision::Fp32, Precision::Bf16Sr],
         seed: 5,
         eval_every: 10,

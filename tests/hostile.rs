@@ -17,7 +17,7 @@ fn valid(precision: Precision) -> Vec<u8> {
         precision: precision.name().into(),
         preset: "micro".into(),
         model,
-        train: TrainConfig { batch: 2, lr: 1e-3, warmup: 1, steps: 10 },
+        train: TrainConfig { batch: 2, lr: 1e-3, warmup: 1, steps: 10, grad_accum: 1 },
         step: 3,
         seed: 1,
         tokens: 24,

@@ -7,9 +7,9 @@ mod common;
 use common::*;
 use srgpt::data::{train_batch, Corpus};
 use srgpt::kernels::adamw::{adamw_update_cpu, AdamwConfig, AdamwState, AdamwStep, Fidelity};
-use srgpt::model::config::ModelConfig;
+use srgpt::model::config::{ModelConfig, TrainConfig};
 use srgpt::model::cpu::{gpt_backward_cpu, gpt_forward_cpu};
-use srgpt::model::gpt::{GptGpu, StepTiming, STAT_FIDELITY, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
+use srgpt::model::gpt::{binding_limit, GptGpu, MemoryPlan, StepTiming, STAT_FIDELITY, STAT_GRAD_SUMSQ, STAT_TRAIN_LOSS};
 use srgpt::model::params::ParamLayout;
 use srgpt::precision::{KeptExtra, Precision, Store};
 
@@ -160,5 +160,38 @@ fn the_update_fidelity_of_a_step_matches_the_cpu_reference_in_every_mode() {
             Precision::Bf16 => assert!(ratio < 0.9 && got.lost_fraction().unwrap() > 0.2, "{p}: round-to-nearest drops small updates"),
             _ => {}
         }
+    }
+}
+
+#[test]
+fn the_memory_plan_is_what_the_model_allocates() {
+    let (cfg, _, _) = micro();
+    let init = ParamLayout::new(&cfg).init(1);
+    for p in Precision::ALL {
+        for (batch, micro_batches) in [(4, 1), (8, 4)] {
+            let train = TrainConfig { batch, lr: 1e-3, warmup: 0, steps: 1, grad_accum: micro_batches };
+            let model = GptGpu::for_training(gpu(), cfg, &train, p, &init, true).unwrap();
+            let plan = MemoryPlan::new(&cfg, train.micro_batch(), micro_batches, p, true, &gpu().limits).unwrap();
+            assert_eq!(model.memory, plan.memory, "{p}, batch {batch} in {micro_batches}: allocated vs planned bytes");
+            assert_eq!(plan.bytes_of("logits"), 4 * (batch / micro_batches) as u64 * cfg.ctx as u64 * cfg.vocab as u64);
+        }
+    }
+}
+
+#[test]
+fn a_buffer_over_the_binding_limit_is_refused_by_name_size_and_limit() {
+    let limit = binding_limit(&gpu().limits);
+    // one layer, the widest vocabulary: the f32 parameters just over 128 MiB (WebGPU's default)
+    let cfg = ModelConfig { n_layer: 1, n_head: 8, d: 512, ctx: 64, vocab: 65536 };
+    let n = ParamLayout::new(&cfg).total;
+    if 4 * n as u64 <= limit {
+        eprintln!("SKIPPED: this adapter binds {limit} bytes, more than the {} of this model's parameters", 4 * n);
+        return;
+    }
+    let plan = MemoryPlan::new(&cfg, 1, 1, Precision::Fp32, true, &gpu().limits).unwrap();
+    assert!(plan.over_limit(&gpu().limits).iter().any(|b| b.label == "parameters"), "the plan names the parameters");
+    let error = GptGpu::new(gpu(), cfg, 1, Precision::Fp32, &vec![0.0; n]).err().expect("refused").to_string();
+    for part in ["'parameters'", &format!("{} bytes", 4 * n), &format!("{limit} bytes"), "srgpt plan"] {
+        assert!(error.contains(part), "the refusal says {part}: {error}");
     }
 }

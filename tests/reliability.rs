@@ -27,7 +27,7 @@ fn spec(c: &Corpus, precisions: Vec<Precision>, steps: u32) -> TrainSpec {
     TrainSpec {
         preset: "micro".into(),
         model: ModelConfig { n_layer: 1, n_head: 2, d: 16, ctx: 16, vocab: c.vocab_size() },
-        train: TrainConfig { batch: 4, lr: 1e-2, warmup: 3, steps },
+        train: TrainConfig { batch: 4, lr: 1e-2, warmup: 3, steps, grad_accum: 1 },
         precisions,
         seed: 11,
         eval_every: 5,

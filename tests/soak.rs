@@ -32,7 +32,7 @@ fn a_long_run_allocates_nothing_after_warm_up() {
     let spec = TrainSpec {
         preset: "micro".into(),
         model: ModelConfig { n_layer: 1, n_head: 2, d: 16, ctx: 16, vocab: c.vocab_size() },
-        train: TrainConfig { batch: 4, lr: 1e-2, warmup: 3, steps: 5200 },
+        train: TrainConfig { batch: 4, lr: 1e-2, warmup: 3, steps: 5200, grad_accum: 1 },
         precisions: vec![Precision::Fp32, Precision::Bf16Sr],
         seed: 11,
         eval_every: 500,

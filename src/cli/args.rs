@@ -1,7 +1,7 @@
 //! The checks every flag value passes (ranges named in the error), and small parsers.
 
 use anyhow::Result;
-use srgpt::model::config::{preset, ModelConfig, Preset, MAX_BATCH, MAX_CTX, MAX_D, MAX_LAYERS};
+use srgpt::model::config::{preset, ModelConfig, Preset, TrainConfig, MAX_BATCH, MAX_CTX, MAX_D, MAX_LAYERS};
 use srgpt::precision::Precision;
 use srgpt::train::{DEFAULT_PRECISIONS, DEFAULT_PRESET};
 use srgpt::Failure;
@@ -83,6 +83,10 @@ pub struct ModelFlags {
     /// Sequences per batch (B) [default: the preset's].
     #[arg(long, value_parser = whole(1, MAX_BATCH as u64))]
     pub batch: Option<u64>,
+    /// Run each batch in N equal micro-batches (N divides --batch) whose gradients add up
+    /// before the update: the same update in less memory [default: 1].
+    #[arg(long, value_parser = whole(1, MAX_BATCH as u64))]
+    pub grad_accum: Option<u64>,
 }
 
 impl ModelFlags {
@@ -91,14 +95,16 @@ impl ModelFlags {
         self.preset.unwrap_or_else(|| preset(DEFAULT_PRESET).expect("the default preset exists"))
     }
 
-    /// The preset's model (with this vocabulary) and batch, overridden by the flags given.
-    pub fn apply(&self, model: &mut ModelConfig, batch: &mut u32) {
+    /// The preset's model (with this vocabulary), batch and micro-batches, overridden by the
+    /// flags given.
+    pub fn apply(&self, model: &mut ModelConfig, train: &mut TrainConfig) {
         let given = |v: Option<u64>, default: u32| v.map_or(default, |v| v as u32);
         model.n_layer = given(self.n_layer, model.n_layer);
         model.n_head = given(self.n_head, model.n_head);
         model.d = given(self.d, model.d);
         model.ctx = given(self.ctx, model.ctx);
-        *batch = given(self.batch, *batch);
+        train.batch = given(self.batch, train.batch);
+        train.grad_accum = given(self.grad_accum, train.grad_accum);
     }
 
     /// The model's shape flags, by name, as given (for the checks of resume and --init).
@@ -109,7 +115,7 @@ impl ModelFlags {
     /// The same flags as arguments of `srgpt train` (a sweep's runs).
     pub fn to_args(&self) -> Vec<String> {
         let mut out = vec!["--preset".to_string(), self.preset().name.to_string()];
-        for (flag, value) in self.shape().into_iter().chain([("--batch", self.batch)]) {
+        for (flag, value) in self.shape().into_iter().chain([("--batch", self.batch), ("--grad-accum", self.grad_accum)]) {
             if let Some(v) = value {
                 out.extend([flag.to_string(), v.to_string()]);
             }

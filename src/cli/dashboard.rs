@@ -11,9 +11,9 @@ use srgpt::ui::native::WindowOptions;
 use srgpt::ui::Settings;
 
 use super::args::bad_input;
-use super::plan::{checkpoint_policy, spec_of};
 use super::signals::watch_stop_signals;
 use super::train::TrainArgs;
+use super::train_plan::{checkpoint_policy, spec_of};
 
 pub fn train(adapter: Option<&str>, args: &TrainArgs) -> Result<ExitCode> {
     let headless_only = [

@@ -18,4 +18,5 @@ pub mod shader;
 pub mod signals;
 pub mod sweep;
 pub mod train;
+pub mod train_plan;
 pub mod view;

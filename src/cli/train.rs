@@ -15,9 +15,9 @@ use srgpt::train::{RunStatus, Trainer};
 use srgpt::Failure;
 
 use super::args::{bad_input, non_negative_number, positive_number, whole, ModelFlags};
-use super::plan::{Start, TrainPlan};
 use super::progress::Progress;
 use super::signals::watch_stop_signals;
+use super::train_plan::{Start, TrainPlan};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -239,7 +239,10 @@ fn say_what_runs(trainer: &Trainer, resumed_at: Option<u32>, notes: &[String]) {
         s.model.ctx,
         s.model.vocab,
         s.model.num_params(),
-        s.train.batch,
+        match s.train.grad_accum {
+            1 => s.train.batch.to_string(),
+            n => format!("{} in {n} micro-batches of {}", s.train.batch, s.train.micro_batch()),
+        },
         s.train.lr,
         s.train.warmup,
         s.train.steps,

@@ -269,6 +269,16 @@ pub struct Batch {
     pub targets: Vec<u32>,
 }
 
+impl Batch {
+    /// The batch as `n` micro-batches of consecutive sequences (n divides the batch's number
+    /// of sequences): the first micro-batch holds the first B/n sequences.
+    pub fn split(&self, n: u32) -> Vec<Batch> {
+        let len = self.inputs.len() / n.max(1) as usize;
+        let pieces = |v: &[u32]| v.chunks(len.max(1)).map(<[u32]>::to_vec).collect::<Vec<_>>();
+        pieces(&self.inputs).into_iter().zip(pieces(&self.targets)).map(|(inputs, targets)| Batch { inputs, targets }).collect()
+    }
+}
+
 /// B windows with uniform starts in [0, len - T - 1] drawn from `rng`.
 pub fn sample_batch(split: &Tokens, batch: u32, ctx: u32, rng: &mut StdRng) -> Batch {
     let (b, t) = (batch as usize, ctx as usize);

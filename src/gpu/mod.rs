@@ -94,6 +94,16 @@ pub struct AliveCounts {
     pub query_sets: usize,
 }
 
+/// [`Gpu::grid`] on an adapter with `limits`.
+pub fn grid_for(limits: &wgpu::Limits, groups: u32) -> [u32; 3] {
+    let max_x = limits.max_compute_workgroups_per_dimension.min(65535);
+    if groups <= max_x {
+        [groups.max(1), 1, 1]
+    } else {
+        [max_x, groups.div_ceil(max_x), 1]
+    }
+}
+
 impl Gpu {
     /// Opens the chosen adapter (see [`choose_adapter`]).
     pub fn new(name_filter: Option<&str>) -> Result<Gpu> {
@@ -374,12 +384,7 @@ impl Gpu {
 
     /// Workgroup counts for `groups` workgroups in a line, folded into y past the per-dimension limit.
     pub fn grid(&self, groups: u32) -> [u32; 3] {
-        let max_x = self.limits.max_compute_workgroups_per_dimension.min(65535);
-        if groups <= max_x {
-            [groups.max(1), 1, 1]
-        } else {
-            [max_x, groups.div_ceil(max_x), 1]
-        }
+        grid_for(&self.limits, groups)
     }
 
     /// Workgroups for `rows` rows of a row kernel (64 threads, `row_threads` per row).

@@ -115,7 +115,7 @@ pub const SR_V: u32 = 2;
 const PAIRS_PER_THREAD: u32 = 8;
 
 /// 64-thread workgroups for an update of `n` parameters.
-fn update_groups(n: u32) -> u32 {
+pub fn update_groups(n: u32) -> u32 {
     pair_groups(n as usize).div_ceil(PAIRS_PER_THREAD)
 }
 

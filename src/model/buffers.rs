@@ -1,35 +1,40 @@
 //! The GPU model's buffers: each made once, checked against the adapter's limits and counted
 //! in its role (parameters, gradients, optimizer state, activations, scratch) as it is made.
+//! The same code, with nothing made, is the memory plan (`srgpt plan`): every size is stated
+//! once, in the call that makes (or plans) the buffer.
 
 use anyhow::Result;
+use serde::Serialize;
 
 use super::config::ModelConfig;
-use crate::gpu::Gpu;
+use super::params::ParamLayout;
+use crate::gpu::{grid_for, Gpu};
+use crate::kernels::adamw::update_groups;
 use crate::kernels::layernorm::LayerNormSaved;
 use crate::kernels::reduce::sumsq_groups;
 use crate::kernels::TensorRef;
-use crate::precision::Store;
+use crate::precision::{KeptExtra, Precision, Store};
 use crate::Failure;
 
 /// Saved activations of one block (act storage unless noted).
-pub(super) struct BlockActs {
-    pub(super) ln1: wgpu::Buffer,      // (B,T,C)
-    pub(super) ln1_mean: wgpu::Buffer, // (B,T) f32
-    pub(super) ln1_rstd: wgpu::Buffer, // (B,T) f32
-    pub(super) qkv: wgpu::Buffer,      // (B,T,3C)
-    pub(super) att: wgpu::Buffer,      // (B,NH,T,T)
-    pub(super) atty: wgpu::Buffer,     // (B,T,C)
-    pub(super) res2: wgpu::Buffer,     // (B,T,C) residual after attention
-    pub(super) ln2: wgpu::Buffer,      // (B,T,C)
-    pub(super) ln2_mean: wgpu::Buffer, // (B,T) f32
-    pub(super) ln2_rstd: wgpu::Buffer, // (B,T) f32
-    pub(super) fch: wgpu::Buffer,      // (B,T,4C)
-    pub(super) fch_gelu: wgpu::Buffer, // (B,T,4C)
-    pub(super) res3: wgpu::Buffer,     // (B,T,C) residual after the MLP: the next block's input
+pub(super) struct BlockActs<B = wgpu::Buffer> {
+    pub(super) ln1: B,      // (B,T,C)
+    pub(super) ln1_mean: B, // (B,T) f32
+    pub(super) ln1_rstd: B, // (B,T) f32
+    pub(super) qkv: B,      // (B,T,3C)
+    pub(super) att: B,      // (B,NH,T,T)
+    pub(super) atty: B,     // (B,T,C)
+    pub(super) res2: B,     // (B,T,C) residual after attention
+    pub(super) ln2: B,      // (B,T,C)
+    pub(super) ln2_mean: B, // (B,T) f32
+    pub(super) ln2_rstd: B, // (B,T) f32
+    pub(super) fch: B,      // (B,T,4C)
+    pub(super) fch_gelu: B, // (B,T,4C)
+    pub(super) res3: B,     // (B,T,C) residual after the MLP: the next block's input
 }
 
 /// GPU memory by role, in bytes, counted from the buffers actually allocated.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MemoryBytes {
     pub parameters: u64,
     pub master: u64,
@@ -51,8 +56,9 @@ impl MemoryBytes {
 }
 
 /// What a buffer holds, for the memory report.
-#[derive(Clone, Copy)]
-pub(super) enum Role {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
     Parameters,
     Master,
     Compensation,
@@ -64,20 +70,89 @@ pub(super) enum Role {
     Io,
 }
 
+impl Role {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Parameters => "parameters",
+            Role::Master => "master weights",
+            Role::Compensation => "compensation",
+            Role::Gradients => "gradients",
+            Role::OptimizerState => "optimizer state",
+            Role::Activations => "activations",
+            Role::Scratch => "scratch",
+            Role::Io => "batch and stats",
+        }
+    }
+}
+
+/// Where the allocator's buffers go: made on the GPU, or only written down (a plan).
+pub(super) trait Sink {
+    type Buffer;
+    fn limits(&self) -> &wgpu::Limits;
+    /// Whether a buffer over the binding limit is refused at once (a plan lists them all).
+    fn refuses_over_limit(&self) -> bool;
+    fn make(&mut self, role: Role, label: &str, bytes: u64) -> Result<Self::Buffer>;
+}
+
+impl Sink for &Gpu {
+    type Buffer = wgpu::Buffer;
+    fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+    fn refuses_over_limit(&self) -> bool {
+        true
+    }
+    fn make(&mut self, _: Role, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.storage_buffer(label, bytes)
+    }
+}
+
+/// One buffer of a memory plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedBuffer {
+    pub label: String,
+    pub role: Role,
+    pub bytes: u64,
+}
+
+/// The buffers a model would make on an adapter with these limits, none made.
+pub(super) struct Planner {
+    pub(super) limits: wgpu::Limits,
+    pub(super) buffers: Vec<PlannedBuffer>,
+}
+
+impl Sink for Planner {
+    type Buffer = ();
+    fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+    fn refuses_over_limit(&self) -> bool {
+        false
+    }
+    fn make(&mut self, role: Role, label: &str, bytes: u64) -> Result<()> {
+        self.buffers.push(PlannedBuffer { label: label.to_string(), role, bytes });
+        Ok(())
+    }
+}
+
 /// Makes the model's buffers, each checked against the adapter's limits before it is made
 /// and counted in its role: every size is stated once, in the call that makes the buffer.
-pub(super) struct Allocator<'a> {
-    pub(super) gpu: &'a Gpu,
+pub(super) struct Allocator<S: Sink> {
+    pub(super) sink: S,
     pub(super) memory: MemoryBytes,
 }
 
-impl Allocator<'_> {
-    pub(super) fn buffer(&mut self, role: Role, label: &str, store: Store, elements: usize) -> Result<wgpu::Buffer> {
+impl<S: Sink> Allocator<S> {
+    pub(super) fn new(sink: S) -> Allocator<S> {
+        Allocator { sink, memory: MemoryBytes::default() }
+    }
+
+    pub(super) fn buffer(&mut self, role: Role, label: &str, store: Store, elements: usize) -> Result<S::Buffer> {
         let bytes = store.buffer_bytes(elements);
-        let limit = self.gpu.limits.max_storage_buffer_binding_size.min(self.gpu.limits.max_buffer_size);
-        if bytes > limit {
+        let limit = binding_limit(self.sink.limits());
+        if bytes > limit && self.sink.refuses_over_limit() {
             return Err(Failure::BadInput(format!(
-                "the model does not fit this adapter: buffer '{label}' needs {bytes} bytes ({:.1} MiB), over max_storage_buffer_binding_size = {limit} bytes ({:.1} MiB). Use a smaller --batch, --ctx or model.",
+                "the model does not fit this adapter: buffer '{label}' needs {bytes} bytes ({:.1} MiB), over max_storage_buffer_binding_size = {limit} bytes ({:.1} MiB). Use a smaller --batch (or more --grad-accum micro-batches), --ctx or model; `srgpt plan` shows every buffer.",
                 bytes as f64 / 1048576.0,
                 limit as f64 / 1048576.0
             ))
@@ -97,40 +172,138 @@ impl Allocator<'_> {
         if !matches!(role, Role::Io) {
             m.total += bytes;
         }
-        self.gpu.storage_buffer(label, bytes)
+        self.sink.make(role, label, bytes)
+    }
+}
+
+/// The largest storage buffer a kernel can bind on an adapter with these limits.
+pub fn binding_limit(limits: &wgpu::Limits) -> u64 {
+    limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
+}
+
+/// Every buffer of a model: weights, gradients, optimizer state and the kept extra weights,
+/// the fidelity sums, the activations and scratch, the batch.
+pub(super) struct ModelBuffers<B> {
+    pub(super) params: B,
+    pub(super) grads: B,
+    pub(super) m: B,
+    pub(super) v: B,
+    /// master weights (mixed) or compensation (bf16-kahan): `precision.extra()`
+    pub(super) extra: Option<B>,
+    pub(super) fidelity_sums: Option<B>,
+    pub(super) x: Activations<B>,
+    pub(super) io: Inputs<B>,
+    /// (micro_batches) f32: each micro-batch's mean loss
+    pub(super) micro_losses: B,
+}
+
+/// The buffers of `cfg` running `batch` sequences at once, `micro_batches` times per update,
+/// in `precision`'s storage; with `fidelity`, the update's fidelity sums.
+pub(super) fn allocate<S: Sink>(
+    alloc: &mut Allocator<S>,
+    cfg: &ModelConfig,
+    batch: u32,
+    micro_batches: u32,
+    precision: Precision,
+    fidelity: bool,
+) -> Result<ModelBuffers<S::Buffer>> {
+    let n = ParamLayout::new(cfg).total;
+    let bt = batch as usize * cfg.ctx as usize;
+    let (ps, gs, ss, act, f) =
+        (precision.param_store(), precision.grad_store(), precision.state_store(), precision.act_store(), Store::F32);
+    let fidelity_groups = |limits: &wgpu::Limits| grid_for(limits, update_groups(n as u32)).iter().product::<u32>() as usize;
+    let fidelity_len = 4 * fidelity_groups(alloc.sink.limits());
+    Ok(ModelBuffers {
+        params: alloc.buffer(Role::Parameters, "parameters", ps, n)?,
+        grads: alloc.buffer(Role::Gradients, "gradients", gs, n)?,
+        m: alloc.buffer(Role::OptimizerState, "adam m", ss, n)?,
+        v: alloc.buffer(Role::OptimizerState, "adam v", ss, n)?,
+        extra: match precision.extra() {
+            Some(KeptExtra::Master) => Some(alloc.buffer(Role::Master, "master weights", f, n)?),
+            Some(KeptExtra::Compensation) => Some(alloc.buffer(Role::Compensation, "compensation", Store::Bf16, n)?),
+            None => None,
+        },
+        fidelity_sums: if fidelity { Some(alloc.buffer(Role::Scratch, "fidelity sums", f, fidelity_len)?) } else { None },
+        x: Activations::new(alloc, cfg, batch, act, n)?,
+        io: Inputs {
+            tokens: alloc.buffer(Role::Io, "tokens", f, bt)?,
+            targets: alloc.buffer(Role::Io, "targets", f, bt)?,
+            bucket_start: alloc.buffer(Role::Io, "bucket start", f, cfg.vocab as usize + 1)?,
+            bucket_pos: alloc.buffer(Role::Io, "bucket positions", f, bt)?,
+            stats: alloc.buffer(Role::Io, "stats", f, super::gpt::STATS_LEN)?,
+        },
+        micro_losses: alloc.buffer(Role::Io, "micro-batch losses", f, micro_batches as usize)?,
+    })
+}
+
+/// A model's memory on an adapter with `limits`, from the same allocation as the model's,
+/// with nothing made: the bytes by role, and every buffer.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemoryPlan {
+    pub memory: MemoryBytes,
+    pub buffers: Vec<PlannedBuffer>,
+}
+
+impl MemoryPlan {
+    pub fn new(
+        cfg: &ModelConfig,
+        batch: u32,
+        micro_batches: u32,
+        precision: Precision,
+        fidelity: bool,
+        limits: &wgpu::Limits,
+    ) -> Result<MemoryPlan> {
+        cfg.validate()?;
+        let mut alloc = Allocator::new(Planner { limits: limits.clone(), buffers: Vec::new() });
+        allocate(&mut alloc, cfg, batch, micro_batches, precision, fidelity)?;
+        Ok(MemoryPlan { memory: alloc.memory, buffers: alloc.sink.buffers })
     }
 
-    /// A buffer holding `values` in `store`.
-    pub(super) fn holding(&mut self, role: Role, label: &str, store: Store, values: &[f32]) -> Result<wgpu::Buffer> {
-        let buffer = self.buffer(role, label, store, values.len())?;
-        self.gpu.upload(&buffer, 0, &store.encode(values));
-        Ok(buffer)
+    /// The buffers larger than a kernel can bind on an adapter with `limits`.
+    pub fn over_limit(&self, limits: &wgpu::Limits) -> Vec<&PlannedBuffer> {
+        self.buffers.iter().filter(|b| b.bytes > binding_limit(limits)).collect()
+    }
+
+    /// The largest buffer.
+    pub fn largest(&self) -> Option<&PlannedBuffer> {
+        self.buffers.iter().max_by_key(|b| b.bytes)
+    }
+
+    /// The bytes of the buffers with label `label` (e.g. the logits).
+    pub fn bytes_of(&self, label: &str) -> u64 {
+        self.buffers.iter().filter(|b| b.label == label).map(|b| b.bytes).sum()
     }
 }
 
 /// The saved activations of the whole model (act storage unless noted), and the scratch
 /// buffers the backward works in.
-pub(super) struct Activations {
-    pub(super) encoded: wgpu::Buffer, // (B,T,C) the embedding: the first block's input
-    pub(super) blocks: Vec<BlockActs>,
-    pub(super) lnf: wgpu::Buffer,      // (B,T,C)
-    pub(super) lnf_mean: wgpu::Buffer, // (B,T) f32
-    pub(super) lnf_rstd: wgpu::Buffer, // (B,T) f32
-    pub(super) logits: wgpu::Buffer,   // (B,T,V) f32, overwritten by dlogits
-    pub(super) losses: wgpu::Buffer,   // (B,T) f32
+pub(super) struct Activations<B = wgpu::Buffer> {
+    pub(super) encoded: B, // (B,T,C) the embedding: the first block's input
+    pub(super) blocks: Vec<BlockActs<B>>,
+    pub(super) lnf: B,      // (B,T,C)
+    pub(super) lnf_mean: B, // (B,T) f32
+    pub(super) lnf_rstd: B, // (B,T) f32
+    pub(super) logits: B,   // (B,T,V) f32, overwritten by dlogits
+    pub(super) losses: B,   // (B,T) f32
     // Scratch buffers whose contents are never live at the same time share memory: the
     // forward's scores and the backward's attention gradient; the gradients into the MLP's
     // hidden layer and into qkv; the gradients into a layernorm's output and into the
     // attention output (datty is consumed before dln is next written).
-    pub(super) preatt: wgpu::Buffer,    // (B,NH,T,T) f32, also datt
-    pub(super) dresidual: wgpu::Buffer, // (B,T,C) f32
-    pub(super) dln: wgpu::Buffer,       // (B,T,C) f32, also datty
-    pub(super) dfch: wgpu::Buffer,      // (B,T,4C) f32, also dqkv
-    pub(super) partials: wgpu::Buffer,  // the gradient norm's partial sums, f32
+    pub(super) preatt: B,    // (B,NH,T,T) f32, also datt
+    pub(super) dresidual: B, // (B,T,C) f32
+    pub(super) dln: B,       // (B,T,C) f32, also datty
+    pub(super) dfch: B,      // (B,T,4C) f32, also dqkv
+    pub(super) partials: B,  // the gradient norm's partial sums, f32
 }
 
-impl Activations {
-    pub(super) fn new(alloc: &mut Allocator, cfg: &ModelConfig, batch: u32, act: Store, n_params: usize) -> Result<Activations> {
+impl<B> Activations<B> {
+    fn new<S: Sink<Buffer = B>>(
+        alloc: &mut Allocator<S>,
+        cfg: &ModelConfig,
+        batch: u32,
+        act: Store,
+        n_params: usize,
+    ) -> Result<Activations<B>> {
         let (b, t, d, v, nh) = (batch as usize, cfg.ctx as usize, cfg.d as usize, cfg.vocab as usize, cfg.n_head as usize);
         let (bt, f) = (b * t, Store::F32);
         let mut buf = |role, label: &str, store, len| alloc.buffer(role, label, store, len);
@@ -171,7 +344,7 @@ impl Activations {
     }
 
     /// The residual stream entering block `i` (the output of the blocks before it).
-    pub(super) fn block_input(&self, i: usize) -> &wgpu::Buffer {
+    pub(super) fn block_input(&self, i: usize) -> &B {
         if i == 0 {
             &self.encoded
         } else {
@@ -193,10 +366,10 @@ impl BlockActs {
 
 /// The batch on the GPU: token ids, targets, and the per-token buckets of the embedding
 /// backward; plus the small stats buffer (losses, gradient norm).
-pub(super) struct Inputs {
-    pub(super) tokens: wgpu::Buffer,       // (B,T) u32
-    pub(super) targets: wgpu::Buffer,      // (B,T) u32
-    pub(super) bucket_start: wgpu::Buffer, // (V+1) u32
-    pub(super) bucket_pos: wgpu::Buffer,   // (B,T) u32
-    pub(super) stats: wgpu::Buffer,        // (STATS_LEN) f32
+pub(super) struct Inputs<B = wgpu::Buffer> {
+    pub(super) tokens: B,       // (B,T) u32
+    pub(super) targets: B,      // (B,T) u32
+    pub(super) bucket_start: B, // (V+1) u32
+    pub(super) bucket_pos: B,   // (B,T) u32
+    pub(super) stats: B,        // (STATS_LEN) f32
 }

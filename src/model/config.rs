@@ -19,10 +19,19 @@ pub struct ModelConfig {
 /// The optimisation schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// sequences per update
     pub batch: u32,
     pub lr: f32,
     pub warmup: u32,
     pub steps: u32,
+    /// micro-batches per update: the batch runs through the model in this many pieces of
+    /// batch / grad_accum sequences, their gradients adding up before the one update
+    #[serde(default = "one")]
+    pub grad_accum: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,10 +44,20 @@ pub struct Preset {
     pub train: TrainConfig,
 }
 
-pub const PRESETS: [Preset; 3] = [
-    Preset { name: "tiny", n_layer: 2, n_head: 4, d: 64, ctx: 64, train: TrainConfig { batch: 32, lr: 3e-3, warmup: 30, steps: 600 } },
-    Preset { name: "small", n_layer: 4, n_head: 4, d: 128, ctx: 128, train: TrainConfig { batch: 16, lr: 1e-3, warmup: 100, steps: 2000 } },
-    Preset { name: "base", n_layer: 6, n_head: 6, d: 384, ctx: 256, train: TrainConfig { batch: 64, lr: 1e-3, warmup: 100, steps: 5000 } },
+/// A preset's schedule with one micro-batch per update.
+const fn schedule(batch: u32, lr: f32, warmup: u32, steps: u32) -> TrainConfig {
+    TrainConfig { batch, lr, warmup, steps, grad_accum: 1 }
+}
+
+/// The shapes of `gpt2` and `gpt2-medium` are GPT-2's 124M and 350M models (Radford et al.
+/// 2019, as released on the Hugging Face hub; with GPT-2's 50,257-token vocabulary). Their
+/// schedules are for fine-tuning from those weights (`--init`): a small peak learning rate.
+pub const PRESETS: [Preset; 5] = [
+    Preset { name: "tiny", n_layer: 2, n_head: 4, d: 64, ctx: 64, train: schedule(32, 3e-3, 30, 600) },
+    Preset { name: "small", n_layer: 4, n_head: 4, d: 128, ctx: 128, train: schedule(16, 1e-3, 100, 2000) },
+    Preset { name: "base", n_layer: 6, n_head: 6, d: 384, ctx: 256, train: schedule(64, 1e-3, 100, 5000) },
+    Preset { name: "gpt2", n_layer: 12, n_head: 12, d: 768, ctx: 1024, train: schedule(8, 6e-5, 50, 1000) },
+    Preset { name: "gpt2-medium", n_layer: 24, n_head: 16, d: 1024, ctx: 1024, train: schedule(4, 3e-5, 50, 1000) },
 ];
 
 pub fn preset(name: &str) -> Result<Preset, Failure> {
@@ -117,10 +136,21 @@ impl ModelConfig {
 }
 
 impl TrainConfig {
+    /// Sequences per micro-batch: what the model runs at once.
+    pub fn micro_batch(&self) -> u32 {
+        self.batch / self.grad_accum.max(1)
+    }
+
     pub fn validate(&self) -> Result<(), Failure> {
         let bad = |m: String| Err(Failure::BadInput(m));
         if self.batch == 0 {
             return bad("--batch must be positive (got 0)".into());
+        }
+        if self.grad_accum == 0 || !self.batch.is_multiple_of(self.grad_accum) {
+            return bad(format!(
+                "--grad-accum {} must divide --batch {} (each update runs the batch in --grad-accum equal micro-batches)",
+                self.grad_accum, self.batch
+            ));
         }
         if self.steps == 0 {
             return bad("--steps must be positive (got 0)".into());

@@ -5,12 +5,13 @@
 use anyhow::Result;
 
 pub use super::buffers::MemoryBytes;
-use super::buffers::{Activations, Allocator, Inputs, Role};
-use super::config::ModelConfig;
+use super::buffers::{allocate, Activations, Allocator, Inputs, ModelBuffers};
+pub use super::buffers::{binding_limit, MemoryPlan, PlannedBuffer, Role};
+use super::config::{ModelConfig, TrainConfig};
 use super::params::{ParamLayout, RawState};
 use crate::data::Batch;
 use crate::gpu::{Dispatch, Gpu};
-use crate::kernels::adamw::{adamw_params, adamw_update, fidelity_groups, fidelity_sums, AdamwBuffers, AdamwConfig, AdamwStep};
+use crate::kernels::adamw::{adamw_params, adamw_update, fidelity_sums, AdamwBuffers, AdamwConfig, AdamwStep};
 use crate::kernels::attention::{attention_backward, attention_forward, AttentionShape};
 use crate::kernels::cross_entropy::{cross_entropy_forward_backward, Logits};
 use crate::kernels::embedding::{embedding_backward, embedding_forward, token_buckets, EmbeddingShape, EmbeddingTables};
@@ -134,27 +135,42 @@ fn gpt_forward(net: &Net) -> Result<Vec<Dispatch>> {
     Ok(out)
 }
 
-/// The mean cross-entropy into stats[`slot`]; `after` says whether the logits become dlogits
-/// (training) or stay (evaluation).
-fn gpt_loss(net: &Net, after: Logits, slot: usize) -> Result<Vec<Dispatch>> {
+/// The mean cross-entropy of the batch into `out[slot]`; `after` says whether the logits
+/// become dlogits (training) or stay (evaluation).
+fn gpt_loss(net: &Net, after: Logits, out: &wgpu::Buffer, slot: usize) -> Result<Vec<Dispatch>> {
     let (gpu, x, io) = (net.gpu, net.x, net.io);
     Ok(vec![
         cross_entropy_forward_backward(gpu, &x.logits, &io.targets, &x.losses, net.bt, net.vocab, after)?,
-        sum(gpu, net.f(&x.losses), net.bt, &io.stats, slot as u32, 1.0 / net.bt as f32)?,
+        sum(gpu, net.f(&x.losses), net.bt, out, slot as u32, 1.0 / net.bt as f32)?,
     ])
+}
+
+/// The training loss of each of `micro_batches` micro-batches (micro-batch `i` into
+/// `micro_losses[i]`, or with one micro-batch straight into the stats) with dlogits scaled to
+/// the mean over the whole batch, so the micro-batches' gradients add up to the batch's; and
+/// with several, the mean of their losses into the stats afterwards.
+fn gpt_train_loss(net: &Net, micro_batches: u32, micro_losses: &wgpu::Buffer) -> Result<(Vec<Vec<Dispatch>>, Vec<Dispatch>)> {
+    let to_gradient = Logits::ToGradient { scale: 1.0 / (net.bt as f32 * micro_batches as f32) };
+    if micro_batches == 1 {
+        return Ok((vec![gpt_loss(net, to_gradient, &net.io.stats, STAT_TRAIN_LOSS)?], Vec::new()));
+    }
+    let per_micro = (0..micro_batches as usize).map(|i| gpt_loss(net, to_gradient, micro_losses, i)).collect::<Result<_>>()?;
+    let mean = sum(net.gpu, net.f(micro_losses), micro_batches, &net.io.stats, STAT_TRAIN_LOSS as u32, 1.0 / micro_batches as f32)?;
+    Ok((per_micro, vec![mean]))
 }
 
 /// The backward pass, the forward's layers in reverse: the tied head and final LayerNorm,
 /// then per block (last first) MLP down, GELU, MLP up, LayerNorm, projection, attention,
 /// qkv, LayerNorm; then the embeddings. As in llm.c, every backward adds into its gradients
-/// (`+=`): the parameter gradients and dresidual are zeroed first, and a scratch gradient
-/// shared between layers is zeroed before each layer that accumulates into it. GELU and
+/// (`+=`): the parameter gradients are zeroed once per update (`gpt_zero_grads`, so the
+/// micro-batches of an update add up), dresidual at the start of each backward, and a scratch
+/// gradient shared between layers before each layer that accumulates into it. GELU and
 /// softmax transform their gradient in place.
 fn gpt_backward(net: &Net) -> Result<Vec<Dispatch>> {
     let (gpu, l, x, d, (a, f)) = (net.gpu, net.layout, net.x, net.d, (|b| net.a(b), |b| net.f(b)));
     let (params, grads, rows) = (net.params, net.grads, net.rows());
     let (dres, dln, datty, datt, dfch, dqkv) = (&x.dresidual, &x.dln, &x.dln, &x.preatt, &x.dfch, &x.dfch);
-    let mut out = vec![zero(gpu, grads.at(0), net.layout.total as u32)?, net.zero(dres)?, net.zero(dln)?];
+    let mut out = vec![net.zero(dres)?, net.zero(dln)?];
     let head = Linear::without_bias(grads.at(l.wte));
     out.extend(matmul_backward(gpu, f(dln), head, f(&x.logits), a(&x.lnf), params.at(l.wte), net.shape(d, net.vocab))?);
     let lnf = (net.affine(grads, l.lnf_w, l.lnf_b), net.affine(params, l.lnf_w, l.lnf_b));
@@ -186,6 +202,11 @@ fn gpt_backward(net: &Net) -> Result<Vec<Dispatch>> {
     Ok(out)
 }
 
+/// Clears the parameter gradients before the first backward of an update.
+fn gpt_zero_grads(net: &Net) -> Result<Dispatch> {
+    zero(net.gpu, net.grads.at(0), net.layout.total as u32)
+}
+
 /// The update: the global gradient norm (for clipping), AdamW over the whole block, and
 /// when measured the sums of its fidelity into the stats.
 struct Update {
@@ -208,7 +229,10 @@ fn gpt_update(net: &Net, precision: Precision, bufs: &AdamwBuffers) -> Result<Up
 
 pub struct GptGpu {
     pub cfg: ModelConfig,
+    /// sequences the model runs at once (one micro-batch)
     pub batch: u32,
+    /// micro-batches per update, whose gradients add up
+    pub micro_batches: u32,
     pub precision: Precision,
     pub layout: ParamLayout,
     pub memory: MemoryBytes,
@@ -221,8 +245,12 @@ pub struct GptGpu {
     pub stats: wgpu::Buffer,
     pub logits: wgpu::Buffer,
     io: Inputs,
+    zero_grads: Dispatch,
     forward: Vec<Dispatch>,
-    loss: Vec<Dispatch>,
+    /// per micro-batch: its loss and dlogits
+    loss: Vec<Vec<Dispatch>>,
+    /// with several micro-batches: the mean of their losses
+    loss_mean: Vec<Dispatch>,
     eval_loss: Vec<Dispatch>,
     backward: Vec<Dispatch>,
     update: Update,
@@ -235,47 +263,51 @@ impl GptGpu {
     /// the parameter storage (all modes start from the same point when `init` is
     /// bf16-representable).
     pub fn new(gpu: &Gpu, cfg: ModelConfig, batch: u32, precision: Precision, init: &[f32]) -> Result<GptGpu> {
-        GptGpu::build(gpu, cfg, batch, precision, init, true)
+        GptGpu::build(gpu, cfg, batch, 1, precision, init, true)
     }
 
     /// [`GptGpu::new`] without the fidelity measurement (for sampling, and for measuring its
     /// cost).
     pub fn without_fidelity(gpu: &Gpu, cfg: ModelConfig, batch: u32, precision: Precision, init: &[f32]) -> Result<GptGpu> {
-        GptGpu::build(gpu, cfg, batch, precision, init, false)
+        GptGpu::build(gpu, cfg, batch, 1, precision, init, false)
     }
 
-    fn build(gpu: &Gpu, cfg: ModelConfig, batch: u32, precision: Precision, init: &[f32], fidelity: bool) -> Result<GptGpu> {
+    /// The model a run of schedule `train` trains: it runs `train.micro_batch()` sequences at
+    /// once, `train.grad_accum` times per update; with `fidelity`, the update measures it.
+    pub fn for_training(
+        gpu: &Gpu,
+        cfg: ModelConfig,
+        train: &TrainConfig,
+        precision: Precision,
+        init: &[f32],
+        fidelity: bool,
+    ) -> Result<GptGpu> {
+        train.validate()?;
+        GptGpu::build(gpu, cfg, train.micro_batch(), train.grad_accum, precision, init, fidelity)
+    }
+
+    fn build(
+        gpu: &Gpu,
+        cfg: ModelConfig,
+        batch: u32,
+        micro_batches: u32,
+        precision: Precision,
+        init: &[f32],
+        fidelity: bool,
+    ) -> Result<GptGpu> {
         cfg.validate()?;
         let layout = ParamLayout::new(&cfg);
-        let n = layout.total;
         let bt = batch as usize * cfg.ctx as usize;
-        let (ps, gs, ss, act, f) =
-            (precision.param_store(), precision.grad_store(), precision.state_store(), precision.act_store(), Store::F32);
-        let mut alloc = Allocator { gpu, memory: MemoryBytes::default() };
+        let ps = precision.param_store();
+        let mut alloc = Allocator::new(gpu);
+        let ModelBuffers { params, grads, m, v, extra, fidelity_sums, x, io, micro_losses } =
+            allocate(&mut alloc, &cfg, batch, micro_batches, precision, fidelity)?;
+        // the weights (and a master copy) start at `init` rounded; the compensation at zero
         let rounded: Vec<f32> = init.iter().map(|&x| ps.round_rtn(x)).collect();
-        let params = alloc.holding(Role::Parameters, "parameters", ps, &rounded)?;
-        let grads = alloc.buffer(Role::Gradients, "gradients", gs, n)?;
-        let m = alloc.buffer(Role::OptimizerState, "adam m", ss, n)?;
-        let v = alloc.buffer(Role::OptimizerState, "adam v", ss, n)?;
-        // the master copy starts at the same weights; the compensation at zero
-        let extra = match precision.extra() {
-            Some(KeptExtra::Master) => Some(alloc.holding(Role::Master, "master weights", f, &rounded)?),
-            Some(KeptExtra::Compensation) => Some(alloc.buffer(Role::Compensation, "compensation", Store::Bf16, n)?),
-            None => None,
-        };
-        let fidelity_sums = if fidelity {
-            Some(alloc.buffer(Role::Scratch, "fidelity sums", f, 4 * fidelity_groups(gpu, n as u32) as usize)?)
-        } else {
-            None
-        };
-        let x = Activations::new(&mut alloc, &cfg, batch, act, n)?;
-        let io = Inputs {
-            tokens: alloc.buffer(Role::Io, "tokens", f, bt)?,
-            targets: alloc.buffer(Role::Io, "targets", f, bt)?,
-            bucket_start: alloc.buffer(Role::Io, "bucket start", f, cfg.vocab as usize + 1)?,
-            bucket_pos: alloc.buffer(Role::Io, "bucket positions", f, bt)?,
-            stats: alloc.buffer(Role::Io, "stats", f, STATS_LEN)?,
-        };
+        gpu.upload(&params, 0, &ps.encode(&rounded));
+        if let (Some(KeptExtra::Master), Some(master)) = (precision.extra(), &extra) {
+            gpu.upload(master, 0, &Store::F32.encode(&rounded));
+        }
         let net = Net {
             gpu,
             layout: &layout,
@@ -285,14 +317,15 @@ impl GptGpu {
             attn: AttentionShape { b: batch, t: cfg.ctx, c: cfg.d, nh: cfg.n_head },
             emb: EmbeddingShape { batch, t: cfg.ctx, c: cfg.d, vocab: cfg.vocab },
             params: Block::new(&params, ps),
-            grads: Block::new(&grads, gs),
-            act,
+            grads: Block::new(&grads, precision.grad_store()),
+            act: precision.act_store(),
             x: &x,
             io: &io,
         };
+        let zero_grads = gpt_zero_grads(&net)?;
         let forward = gpt_forward(&net)?;
-        let loss = gpt_loss(&net, Logits::ToGradient { scale: 1.0 / bt as f32 }, STAT_TRAIN_LOSS)?;
-        let eval_loss = gpt_loss(&net, Logits::Kept, STAT_EVAL_LOSS)?;
+        let (loss, loss_mean) = gpt_train_loss(&net, micro_batches, &micro_losses)?;
+        let eval_loss = gpt_loss(&net, Logits::Kept, &io.stats, STAT_EVAL_LOSS)?;
         let backward = gpt_backward(&net)?;
         let (extra_ref, fidelity) = (extra.as_ref(), fidelity_sums.as_ref());
         let bufs = AdamwBuffers { param: &params, grad: &grads, m: &m, v: &v, extra: extra_ref, stats: &io.stats, fidelity };
@@ -301,6 +334,7 @@ impl GptGpu {
         Ok(GptGpu {
             cfg,
             batch,
+            micro_batches,
             precision,
             memory,
             params,
@@ -311,8 +345,10 @@ impl GptGpu {
             stats,
             logits,
             io,
+            zero_grads,
             forward,
             loss,
+            loss_mean,
             eval_loss,
             backward,
             update,
@@ -340,10 +376,13 @@ impl GptGpu {
     }
 
     /// Records one training step (forward, loss, backward, clip + AdamW) into `encoder`, for
-    /// update number `step` with learning rate `lr`. The batch must be uploaded first.
+    /// update number `step` with learning rate `lr`, on a model of one micro-batch (several
+    /// need an upload between them: [`GptGpu::micro_step_encoders`]). The batch must be
+    /// uploaded first.
     pub fn record_step(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, lr: f32, step: u32, seed: u32, timing: StepTiming) {
+        assert_eq!(self.micro_batches, 1, "record_step records a step of one micro-batch");
         self.set_update_params(gpu, lr, step, seed);
-        let dispatches: Vec<&Dispatch> = self.step_dispatches().collect();
+        let dispatches = self.step_dispatches();
         match timing {
             StepTiming::Off => record_pass(encoder, "train step", &dispatches, None),
             StepTiming::Pass(set) => record_pass(encoder, "train step", &dispatches, Some((set, Some(0), Some(1)))),
@@ -356,28 +395,36 @@ impl GptGpu {
         }
     }
 
-    /// One training step as several command buffers of at most `chunk` dispatches, so a
-    /// renderer sharing the queue can slip its frames in between (submit them one at a time).
-    /// With `timestamps`, the step's start and end land in queries 0 and 1.
-    pub fn step_encoders(
+    /// Micro-batch `micro` of training step `step` (update number `step` with learning rate
+    /// `lr`) as command buffers of at most `chunk` dispatches, so a renderer sharing the queue
+    /// can slip its frames in between (submit them one at a time, micro-batch after
+    /// micro-batch, each after uploading its batch). The first clears the gradients, the last
+    /// makes the update. With `timestamps`, the step's start and end land in queries 0 and 1.
+    #[allow(clippy::too_many_arguments)]
+    pub fn micro_step_encoders(
         &self,
         gpu: &Gpu,
+        micro: u32,
         lr: f32,
         step: u32,
         seed: u32,
         timestamps: Option<&wgpu::QuerySet>,
         chunk: usize,
     ) -> Vec<wgpu::CommandEncoder> {
-        self.set_update_params(gpu, lr, step, seed);
-        let dispatches: Vec<&Dispatch> = self.step_dispatches().collect();
+        if micro == 0 {
+            self.set_update_params(gpu, lr, step, seed);
+        }
+        let dispatches = self.micro_dispatches(micro);
         let parts: Vec<&[&Dispatch]> = dispatches.chunks(chunk.max(1)).collect();
         let last = parts.len() - 1;
+        let (starts, ends) = (micro == 0, micro + 1 == self.micro_batches);
         parts
             .iter()
             .enumerate()
             .map(|(i, part)| {
                 let mut encoder = gpu.device.create_command_encoder(&Default::default());
-                let writes = timestamps.filter(|_| i == 0 || i == last).map(|set| (set, (i == 0).then_some(0), (i == last).then_some(1)));
+                let (begin, end) = ((starts && i == 0).then_some(0), (ends && i == last).then_some(1));
+                let writes = timestamps.filter(|_| begin.is_some() || end.is_some()).map(|set| (set, begin, end));
                 record_pass(&mut encoder, "train step", part, writes);
                 encoder
             })
@@ -412,23 +459,34 @@ impl GptGpu {
         }
     }
 
-    /// Records forward, loss and backward without the update (gradients for tests).
+    /// Records forward, loss and backward without the update (gradients for tests), on a
+    /// model of one micro-batch.
     pub fn record_gradients(&self, encoder: &mut wgpu::CommandEncoder) {
+        assert_eq!(self.micro_batches, 1, "record_gradients records one micro-batch");
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("gradients"), timestamp_writes: None });
-        for d in self.forward.iter().chain(&self.loss).chain(&self.backward).chain(&self.update.grad_norm) {
+        let gradients = [&self.zero_grads].into_iter().chain(&self.forward).chain(&self.loss[0]).chain(&self.backward);
+        for d in gradients.chain(&self.update.grad_norm) {
             d.record(&mut pass);
         }
     }
 
+    /// The dispatches of micro-batch `micro` of a training step, in order: the first clears
+    /// the gradients; each runs forward, loss and backward; the last makes the update.
+    pub fn micro_dispatches(&self, micro: u32) -> Vec<&Dispatch> {
+        let mut out: Vec<&Dispatch> = Vec::new();
+        if micro == 0 {
+            out.push(&self.zero_grads);
+        }
+        out.extend(self.forward.iter().chain(&self.loss[micro as usize]).chain(&self.backward));
+        if micro + 1 == self.micro_batches {
+            out.extend(self.loss_mean.iter().chain(&self.update.grad_norm).chain([&self.update.adamw]).chain(&self.update.fidelity));
+        }
+        out
+    }
+
     /// Every dispatch of a training step, in order, with its kernel family (for profiles).
-    pub fn step_dispatches(&self) -> impl Iterator<Item = &Dispatch> {
-        self.forward
-            .iter()
-            .chain(&self.loss)
-            .chain(&self.backward)
-            .chain(&self.update.grad_norm)
-            .chain([&self.update.adamw])
-            .chain(&self.update.fidelity)
+    pub fn step_dispatches(&self) -> Vec<&Dispatch> {
+        (0..self.micro_batches).flat_map(|i| self.micro_dispatches(i)).collect()
     }
 
     /// Reads a buffer of this model back as f32 values (decoding 16-bit storage).

@@ -33,7 +33,7 @@ pub struct Summary {
     /// n_layer, n_head, d, ctx, vocab
     #[serde(flatten)]
     pub model: ModelConfig,
-    /// batch, lr, warmup, and steps: the updates the runs were set to make
+    /// batch, lr, warmup, steps and grad_accum: the updates the runs were set to make
     #[serde(flatten)]
     pub train: TrainConfig,
     pub seed: u64,

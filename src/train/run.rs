@@ -157,12 +157,9 @@ pub(super) fn submit_in_turn(gpu: &Gpu, encoders: Vec<wgpu::CommandEncoder>) -> 
 
 impl Run {
     pub(super) fn new(gpu: &Gpu, spec: &TrainSpec, precision: Precision, init: &[f32]) -> Result<Run> {
-        let model = if spec.measure_fidelity {
-            GptGpu::new(gpu, spec.model, spec.train.batch, precision, init)?
-        } else {
-            GptGpu::without_fidelity(gpu, spec.model, spec.train.batch, precision, init)?
-        };
-        let eval_bytes = (spec.eval_batches * 4) as u64;
+        let model = GptGpu::for_training(gpu, spec.model, &spec.train, precision, init, spec.measure_fidelity)?;
+        // one loss per validation micro-batch
+        let eval_bytes = (spec.eval_batches * spec.train.grad_accum * 4) as u64;
         let readback = || Readback::new(gpu, "step readback", READBACK_BYTES);
         let timestamps = Timestamps::new(gpu, "step time", 1);
         Ok(Run {
@@ -192,16 +189,23 @@ impl Run {
         if let Some((pending, _)) = self.readbacks[slot].pending() {
             self.read_step(gpu, pending, true)?;
         }
-        self.model.upload_batch(gpu, batch);
-        let mut encoders = self.model.step_encoders(gpu, lr, s, seed, self.timestamps.as_ref().map(|t| &t.set), chunk);
+        let micro_batches = batch.split(self.model.micro_batches);
+        let timestamps = self.timestamps.as_ref().map(|t| &t.set);
         let rb = &mut self.readbacks[slot];
-        let last = encoders.last_mut().expect("a step has dispatches");
-        last.copy_buffer_to_buffer(&self.model.stats, 0, &rb.buffer, 0, (STATS_LEN * 4) as u64);
-        if let Some(t) = &self.timestamps {
-            t.resolve(last);
-            last.copy_buffer_to_buffer(&t.resolve, 0, &rb.buffer, (STATS_LEN * 4) as u64, 16);
+        for (i, micro_batch) in micro_batches.iter().enumerate() {
+            // the upload lands before the next submission, after the previous micro-batch's
+            self.model.upload_batch(gpu, micro_batch);
+            let mut encoders = self.model.micro_step_encoders(gpu, i as u32, lr, s, seed, timestamps, chunk);
+            if i + 1 == micro_batches.len() {
+                let last = encoders.last_mut().expect("a step has dispatches");
+                last.copy_buffer_to_buffer(&self.model.stats, 0, &rb.buffer, 0, (STATS_LEN * 4) as u64);
+                if let Some(t) = &self.timestamps {
+                    t.resolve(last);
+                    last.copy_buffer_to_buffer(&t.resolve, 0, &rb.buffer, (STATS_LEN * 4) as u64, 16);
+                }
+            }
+            submit_in_turn(gpu, encoders)?;
         }
-        submit_in_turn(gpu, encoders)?;
         rb.request((s, lr));
         Ok(())
     }
@@ -221,12 +225,14 @@ impl Run {
         Ok(Some((stats, seconds, lr)))
     }
 
-    /// Submits the forward pass over every validation batch, the losses going to
-    /// `eval_readback` (the evaluation of step `step`, after the update with `lr`).
+    /// Submits the forward pass over every validation batch (micro-batch by micro-batch), the
+    /// losses going to `eval_readback` (the evaluation of step `step`, after the update with
+    /// `lr`).
     pub(super) fn submit_eval(&mut self, gpu: &Gpu, val: &[Batch], step: u32, lr: f32, chunk: usize) -> Result<()> {
         if self.eval_readback.pending().is_some() {
             self.read_eval(gpu, true)?;
         }
+        let val: Vec<Batch> = val.iter().flat_map(|b| b.split(self.model.micro_batches)).collect();
         for (e, batch) in val.iter().enumerate() {
             self.model.upload_batch(gpu, batch);
             let mut encoders = self.model.eval_encoders(gpu, chunk);
