@@ -1,5 +1,5 @@
 //! The command line, a file per subcommand: `main.rs` parses and calls into these. `args`
-//! holds the flag checks every subcommand shares, `plan` turns `train`'s flags into one
+//! holds the flag checks every subcommand shares, `train_plan` turns `train`'s flags into one
 //! checked plan, `progress` and `signals` serve the headless run.
 
 pub mod args;
