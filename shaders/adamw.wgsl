@@ -1,4 +1,7 @@
-// One AdamW step (PyTorch's order) over every parameter in one dispatch, two per thread.
+// One AdamW step (PyTorch's order) over every parameter, two per thread: in one dispatch, or
+// where the block is larger than one binding may be, in pieces [first, first + n) bound as
+// windows of the buffers (the SR bits and the decay keyed by the element's index in the
+// whole block, so the pieces write the same bits).
 //   param  (n) {{PARAM}}  the weights the forward reads; written with the mode's rounding
 //   grad   (n) {{GRAD}}
 //   m, v   (n) {{STATE}}  first and second moments
@@ -19,32 +22,35 @@
 #include "lib/round.wgsl"
 #include "lib/workgroup.wgsl"
 
-#tensor param 0 read_write {{PARAM}}
-#tensor grad 1 read {{GRAD}}
-#tensor m 2 read_write {{STATE}}
-#tensor v 3 read_write {{STATE}}
+#tensor param 0 read_write {{PARAM}} from=p.first
+#tensor grad 1 read {{GRAD}} from=p.first
+#tensor m 2 read_write {{STATE}} from=p.first
+#tensor v 3 read_write {{STATE}} from=p.first
 #if MASTER
 @group(0) @binding(4) var<storage, read_write> master: array<f32>;
 #endif
 #if KAHAN
-#tensor comp 4 read_write bf16
+#tensor comp 4 read_write bf16 from=p.first
 #endif
 @group(0) @binding(5) var<storage, read> stats: array<f32>;
 #if FIDELITY
 @group(0) @binding(7) var<storage, read_write> fidelity: array<f32>;
 #endif
 
+// n: elements of this piece, from element `first` of the block; its workgroups' fidelity sums
+// go to columns [group_first, ...) of the `groups` columns of all the pieces.
 struct Params {
     n: u32, n_decay: u32, lr: f32, beta1: f32,
     beta2: f32, eps: f32, weight_decay: f32, bias_correction1: f32,
     bias_correction2: f32, max_norm: f32, step: u32, seed: u32,
+    first: u32, group_first: u32, groups: u32, _pad0: u32,
 }
 @group(0) @binding(6) var<uniform> p: Params;
 
 // The kept weights of elements i and i + 1.
 fn kept(i: u32) -> vec2<f32> {
 #if MASTER
-    return vec2<f32>(master[i], master[i + 1u]);
+    return vec2<f32>(master[i - p.first], master[i - p.first + 1u]);
 #else
 #if KAHAN
     return param_get2(i) + comp_get2(i);
@@ -60,8 +66,8 @@ fn write_kept(i: u32, w: vec2<f32>) -> vec2<f32> {
     let key = vec2<u32>(p.step, {{SR_PARAM}}u ^ p.seed);
     param_set2(i, w, key);
 #if MASTER
-    master[i] = w.x;
-    master[i + 1u] = w.y;
+    master[i - p.first] = w.x;
+    master[i - p.first + 1u] = w.y;
     return w;
 #else
 #if KAHAN
@@ -75,7 +81,7 @@ fn write_kept(i: u32, w: vec2<f32>) -> vec2<f32> {
 #endif
 }
 
-// One AdamW update of elements i and i + 1; returns their (applied * intended, intended^2,
+// One AdamW update of elements i and i + 1 of the block; returns their (applied * intended, intended^2,
 // moving, lost) when the fidelity is measured.
 fn update_pair(i: u32) -> vec4<f32> {
     var clip = 1.0;
@@ -111,15 +117,14 @@ fn adamw_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     var fid = vec4<f32>(0.0);
     for (var k = 0u; k < PAIRS; k++) {
         let i = 2u * (thread + k * threads);
-        if (i < p.n) { fid += update_pair(i); }
+        if (i < p.n) { fid += update_pair(p.first + i); }
     }
 #if FIDELITY
     // a fixed-order sum over the workgroup (every thread takes part: barriers need them all)
     let total = wg_sum4(fid, lid);
     if (lid == 0u) {
-        let group = wg.x + wg.y * nwg.x;
-        let groups = nwg.x * nwg.y;
-        for (var k = 0u; k < 4u; k++) { fidelity[k * groups + group] = total[k]; }
+        let group = p.group_first + wg.x + wg.y * nwg.x;
+        for (var k = 0u; k < 4u; k++) { fidelity[k * p.groups + group] = total[k]; }
     }
 #endif
 }

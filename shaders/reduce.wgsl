@@ -1,7 +1,7 @@
 // Deterministic reductions (fixed order, no atomics), so a run repeats bit for bit.
 //   inp      (n) {{IN}} at in_off          sumsq_partial: sum of squares per chunk
 //            (rows, cols) {{IN}} at in_off column_sum: its input, e.g. dout of a linear layer
-//   partials (groups) f32 at in_off        sumsq_partial writes (from 0), sum_final reads
+//   partials (groups) f32                  sumsq_partial writes from out_off, sum_final reads from in_off
 //   stats    (slots) f32                   sum_final writes scale * sum into stats[out_index]
 //   cols_out (cols) {{OUT}} at out_off     column_sum adds into it, e.g. dbias (a gradient)
 #include "lib/round.wgsl"
@@ -30,7 +30,7 @@ fn sumsq_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         acc += x * x;
     }
     acc = wg_sum(acc, lid);
-    if (lid == 0u && start < p.n) { partials[group] = acc; }
+    if (lid == 0u && start < p.n) { partials[p.out_off + group] = acc; }
 }
 
 @compute @workgroup_size(ROW_WG)

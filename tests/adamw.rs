@@ -28,10 +28,10 @@ impl GpuState {
             // the master copy starts at the weights, the compensation at zero
             extra: p.extra().map(|e| upload(e.store(), &if e == KeptExtra::Master { param.to_vec() } else { vec![0.0; param.len()] })),
             stats: upload(Store::F32, &[0.0, sum_sq, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
-            fidelity: zeros(Store::F32, 4 * fidelity_groups(gpu(), param.len() as u32) as usize),
+            fidelity: zeros(Store::F32, 4 * fidelity_groups(&gpu().limits, param.len() as u32) as usize),
         }
     }
-    fn dispatch(&self, p: Precision, n: u32, n_decay: u32) -> srgpt::gpu::Dispatch {
+    fn dispatch(&self, p: Precision, n: u32, n_decay: u32) -> AdamwUpdate {
         let bufs = AdamwBuffers {
             param: &self.param,
             grad: &self.grad,
@@ -75,7 +75,7 @@ fn one_step_matches_reference_in_every_mode() {
         let state = GpuState::new(p, &param, &grad, &m, &v, sum_sq);
         let d = state.dispatch(p, n as u32, n_decay as u32);
         d.set_params(&gpu().queue, &adamw_params(&cfg, n as u32, n_decay as u32, AdamwStep { lr, step, seed }));
-        run(&[d]);
+        run(&d.dispatches);
         let got_param = download(&state.param, p.param_store(), n);
         let got_m = download(&state.m, p.state_store(), n);
         let got_v = download(&state.v, p.state_store(), n);
@@ -170,7 +170,7 @@ fn one_step_matches_the_formula_worked_by_hand() {
     let cfg = AdamwConfig { weight_decay: wd as f32, ..Default::default() };
     let d = state.dispatch(p, 2, 2);
     d.set_params(&gpu().queue, &adamw_params(&cfg, 2, 2, AdamwStep { lr: lr as f32, step, seed: 0 }));
-    run(&[d]);
+    run(&d.dispatches);
     let (got_p, got_m, got_v) =
         (download(&state.param, Store::F32, 2), download(&state.m, Store::F32, 2), download(&state.v, Store::F32, 2));
     for i in 0..2 {
@@ -198,7 +198,7 @@ fn updates_below_half_an_ulp_vanish_with_rtn_and_survive_with_sr() {
         let d = state.dispatch(p, n as u32, 0);
         for step in 0..steps {
             d.set_params(&gpu().queue, &adamw_params(&cfg, n as u32, 0, AdamwStep { lr, step, seed: 7 }));
-            gpu().run(&[&d]).unwrap();
+            gpu().run(&d.dispatches.iter().collect::<Vec<_>>()).unwrap();
         }
         gpu().wait().unwrap();
         let mut w = download(&state.param, p.param_store(), n);

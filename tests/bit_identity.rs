@@ -101,16 +101,21 @@ fn every_row_reduction_gives_identical_bits() {
 
 /// (run, step, train loss bits, val loss bits) of a 6-step tiny run of fp32, bf16 and bf16-sr.
 fn tiny_losses(gpu: &srgpt::gpu::Gpu) -> Vec<(String, u32, Option<u32>, Option<u32>)> {
+    use srgpt::precision::Precision;
+    tiny_losses_in(gpu, vec![Precision::Fp32, Precision::Bf16, Precision::Bf16Sr])
+}
+
+/// The same with the modes `precisions`.
+fn tiny_losses_in(gpu: &srgpt::gpu::Gpu, precisions: Vec<srgpt::precision::Precision>) -> Vec<(String, u32, Option<u32>, Option<u32>)> {
     use srgpt::data::Corpus;
     use srgpt::model::config::{ModelConfig, TrainConfig};
-    use srgpt::precision::Precision;
     use srgpt::train::{TrainSpec, Trainer};
     let corpus = Corpus::load("builtin").unwrap();
     let spec = TrainSpec {
         preset: "tiny".into(),
         model: ModelConfig { n_layer: 2, n_head: 4, d: 64, ctx: 64, vocab: corpus.vocab_size() },
         train: TrainConfig { batch: 4, lr: 3e-3, warmup: 5, steps: 6, grad_accum: 1 },
-        precisions: vec![Precision::Fp32, Precision::Bf16, Precision::Bf16Sr],
+        precisions,
         seed: 1,
         eval_every: 3,
         eval_batches: 1,
@@ -203,4 +208,25 @@ fn a_run_without_optional_features_has_the_same_losses() {
         gpu().fixed_subgroup_size().is_some() || (has("subgroup") && gpu().report.subgroup_min_size == gpu().report.subgroup_max_size)
     );
     assert_eq!(line("timestamp queries:").contains(": on:"), has("timestamp_query"));
+}
+
+/// A device whose bindings hold 320 KiB: the tiny model's activations fit, its f32 weights,
+/// gradients and Adam state (440 KB each) do not, so every kernel binds those blocks in
+/// windows and AdamW, the gradient norm and the clearing of the gradients run in pieces —
+/// with the same losses bit for bit, in every mode.
+#[test]
+fn a_run_whose_blocks_are_larger_than_a_binding_has_the_same_losses() {
+    use srgpt::gpu::{choose_adapter, list_adapters, new_instance, Gpu};
+    use srgpt::kernels::block_pieces;
+    use srgpt::precision::Precision;
+    let _alone = DEVICE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    *gpu().tuning.lock().unwrap() = TuneCache::fixed(&gpu().report, &[]);
+    let want = tiny_losses_in(gpu(), Precision::ALL.to_vec());
+    let adapter = choose_adapter(list_adapters(&new_instance()).unwrap(), None).unwrap();
+    let limits = wgpu::Limits { max_storage_buffer_binding_size: 320 << 10, ..adapter.limits() };
+    let narrow = Gpu::from_adapter_with(&adapter, adapter.features() & srgpt::gpu::OPTIONAL_FEATURES, limits).unwrap();
+    *narrow.tuning.lock().unwrap() = TuneCache::fixed(&narrow.report, &[]);
+    let n = 110_000; // about the tiny model's parameters on the builtin corpus
+    assert!(block_pieces(&narrow.limits, n).len() > 1, "the update runs in pieces");
+    assert_eq!(tiny_losses_in(&narrow, Precision::ALL.to_vec()), want, "losses with windowed blocks differ");
 }

@@ -221,7 +221,7 @@ fn reductions_match_reference() {
         let gx = upload(store, &x);
         let partials = zeros(Store::F32, sumsq_groups(n as u32) as usize);
         let stats = zeros(Store::F32, 4);
-        run(&sum_squares(gpu(), tref(&gx, store), n as u32, &partials, &stats, 1).unwrap());
+        run(&sum_squares(gpu(), Block::new(&gx, store), n as u32, &partials, &stats, 1).unwrap());
         let got = download(&stats, Store::F32, 4)[1] as f64;
         let want = sum_squares_cpu(&x);
         assert!((got - want).abs() <= 1e-5 * want, "sum of squares {got} vs {want}");

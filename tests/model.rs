@@ -179,19 +179,26 @@ fn the_memory_plan_is_what_the_model_allocates() {
 }
 
 #[test]
-fn a_buffer_over_the_binding_limit_is_refused_by_name_size_and_limit() {
+fn a_tensor_over_the_binding_limit_is_refused_by_name_size_and_limit() {
     let limit = binding_limit(&gpu().limits);
-    // one layer, the widest vocabulary: the f32 parameters just over 128 MiB (WebGPU's default)
+    // one layer, the widest vocabulary: the f32 embedding tables just over 128 MiB (WebGPU's
+    // default binding), which the embedding kernel binds at once
     let cfg = ModelConfig { n_layer: 1, n_head: 8, d: 512, ctx: 64, vocab: 65536 };
-    let n = ParamLayout::new(&cfg).total;
-    if 4 * n as u64 <= limit {
-        eprintln!("SKIPPED: this adapter binds {limit} bytes, more than the {} of this model's parameters", 4 * n);
+    let span = 4 * (65536 + 64) * 512u64;
+    if span <= limit {
+        eprintln!("SKIPPED: this adapter binds {limit} bytes, more than the {span} of this model's embedding tables");
         return;
     }
     let plan = MemoryPlan::new(&cfg, 1, 1, Precision::Fp32, true, &gpu().limits).unwrap();
-    assert!(plan.over_limit(&gpu().limits).iter().any(|b| b.label == "parameters"), "the plan names the parameters");
+    let over = plan.over_limit(&gpu().limits);
+    assert!(over.iter().any(|b| b.label.contains("wte") && b.bytes == span), "the plan names the embedding tables");
+    assert!(!over.iter().any(|b| b.label == "parameters"), "a block larger than a binding is bound in windows");
+    let n = ParamLayout::new(&cfg).total;
     let error = GptGpu::new(gpu(), cfg, 1, Precision::Fp32, &vec![0.0; n]).err().expect("refused").to_string();
-    for part in ["'parameters'", &format!("{} bytes", 4 * n), &format!("{limit} bytes"), "srgpt plan"] {
+    for part in ["wte and wpe", &format!("{span} bytes"), &format!("{limit} bytes"), "srgpt plan"] {
         assert!(error.contains(part), "the refusal says {part}: {error}");
     }
+    // in 16 bits the same tables fit
+    let plan = MemoryPlan::new(&cfg, 1, 1, Precision::Bf16Sr, true, &gpu().limits).unwrap();
+    assert!(plan.over_limit(&gpu().limits).is_empty(), "bf16 tables fit");
 }

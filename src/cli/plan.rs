@@ -53,6 +53,9 @@ struct ModePlan {
     logits_bytes: u64,
     largest: String,
     largest_bytes: u64,
+    /// the most a kernel binds of the weights, gradients or optimizer state at once
+    largest_binding: String,
+    largest_binding_bytes: u64,
     /// per target: the buffers over its binding limit (empty: it fits)
     over_limit: Vec<Vec<String>>,
 }
@@ -103,22 +106,29 @@ pub fn plan(adapter: Option<&str>, args: PlanArgs) -> Result<ExitCode> {
     let planning_limits = targets.first().map_or_else(wgpu::Limits::default, |(_, l)| l.clone());
     for p in modes {
         let plan = MemoryPlan::new(&model, train.micro_batch(), train.grad_accum, p, !args.no_fidelity, &planning_limits)?;
-        let largest = plan.largest().expect("a model has buffers");
+        let (largest, largest_binding) = plan.largest();
+        let largest = largest.expect("a model has buffers");
+        let largest_binding = largest_binding.expect("a model has weights");
         let over_limit = targets
             .iter()
             .map(|(_, l)| {
-                // one entry per label: the blocks' buffers of one name are alike
-                let over = plan.over_limit(l);
-                let mut labels: Vec<&str> = over.iter().map(|b| b.label.as_str()).collect();
-                labels.dedup();
-                labels
+                // one entry per name: the blocks' buffers of one name are alike
+                let names: Vec<String> = plan
+                    .over_limit(l)
                     .iter()
-                    .map(|&label| {
-                        let same: Vec<_> = over.iter().filter(|b| b.label == label).collect();
-                        let times = if same.len() > 1 { format!(" (x{})", same.len()) } else { String::new() };
-                        format!("'{label}' {}{times}", mib(same[0].bytes))
+                    .map(|b| {
+                        let what = if b.binding_only { format!("{} of the {}", b.label, b.role.name()) } else { format!("'{}'", b.label) };
+                        format!("{what} {}", mib(b.bytes))
                     })
-                    .collect()
+                    .collect();
+                let mut once = names.clone();
+                once.dedup();
+                once.into_iter()
+                    .map(|name| match names.iter().filter(|n| **n == name).count() {
+                        1 => name,
+                        times => format!("{name} (x{times})"),
+                    })
+                    .collect::<Vec<String>>()
             })
             .collect();
         report.modes.push(ModePlan {
@@ -127,6 +137,8 @@ pub fn plan(adapter: Option<&str>, args: PlanArgs) -> Result<ExitCode> {
             logits_bytes: plan.bytes_of("logits"),
             largest: largest.label.clone(),
             largest_bytes: largest.bytes,
+            largest_binding: format!("{} of the {}", largest_binding.label, largest_binding.role.name()),
+            largest_binding_bytes: largest_binding.bytes,
             over_limit,
         });
     }
@@ -179,7 +191,14 @@ fn print_report(r: &Report, notes: &[String]) {
         for mode in &r.modes {
             let over = &mode.over_limit[i];
             if over.is_empty() {
-                println!("  {:<11} fits (largest buffer '{}', {})", mode.precision, mode.largest, mib(mode.largest_bytes));
+                println!(
+                    "  {:<11} fits (largest buffer '{}', {}; largest binding {}, {})",
+                    mode.precision,
+                    mode.largest,
+                    mib(mode.largest_bytes),
+                    mode.largest_binding,
+                    mib(mode.largest_binding_bytes)
+                );
             } else {
                 println!("  {:<11} does not fit: {} over the limit", mode.precision, over.join(", "));
             }

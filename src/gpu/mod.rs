@@ -94,6 +94,32 @@ pub struct AliveCounts {
     pub query_sets: usize,
 }
 
+/// What a kernel binds of a buffer: all of it, or the window of `size` bytes from byte
+/// `start` (a tensor of a block larger than the adapter lets one binding be; see
+/// `kernels::window`).
+#[derive(Clone, Copy)]
+pub struct Bound<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub start: u64,
+    /// None: to the end of the buffer
+    pub size: Option<std::num::NonZeroU64>,
+}
+
+impl<'a> Bound<'a> {
+    pub fn whole(buffer: &'a wgpu::Buffer) -> Bound<'a> {
+        Bound { buffer, start: 0, size: None }
+    }
+
+    fn resource(&self) -> wgpu::BindingResource<'a> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: self.buffer, offset: self.start, size: self.size })
+    }
+}
+
+/// The most bytes one binding of a storage buffer may span on an adapter with these limits.
+pub fn binding_limit(limits: &wgpu::Limits) -> u64 {
+    limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
+}
+
 /// [`Gpu::grid`] on an adapter with `limits`.
 pub fn grid_for(limits: &wgpu::Limits, groups: u32) -> [u32; 3] {
     let max_x = limits.max_compute_workgroups_per_dimension.min(65535);
@@ -237,6 +263,30 @@ impl Gpu {
         }))
     }
 
+    /// A zero-filled storage buffer that kernels bind in windows of at most
+    /// max_storage_buffer_binding_size bytes (a block of tensors: the parameters, their
+    /// gradients, the optimizer state), so only max_buffer_size bounds it.
+    pub fn block_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let max = self.limits.max_buffer_size;
+        if bytes > max {
+            return Err(Failure::BadInput(format!(
+                "buffer '{label}' needs {bytes} bytes, over this adapter's max_buffer_size of {max} bytes"
+            ))
+            .into());
+        }
+        Ok(self.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// The most bytes one binding of a storage buffer may span on this device.
+    pub fn binding_limit(&self) -> u64 {
+        binding_limit(&self.limits)
+    }
+
     /// A storage buffer holding `data`.
     pub fn buffer_from(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
         let buffer = self.storage_buffer(label, data.len() as u64)?;
@@ -347,6 +397,21 @@ impl Gpu {
         params: &impl Uniform,
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
+        let bound: Vec<(u32, Bound)> = bindings.iter().map(|&(b, buffer)| (b, Bound::whole(buffer))).collect();
+        self.dispatch_bound(name, spec, &bound, params_binding, params, workgroups)
+    }
+
+    /// [`Gpu::dispatch`] with each binding a whole buffer or a window of one (see
+    /// [`Bound`]).
+    pub fn dispatch_bound(
+        &self,
+        name: &'static str,
+        spec: &ShaderSpec,
+        bindings: &[(u32, Bound)],
+        params_binding: u32,
+        params: &impl Uniform,
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
         let params = bytemuck::bytes_of(params);
         let pipeline = self.pipeline(spec)?;
         let uniform = self.create_buffer(&wgpu::BufferDescriptor {
@@ -357,7 +422,7 @@ impl Gpu {
         });
         self.upload(&uniform, 0, params);
         let mut entries: Vec<wgpu::BindGroupEntry> =
-            bindings.iter().map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() }).collect();
+            bindings.iter().map(|(b, bound)| wgpu::BindGroupEntry { binding: *b, resource: bound.resource() }).collect();
         entries.push(wgpu::BindGroupEntry { binding: params_binding, resource: uniform.as_entire_binding() });
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(name),

@@ -182,10 +182,13 @@ fn expand(file: &str, defines: &BTreeMap<String, String>, included: &mut Vec<Str
         }
         if let Some(args) = line.trim().strip_prefix("#tensor ") {
             let parts: Vec<&str> = args.split_whitespace().collect();
-            let [name, binding, access, store] = parts[..] else {
-                bail!("{}: expected #tensor NAME BINDING ACCESS STORE", where_());
+            let (name, binding, access, store, first) = match parts[..] {
+                [name, binding, access, store] => (name, binding, access, store, None),
+                [name, binding, access, store, from] if from.starts_with("from=") => (name, binding, access, store, Some(&from[5..])),
+                _ => bail!("{}: expected #tensor NAME BINDING ACCESS STORE [from=FIRST]", where_()),
             };
-            tensor_decl(name, binding, access, store, included, defines, out).map_err(|e| anyhow!("{}: {e}", where_()))?;
+            let decl = TensorDecl { name, binding, access, store, first };
+            tensor_decl(&decl, included, defines, out).map_err(|e| anyhow!("{}: {e}", where_()))?;
             continue;
         }
         if trimmed.starts_with('#') {
@@ -230,15 +233,19 @@ fn quad_view_decl(
     expand(template, &own, included, out)
 }
 
-fn tensor_decl(
-    name: &str,
-    binding: &str,
-    access: &str,
-    store: &str,
-    included: &mut Vec<String>,
-    defines: &BTreeMap<String, String>,
-    out: &mut String,
-) -> Result<()> {
+/// One `#tensor` line: `first`, when given, is the WGSL expression of the element the
+/// binding starts at (a window of a larger buffer); the accessors then take the tensor's own
+/// element index, which also keys the SR bits.
+struct TensorDecl<'a> {
+    name: &'a str,
+    binding: &'a str,
+    access: &'a str,
+    store: &'a str,
+    first: Option<&'a str>,
+}
+
+fn tensor_decl(decl: &TensorDecl, included: &mut Vec<String>, defines: &BTreeMap<String, String>, out: &mut String) -> Result<()> {
+    let TensorDecl { name, binding, access, store, first } = *decl;
     let (template, round) = match Store::from_wgsl_name(store) {
         Some(Store::F32) => ("lib/tensor_f32.wgsl", ""),
         Some(Store::Bf16) => ("lib/tensor_bf16.wgsl", "bf16_bits_rtn"),
@@ -258,6 +265,7 @@ fn tensor_decl(
         ("ACCESS".to_string(), access.to_string()),
         ("ROUND".to_string(), round.to_string()),
         ("WRITABLE".to_string(), ((access == "read_write") as u8).to_string()),
+        ("AT".to_string(), first.map_or("i".to_string(), |f| format!("(i - {f})"))),
     ]);
     expand(template, &own, included, out)
 }

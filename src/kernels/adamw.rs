@@ -1,5 +1,6 @@
-//! adamw (shaders/adamw.wgsl): one AdamW step over all parameters in one dispatch, in each
-//! precision mode, with global-norm clipping read from the GPU-side gradient norm.
+//! adamw (shaders/adamw.wgsl): one AdamW step over all parameters in one dispatch (or one per
+//! piece of a block larger than a binding, with the same bits), in each precision mode, with
+//! global-norm clipping read from the GPU-side gradient norm.
 //!
 //!   param (n) param storage, grad (n) grad storage, m, v (n) state storage,
 //!   extra (n): master f32 (mixed) or compensation bf16 (bf16-kahan),
@@ -10,8 +11,8 @@
 use anyhow::{bail, Result};
 
 use super::reduce::sum;
-use super::{pair_groups, TensorRef};
-use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use super::{bind_piece, block_pieces, pair_groups, BlockPiece, TensorRef};
+use crate::gpu::{grid_for, Bound, Dispatch, Gpu, ShaderSpec};
 use crate::precision::{KeptExtra, Precision, Store};
 
 /// AdamW hyper-parameters that do not change during a run.
@@ -44,9 +45,30 @@ pub struct AdamwBuffers<'a> {
     pub fidelity: Option<&'a wgpu::Buffer>,
 }
 
-/// Builds the update dispatch for `n` parameters, the first `n_decay` of them decayed.
-/// Call [`adamw_params`] and `Dispatch::set_params` before each step.
-pub fn adamw_update(gpu: &Gpu, precision: Precision, bufs: &AdamwBuffers, n: u32, n_decay: u32) -> Result<Dispatch> {
+/// An update's dispatches: one per piece of the block (see [`block_pieces`]).
+pub struct AdamwUpdate {
+    pub dispatches: Vec<Dispatch>,
+    pieces: Vec<BlockPiece>,
+    /// workgroups of all the pieces: the columns of the fidelity sums
+    groups: u32,
+    grids: Vec<[u32; 3]>,
+}
+
+impl AdamwUpdate {
+    /// Sets the uniform block of every piece from the update's ([`adamw_params`]).
+    pub fn set_params(&self, queue: &wgpu::Queue, update: &AdamwParams) {
+        let mut group_first = 0;
+        for ((d, piece), [x, y, z]) in self.dispatches.iter().zip(&self.pieces).zip(&self.grids) {
+            let params = AdamwParams { n: piece.len, first: piece.first, group_first, groups: self.groups, ..*update };
+            d.set_params(queue, &params);
+            group_first += x * y * z;
+        }
+    }
+}
+
+/// Builds the update dispatches for `n` parameters, the first `n_decay` of them decayed.
+/// Call [`adamw_params`] and `AdamwUpdate::set_params` before each step.
+pub fn adamw_update(gpu: &Gpu, precision: Precision, bufs: &AdamwBuffers, n: u32, n_decay: u32) -> Result<AdamwUpdate> {
     if !n.is_multiple_of(2) {
         bail!("adamw_update works on an even parameter count (got {n})");
     }
@@ -55,15 +77,27 @@ pub fn adamw_update(gpu: &Gpu, precision: Precision, bufs: &AdamwBuffers, n: u32
         bail!("mode {precision} {} {what}", if precision.extra().is_some() { "needs" } else { "has no" });
     }
     let spec = spec(precision, bufs.fidelity.is_some());
-    let mut bindings = vec![(0, bufs.param), (1, bufs.grad), (2, bufs.m), (3, bufs.v), (5, bufs.stats)];
-    if let Some(extra) = bufs.extra {
-        bindings.push((4, extra));
-    }
-    if let Some(fidelity) = bufs.fidelity {
-        bindings.push((7, fidelity));
-    }
+    let pieces = block_pieces(&gpu.limits, n);
+    let grids: Vec<[u32; 3]> = pieces.iter().map(|piece| gpu.grid(update_groups(piece.len))).collect();
     let placeholder = adamw_params(&AdamwConfig::default(), n, n_decay, AdamwStep { lr: 0.0, step: 0, seed: 0 });
-    gpu.dispatch("adamw", &spec, &bindings, 6, &placeholder, gpu.grid(update_groups(n)))
+    let mut dispatches = Vec::new();
+    for (&piece, &grid) in pieces.iter().zip(&grids) {
+        let bind = |buffer, store| bind_piece(gpu, buffer, store, piece, pieces.len());
+        let (ps, gs, ss) = (precision.param_store(), precision.grad_store(), precision.state_store());
+        let mut bindings = vec![(0, bind(bufs.param, ps)?), (1, bind(bufs.grad, gs)?), (2, bind(bufs.m, ss)?), (3, bind(bufs.v, ss)?)];
+        bindings.push((5, Bound::whole(bufs.stats)));
+        if let (Some(extra), Some(kept)) = (bufs.extra, precision.extra()) {
+            bindings.push((4, bind(extra, kept.store())?));
+        }
+        if let Some(fidelity) = bufs.fidelity {
+            bindings.push((7, Bound::whole(fidelity)));
+        }
+        dispatches.push(gpu.dispatch_bound("adamw", &spec, &bindings, 6, &placeholder, grid)?);
+    }
+    let groups = grids.iter().map(|[x, y, z]| x * y * z).sum();
+    let update = AdamwUpdate { dispatches, pieces, groups, grids };
+    update.set_params(&gpu.queue, &placeholder);
+    Ok(update)
 }
 
 crate::uniform! {
@@ -72,6 +106,7 @@ crate::uniform! {
         n: u32, n_decay: u32, lr: f32, beta1: f32,
         beta2: f32, eps: f32, weight_decay: f32, bias_correction1: f32,
         bias_correction2: f32, max_norm: f32, step: u32, seed: u32,
+        first: u32, group_first: u32, groups: u32, _pad0: u32,
     }
 }
 
@@ -101,6 +136,11 @@ pub fn adamw_params(cfg: &AdamwConfig, n: u32, n_decay: u32, at: AdamwStep) -> A
         max_norm: cfg.max_norm,
         step,
         seed,
+        // one piece of the whole block; `AdamwUpdate::set_params` sets each piece's
+        first: 0,
+        group_first: 0,
+        groups: 0,
+        _pad0: 0,
     }
 }
 
@@ -119,16 +159,16 @@ pub fn update_groups(n: u32) -> u32 {
     pair_groups(n as usize).div_ceil(PAIRS_PER_THREAD)
 }
 
-/// Workgroups of the update over `n` parameters: the columns of the fidelity sums.
-pub fn fidelity_groups(gpu: &Gpu, n: u32) -> u32 {
-    let [x, y, z] = gpu.grid(update_groups(n));
-    x * y * z
+/// Workgroups of the update over `n` parameters on an adapter with `limits` (all its
+/// pieces'): the columns of the fidelity sums.
+pub fn fidelity_groups(limits: &wgpu::Limits, n: u32) -> u32 {
+    block_pieces(limits, n).iter().map(|piece| grid_for(limits, update_groups(piece.len)).iter().product::<u32>()).sum()
 }
 
 /// The four fidelity sums into stats[first..first + 4], each one workgroup summing its row of
 /// the per-workgroup sums in a fixed order.
 pub fn fidelity_sums(gpu: &Gpu, fidelity: &wgpu::Buffer, n: u32, stats: &wgpu::Buffer, first: u32) -> Result<Vec<Dispatch>> {
-    let groups = fidelity_groups(gpu, n);
+    let groups = fidelity_groups(&gpu.limits, n);
     (0..4).map(|k| sum(gpu, TensorRef::new(fidelity, Store::F32).at(k * groups), groups, stats, first + k, 1.0)).collect()
 }
 

@@ -6,8 +6,8 @@
 
 use anyhow::{bail, Result};
 
-use super::{check_pairs, pair_groups, Block, TensorRef};
-use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use super::{check_pairs, pair_groups, window, Block, TensorRef};
+use crate::gpu::{Bound, Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
 
 /// Sizes: B, T, C, V.
@@ -42,6 +42,17 @@ pub struct EmbeddingTables<'a> {
     pub wpe: u32,
 }
 
+impl<'a> EmbeddingTables<'a> {
+    /// The block bound for tables of this shape (whole, or the window over wte and wpe), and
+    /// wte's and wpe's offsets in the binding.
+    fn bind(&self, gpu: &Gpu, s: &EmbeddingShape) -> Result<(Bound<'a>, u32, u32)> {
+        let (wte_end, wpe_end) = (self.wte as u64 + (s.vocab * s.c) as u64, self.wpe as u64 + (s.t * s.c) as u64);
+        let (first, end) = (self.wte.min(self.wpe) as u64, wte_end.max(wpe_end));
+        let (bound, shift) = window(gpu, self.block.buffer, self.block.store, first, end)?;
+        Ok((bound, self.wte - shift, self.wpe - shift))
+    }
+}
+
 pub fn embedding_forward(
     gpu: &Gpu,
     out: TensorRef,
@@ -54,9 +65,10 @@ pub fn embedding_forward(
         bail!("embedding_forward writes a whole activation buffer");
     }
     let spec = spec("embedding_forward", tables.block.at(0).read_name(), out.store.wgsl_name(), "f32");
-    let bindings = [(0, tokens), (1, tables.block.buffer), (2, out.buffer)];
+    let (block, wte, wpe) = tables.bind(gpu, s)?;
+    let bindings = [(0, Bound::whole(tokens)), (1, block), (2, Bound::whole(out.buffer))];
     let n = (s.batch * s.t * s.c) as usize;
-    gpu.dispatch("embedding", &spec, &bindings, 7, &params(s, tables.wte, tables.wpe, 0, 0), gpu.grid(pair_groups(n)))
+    gpu.dispatch_bound("embedding", &spec, &bindings, 7, &params(s, wte, wpe, 0, 0), gpu.grid(pair_groups(n)))
 }
 
 /// Two dispatches: dwte += bucketed sums of dout, dwpe += sums of dout over the batch.
@@ -70,19 +82,21 @@ pub fn embedding_backward(
 ) -> Result<Vec<Dispatch>> {
     check_pairs("embedding", "channel count", s.c, &[dtables.wte, dtables.wpe])?;
     let grad = dtables.block.store.wgsl_name();
-    let p = params(s, 0, 0, dtables.wte, dtables.wpe);
+    let (grads, dwte, dwpe) = dtables.bind(gpu, s)?;
+    let p = params(s, 0, 0, dwte, dwpe);
     let wte_spec = spec("wte_backward", "f32", "f32", grad);
     let wpe_spec = spec("wpe_backward", "f32", "f32", grad);
+    let whole = Bound::whole;
     Ok(vec![
-        gpu.dispatch(
+        gpu.dispatch_bound(
             "embedding",
             &wte_spec,
-            &[(3, dout), (4, dtables.block.buffer), (5, bucket_start), (6, bucket_pos)],
+            &[(3, whole(dout)), (4, grads), (5, whole(bucket_start)), (6, whole(bucket_pos))],
             7,
             &p,
             gpu.grid(pair_groups((s.vocab * s.c) as usize)),
         )?,
-        gpu.dispatch("embedding", &wpe_spec, &[(3, dout), (4, dtables.block.buffer)], 7, &p, gpu.grid(pair_groups((s.t * s.c) as usize)))?,
+        gpu.dispatch_bound("embedding", &wpe_spec, &[(3, whole(dout)), (4, grads)], 7, &p, gpu.grid(pair_groups((s.t * s.c) as usize)))?,
     ])
 }
 

@@ -7,8 +7,8 @@
 
 use anyhow::{bail, Result};
 
-use super::{check_pairs, row_reduction, row_variants, Block, RowReduction, TensorRef};
-use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use super::{check_pairs, row_reduction, row_variants, window, Block, RowReduction, TensorRef};
+use crate::gpu::{Bound, Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
 
 crate::uniform! {
@@ -29,6 +29,16 @@ pub struct LayerNormAffine<'a> {
 
 /// The forward's input and the row statistics it computes, (N) f32 each: what the backward
 /// needs of the forward.
+impl<'a> LayerNormAffine<'a> {
+    /// The block bound for a LayerNorm of `c` channels (whole, or the window over its weight
+    /// and bias), and the weight's and bias's offsets in the binding.
+    fn bind(&self, gpu: &Gpu, c: u32) -> Result<(Bound<'a>, u32, u32)> {
+        let (first, last) = (self.weight.min(self.bias) as u64, self.weight.max(self.bias) as u64);
+        let (bound, shift) = window(gpu, self.block.buffer, self.block.store, first, last + c as u64)?;
+        Ok((bound, self.weight - shift, self.bias - shift))
+    }
+}
+
 pub struct LayerNormSaved<'a> {
     pub inp: TensorRef<'a>,
     pub mean: &'a wgpu::Buffer,
@@ -68,17 +78,11 @@ pub fn layernorm_forward_with(
         bail!("layernorm_forward reads and writes one activation storage type");
     }
     let spec = rows_by.apply(spec("layernorm_forward", out.store.wgsl_name(), affine.block.at(0).read_name(), "f32"));
-    let params = LayerNormParams {
-        rows: s.n,
-        c: s.c,
-        in_off: inp.offset,
-        out_off: out.offset,
-        w_off: affine.weight,
-        b_off: affine.bias,
-        ..Default::default()
-    };
-    let bindings = [(0, inp.buffer), (1, affine.block.buffer), (2, out.buffer), (3, saved.mean), (4, saved.rstd)];
-    gpu.dispatch("layernorm", &spec, &bindings, 8, &params, gpu.row_grid(s.n, rows_by.threads))
+    let (block, w_off, b_off) = affine.bind(gpu, s.c)?;
+    let params = LayerNormParams { rows: s.n, c: s.c, in_off: inp.offset, out_off: out.offset, w_off, b_off, ..Default::default() };
+    let whole = Bound::whole;
+    let bindings = [(0, whole(inp.buffer)), (1, block), (2, whole(out.buffer)), (3, whole(saved.mean)), (4, whole(saved.rstd))];
+    gpu.dispatch_bound("layernorm", &spec, &bindings, 8, &params, gpu.row_grid(s.n, rows_by.threads))
 }
 
 /// Two dispatches: dinp += row by row, then dweight and dbias += column by column.
@@ -93,23 +97,19 @@ pub fn layernorm_backward(
 ) -> Result<Vec<Dispatch>> {
     check_pairs("layernorm", "channel count", s.c, &[daffine.weight, daffine.bias])?;
     let (inp, weight) = (saved.inp, affine.block.at(affine.weight));
-    let params = LayerNormParams {
-        rows: s.n,
-        c: s.c,
-        in_off: inp.offset,
-        w_off: weight.offset,
-        dw_off: daffine.weight,
-        db_off: daffine.bias,
-        ..Default::default()
-    };
+    let (block, w_off, _) = affine.bind(gpu, s.c)?;
+    let (grads, dw_off, db_off) = daffine.bind(gpu, s.c)?;
+    let params = LayerNormParams { rows: s.n, c: s.c, in_off: inp.offset, w_off, dw_off, db_off, ..Default::default() };
     let rows_by = row_reduction(gpu);
+    let whole = Bound::whole;
     let input_spec = rows_by.apply(spec("layernorm_backward_input", inp.read_name(), weight.read_name(), "f32"));
-    let input = [(0, inp.buffer), (1, weight.buffer), (3, saved.mean), (4, saved.rstd), (5, dout), (6, dinp)];
+    let (mean, rstd, dout, dinp) = (whole(saved.mean), whole(saved.rstd), whole(dout), whole(dinp));
+    let input = [(0, whole(inp.buffer)), (1, block), (3, mean), (4, rstd), (5, dout), (6, dinp)];
     let params_spec = rows_by.apply(spec("layernorm_backward_params", inp.read_name(), "f32", daffine.block.store.wgsl_name()));
-    let param_bindings = [(0, inp.buffer), (3, saved.mean), (4, saved.rstd), (5, dout), (7, daffine.block.buffer)];
+    let param_bindings = [(0, whole(inp.buffer)), (3, mean), (4, rstd), (5, dout), (7, grads)];
     Ok(vec![
-        gpu.dispatch("layernorm", &input_spec, &input, 8, &params, gpu.row_grid(s.n, rows_by.threads))?,
-        gpu.dispatch("layernorm", &params_spec, &param_bindings, 8, &params, gpu.grid(s.c / 2))?,
+        gpu.dispatch_bound("layernorm", &input_spec, &input, 8, &params, gpu.row_grid(s.n, rows_by.threads))?,
+        gpu.dispatch_bound("layernorm", &params_spec, &param_bindings, 8, &params, gpu.grid(s.c / 2))?,
     ])
 }
 

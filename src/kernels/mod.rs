@@ -16,7 +16,7 @@ pub mod zero;
 use anyhow::Result;
 
 use crate::gpu::timing::time_dispatches;
-use crate::gpu::{Gpu, ShaderSpec, Uniform};
+use crate::gpu::{Bound, Gpu, ShaderSpec, Uniform};
 use crate::precision::Store;
 
 /// How the row kernels (softmax, cross-entropy, LayerNorm) reduce a row: `threads` threads
@@ -156,6 +156,77 @@ impl<'a> TensorRef<'a> {
     fn read_name(&self) -> &'static str {
         self.store.for_reading().wgsl_name()
     }
+}
+
+/// What a kernel binds of the buffer holding elements [first, end) of a tensor in `store`:
+/// the whole buffer where the adapter lets one binding span it (every buffer but the large
+/// blocks of big models), else the window from `first` (rounded down to the adapter's
+/// offset alignment) to `end`. Returns the binding and the element the window starts at,
+/// to subtract from the offsets the kernel is given. Offsets relative to a window address
+/// the same elements, so a windowed kernel computes the same bits.
+pub(crate) fn window<'a>(gpu: &Gpu, buffer: &'a wgpu::Buffer, store: Store, first: u64, end: u64) -> Result<(Bound<'a>, u32)> {
+    if buffer.size() <= gpu.binding_limit() {
+        return Ok((Bound::whole(buffer), 0));
+    }
+    window_over(gpu, buffer, store, first, end)
+}
+
+/// The window of `buffer` over elements [first, end), always (see [`window`]).
+fn window_over<'a>(gpu: &Gpu, buffer: &'a wgpu::Buffer, store: Store, first: u64, end: u64) -> Result<(Bound<'a>, u32)> {
+    let limit = gpu.binding_limit();
+    // 16-bit elements are packed in pairs: a window starts at a word, on an even element
+    let element_bytes = if store.is_packed() { 2 } else { 4 };
+    let align = gpu.limits.min_storage_buffer_offset_alignment as u64;
+    let start = (first * element_bytes / align * align).min(buffer.size());
+    // whole 16-byte units, for the views that load four elements at a time
+    let stop = store.buffer_bytes(end as usize).max(start + 4).next_multiple_of(16).min(buffer.size());
+    let size = stop - start;
+    if size > limit {
+        anyhow::bail!(
+            "a kernel must bind {size} bytes of one tensor (elements {first}..{end}), over this adapter's max_storage_buffer_binding_size of {limit} bytes"
+        );
+    }
+    let bound = Bound { buffer, start, size: std::num::NonZeroU64::new(size) };
+    Ok((bound, (start / element_bytes) as u32))
+}
+
+/// Elements [first, first + len) of a block: one dispatch of a kernel that runs over the whole
+/// block (AdamW, the gradient norm, clearing the gradients).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockPiece {
+    pub first: u32,
+    pub len: u32,
+}
+
+/// Elements per piece are a multiple of this: of AdamW's 1024 per workgroup and the gradient
+/// norm's partial sums (`reduce::SUMSQ_CHUNK`), so a piece boundary never splits either, and
+/// a window at a piece's first element is aligned for every storage.
+pub const PIECE_QUANTUM: u32 = 4096;
+
+/// How a kernel over all `n` elements of a block is dispatched on an adapter with `limits`:
+/// in one piece where one binding can hold the block at 4 bytes an element (its widest
+/// storage), else in pieces that can, each a multiple of [`PIECE_QUANTUM`] but the last.
+pub fn block_pieces(limits: &wgpu::Limits, n: u32) -> Vec<BlockPiece> {
+    let limit = crate::gpu::binding_limit(limits);
+    if n as u64 * 4 <= limit {
+        return vec![BlockPiece { first: 0, len: n }];
+    }
+    let per_piece = ((limit / 4) as u32 / PIECE_QUANTUM * PIECE_QUANTUM).max(PIECE_QUANTUM);
+    (0..n).step_by(per_piece as usize).map(|first| BlockPiece { first, len: per_piece.min(n - first) }).collect()
+}
+
+/// What a piece's dispatch binds of a block buffer of `store`: the whole buffer when the
+/// block is one piece, else the window from the piece's first element, which the kernel's
+/// `#tensor ... from=` counts from.
+pub(crate) fn bind_piece<'a>(gpu: &Gpu, buffer: &'a wgpu::Buffer, store: Store, piece: BlockPiece, pieces: usize) -> Result<Bound<'a>> {
+    if pieces == 1 {
+        return Ok(Bound::whole(buffer));
+    }
+    let (bound, start) = window_over(gpu, buffer, store, piece.first as u64, (piece.first + piece.len) as u64)?;
+    if start != piece.first {
+        anyhow::bail!("a piece of a block must start on the adapter's offset alignment (element {})", piece.first);
+    }
+    Ok(bound)
 }
 
 /// Refuses an odd count or offset for a kernel that works on pairs of elements: 16-bit

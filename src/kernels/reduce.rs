@@ -1,13 +1,13 @@
 //! reduce (shaders/reduce.wgsl): deterministic sums — the squared norm of all gradients, the
 //! mean loss, and column sums (a linear layer's bias gradient).
 //!
-//!   inp (n) any storage -> partials (groups) f32 -> stats[out_index] f32
+//!   block (n) any storage -> partials (groups) f32 -> stats[out_index] f32
 //!   column_sum: inp (rows, cols) any storage -> cols_out (cols) any storage
 
 use anyhow::{bail, Result};
 
-use super::TensorRef;
-use crate::gpu::{Dispatch, Gpu, ShaderSpec};
+use super::{bind_piece, block_pieces, window, Block, TensorRef};
+use crate::gpu::{Bound, Dispatch, Gpu, ShaderSpec};
 use crate::precision::Store;
 
 crate::uniform! {
@@ -23,22 +23,30 @@ pub fn sumsq_groups(n: u32) -> u32 {
     n.div_ceil(SUMSQ_CHUNK)
 }
 
-/// stats[out_index] = sum of inp[i]^2 over n elements (two dispatches; `partials` holds
-/// `sumsq_groups(n)` f32).
+/// stats[out_index] = sum of block[i]^2 over the block's n elements (a partial sum per
+/// SUMSQ_CHUNK elements, in one dispatch or one per piece of a block larger than a binding,
+/// then their sum; `partials` holds `sumsq_groups(n)` f32).
 pub fn sum_squares(
     gpu: &Gpu,
-    inp: TensorRef,
+    block: Block,
     n: u32,
     partials: &wgpu::Buffer,
     stats: &wgpu::Buffer,
     out_index: u32,
 ) -> Result<Vec<Dispatch>> {
-    let groups = sumsq_groups(n);
-    let spec = ShaderSpec::new("reduce.wgsl", "sumsq_partial").define("IN", inp.read_name()).define("OUT", "f32");
-    let p1 = ReduceParams { n, chunk: SUMSQ_CHUNK, in_off: inp.offset, scale: 1.0, ..Default::default() };
-    let first = gpu.dispatch("reduce", &spec, &[(0, inp.buffer), (1, partials)], 4, &p1, gpu.grid(groups))?;
-    let second = sum(gpu, TensorRef::new(partials, Store::F32), groups, stats, out_index, 1.0)?;
-    Ok(vec![first, second])
+    let spec = ShaderSpec::new("reduce.wgsl", "sumsq_partial").define("IN", block.at(0).read_name()).define("OUT", "f32");
+    let pieces = block_pieces(&gpu.limits, n);
+    let mut out = Vec::new();
+    for &piece in &pieces {
+        let bound = bind_piece(gpu, block.buffer, block.store, piece, pieces.len())?;
+        // a piece's partial sums follow the pieces before it: the same sums as in one piece
+        let out_off = piece.first / SUMSQ_CHUNK;
+        let params = ReduceParams { n: piece.len, chunk: SUMSQ_CHUNK, out_off, scale: 1.0, ..Default::default() };
+        let bindings = [(0, bound), (1, Bound::whole(partials))];
+        out.push(gpu.dispatch_bound("reduce", &spec, &bindings, 4, &params, gpu.grid(sumsq_groups(piece.len)))?);
+    }
+    out.push(sum(gpu, TensorRef::new(partials, Store::F32), sumsq_groups(n), stats, out_index, 1.0)?);
+    Ok(out)
 }
 
 /// stats[out_index] = scale * sum of values (n) f32, in one workgroup.
@@ -57,8 +65,9 @@ pub fn column_sum(gpu: &Gpu, out: TensorRef, inp: TensorRef, rows: u32, cols: u3
         bail!("column_sum needs an even column count and offset (cols {cols})");
     }
     let spec = ShaderSpec::new("reduce.wgsl", "column_sum").define("IN", inp.read_name()).define("OUT", out.store.wgsl_name());
-    let params = ReduceParams { rows, cols, in_off: inp.offset, out_off: out.offset, ..Default::default() };
-    gpu.dispatch("reduce", &spec, &[(0, inp.buffer), (3, out.buffer)], 4, &params, gpu.grid(cols / 2))
+    let (bound, shift) = window(gpu, out.buffer, out.store, out.offset as u64, (out.offset + cols) as u64)?;
+    let params = ReduceParams { rows, cols, in_off: inp.offset, out_off: out.offset - shift, ..Default::default() };
+    gpu.dispatch_bound("reduce", &spec, &[(0, Bound::whole(inp.buffer)), (3, bound)], 4, &params, gpu.grid(cols / 2))
 }
 
 pub fn variants() -> Vec<ShaderSpec> {

@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Result};
 
-use super::TensorRef;
+use super::{bind_piece, block_pieces, Block, TensorRef};
 use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 crate::uniform! {
@@ -26,6 +26,23 @@ pub fn zero(gpu: &Gpu, t: TensorRef, n: u32) -> Result<Dispatch> {
     };
     let params = ZeroParams { n: words, off, ..Default::default() };
     gpu.dispatch("zero", &spec(), &[(0, t.buffer)], 1, &params, gpu.grid(words.div_ceil(64 * WORDS_PER_THREAD)))
+}
+
+/// block[0..n) = 0 (the parameter gradients): one dispatch, or one per piece of a block
+/// larger than a binding.
+pub fn zero_block(gpu: &Gpu, block: Block, n: u32) -> Result<Vec<Dispatch>> {
+    let pieces = block_pieces(&gpu.limits, n);
+    if pieces.len() == 1 {
+        return Ok(vec![zero(gpu, block.at(0), n)?]);
+    }
+    let mut out = Vec::new();
+    for &piece in &pieces {
+        let bound = bind_piece(gpu, block.buffer, block.store, piece, pieces.len())?;
+        let words = if block.store.is_packed() { piece.len.div_ceil(2) } else { piece.len };
+        let params = ZeroParams { n: words, off: 0, ..Default::default() };
+        out.push(gpu.dispatch_bound("zero", &spec(), &[(0, bound)], 1, &params, gpu.grid(words.div_ceil(64 * WORDS_PER_THREAD)))?);
+    }
+    Ok(out)
 }
 
 /// Words each thread clears (a thread per word costs more in thread starts than in stores).

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::config::ModelConfig;
 use super::params::ParamLayout;
-use crate::gpu::{grid_for, Gpu};
-use crate::kernels::adamw::update_groups;
+pub use crate::gpu::binding_limit;
+use crate::gpu::Gpu;
+use crate::kernels::adamw::fidelity_groups;
 use crate::kernels::layernorm::LayerNormSaved;
 use crate::kernels::reduce::sumsq_groups;
 use crate::kernels::TensorRef;
@@ -83,6 +84,13 @@ impl Role {
             Role::Io => "batch and stats",
         }
     }
+
+    /// A block of the whole model's tensors (weights, gradients, optimizer state, master or
+    /// compensation): kernels bind it in windows, so only max_buffer_size bounds it, while
+    /// each window — a tensor, or a piece of a whole-block kernel — must fit one binding.
+    pub fn is_block(&self) -> bool {
+        matches!(self, Role::Parameters | Role::Master | Role::Compensation | Role::Gradients | Role::OptimizerState)
+    }
 }
 
 /// Where the allocator's buffers go: made on the GPU, or only written down (a plan).
@@ -92,6 +100,8 @@ pub(super) trait Sink {
     /// Whether a buffer over the binding limit is refused at once (a plan lists them all).
     fn refuses_over_limit(&self) -> bool;
     fn make(&mut self, role: Role, label: &str, bytes: u64) -> Result<Self::Buffer>;
+    /// Takes note of a binding that was checked (a plan lists it).
+    fn note(&mut self, _binding: PlannedBuffer) {}
 }
 
 impl Sink for &Gpu {
@@ -102,17 +112,31 @@ impl Sink for &Gpu {
     fn refuses_over_limit(&self) -> bool {
         true
     }
-    fn make(&mut self, _: Role, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
-        self.storage_buffer(label, bytes)
+    fn make(&mut self, role: Role, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        if role.is_block() {
+            self.block_buffer(label, bytes)
+        } else {
+            self.storage_buffer(label, bytes)
+        }
     }
 }
 
-/// One buffer of a memory plan.
+/// One buffer of a memory plan, or (with `binding_only`) the largest window a kernel binds
+/// of a block: what must fit one binding.
 #[derive(Clone, Debug, Serialize)]
 pub struct PlannedBuffer {
     pub label: String,
     pub role: Role,
     pub bytes: u64,
+    pub binding_only: bool,
+}
+
+impl PlannedBuffer {
+    /// Whether an adapter with `limits` can make it (a block) or bind it (anything else).
+    pub fn fits(&self, limits: &wgpu::Limits) -> bool {
+        let limit = if self.role.is_block() && !self.binding_only { limits.max_buffer_size } else { binding_limit(limits) };
+        self.bytes <= limit
+    }
 }
 
 /// The buffers a model would make on an adapter with these limits, none made.
@@ -129,8 +153,11 @@ impl Sink for Planner {
     fn refuses_over_limit(&self) -> bool {
         false
     }
+    fn note(&mut self, binding: PlannedBuffer) {
+        self.buffers.push(binding);
+    }
     fn make(&mut self, role: Role, label: &str, bytes: u64) -> Result<()> {
-        self.buffers.push(PlannedBuffer { label: label.to_string(), role, bytes });
+        self.buffers.push(PlannedBuffer { label: label.to_string(), role, bytes, binding_only: false });
         Ok(())
     }
 }
@@ -147,10 +174,37 @@ impl<S: Sink> Allocator<S> {
         Allocator { sink, memory: MemoryBytes::default() }
     }
 
+    /// Checks that a kernel can bind `elements` of a block of `role` in `store` at once (the
+    /// span named `label`); a plan lists it.
+    pub(super) fn binding(&mut self, role: Role, label: &str, store: Store, elements: usize) -> Result<()> {
+        let planned = PlannedBuffer { label: label.to_string(), role, bytes: store.buffer_bytes(elements), binding_only: true };
+        if !planned.fits(self.sink.limits()) && self.sink.refuses_over_limit() {
+            let limit = binding_limit(self.sink.limits());
+            return Err(Failure::BadInput(format!(
+                "the model does not fit this adapter: a kernel binds {label} of the {} at once, {} bytes ({:.1} MiB), over max_storage_buffer_binding_size = {limit} bytes ({:.1} MiB). Use a 16-bit mode or a smaller model; `srgpt plan` shows every buffer.",
+                role.name(),
+                planned.bytes,
+                planned.bytes as f64 / 1048576.0,
+                limit as f64 / 1048576.0
+            ))
+            .into());
+        }
+        self.sink.note(planned);
+        Ok(())
+    }
+
     pub(super) fn buffer(&mut self, role: Role, label: &str, store: Store, elements: usize) -> Result<S::Buffer> {
         let bytes = store.buffer_bytes(elements);
-        let limit = binding_limit(self.sink.limits());
+        let limit = if role.is_block() { self.sink.limits().max_buffer_size } else { binding_limit(self.sink.limits()) };
         if bytes > limit && self.sink.refuses_over_limit() {
+            if role.is_block() {
+                return Err(Failure::BadInput(format!(
+                    "the model does not fit this adapter: buffer '{label}' needs {bytes} bytes ({:.1} MiB), over max_buffer_size = {limit} bytes ({:.1} MiB). Use a smaller model; `srgpt plan` shows every buffer.",
+                    bytes as f64 / 1048576.0,
+                    limit as f64 / 1048576.0
+                ))
+                .into());
+            }
             return Err(Failure::BadInput(format!(
                 "the model does not fit this adapter: buffer '{label}' needs {bytes} bytes ({:.1} MiB), over max_storage_buffer_binding_size = {limit} bytes ({:.1} MiB). Use a smaller --batch (or more --grad-accum micro-batches), --ctx or model; `srgpt plan` shows every buffer.",
                 bytes as f64 / 1048576.0,
@@ -174,11 +228,6 @@ impl<S: Sink> Allocator<S> {
         }
         self.sink.make(role, label, bytes)
     }
-}
-
-/// The largest storage buffer a kernel can bind on an adapter with these limits.
-pub fn binding_limit(limits: &wgpu::Limits) -> u64 {
-    limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
 }
 
 /// Every buffer of a model: weights, gradients, optimizer state and the kept extra weights,
@@ -211,8 +260,22 @@ pub(super) fn allocate<S: Sink>(
     let bt = batch as usize * cfg.ctx as usize;
     let (ps, gs, ss, act, f) =
         (precision.param_store(), precision.grad_store(), precision.state_store(), precision.act_store(), Store::F32);
-    let fidelity_groups = |limits: &wgpu::Limits| grid_for(limits, update_groups(n as u32)).iter().product::<u32>() as usize;
-    let fidelity_len = 4 * fidelity_groups(alloc.sink.limits());
+    let fidelity_len = 4 * fidelity_groups(alloc.sink.limits(), n as u32) as usize;
+    // the most a kernel binds of a block at once (the kernels over the whole block bind it
+    // in pieces that fit by construction): the embedding's wte and wpe, or the largest weight
+    let layout = ParamLayout::new(cfg);
+    let (wte, wpe) = (layout.wte as usize, layout.wpe as usize);
+    let (wte_end, wpe_end) = (wte + (cfg.vocab * cfg.d) as usize, wpe + (cfg.ctx * cfg.d) as usize);
+    let embedding = wte_end.max(wpe_end) - wte.min(wpe);
+    let weight = layout.tensors.iter().filter(|t| t.shape.len() == 2).max_by_key(|t| t.len).expect("a model has weights");
+    let spans = [("wte and wpe (the embedding reads both)".to_string(), embedding), (format!("'{}'", weight.name), weight.len)];
+    let mut blocks = vec![(Role::Parameters, ps), (Role::Gradients, gs), (Role::OptimizerState, ss)];
+    blocks.extend(precision.extra().map(|e| (if e == KeptExtra::Master { Role::Master } else { Role::Compensation }, e.store())));
+    for (role, store) in blocks {
+        for (label, elements) in &spans {
+            alloc.binding(role, label, store, *elements)?;
+        }
+    }
     Ok(ModelBuffers {
         params: alloc.buffer(Role::Parameters, "parameters", ps, n)?,
         grads: alloc.buffer(Role::Gradients, "gradients", gs, n)?,
@@ -259,14 +322,15 @@ impl MemoryPlan {
         Ok(MemoryPlan { memory: alloc.memory, buffers: alloc.sink.buffers })
     }
 
-    /// The buffers larger than a kernel can bind on an adapter with `limits`.
+    /// The buffers an adapter with `limits` cannot make, and the bindings it cannot bind.
     pub fn over_limit(&self, limits: &wgpu::Limits) -> Vec<&PlannedBuffer> {
-        self.buffers.iter().filter(|b| b.bytes > binding_limit(limits)).collect()
+        self.buffers.iter().filter(|b| !b.fits(limits)).collect()
     }
 
-    /// The largest buffer.
-    pub fn largest(&self) -> Option<&PlannedBuffer> {
-        self.buffers.iter().max_by_key(|b| b.bytes)
+    /// The largest buffer, and the largest binding of a block.
+    pub fn largest(&self) -> (Option<&PlannedBuffer>, Option<&PlannedBuffer>) {
+        let largest = |bindings: bool| self.buffers.iter().filter(|b| b.binding_only == bindings).max_by_key(|b| b.bytes);
+        (largest(false), largest(true))
     }
 
     /// The bytes of the buffers with label `label` (e.g. the logits).

@@ -11,7 +11,7 @@ use super::config::{ModelConfig, TrainConfig};
 use super::params::{ParamLayout, RawState};
 use crate::data::Batch;
 use crate::gpu::{Dispatch, Gpu};
-use crate::kernels::adamw::{adamw_params, adamw_update, fidelity_sums, AdamwBuffers, AdamwConfig, AdamwStep};
+use crate::kernels::adamw::{adamw_params, adamw_update, fidelity_sums, AdamwBuffers, AdamwConfig, AdamwStep, AdamwUpdate};
 use crate::kernels::attention::{attention_backward, attention_forward, AttentionShape};
 use crate::kernels::cross_entropy::{cross_entropy_forward_backward, Logits};
 use crate::kernels::embedding::{embedding_backward, embedding_forward, token_buckets, EmbeddingShape, EmbeddingTables};
@@ -19,7 +19,7 @@ use crate::kernels::gelu::gelu_backward;
 use crate::kernels::layernorm::{layernorm_backward, layernorm_forward, LayerNormAffine, LayerNormSaved, LayerNormShape};
 use crate::kernels::matmul::{matmul_backward, matmul_forward, matmul_gelu_forward, matmul_residual_forward, Linear, LinearShape};
 use crate::kernels::reduce::{sum, sum_squares};
-use crate::kernels::zero::zero;
+use crate::kernels::zero::{zero, zero_block};
 use crate::kernels::{Block, TensorRef};
 use crate::precision::{KeptExtra, Precision, Store};
 
@@ -203,22 +203,22 @@ fn gpt_backward(net: &Net) -> Result<Vec<Dispatch>> {
 }
 
 /// Clears the parameter gradients before the first backward of an update.
-fn gpt_zero_grads(net: &Net) -> Result<Dispatch> {
-    zero(net.gpu, net.grads.at(0), net.layout.total as u32)
+fn gpt_zero_grads(net: &Net) -> Result<Vec<Dispatch>> {
+    zero_block(net.gpu, net.grads, net.layout.total as u32)
 }
 
 /// The update: the global gradient norm (for clipping), AdamW over the whole block, and
 /// when measured the sums of its fidelity into the stats.
 struct Update {
     grad_norm: Vec<Dispatch>,
-    adamw: Dispatch,
+    adamw: AdamwUpdate,
     fidelity: Vec<Dispatch>,
 }
 
 fn gpt_update(net: &Net, precision: Precision, bufs: &AdamwBuffers) -> Result<Update> {
     let (gpu, n, stats) = (net.gpu, net.layout.total as u32, &net.io.stats);
     Ok(Update {
-        grad_norm: sum_squares(gpu, net.grads.at(0), n, &net.x.partials, stats, STAT_GRAD_SUMSQ as u32)?,
+        grad_norm: sum_squares(gpu, net.grads, n, &net.x.partials, stats, STAT_GRAD_SUMSQ as u32)?,
         adamw: adamw_update(gpu, precision, bufs, n, net.layout.n_decay as u32)?,
         fidelity: match bufs.fidelity {
             Some(sums) => fidelity_sums(gpu, sums, n, stats, STAT_FIDELITY as u32)?,
@@ -245,7 +245,7 @@ pub struct GptGpu {
     pub stats: wgpu::Buffer,
     pub logits: wgpu::Buffer,
     io: Inputs,
-    zero_grads: Dispatch,
+    zero_grads: Vec<Dispatch>,
     forward: Vec<Dispatch>,
     /// per micro-batch: its loss and dlogits
     loss: Vec<Vec<Dispatch>>,
@@ -464,7 +464,7 @@ impl GptGpu {
     pub fn record_gradients(&self, encoder: &mut wgpu::CommandEncoder) {
         assert_eq!(self.micro_batches, 1, "record_gradients records one micro-batch");
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("gradients"), timestamp_writes: None });
-        let gradients = [&self.zero_grads].into_iter().chain(&self.forward).chain(&self.loss[0]).chain(&self.backward);
+        let gradients = self.zero_grads.iter().chain(&self.forward).chain(&self.loss[0]).chain(&self.backward);
         for d in gradients.chain(&self.update.grad_norm) {
             d.record(&mut pass);
         }
@@ -475,11 +475,13 @@ impl GptGpu {
     pub fn micro_dispatches(&self, micro: u32) -> Vec<&Dispatch> {
         let mut out: Vec<&Dispatch> = Vec::new();
         if micro == 0 {
-            out.push(&self.zero_grads);
+            out.extend(&self.zero_grads);
         }
         out.extend(self.forward.iter().chain(&self.loss[micro as usize]).chain(&self.backward));
         if micro + 1 == self.micro_batches {
-            out.extend(self.loss_mean.iter().chain(&self.update.grad_norm).chain([&self.update.adamw]).chain(&self.update.fidelity));
+            out.extend(
+                self.loss_mean.iter().chain(&self.update.grad_norm).chain(&self.update.adamw.dispatches).chain(&self.update.fidelity),
+            );
         }
         out
     }

@@ -17,7 +17,7 @@ pub use cpu::*;
 pub use shape::*;
 pub use tile::*;
 
-use super::{reduce, TensorRef};
+use super::{reduce, window, TensorRef};
 
 crate::uniform! {
     /// `Params` of shaders/matmul.wgsl.
@@ -244,28 +244,49 @@ impl<'a> Matmul<'a> {
         }
         .spec();
 
-        let params = self.params(total as u32);
+        let mut params = self.params(total as u32);
+        // each operand bound whole, or in the window that holds it (a weight of a large
+        // parameter block), its offset then counted from the window's start
+        let (a_rows, a_cols) = if s.trans_a { (s.k, s.m) } else { (s.m, s.k) };
+        let (b_rows, b_cols) = if s.trans_b { (s.n, s.k) } else { (s.k, s.n) };
+        let extent = |l: &Layout, rows, cols| (l.offset as u64, l.end(rows, cols, s.batch, s.batch_inner));
+        let (a_first, a_end) = extent(&self.a.layout, a_rows, a_cols);
+        let (b_first, b_end) = extent(&self.b.layout, b_rows, b_cols);
+        let (c_first, c_end) = extent(c, s.m, s.n);
+        let (a_bound, a_shift) = window(gpu, self.a.buffer, self.a.store, a_first, a_end)?;
+        let (b_bound, b_shift) = window(gpu, self.b.buffer, self.b.store, b_first, b_end)?;
+        let (c_bound, c_shift) = window(gpu, self.c.buffer, self.c.store, c_first, c_end)?;
+        (params.a_off, params.b_off, params.c_off) = (params.a_off - a_shift, params.b_off - b_shift, params.c_off - c_shift);
         // an operand loaded in quads is read only through its quad view (binding 7 or 8)
-        let mut bindings =
-            vec![(if quad_a { 7 } else { 0 }, self.a.buffer), (if quad_b { 8 } else { 1 }, self.b.buffer), (2, self.c.buffer)];
+        let mut bindings = vec![(if quad_a { 7 } else { 0 }, a_bound), (if quad_b { 8 } else { 1 }, b_bound), (2, c_bound)];
         if let Some(bias) = self.bias {
-            bindings.push((3, bias.buffer));
+            let (bound, shift) = window(gpu, bias.buffer, bias.store, bias.offset as u64, bias.offset as u64 + s.n as u64)?;
+            params.bias_off -= shift;
+            bindings.push((3, bound));
         }
+        // the residual and the pre-activation are laid out like c, from their own offsets
+        let like_c = |t: TensorRef<'a>| window(gpu, t.buffer, t.store, t.offset as u64, t.offset as u64 + (c_end - c_first));
         if let Some(res) = self.residual {
-            bindings.push((4, res.buffer));
+            let (bound, shift) = like_c(res)?;
+            params.res_off -= shift;
+            bindings.push((4, bound));
         }
         if let Some(pre) = self.gelu_pre {
             if pre.offset != c.offset {
                 bail!("the GELU pre-activation must sit at the output's offset in its own buffer");
             }
-            bindings.push((6, pre.buffer));
+            let (bound, shift) = like_c(pre)?;
+            if shift != c_shift {
+                bail!("the GELU pre-activation's buffer must be bound like the output's");
+            }
+            bindings.push((6, bound));
         }
         let workgroups = if tiled {
             [s.n.div_ceil(tile.wg_x * tile.tn2 * 2), s.m.div_ceil(tile.wg_y * tile.tm), s.batch]
         } else {
             gpu.grid((total.div_ceil(2)).div_ceil(64) as u32)
         };
-        gpu.dispatch("matmul", &spec, &bindings, 5, &params, workgroups)
+        gpu.dispatch_bound("matmul", &spec, &bindings, 5, &params, workgroups)
     }
 }
 

@@ -28,6 +28,14 @@ impl Layout {
         (self.offset + (z / batch_inner) * self.s1 + (z % batch_inner) * self.s2) as usize
     }
 
+    /// One past the last element of `batch` matrices of `rows` x `cols` in this layout
+    /// (strides are never negative: the first element is `offset`).
+    pub(super) fn end(&self, rows: u32, cols: u32, batch: u32, batch_inner: u32) -> u64 {
+        let last_z = batch.max(1) - 1;
+        let last_start = self.start(last_z, batch_inner.max(1)) as u64;
+        last_start + (rows.max(1) as u64 - 1) * self.ld as u64 + cols as u64
+    }
+
     /// Whether every row and batch start is even, so 16-bit pairs never straddle a u32.
     pub(super) fn even(&self) -> bool {
         self.starts_are_multiples_of(2)
