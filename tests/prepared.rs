@@ -199,6 +199,29 @@ fn a_gpt2_tokenized_model_trains_resumes_samples_and_exports() {
     std::fs::remove_file(text).ok();
 }
 
+/// GPT-2 124M itself on lavapipe: its bf16 weights (236 MiB) are larger than the 128 MiB one
+/// binding may span there, so its kernels bind windows of them and AdamW runs in pieces. Two
+/// steps at batch 1, ctx 128 (about 16 s each on 2 CPU cores) on a corpus prepared with
+/// GPT-2's tokenizer.
+#[test]
+fn the_gpt2_preset_takes_two_steps_in_bf16_sr() {
+    let (text, dir) = prepared("gpt2-124m", TokenizerKind::Gpt2);
+    let run = tmp("gpt2-124m");
+    let args = ["train", "--headless", "--corpus", dir.to_str().unwrap(), "--preset", "gpt2", "--precision", "bf16-sr", "--batch", "1"];
+    let extra = ["--ctx", "128", "--steps", "2", "--eval-every", "0", "--eval-batches", "1", "--out", run.to_str().unwrap()];
+    let out = srgpt(&[&args[..], &extra[..]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(123751680 parameters)"), "{}", stderr(&out));
+    let steps: Vec<f64> = common::logged_losses(&run).iter().filter_map(|l| l["train_loss"].as_f64()).collect();
+    assert_eq!(steps.len(), 2, "two steps");
+    // from scratch: near ln(50257) = 10.8
+    assert!(steps.iter().all(|l| (10.0..12.0).contains(l)), "train losses {steps:?}");
+    for p in [&run, &dir] {
+        std::fs::remove_dir_all(p).ok();
+    }
+    std::fs::remove_file(text).ok();
+}
+
 /// A prepared folder written from the format's table: `train_tokens` ids cycling through a
 /// 64-token byte vocabulary, a small validation split.
 fn synthetic(dir: &Path, train_tokens: u64) {

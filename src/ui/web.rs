@@ -331,11 +331,18 @@ pub async fn start(canvas_id: String, query: String) -> Result<(), JsValue> {
         .ok_or_else(|| JsValue::from_str(&format!("no canvas with id '{canvas_id}'")))?;
     let mut options = eframe::WebOptions::default();
     let setup = eframe::egui_wgpu::WgpuSetupCreateNew {
-        // WebGPU's default limits: what every browser grants without asking
+        // WebGPU's default limits (what every browser grants without asking), but the largest
+        // buffer and binding the adapter offers: a model's weights are one buffer, bound in
+        // windows, and larger models need more than the defaults' 256 and 128 MiB
         device_descriptor: std::sync::Arc::new(|adapter: &wgpu::Adapter| wgpu::DeviceDescriptor {
             label: Some("srgpt dashboard"),
             required_features: adapter.features() & OPTIONAL_FEATURES,
-            required_limits: wgpu::Limits { max_texture_dimension_2d: 8192, ..wgpu::Limits::default() },
+            required_limits: wgpu::Limits {
+                max_texture_dimension_2d: 8192,
+                max_buffer_size: adapter.limits().max_buffer_size,
+                max_storage_buffer_binding_size: adapter.limits().max_storage_buffer_binding_size,
+                ..wgpu::Limits::default()
+            },
             ..Default::default()
         }),
         ..eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle()
