@@ -269,9 +269,9 @@ pub(super) fn allocate<S: Sink>(
     let embedding = wte_end.max(wpe_end) - wte.min(wpe);
     let weight = layout.tensors.iter().filter(|t| t.shape.len() == 2).max_by_key(|t| t.len).expect("a model has weights");
     let spans = [("wte and wpe (the embedding reads both)".to_string(), embedding), (format!("'{}'", weight.name), weight.len)];
-    let mut blocks = vec![(Role::Parameters, ps), (Role::Gradients, gs), (Role::OptimizerState, ss)];
-    blocks.extend(precision.extra().map(|e| (if e == KeptExtra::Master { Role::Master } else { Role::Compensation }, e.store())));
-    for (role, store) in blocks {
+    // (the optimizer state and the master weights or compensation are read by AdamW alone,
+    // which binds them in pieces)
+    for (role, store) in [(Role::Parameters, ps), (Role::Gradients, gs)] {
         for (label, elements) in &spans {
             alloc.binding(role, label, store, *elements)?;
         }
