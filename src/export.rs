@@ -196,8 +196,29 @@ pub enum SavedModel {
     Export(ModelConfig, Tokenizer, Vec<f32>),
 }
 
+/// What srgpt's model is of a Hugging Face GPT-2's configuration: GELU's tanh form, LayerNorm's
+/// epsilon 1e-5, the head tied to the token embedding. Anything else is refused, named.
+fn check_hf_config(config: &serde_json::Value) -> Result<(), String> {
+    if config["model_type"].as_str() != Some("gpt2") {
+        return Err(format!("config.json: model_type {}, srgpt reads gpt2", config["model_type"]));
+    }
+    let activation = config["activation_function"].as_str().unwrap_or("gelu_new");
+    if !["gelu_new", "gelu_pytorch_tanh"].contains(&activation) {
+        return Err(format!("config.json: activation_function {activation}; srgpt's GELU is the tanh form (gelu_new)"));
+    }
+    let epsilon = config["layer_norm_epsilon"].as_f64().unwrap_or(1e-5);
+    if (epsilon - 1e-5).abs() > 1e-12 {
+        return Err(format!("config.json: layer_norm_epsilon {epsilon}; srgpt's LayerNorm uses 1e-5"));
+    }
+    if config["tie_word_embeddings"].as_bool() == Some(false) {
+        return Err("config.json: tie_word_embeddings false; srgpt's head is the token embedding".into());
+    }
+    Ok(())
+}
+
 /// Weights to start a run from (`train --init`): an export folder (Hugging Face or nanoGPT),
-/// its model.safetensors, or an srgpt checkpoint (its kept weights). Returns the model's
+/// a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer.json or vocab.json
+/// and merges.txt), its model.safetensors, or an srgpt checkpoint (its kept weights). Returns the model's
 /// shape, the tokenizer and the weights as f32 in srgpt's layout.
 pub fn load_init(path: &Path) -> Result<(ModelConfig, Tokenizer, Vec<f32>)> {
     Ok(match load_model(path)? {
@@ -220,28 +241,46 @@ pub fn load_model(path: &Path) -> Result<SavedModel> {
     if meta.get("format").map(String::as_str) == Some(crate::train::checkpoint::FORMAT) {
         return Ok(SavedModel::Checkpoint(Box::new(crate::train::checkpoint::decode(&bytes).map_err(bad)?)));
     }
-    let srgpt: serde_json::Value =
-        serde_json::from_str(meta.get("srgpt").ok_or_else(|| bad("no srgpt metadata: not an export of srgpt".into()))?)
-            .map_err(|e| bad(format!("bad srgpt metadata: {e}")))?;
-    let tokenizer = match srgpt["tokenizer"].as_str() {
-        None | Some("byte") => {
-            Tokenizer::Byte(serde_json::from_value(srgpt["vocab"].clone()).map_err(|e| bad(format!("bad vocabulary: {e}")))?)
+    // the folder's config.json: an srgpt export's, or a Hugging Face GPT-2's
+    let folder = if path.is_dir() { Some(path) } else { path.parent() };
+    let config: Option<serde_json::Value> = folder
+        .and_then(|d| std::fs::read_to_string(d.join("config.json")).ok())
+        .map(|c| serde_json::from_str(&c).map_err(|e| bad(format!("config.json is not JSON ({e})"))))
+        .transpose()?;
+    let tokenizer = match meta.get("srgpt") {
+        Some(srgpt) => {
+            let srgpt: serde_json::Value = serde_json::from_str(srgpt).map_err(|e| bad(format!("bad srgpt metadata: {e}")))?;
+            match srgpt["tokenizer"].as_str() {
+                None | Some("byte") => {
+                    Tokenizer::Byte(serde_json::from_value(srgpt["vocab"].clone()).map_err(|e| bad(format!("bad vocabulary: {e}")))?)
+                }
+                Some("gpt2") => Tokenizer::gpt2(),
+                Some(other) => return Err(bad(format!("unknown tokenizer {other:?}"))),
+            }
         }
-        Some("gpt2") => Tokenizer::gpt2(),
-        Some(other) => return Err(bad(format!("unknown tokenizer {other:?}"))),
+        None => {
+            let (Some(config), Some(folder)) = (&config, folder) else {
+                return Err(bad("neither an export of srgpt nor a Hugging Face GPT-2 folder (no srgpt metadata, no config.json)".into()));
+            };
+            check_hf_config(config).map_err(bad)?;
+            Tokenizer::from_hf_folder(folder).map_err(|e| bad(format!("its tokenizer: {e}")))?
+        }
     };
     let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("corrupt tensor data ({e})")))?;
-    let wte = tensors.tensor("transformer.wte.weight").map_err(|_| bad("no transformer.wte.weight".into()))?;
-    let wpe = tensors.tensor("transformer.wpe.weight").map_err(|_| bad("no transformer.wpe.weight".into()))?;
-    let n_layer = (0..).take_while(|i| tensors.tensor(&format!("transformer.h.{i}.ln_1.weight")).is_ok()).count() as u32;
+    // Hugging Face's GPT2LMHeadModel saves `transformer.`-prefixed names; the hub's GPT-2
+    // files (GPT2Model's) have none
+    let prefix = if tensors.tensor("transformer.wte.weight").is_ok() { "transformer." } else { "" };
+    let named = |name: &str| tensors.tensor(&format!("{prefix}{name}")).map_err(|_| bad(format!("no tensor {prefix}{name}")));
+    let (wte, wpe) = (named("wte.weight")?, named("wpe.weight")?);
+    let n_layer = (0..).take_while(|i| named(&format!("h.{i}.ln_1.weight")).is_ok()).count() as u32;
     let n_head = match meta.get("model_args") {
         Some(args) => serde_json::from_str::<serde_json::Value>(args).ok().and_then(|a| a["n_head"].as_u64()),
-        None => {
-            let config = path.is_dir().then(|| std::fs::read_to_string(path.join("config.json")).ok()).flatten();
-            config.and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok()).and_then(|c| c["n_head"].as_u64())
-        }
+        None => config.as_ref().and_then(|c| c["n_head"].as_u64()),
     }
     .ok_or_else(|| bad("no head count (config.json's n_head or the model_args metadata)".into()))? as u32;
+    if let Some(layers) = config.as_ref().and_then(|c| c["n_layer"].as_u64()).filter(|&l| l != n_layer as u64) {
+        return Err(bad(format!("config.json says {layers} layers, the weights hold {n_layer}")));
+    }
     let cfg = ModelConfig { n_layer, n_head, d: wte.shape()[1] as u32, ctx: wpe.shape()[0] as u32, vocab: wte.shape()[0] as u32 };
     cfg.validate().map_err(|e| bad(e.to_string()))?;
     if tokenizer.vocab_size() != cfg.vocab {
@@ -251,12 +290,13 @@ pub fn load_model(path: &Path) -> Result<SavedModel> {
     let layout = ParamLayout::new(&cfg);
     let mut params = vec![0.0f32; layout.total];
     for t in &layout.tensors {
-        let name = exported_name(t);
+        let name = format!("{prefix}{}", exported_name(t).trim_start_matches("transformer."));
         let view = tensors.tensor(&name).map_err(|_| bad(format!("tensor {name} is missing")))?;
         let store = match view.dtype() {
             Dtype::F32 => Store::F32,
             Dtype::BF16 => Store::Bf16,
-            other => return Err(bad(format!("tensor {name} is {other:?}; float32 or bfloat16 expected"))),
+            Dtype::F16 => Store::F16,
+            other => return Err(bad(format!("tensor {name} is {other:?}; float32, bfloat16 or float16 expected"))),
         };
         let transposed = hf && is_linear(t);
         let want: Vec<usize> = if transposed { vec![t.shape[1], t.shape[0]] } else { t.shape.clone() };

@@ -117,3 +117,184 @@ fn eval_scores_consecutive_windows_as_the_reference_model_does() {
         std::fs::remove_dir_all(p).ok();
     }
 }
+
+/// A Hugging Face GPT-2 folder as `transformers`' `save_pretrained` and the hub keep one, built
+/// here from Hugging Face's description (not srgpt's export): config.json (GPT2Config's
+/// fields), model.safetensors (GPT2LMHeadModel's `transformer.`-prefixed names, or with
+/// `hub_names` GPT2Model's bare ones as the hub's `gpt2` has them; Conv1D weights (in, out); no
+/// lm_head, tied to wte) and GPT-2's vocab.json and merges.txt. Returns the weights in srgpt's
+/// layout (linear weights (out, in)), for the CPU reference.
+fn hf_gpt2_folder(dir: &Path, cfg: &srgpt::model::config::ModelConfig, hub_names: bool, activation: &str) -> Vec<f32> {
+    use safetensors::tensor::{Dtype, TensorView};
+    std::fs::create_dir_all(dir).unwrap();
+    let config = serde_json::json!({
+        "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": cfg.vocab,
+        "n_positions": cfg.ctx, "n_embd": cfg.d, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
+        "activation_function": activation, "layer_norm_epsilon": 1e-5, "resid_pdrop": 0.1,
+        "embd_pdrop": 0.1, "attn_pdrop": 0.1, "initializer_range": 0.02, "bos_token_id": 50256,
+        "eos_token_id": 50256, "torch_dtype": "float32", "transformers_version": "4.57.0",
+    });
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let layout = ParamLayout::new(cfg);
+    let mut state = 0x5eed_u64;
+    let mut uniform = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let mut params = vec![0.0f32; layout.total];
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for t in &layout.tensors {
+        // LayerNorm gains near 1, everything else small
+        let gain = t.name.ends_with("ln_1.weight") || t.name.ends_with("ln_2.weight") || t.name == "ln_f.weight";
+        let values: Vec<f32> = (0..t.len).map(|_| if gain { 1.0 + 0.2 * uniform() } else { 0.08 * uniform() }).collect();
+        params[t.offset..t.offset + t.len].copy_from_slice(&values);
+        let hf_name = if t.name == "wte" || t.name == "wpe" { format!("{}.weight", t.name) } else { t.name.clone() };
+        let name = if hub_names { hf_name } else { format!("transformer.{hf_name}") };
+        // GPT-2's Conv1D keeps a linear layer's weight as (in, out)
+        let (shape, data) = if t.shape.len() == 2 && t.name.starts_with("h.") {
+            let (rows, cols) = (t.shape[0], t.shape[1]);
+            let transposed: Vec<f32> = (0..rows * cols).map(|k| values[(k % rows) * cols + k / rows]).collect();
+            (vec![cols, rows], transposed)
+        } else {
+            (t.shape.clone(), values)
+        };
+        tensors.push((name, shape, data.iter().flat_map(|x| x.to_le_bytes()).collect()));
+    }
+    let views: Vec<(String, TensorView)> =
+        tensors.iter().map(|(n, s, d)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), d).unwrap())).collect();
+    let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    std::fs::write(dir.join("model.safetensors"), safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+    // GPT-2's tokenizer files as the hub keeps them
+    let json = srgpt::data::Tokenizer::gpt2().to_json();
+    std::fs::write(dir.join("vocab.json"), serde_json::to_string(&json["model"]["vocab"]).unwrap()).unwrap();
+    let merges: Vec<&str> = json["model"]["merges"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    std::fs::write(dir.join("merges.txt"), format!("#version: 0.2\n{}\n", merges.join("\n"))).unwrap();
+    params
+}
+
+#[test]
+fn a_hugging_face_gpt2_folder_is_scored_and_trained_from() {
+    use srgpt::data::Tokenizer;
+    let cfg = srgpt::model::config::ModelConfig { n_layer: 2, n_head: 2, d: 64, ctx: 64, vocab: 50257 };
+    let folder = tmp("hf-gpt2");
+    let params = hf_gpt2_folder(&folder, &cfg, false, "gelu_new");
+    let f = folder.to_str().unwrap();
+    let got = eval(&[f, "--corpus", "shakespeare", "--batch", "2", "--batches", "2"]);
+    assert_eq!((got["tokenizer"].as_str(), got["windows"].as_u64()), (Some("gpt2"), Some(4)));
+    // the CPU reference on the same four windows of GPT-2 tokens of the validation text
+    let val = Corpus::load_for("shakespeare", &Tokenizer::gpt2()).unwrap().val.to_vec();
+    let t = cfg.ctx as usize;
+    let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+    for w in 0..4 {
+        inputs.extend_from_slice(&val[w * (t + 1)..w * (t + 1) + t]);
+        targets.extend_from_slice(&val[w * (t + 1) + 1..(w + 1) * (t + 1)]);
+    }
+    let reference = gpt_forward_cpu(&cfg, &ParamLayout::new(&cfg), &params, &inputs, &targets, 4).loss as f64;
+    let loss = got["loss"].as_f64().unwrap();
+    assert!((loss - reference).abs() <= 1e-5 * reference, "eval {loss}, CPU reference {reference}");
+    // and GPT-2's forward in numpy, written from Hugging Face's names and layout
+    if let Some(numpy) =
+        python_loss("tests/gpt2_numpy.py", "numpy", &folder, &["--ids", &json(&inputs), "--targets", &json(&targets), "--batch", "4"])
+    {
+        assert!((loss - numpy).abs() <= 1e-5 * numpy, "eval {loss}, numpy GPT-2 {numpy}");
+    }
+
+    // the hub's own names (GPT2Model's, no prefix) and a tokenizer.json instead of vocab.json
+    // and merges.txt: the same model
+    let hub = tmp("hf-gpt2-hub");
+    hf_gpt2_folder(&hub, &cfg, true, "gelu_new");
+    for file in ["vocab.json", "merges.txt"] {
+        std::fs::remove_file(hub.join(file)).unwrap();
+    }
+    std::fs::write(hub.join("tokenizer.json"), serde_json::to_string(&Tokenizer::gpt2().to_json()).unwrap()).unwrap();
+    let from_hub = eval(&[hub.to_str().unwrap(), "--corpus", "shakespeare", "--batch", "2", "--batches", "2"]);
+    assert_eq!(from_hub["loss"], got["loss"]);
+
+    // train --init starts from it, at its context or a shorter one (its first positions)
+    let run = tmp("hf-gpt2-run");
+    let out = srgpt(&[
+        "train",
+        "--headless",
+        "--init",
+        f,
+        "--corpus",
+        "shakespeare",
+        "--tokenizer",
+        "gpt2",
+        "--ctx",
+        "32",
+        "--batch",
+        "2",
+        "--steps",
+        "2",
+        "--eval-every",
+        "0",
+        "--eval-batches",
+        "1",
+        "--precision",
+        "bf16-sr",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ckpt = srgpt::train::checkpoint::load(&run.join("bf16-sr.safetensors")).unwrap();
+    assert_eq!((ckpt.state.model.ctx, ckpt.state.model.vocab, ckpt.tokenizer.name()), (32, 50257, "gpt2"));
+
+    // what srgpt's model is not, refused by name
+    let relu = tmp("hf-gpt2-relu");
+    hf_gpt2_folder(&relu, &cfg, false, "relu");
+    let out = srgpt(&["eval", relu.to_str().unwrap(), "--corpus", "shakespeare"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("activation_function relu"), "{}", String::from_utf8_lossy(&out.stderr));
+    for p in [&folder, &hub, &run, &relu] {
+        std::fs::remove_dir_all(p).ok();
+    }
+}
+
+fn json(ids: &[u32]) -> String {
+    serde_json::to_string(ids).unwrap()
+}
+
+/// The `loss <value>` a Python check prints, or None (said) where python3 lacks `module`; in
+/// CI numpy must be there.
+fn python_loss(script: &str, module: &str, folder: &Path, args: &[&str]) -> Option<f64> {
+    let has = Command::new("python3").args(["-c", &format!("import {module}")]).output();
+    if !has.is_ok_and(|o| o.status.success()) {
+        assert!(module != "numpy" || std::env::var_os("SRGPT_CI").is_none(), "CI needs python3 with numpy");
+        eprintln!("SKIPPED {script}: python3 with {module} is not installed");
+        return None;
+    }
+    let out = Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script)).arg(folder).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{script} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    Some(stdout.trim().strip_prefix("loss ").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{script}: {stdout}")))
+}
+
+/// Where torch and transformers are installed: a GPT2LMHeadModel that transformers made and
+/// saved with `save_pretrained`, scored by `srgpt eval` as transformers scores it.
+#[test]
+fn srgpt_eval_of_a_model_transformers_saved_is_transformers_loss() {
+    use srgpt::data::Tokenizer;
+    let folder = tmp("hf-saved");
+    std::fs::create_dir_all(&folder).unwrap();
+    let json_tokenizer = Tokenizer::gpt2().to_json();
+    std::fs::write(folder.join("vocab.json"), serde_json::to_string(&json_tokenizer["model"]["vocab"]).unwrap()).unwrap();
+    let merges: Vec<&str> = json_tokenizer["model"]["merges"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    std::fs::write(folder.join("merges.txt"), format!("#version: 0.2\n{}\n", merges.join("\n"))).unwrap();
+    // srgpt eval's windows: consecutive, from the first validation token
+    let val = Corpus::load_for("shakespeare", &Tokenizer::gpt2()).unwrap().val.to_vec();
+    let windows: Vec<Vec<u32>> = (0..4).map(|w| val[w * 65..(w + 1) * 65].to_vec()).collect();
+    let Some(transformers) = python_loss(
+        "tests/hf_pretrained_check.py",
+        "torch, transformers",
+        &folder,
+        &["--windows", &serde_json::to_string(&windows).unwrap()],
+    ) else {
+        std::fs::remove_dir_all(&folder).ok();
+        return;
+    };
+    let got = eval(&[folder.to_str().unwrap(), "--corpus", "shakespeare", "--batch", "2", "--batches", "2"]);
+    let loss = got["loss"].as_f64().unwrap();
+    assert!((loss - transformers).abs() <= 1e-4 * transformers, "srgpt eval {loss}, transformers {transformers}");
+    std::fs::remove_dir_all(&folder).ok();
+}

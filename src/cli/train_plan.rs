@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use srgpt::data::{Corpus, TokenizerKind};
 use srgpt::model::config::{ModelConfig, TrainConfig};
+use srgpt::model::params::ParamLayout;
 use srgpt::precision::Precision;
 use srgpt::train::checkpoint::Checkpoint;
 use srgpt::train::output::{default_dir, folder_taken, holds_run, CheckpointPolicy};
@@ -170,12 +171,15 @@ fn first_folder(file: &Path) -> PathBuf {
     }
 }
 
-/// The model and weights of `--init`: model flags may only repeat them, and the corpus must
-/// have the exported vocabulary.
+/// The model and weights of `--init`: model flags may only repeat them (but --ctx may be
+/// shorter: the first positions are kept), and the corpus must have the exported vocabulary.
 fn init_weights(args: &TrainArgs, path: &Path, corpus: &Corpus) -> Result<(ModelConfig, Vec<f32>)> {
     let (cfg, tokenizer, weights) = srgpt::export::load_init(path).map_err(|e| bad_input(format!("--init {e}")))?;
     let has = [cfg.n_layer, cfg.n_head, cfg.d, cfg.ctx];
     for ((flag, given), has) in args.model.shape().into_iter().zip(has) {
+        if flag == "--ctx" && given.is_some_and(|g| g < has as u64) {
+            continue;
+        }
         if let Some(g) = given.filter(|&g| g != has as u64) {
             return Err(bad_input(format!("{flag} {g} contradicts the weights of --init {}, which have {has}", path.display())));
         }
@@ -200,7 +204,22 @@ fn init_weights(args: &TrainArgs, path: &Path, corpus: &Corpus) -> Result<(Model
             corpus.tokenizer
         )));
     }
-    Ok((cfg, weights))
+    Ok(match args.model.ctx {
+        Some(ctx) if (ctx as u32) < cfg.ctx => shorter_context(&cfg, &weights, ctx as u32),
+        _ => (cfg, weights),
+    })
+}
+
+/// A model of `ctx` positions from weights of a longer context: the same tensors, with the
+/// first `ctx` rows of the position embedding (what a shorter sequence reads of it anyway).
+fn shorter_context(cfg: &ModelConfig, weights: &[f32], ctx: u32) -> (ModelConfig, Vec<f32>) {
+    let short = ModelConfig { ctx, ..*cfg };
+    let (from, to) = (ParamLayout::new(cfg), ParamLayout::new(&short));
+    let mut out = vec![0.0; to.total];
+    for (t, f) in to.tensors.iter().zip(&from.tensors) {
+        out[t.offset..t.offset + t.len].copy_from_slice(&weights[f.offset..f.offset + t.len]);
+    }
+    (short, out)
 }
 
 /// The checkpoint files that `--resume` names: files as given, a folder as its checkpoints.

@@ -165,13 +165,8 @@ impl Tokenizer {
     pub fn from_json(text: &str) -> Result<Tokenizer, String> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
         let vocab = value["model"]["vocab"].as_object().ok_or("no model.vocab")?;
-        let gpt2 = Tokenizer::gpt2();
         if vocab.len() > 256 {
-            return if gpt2.json_text() == text {
-                Ok(gpt2)
-            } else {
-                Err(format!("a {}-token vocabulary that is not GPT-2's (srgpt reads GPT-2's and its own byte vocabularies)", vocab.len()))
-            };
+            return Tokenizer::gpt2_if_same(&value["model"]["vocab"], &value["model"]["merges"]);
         }
         // a byte vocabulary: one byte per token, ids 0.. in byte order
         let mut by_id = vec![None; vocab.len()];
@@ -189,6 +184,54 @@ impl Tokenizer {
         }
         Ok(byte)
     }
+}
+
+impl Tokenizer {
+    /// GPT-2's tokenizer when `vocab` (token -> id) and `merges` (in rank order, as "a b"
+    /// strings or ["a", "b"] pairs, as versions of `tokenizers` write them) are GPT-2's.
+    fn gpt2_if_same(vocab: &serde_json::Value, merges: &serde_json::Value) -> Result<Tokenizer, String> {
+        static GPT2_PARTS: OnceLock<(serde_json::Value, Vec<String>)> = OnceLock::new();
+        let (gpt2_vocab, gpt2_merges) = GPT2_PARTS.get_or_init(|| {
+            let json = Tokenizer::gpt2().to_json();
+            let merges = merge_strings(&json["model"]["merges"]).expect("GPT-2's merges are strings");
+            (json["model"]["vocab"].clone(), merges)
+        });
+        let n = vocab.as_object().map_or(0, |v| v.len());
+        if vocab != gpt2_vocab || merge_strings(merges).as_ref() != Some(gpt2_merges) {
+            return Err(format!("a {n}-token vocabulary that is not GPT-2's (srgpt reads GPT-2's BPE and its own byte vocabularies)"));
+        }
+        Ok(Tokenizer::gpt2())
+    }
+
+    /// The tokenizer of a Hugging Face model folder: its `tokenizer.json`, else its
+    /// `vocab.json` and `merges.txt` (GPT-2's files as the hub keeps them).
+    pub fn from_hf_folder(dir: &std::path::Path) -> Result<Tokenizer, String> {
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| format!("cannot read {name}: {e}"));
+        if dir.join("tokenizer.json").exists() {
+            return Tokenizer::from_json(&read("tokenizer.json")?).map_err(|e| format!("tokenizer.json: {e}"));
+        }
+        if !(dir.join("vocab.json").exists() && dir.join("merges.txt").exists()) {
+            return Err("no tokenizer: neither tokenizer.json nor vocab.json with merges.txt".into());
+        }
+        let vocab: serde_json::Value = serde_json::from_str(&read("vocab.json")?).map_err(|e| format!("vocab.json: not JSON ({e})"))?;
+        // merges.txt: a "#version" line, then one "a b" pair per line in rank order
+        let merges: Vec<serde_json::Value> =
+            read("merges.txt")?.lines().filter(|l| !l.starts_with("#version") && !l.is_empty()).map(|l| l.into()).collect();
+        Tokenizer::gpt2_if_same(&vocab, &serde_json::Value::Array(merges))
+    }
+}
+
+/// Merges as "a b" strings, from either form `tokenizers` writes.
+fn merge_strings(merges: &serde_json::Value) -> Option<Vec<String>> {
+    merges
+        .as_array()?
+        .iter()
+        .map(|m| match m {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Array(pair) => Some(format!("{} {}", pair.first()?.as_str()?, pair.get(1)?.as_str()?)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// GPT-2's map from bytes to printable characters (the byte-level tokenizer's alphabet):
