@@ -1,7 +1,9 @@
 // Softmax and cross-entropy fused: per-position loss and, in the same pass, dlogits.
 //   logits  (rows, vocab) f32  read, then overwritten with dlogits when write_grad != 0
-//   targets (rows) u32
-//   losses  (rows) f32         -log softmax(logits)[target]
+//   targets (first_row + rows) u32, from first_row
+//   losses  (first_row + rows) f32, from first_row: -log softmax(logits)[target]
+// The logits may be a chunk of the batch's rows (the head computed a chunk at a time):
+// logits row r is the batch's row first_row + r.
 // dlogits = (softmax(logits) - onehot(target)) * grad_scale, with grad_scale = 1/rows for a
 // mean loss. Stable for any finite logits: exp only ever sees values <= 0.
 #include "lib/rows.wgsl"
@@ -10,7 +12,7 @@
 @group(0) @binding(1) var<storage, read> targets: array<u32>;
 @group(0) @binding(2) var<storage, read_write> losses: array<f32>;
 
-struct Params { rows: u32, vocab: u32, grad_scale: f32, write_grad: u32 }
+struct Params { rows: u32, vocab: u32, grad_scale: f32, write_grad: u32, first_row: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(ROW_GROUP)
@@ -23,7 +25,7 @@ fn cross_entropy_forward_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin
     var top = ROW_LOWEST;
     for (var j = lane; j < p.vocab; j += ROW_THREADS) { top = max(top, logits[base + j]); }
     top = row_max(top, lid);
-    let target_id = targets[row];
+    let target_id = targets[p.first_row + row];
     // read before the barrier in row_sum: after it, other threads overwrite the row
     let target_logit = logits[base + target_id];
     var sums: RowSlots;
@@ -34,7 +36,7 @@ fn cross_entropy_forward_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin
     }
     let log_sum = top + log(row_sum_slots(sums, lid));
     if (!valid) { return; }
-    if (lane == 0u) { losses[row] = log_sum - target_logit; }
+    if (lane == 0u) { losses[p.first_row + row] = log_sum - target_logit; }
     if (p.write_grad != 0u) {
         for (var j = lane; j < p.vocab; j += ROW_THREADS) {
             let prob = exp(logits[base + j] - log_sum);

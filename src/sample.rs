@@ -77,10 +77,9 @@ impl Sampler {
         inputs.resize(t, 0);
         self.model.upload_batch(gpu, &Batch { inputs, targets: vec![0; t] });
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.model.record_forward(&mut encoder);
-        let row = (window.len() - 1) as u64;
+        let offset = self.model.record_forward_to(&mut encoder, (window.len() - 1) as u32);
         let mut readback = self.logits_readback.borrow_mut();
-        encoder.copy_buffer_to_buffer(&self.model.logits, row * v * 4, &readback.buffer, 0, v * 4);
+        encoder.copy_buffer_to_buffer(&self.model.logits, offset, &readback.buffer, 0, v * 4);
         gpu.queue.submit([encoder.finish()]);
         readback.request(());
     }

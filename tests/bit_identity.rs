@@ -52,7 +52,9 @@ fn row_kernel_outputs() -> Vec<(String, Vec<u32>)> {
     let gl = upload(f, &random_values(rows * vocab, 63, 6.0));
     let gt = gpu().buffer_from("targets", bytemuck::cast_slice(&targets)).unwrap();
     let gloss = zeros(f, rows);
-    run(&[cross_entropy_forward_backward(gpu(), &gl, &gt, &gloss, rows as u32, vocab as u32, Logits::ToGradient { scale: 0.05 }).unwrap()]);
+    run(&[
+        cross_entropy_forward_backward(gpu(), &gl, &gt, &gloss, 0, rows as u32, vocab as u32, Logits::ToGradient { scale: 0.05 }).unwrap()
+    ]);
     out.push(("cross-entropy losses".into(), bits(download(&gloss, f, rows))));
     out.push(("cross-entropy dlogits".into(), bits(download(&gl, f, rows * vocab))));
     let (n, c) = (rows, 160usize);

@@ -202,7 +202,9 @@ fn cross_entropy_loss_and_dlogits_match_reference_even_for_huge_logits() {
         let gl = upload(Store::F32, &logits);
         let gt = gpu().buffer_from("targets", bytemuck::cast_slice(&targets)).unwrap();
         let gloss = zeros(Store::F32, rows);
-        run(&[cross_entropy_forward_backward(gpu(), &gl, &gt, &gloss, rows as u32, vocab as u32, Logits::ToGradient { scale }).unwrap()]);
+        run(
+            &[cross_entropy_forward_backward(gpu(), &gl, &gt, &gloss, 0, rows as u32, vocab as u32, Logits::ToGradient { scale }).unwrap()],
+        );
         let got_losses = download(&gloss, Store::F32, rows);
         assert!(got_losses.iter().all(|l| l.is_finite()));
         // relative to the loss size: with logits of 1e4, losses are ~1e4 and f32 has 7 digits
@@ -210,6 +212,18 @@ fn cross_entropy_loss_and_dlogits_match_reference_even_for_huge_logits() {
         // x - logsumexp carries the logits' own f32 rounding: 2 ulps of the logit scale
         let rel = (magnitude * 2.4e-7).max(1e-5);
         assert_close("dlogits", &download(&gl, Store::F32, rows * vocab), &dlogits, 1e-7, rel);
+        // a chunk of rows (the head computed a chunk at a time): its logits alone, its targets
+        // and losses from its first row, the same bits as in the whole
+        let (first, chunk) = (rows / 3, rows / 2);
+        let gchunk = upload(Store::F32, &logits[first * vocab..(first + chunk) * vocab]);
+        let gloss2 = zeros(Store::F32, rows);
+        let after = Logits::ToGradient { scale };
+        run(&[cross_entropy_forward_backward(gpu(), &gchunk, &gt, &gloss2, first as u32, chunk as u32, vocab as u32, after).unwrap()]);
+        let chunk_losses = download(&gloss2, Store::F32, rows);
+        assert_eq!(&chunk_losses[first..first + chunk], &got_losses[first..first + chunk], "a chunk's losses are the whole's");
+        assert!(chunk_losses[..first].iter().chain(&chunk_losses[first + chunk..]).all(|&l| l == 0.0), "only the chunk's rows written");
+        let whole = download(&gl, Store::F32, rows * vocab);
+        assert_eq!(download(&gchunk, Store::F32, chunk * vocab), &whole[first * vocab..(first + chunk) * vocab], "a chunk's dlogits");
     }
 }
 

@@ -1,6 +1,7 @@
 //! cross_entropy (shaders/cross_entropy.wgsl): softmax + cross-entropy + dlogits in one pass.
 //!
-//!   logits (rows, vocab) f32 (overwritten by dlogits), targets (rows) u32, losses (rows) f32
+//!   logits (rows, vocab) f32 (overwritten by dlogits): the batch's rows from first_row;
+//!   targets (first_row + rows) u32, losses (first_row + rows) f32
 
 use anyhow::Result;
 
@@ -9,7 +10,7 @@ use crate::gpu::{Dispatch, Gpu, ShaderSpec};
 
 crate::uniform! {
     /// `Params` of shaders/cross_entropy.wgsl.
-    pub struct CrossEntropyParams { rows: u32, vocab: u32, grad_scale: f32, write_grad: u32 }
+    pub struct CrossEntropyParams { rows: u32, vocab: u32, grad_scale: f32, write_grad: u32, first_row: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 }
 
 /// What the loss kernel leaves in the logits buffer.
@@ -22,12 +23,16 @@ pub enum Logits {
     ToGradient { scale: f32 },
 }
 
-/// losses[r] = -log softmax(logits[r])[targets[r]], and dlogits as `after` says.
+/// losses[first_row + r] = -log softmax(logits[r])[targets[first_row + r]] for the `rows`
+/// rows of the logits (a chunk of the batch's from `first_row`, or all of them from 0), and
+/// dlogits as `after` says.
+#[allow(clippy::too_many_arguments)]
 pub fn cross_entropy_forward_backward(
     gpu: &Gpu,
     logits: &wgpu::Buffer,
     targets: &wgpu::Buffer,
     losses: &wgpu::Buffer,
+    first_row: u32,
     rows: u32,
     vocab: u32,
     after: Logits,
@@ -36,7 +41,7 @@ pub fn cross_entropy_forward_backward(
         Logits::Kept => (0.0, 0),
         Logits::ToGradient { scale } => (scale, 1),
     };
-    let params = CrossEntropyParams { rows, vocab, grad_scale, write_grad };
+    let params = CrossEntropyParams { rows, vocab, grad_scale, write_grad, first_row, ..Default::default() };
     let rows_by = row_reduction(gpu);
     let spec = rows_by.apply(spec());
     gpu.dispatch("cross_entropy", &spec, &[(0, logits), (1, targets), (2, losses)], 3, &params, gpu.row_grid(rows, rows_by.threads))

@@ -255,6 +255,7 @@ pub(super) fn allocate<S: Sink>(
     micro_batches: u32,
     precision: Precision,
     fidelity: bool,
+    head_rows: Option<u32>,
 ) -> Result<ModelBuffers<S::Buffer>> {
     let n = ParamLayout::new(cfg).total;
     let bt = batch as usize * cfg.ctx as usize;
@@ -287,7 +288,7 @@ pub(super) fn allocate<S: Sink>(
             None => None,
         },
         fidelity_sums: if fidelity { Some(alloc.buffer(Role::Scratch, "fidelity sums", f, fidelity_len)?) } else { None },
-        x: Activations::new(alloc, cfg, batch, act, n)?,
+        x: Activations::new(alloc, cfg, batch, act, n, head_rows)?,
         io: Inputs {
             tokens: alloc.buffer(Role::Io, "tokens", f, bt)?,
             targets: alloc.buffer(Role::Io, "targets", f, bt)?,
@@ -318,7 +319,7 @@ impl MemoryPlan {
     ) -> Result<MemoryPlan> {
         cfg.validate()?;
         let mut alloc = Allocator::new(Planner { limits: limits.clone(), buffers: Vec::new() });
-        allocate(&mut alloc, cfg, batch, micro_batches, precision, fidelity)?;
+        allocate(&mut alloc, cfg, batch, micro_batches, precision, fidelity, None)?;
         Ok(MemoryPlan { memory: alloc.memory, buffers: alloc.sink.buffers })
     }
 
@@ -347,8 +348,9 @@ pub(super) struct Activations<B = wgpu::Buffer> {
     pub(super) lnf: B,      // (B,T,C)
     pub(super) lnf_mean: B, // (B,T) f32
     pub(super) lnf_rstd: B, // (B,T) f32
-    pub(super) logits: B,   // (B,T,V) f32, overwritten by dlogits
-    pub(super) losses: B,   // (B,T) f32
+    pub(super) logits: B,   // (logits_rows,V) f32: a chunk of the head's rows, overwritten by dlogits
+    pub(super) logits_rows: u32,
+    pub(super) losses: B, // (B,T) f32
     // Scratch buffers whose contents are never live at the same time share memory: the
     // forward's scores and the backward's attention gradient; the gradients into the MLP's
     // hidden layer and into qkv; the gradients into a layernorm's output and into the
@@ -367,9 +369,11 @@ impl<B> Activations<B> {
         batch: u32,
         act: Store,
         n_params: usize,
+        head_rows: Option<u32>,
     ) -> Result<Activations<B>> {
         let (b, t, d, v, nh) = (batch as usize, cfg.ctx as usize, cfg.d as usize, cfg.vocab as usize, cfg.n_head as usize);
         let (bt, f) = (b * t, Store::F32);
+        let logits_rows = head_rows.unwrap_or_else(|| super::gpt::head_rows(bt as u32, cfg.vocab, super::gpt::LOGITS_CHUNK_BYTES));
         let mut buf = |role, label: &str, store, len| alloc.buffer(role, label, store, len);
         let (a, s) = (Role::Activations, Role::Scratch);
         let encoded = buf(a, "encoded", act, bt * d)?;
@@ -397,7 +401,8 @@ impl<B> Activations<B> {
             lnf: buf(a, "ln_f", act, bt * d)?,
             lnf_mean: buf(a, "ln_f mean", f, bt)?,
             lnf_rstd: buf(a, "ln_f rstd", f, bt)?,
-            logits: buf(a, "logits", f, bt * v)?,
+            logits: buf(a, "logits", f, logits_rows as usize * v)?,
+            logits_rows,
             losses: buf(a, "losses", f, bt)?,
             preatt: buf(s, "preatt / datt", f, b * nh * t * t)?,
             dresidual: buf(s, "dresidual", f, bt * d)?,

@@ -111,7 +111,7 @@ impl<'a> Net<'a> {
 
 /// The forward pass, layer by layer: embedding, then per block LayerNorm, qkv, attention,
 /// projection (+ residual), LayerNorm, MLP up with GELU, MLP down (+ residual); then the final
-/// LayerNorm and the logits through the tied embedding.
+/// LayerNorm. The head follows a chunk of rows at a time (`gpt_head_forward`).
 fn gpt_forward(net: &Net) -> Result<Vec<Dispatch>> {
     let (gpu, l, x, d, (a, f)) = (net.gpu, net.layout, net.x, net.d, (|b| net.a(b), |b| net.f(b)));
     let (params, rows) = (net.params, net.rows());
@@ -131,48 +131,98 @@ fn gpt_forward(net: &Net) -> Result<Vec<Dispatch>> {
         out.push(matmul_residual_forward(gpu, a(&b.res3), a(&b.res2), a(&b.fch_gelu), fc_proj, net.shape(4 * d, d))?);
     }
     out.push(layernorm_forward(gpu, a(&x.lnf), &net.lnf_saved(), net.affine(params, l.lnf_w, l.lnf_b), rows)?);
-    out.push(matmul_forward(gpu, f(&x.logits), a(&x.lnf), Linear::without_bias(params.at(l.wte)), net.shape(d, net.vocab))?);
     Ok(out)
 }
 
-/// The mean cross-entropy of the batch into `out[slot]`; `after` says whether the logits
-/// become dlogits (training) or stay (evaluation).
-fn gpt_loss(net: &Net, after: Logits, out: &wgpu::Buffer, slot: usize) -> Result<Vec<Dispatch>> {
-    let (gpu, x, io) = (net.gpu, net.x, net.io);
-    Ok(vec![
-        cross_entropy_forward_backward(gpu, &x.logits, &io.targets, &x.losses, net.bt, net.vocab, after)?,
-        sum(gpu, net.f(&x.losses), net.bt, out, slot as u32, 1.0 / net.bt as f32)?,
-    ])
+/// The head over rows [first, first + rows) of the batch: their logits through the tied
+/// embedding, into the logits buffer (which holds one chunk of rows: a step's logits, B*T*V,
+/// need never exist at once).
+fn gpt_head_forward(net: &Net, chunk: HeadChunk) -> Result<Dispatch> {
+    let (l, x, d) = (net.layout, net.x, net.d);
+    let lnf = net.a(&x.lnf).at(chunk.first * d);
+    let shape = LinearShape { bt: chunk.rows, c: d, oc: net.vocab };
+    matmul_forward(net.gpu, net.f(&x.logits), lnf, Linear::without_bias(net.params.at(l.wte)), shape)
 }
 
-/// The training loss of each of `micro_batches` micro-batches (micro-batch `i` into
-/// `micro_losses[i]`, or with one micro-batch straight into the stats) with dlogits scaled to
-/// the mean over the whole batch, so the micro-batches' gradients add up to the batch's; and
-/// with several, the mean of their losses into the stats afterwards.
-fn gpt_train_loss(net: &Net, micro_batches: u32, micro_losses: &wgpu::Buffer) -> Result<(Vec<Vec<Dispatch>>, Vec<Dispatch>)> {
-    let to_gradient = Logits::ToGradient { scale: 1.0 / (net.bt as f32 * micro_batches as f32) };
+/// The chunk's losses into losses[first..], and its logits become dlogits (training) or stay
+/// (evaluation) as `after` says.
+fn gpt_head_loss(net: &Net, chunk: HeadChunk, after: Logits) -> Result<Dispatch> {
+    let (x, io) = (net.x, net.io);
+    cross_entropy_forward_backward(net.gpu, &x.logits, &io.targets, &x.losses, chunk.first, chunk.rows, net.vocab, after)
+}
+
+/// The head's backward over the chunk: dlnf[rows] += dlogits . wte, dwte += dlogits^T . lnf[rows].
+fn gpt_head_backward(net: &Net, chunk: HeadChunk) -> Result<Vec<Dispatch>> {
+    let (l, x, d) = (net.layout, net.x, net.d);
+    let (dlnf, lnf) = (net.f(&x.dln).at(chunk.first * d), net.a(&x.lnf).at(chunk.first * d));
+    let (head, dhead) = (net.params.at(l.wte), Linear::without_bias(net.grads.at(l.wte)));
+    let shape = LinearShape { bt: chunk.rows, c: d, oc: net.vocab };
+    matmul_backward(net.gpu, dlnf, dhead, net.f(&x.logits), lnf, head, shape)
+}
+
+/// The mean of the batch's losses into `out[slot]`.
+fn gpt_loss_mean(net: &Net, out: &wgpu::Buffer, slot: usize) -> Result<Dispatch> {
+    sum(net.gpu, net.f(&net.x.losses), net.bt, out, slot as u32, 1.0 / net.bt as f32)
+}
+
+/// The training loss's mean of each of `micro_batches` micro-batches (micro-batch `i` into
+/// `micro_losses[i]`, or with one micro-batch straight into the stats); with several, the
+/// mean of their losses into the stats afterwards.
+fn gpt_train_loss(net: &Net, micro_batches: u32, micro_losses: &wgpu::Buffer) -> Result<(Vec<Dispatch>, Vec<Dispatch>)> {
     if micro_batches == 1 {
-        return Ok((vec![gpt_loss(net, to_gradient, &net.io.stats, STAT_TRAIN_LOSS)?], Vec::new()));
+        return Ok((vec![gpt_loss_mean(net, &net.io.stats, STAT_TRAIN_LOSS)?], Vec::new()));
     }
-    let per_micro = (0..micro_batches as usize).map(|i| gpt_loss(net, to_gradient, micro_losses, i)).collect::<Result<_>>()?;
+    let per_micro = (0..micro_batches as usize).map(|i| gpt_loss_mean(net, micro_losses, i)).collect::<Result<_>>()?;
     let mean = sum(net.gpu, net.f(micro_losses), micro_batches, &net.io.stats, STAT_TRAIN_LOSS as u32, 1.0 / micro_batches as f32)?;
     Ok((per_micro, vec![mean]))
 }
 
-/// The backward pass, the forward's layers in reverse: the tied head and final LayerNorm,
-/// then per block (last first) MLP down, GELU, MLP up, LayerNorm, projection, attention,
-/// qkv, LayerNorm; then the embeddings. As in llm.c, every backward adds into its gradients
-/// (`+=`): the parameter gradients are zeroed once per update (`gpt_zero_grads`, so the
-/// micro-batches of an update add up), dresidual at the start of each backward, and a scratch
-/// gradient shared between layers before each layer that accumulates into it. GELU and
-/// softmax transform their gradient in place.
+/// Rows [first, first + rows) of the batch, whose logits the head computes at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadChunk {
+    pub first: u32,
+    pub rows: u32,
+}
+
+/// The most bytes of logits the head computes at once: what any WebGPU adapter can bind.
+/// Every model whose batch's logits fit takes one chunk; the chunks do not depend on the
+/// adapter, so a run repeats bit for bit anywhere.
+pub const LOGITS_CHUNK_BYTES: u64 = 128 << 20;
+
+/// Rows per chunk of the head for `bt` rows of a `vocab`-token head: all of them when their
+/// f32 logits fit `cap_bytes`, else a multiple of 64 rows that do.
+pub fn head_rows(bt: u32, vocab: u32, cap_bytes: u64) -> u32 {
+    let row_bytes = vocab as u64 * 4;
+    if bt as u64 * row_bytes <= cap_bytes {
+        return bt;
+    }
+    ((cap_bytes / row_bytes) as u32 / 64 * 64).clamp(64.min(bt), bt)
+}
+
+/// The chunks of `bt` rows, `rows` at a time (the last may be shorter).
+pub fn head_chunks(bt: u32, rows: u32) -> Vec<HeadChunk> {
+    (0..bt).step_by(rows.max(1) as usize).map(|first| HeadChunk { first, rows: rows.min(bt - first) }).collect()
+}
+
+/// Clears the scratch gradients the head's backward and the final LayerNorm's add into
+/// (dlnf and dresidual) before a backward.
+fn gpt_backward_start(net: &Net) -> Result<Vec<Dispatch>> {
+    Ok(vec![net.zero(&net.x.dresidual)?, net.zero(&net.x.dln)?])
+}
+
+/// The backward pass from the final LayerNorm (the head's is `gpt_head_backward`, a chunk at a
+/// time), the forward's layers in reverse: the final LayerNorm, then per block (last first)
+/// MLP down, GELU, MLP up, LayerNorm, projection, attention, qkv, LayerNorm; then the
+/// embeddings. As in llm.c, every backward adds into its gradients (`+=`): the parameter
+/// gradients are zeroed once per update (`gpt_zero_grads`, so the micro-batches of an update
+/// add up), dresidual and dlnf at the start of each backward (`gpt_backward_start`), and a
+/// scratch gradient shared between layers before each layer that accumulates into it. GELU
+/// and softmax transform their gradient in place.
 fn gpt_backward(net: &Net) -> Result<Vec<Dispatch>> {
     let (gpu, l, x, d, (a, f)) = (net.gpu, net.layout, net.x, net.d, (|b| net.a(b), |b| net.f(b)));
     let (params, grads, rows) = (net.params, net.grads, net.rows());
     let (dres, dln, datty, datt, dfch, dqkv) = (&x.dresidual, &x.dln, &x.dln, &x.preatt, &x.dfch, &x.dfch);
-    let mut out = vec![net.zero(dres)?, net.zero(dln)?];
-    let head = Linear::without_bias(grads.at(l.wte));
-    out.extend(matmul_backward(gpu, f(dln), head, f(&x.logits), a(&x.lnf), params.at(l.wte), net.shape(d, net.vocab))?);
+    let mut out = Vec::new();
     let lnf = (net.affine(grads, l.lnf_w, l.lnf_b), net.affine(params, l.lnf_w, l.lnf_b));
     out.extend(layernorm_backward(gpu, dres, lnf.0, dln, &net.lnf_saved(), lnf.1, rows)?);
     for (i, (w, b)) in l.blocks.iter().zip(&x.blocks).enumerate().rev() {
@@ -205,6 +255,15 @@ fn gpt_backward(net: &Net) -> Result<Vec<Dispatch>> {
 /// Clears the parameter gradients before the first backward of an update.
 fn gpt_zero_grads(net: &Net) -> Result<Vec<Dispatch>> {
     zero_block(net.gpu, net.grads, net.layout.total as u32)
+}
+
+/// One chunk of the head: its logits, its loss with dlogits (training) or without
+/// (evaluation), and its backward.
+struct HeadDispatches {
+    forward: Dispatch,
+    train_loss: Dispatch,
+    eval_loss: Dispatch,
+    backward: Vec<Dispatch>,
 }
 
 /// The update: the global gradient norm (for clipping), AdamW over the whole block, and
@@ -247,11 +306,16 @@ pub struct GptGpu {
     io: Inputs,
     zero_grads: Vec<Dispatch>,
     forward: Vec<Dispatch>,
-    /// per micro-batch: its loss and dlogits
-    loss: Vec<Vec<Dispatch>>,
+    /// the head, a chunk of rows at a time
+    head: Vec<HeadDispatches>,
+    /// the rows of each chunk of the head
+    pub head_chunks: Vec<HeadChunk>,
+    backward_start: Vec<Dispatch>,
+    /// per micro-batch: the mean of its losses
+    loss: Vec<Dispatch>,
     /// with several micro-batches: the mean of their losses
     loss_mean: Vec<Dispatch>,
-    eval_loss: Vec<Dispatch>,
+    eval_loss: Dispatch,
     backward: Vec<Dispatch>,
     update: Update,
     adamw_config: AdamwConfig,
@@ -263,13 +327,19 @@ impl GptGpu {
     /// the parameter storage (all modes start from the same point when `init` is
     /// bf16-representable).
     pub fn new(gpu: &Gpu, cfg: ModelConfig, batch: u32, precision: Precision, init: &[f32]) -> Result<GptGpu> {
-        GptGpu::build(gpu, cfg, batch, 1, precision, init, true)
+        GptGpu::build(gpu, cfg, batch, 1, precision, init, true, None)
     }
 
     /// [`GptGpu::new`] without the fidelity measurement (for sampling, and for measuring its
     /// cost).
     pub fn without_fidelity(gpu: &Gpu, cfg: ModelConfig, batch: u32, precision: Precision, init: &[f32]) -> Result<GptGpu> {
-        GptGpu::build(gpu, cfg, batch, 1, precision, init, false)
+        GptGpu::build(gpu, cfg, batch, 1, precision, init, false, None)
+    }
+
+    /// [`GptGpu::new`] with the head computed `head_rows` rows at a time (to test chunks on a
+    /// small model; models choose by [`LOGITS_CHUNK_BYTES`]).
+    pub fn with_head_rows(gpu: &Gpu, cfg: ModelConfig, batch: u32, precision: Precision, init: &[f32], head_rows: u32) -> Result<GptGpu> {
+        GptGpu::build(gpu, cfg, batch, 1, precision, init, true, Some(head_rows))
     }
 
     /// The model a run of schedule `train` trains: it runs `train.micro_batch()` sequences at
@@ -283,9 +353,10 @@ impl GptGpu {
         fidelity: bool,
     ) -> Result<GptGpu> {
         train.validate()?;
-        GptGpu::build(gpu, cfg, train.micro_batch(), train.grad_accum, precision, init, fidelity)
+        GptGpu::build(gpu, cfg, train.micro_batch(), train.grad_accum, precision, init, fidelity, None)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build(
         gpu: &Gpu,
         cfg: ModelConfig,
@@ -294,6 +365,7 @@ impl GptGpu {
         precision: Precision,
         init: &[f32],
         fidelity: bool,
+        head_rows: Option<u32>,
     ) -> Result<GptGpu> {
         cfg.validate()?;
         let layout = ParamLayout::new(&cfg);
@@ -301,7 +373,7 @@ impl GptGpu {
         let ps = precision.param_store();
         let mut alloc = Allocator::new(gpu);
         let ModelBuffers { params, grads, m, v, extra, fidelity_sums, x, io, micro_losses } =
-            allocate(&mut alloc, &cfg, batch, micro_batches, precision, fidelity)?;
+            allocate(&mut alloc, &cfg, batch, micro_batches, precision, fidelity, head_rows)?;
         // the weights (and a master copy) start at `init` rounded; the compensation at zero
         let rounded: Vec<f32> = init.iter().map(|&x| ps.round_rtn(x)).collect();
         gpu.upload(&params, 0, &ps.encode(&rounded));
@@ -324,8 +396,23 @@ impl GptGpu {
         };
         let zero_grads = gpt_zero_grads(&net)?;
         let forward = gpt_forward(&net)?;
+        // dlogits scaled to the mean over the whole batch: the micro-batches' gradients add up
+        let to_gradient = Logits::ToGradient { scale: 1.0 / (bt as f32 * micro_batches as f32) };
+        let head_chunks = head_chunks(bt as u32, x.logits_rows);
+        let head = head_chunks
+            .iter()
+            .map(|&c| {
+                Ok(HeadDispatches {
+                    forward: gpt_head_forward(&net, c)?,
+                    train_loss: gpt_head_loss(&net, c, to_gradient)?,
+                    eval_loss: gpt_head_loss(&net, c, Logits::Kept)?,
+                    backward: gpt_head_backward(&net, c)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let backward_start = gpt_backward_start(&net)?;
         let (loss, loss_mean) = gpt_train_loss(&net, micro_batches, &micro_losses)?;
-        let eval_loss = gpt_loss(&net, Logits::Kept, &io.stats, STAT_EVAL_LOSS)?;
+        let eval_loss = gpt_loss_mean(&net, &io.stats, STAT_EVAL_LOSS)?;
         let backward = gpt_backward(&net)?;
         let (extra_ref, fidelity) = (extra.as_ref(), fidelity_sums.as_ref());
         let bufs = AdamwBuffers { param: &params, grad: &grads, m: &m, v: &v, extra: extra_ref, stats: &io.stats, fidelity };
@@ -347,6 +434,9 @@ impl GptGpu {
             io,
             zero_grads,
             forward,
+            head,
+            head_chunks,
+            backward_start,
             loss,
             loss_mean,
             eval_loss,
@@ -440,7 +530,8 @@ impl GptGpu {
     /// The forward pass and the mean loss into stats[STAT_EVAL_LOSS], without gradients, as
     /// command buffers of at most `chunk` dispatches.
     pub fn eval_encoders(&self, gpu: &Gpu, chunk: usize) -> Vec<wgpu::CommandEncoder> {
-        let dispatches: Vec<&Dispatch> = self.forward.iter().chain(&self.eval_loss).collect();
+        let head = self.head.iter().flat_map(|h| [&h.forward, &h.eval_loss]);
+        let dispatches: Vec<&Dispatch> = self.forward.iter().chain(head).chain([&self.eval_loss]).collect();
         dispatches
             .chunks(chunk.max(1))
             .map(|part| {
@@ -451,12 +542,15 @@ impl GptGpu {
             .collect()
     }
 
-    /// Records only the forward (logits for sampling).
-    pub fn record_forward(&self, encoder: &mut wgpu::CommandEncoder) {
+    /// Records the forward and the head's chunk that holds row `row` of the batch (logits for
+    /// sampling); returns the row's byte offset in the logits buffer.
+    pub fn record_forward_to(&self, encoder: &mut wgpu::CommandEncoder, row: u32) -> u64 {
+        let i = self.head_chunks.iter().position(|c| row < c.first + c.rows).expect("a row of the batch");
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
-        for d in &self.forward {
+        for d in self.forward.iter().chain([&self.head[i].forward]) {
             d.record(&mut pass);
         }
+        (row - self.head_chunks[i].first) as u64 * self.cfg.vocab as u64 * 4
     }
 
     /// Records forward, loss and backward without the update (gradients for tests), on a
@@ -464,8 +558,7 @@ impl GptGpu {
     pub fn record_gradients(&self, encoder: &mut wgpu::CommandEncoder) {
         assert_eq!(self.micro_batches, 1, "record_gradients records one micro-batch");
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("gradients"), timestamp_writes: None });
-        let gradients = self.zero_grads.iter().chain(&self.forward).chain(&self.loss[0]).chain(&self.backward);
-        for d in gradients.chain(&self.update.grad_norm) {
+        for d in self.micro_gradients(0).into_iter().chain(&self.update.grad_norm) {
             d.record(&mut pass);
         }
     }
@@ -473,16 +566,28 @@ impl GptGpu {
     /// The dispatches of micro-batch `micro` of a training step, in order: the first clears
     /// the gradients; each runs forward, loss and backward; the last makes the update.
     pub fn micro_dispatches(&self, micro: u32) -> Vec<&Dispatch> {
-        let mut out: Vec<&Dispatch> = Vec::new();
-        if micro == 0 {
-            out.extend(&self.zero_grads);
-        }
-        out.extend(self.forward.iter().chain(&self.loss[micro as usize]).chain(&self.backward));
+        let mut out = self.micro_gradients(micro);
         if micro + 1 == self.micro_batches {
             out.extend(
                 self.loss_mean.iter().chain(&self.update.grad_norm).chain(&self.update.adamw.dispatches).chain(&self.update.fidelity),
             );
         }
+        out
+    }
+
+    /// Micro-batch `micro`'s gradients (the first clears them): the forward, then the head a
+    /// chunk at a time — logits, loss and dlogits, the head's backward — then the loss's mean
+    /// and the rest of the backward.
+    fn micro_gradients(&self, micro: u32) -> Vec<&Dispatch> {
+        let mut out: Vec<&Dispatch> = Vec::new();
+        if micro == 0 {
+            out.extend(&self.zero_grads);
+        }
+        out.extend(self.forward.iter().chain(&self.backward_start));
+        for h in &self.head {
+            out.extend([&h.forward, &h.train_loss].into_iter().chain(&h.backward));
+        }
+        out.extend([&self.loss[micro as usize]].into_iter().chain(&self.backward));
         out
     }
 
