@@ -80,14 +80,16 @@ fn interrupt(args: &[String], dir: &Path, sig: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-#[test]
-fn ctrl_c_stops_with_checkpoints_and_resume_finishes_with_the_uninterrupted_losses() {
-    let (whole, parts) = (tmp("whole"), tmp("parts"));
+/// A run stopped by `sig` (exit `code`): every run "stopped" at one step in summary.json, a
+/// checkpoint of that step per mode, the command that continues it; resumed, it ends with the
+/// losses of an uninterrupted run bit for bit.
+fn stops_and_resumes_exactly(sig: &str, code: i32) {
+    let (whole, parts) = (tmp(&format!("whole-{sig}")), tmp(&format!("parts-{sig}")));
     let o = srgpt().args(micro(1000, &whole)).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 
-    let o = interrupt(&micro(1000, &parts), &parts, "INT");
-    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let o = interrupt(&micro(1000, &parts), &parts, sig);
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
     let s = summary(&parts);
     let stopped_at = s["runs"][0]["steps_completed"].as_u64().unwrap();
     assert!(stopped_at > 0 && stopped_at < 1000, "stopped at {stopped_at}: the signal missed the run");
@@ -109,12 +111,13 @@ fn ctrl_c_stops_with_checkpoints_and_resume_finishes_with_the_uninterrupted_loss
 }
 
 #[test]
+fn ctrl_c_stops_with_checkpoints_and_resume_finishes_with_the_uninterrupted_losses() {
+    stops_and_resumes_exactly("INT", 130);
+}
+
+#[test]
 fn sigterm_stops_the_same_way_with_exit_code_143() {
-    let dir = tmp("term");
-    let o = interrupt(&micro(1000, &dir), &dir, "TERM");
-    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
-    assert!(summary(&dir)["runs"].as_array().unwrap().iter().all(|r| r["status"] == "stopped"));
-    std::fs::remove_dir_all(dir).ok();
+    stops_and_resumes_exactly("TERM", 143);
 }
 
 #[test]
@@ -138,6 +141,52 @@ fn a_second_ctrl_c_exits_at_once_and_the_checkpoints_on_disk_still_load() {
         assert!(ckpt.state.step >= 1);
     }
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// A graceful stop that would never end (its checkpoint write held by the test hook, as a
+/// write to a hung disk would be): the second signal ends the process at once, and the
+/// half-written file never takes a checkpoint's name.
+#[test]
+fn a_second_signal_ends_a_graceful_stop_that_hangs() {
+    for (first, second, code) in [("INT", "INT", 130), ("TERM", "INT", 130), ("INT", "TERM", 143)] {
+        let dir = tmp(&format!("hung-{first}-{second}"));
+        let mut args = micro(100_000, &dir);
+        // no checkpoint before the stop: the stop's is the first write of fp32.safetensors
+        args.extend(["--ckpt-every", "0", "--ckpt-minutes", "0"].map(String::from));
+        let child = srgpt()
+            .args(&args)
+            .env("SRGPT_TEST_PAUSE_WRITE", "fp32.safetensors:1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while logged_step(&dir) < 5 {
+            assert!(started.elapsed() < Duration::from_secs(120), "the run never reached step 5");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal(child.id(), first);
+        let paused = dir.join(".fp32.safetensors.tmp.paused");
+        while !paused.exists() {
+            assert!(started.elapsed() < Duration::from_secs(120), "the graceful stop never began its checkpoint");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut child = child;
+        let signalled = Instant::now();
+        signal(child.id(), second);
+        while child.try_wait().unwrap().is_none() {
+            if signalled.elapsed() > Duration::from_secs(15) {
+                child.kill().ok();
+                panic!("{first} then {second}: still running 15 s after the second signal");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(code), "{first} then {second}: {}", stderr(&o));
+        assert!(stderr(&o).contains("again: exiting at once"), "{}", stderr(&o));
+        assert!(!dir.join("fp32.safetensors").exists(), "a half-written checkpoint took the checkpoint's name");
+        std::fs::remove_dir_all(dir).ok();
+    }
 }
 
 #[test]
