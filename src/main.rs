@@ -209,3 +209,124 @@ fn run(cli: Cli, launched: std::time::Instant) -> Result<ExitCode> {
         Command::Bench { what } => cli::bench::bench(adapter, what, launched),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+    use srgpt::model::config::{MAX_BATCH, MAX_CTX, MAX_D, MAX_LAYERS, MAX_VOCAB};
+
+    /// Every numeric flag of every subcommand: (its subcommand path, the flag, values just
+    /// inside its bounds, values just past them). A flag added without a row here fails the
+    /// test, so none escapes its bounds check.
+    fn bounds() -> Vec<(&'static str, &'static str, Vec<String>, Vec<String>)> {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+        let whole = |lo: u64, hi: u64| {
+            let below = if lo == 0 { "-1".to_string() } else { (lo - 1).to_string() };
+            let above = if hi == u64::MAX { "18446744073709551616".to_string() } else { (hi + 1).to_string() };
+            (vec![lo.to_string(), hi.to_string()], vec![below, above, "1.5".into(), "x".into()])
+        };
+        let positive = (s(&["1e-30", "3e-3", "3.4e38"]), s(&["0", "-1e-3", "nan", "inf", "3.5e38"]));
+        let non_negative = (s(&["0", "0.8", "3.4e38"]), s(&["-1e-30", "nan", "inf"]));
+        let u32_max = u32::MAX as u64;
+        let model = |sub: &'static str| {
+            vec![
+                (sub, "--n-layer", whole(1, MAX_LAYERS as u64)),
+                (sub, "--n-head", whole(1, MAX_D as u64)),
+                (sub, "--d", whole(1, MAX_D as u64)),
+                (sub, "--ctx", whole(2, MAX_CTX as u64)),
+                (sub, "--batch", whole(1, MAX_BATCH as u64)),
+                (sub, "--grad-accum", whole(1, MAX_BATCH as u64)),
+            ]
+        };
+        let mut rows = Vec::new();
+        rows.extend(model("train"));
+        rows.extend(model("sweep"));
+        rows.extend(model("plan"));
+        rows.extend([
+            ("train", "--sample-every", whole(0, u32_max)),
+            ("train", "--lr", positive.clone()),
+            ("train", "--warmup", whole(0, u32_max)),
+            ("train", "--steps", whole(1, u32_max)),
+            ("train", "--seed", whole(0, u64::MAX)),
+            ("train", "--eval-every", whole(0, u32_max)),
+            ("train", "--eval-batches", whole(1, 4096)),
+            ("train", "--ckpt-every", whole(0, u32_max)),
+            ("train", "--ckpt-minutes", non_negative.clone()),
+            ("train", "--target-loss", positive.clone()),
+            ("train", "--stop-at", whole(1, u32_max)),
+            ("sweep", "--lr", positive.clone()),
+            ("sweep", "--seeds", whole(0, u64::MAX)),
+            ("sweep", "--steps", whole(1, u32_max)),
+            ("sweep", "--eval-every", whole(0, u32_max)),
+            ("sweep", "--ckpt-every", whole(0, u32_max)),
+            ("plan", "--vocab", whole(1, MAX_VOCAB as u64)),
+            ("sample", "--tokens", whole(1, super::MAX_SAMPLE_TOKENS)),
+            ("sample", "--temperature", non_negative),
+            ("sample", "--top-k", whole(0, MAX_VOCAB as u64)),
+            ("sample", "--seed", whole(0, u64::MAX)),
+            ("eval", "--batch", whole(1, 4096)),
+            ("eval", "--batches", whole(1, u32_max)),
+            ("bench train", "--steps", whole(1, 100_000)),
+            ("bench matmul", "--reps", whole(1, 100_000)),
+        ]);
+        rows.into_iter().map(|(sub, flag, (ok, bad))| (sub, flag, ok, bad)).collect()
+    }
+
+    /// Every (subcommand path, argument) of the command line.
+    fn all_args(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+        for arg in cmd.get_arguments() {
+            out.push((path.to_string(), arg.clone()));
+        }
+        for sub in cmd.get_subcommands() {
+            let sub_path = if path.is_empty() { sub.get_name().to_string() } else { format!("{path} {}", sub.get_name()) };
+            all_args(sub, &sub_path, out);
+        }
+    }
+
+    /// A command line of subcommand `path` with its required arguments, and `flag=value`.
+    fn parses(path: &str, flag: &str, value: &str) -> Result<(), String> {
+        let required: &[&str] = match path {
+            "sweep" => &["--lr", "1e-3", "--seeds", "1", "--out", "x"],
+            "sample" => &["--checkpoint", "x"],
+            "eval" => &["model", "--corpus", "c"],
+            "view" | "plot" | "shader" => &["x"],
+            "prepare" | "export" => &["x", "--out", "y"],
+            _ => &[],
+        };
+        let line = ["srgpt"].into_iter().chain(path.split_whitespace()).chain(required.iter().copied());
+        let arg = format!("{flag}={value}");
+        Cli::command().try_get_matches_from(line.chain([arg.as_str()])).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_numeric_flag_takes_its_bounds_and_refuses_just_past_them_by_name() {
+        let mut args = Vec::new();
+        all_args(&Cli::command(), "", &mut args);
+        let table = bounds();
+        let mut checked = 0;
+        for (path, arg) in &args {
+            let Some(long) = arg.get_long() else { continue };
+            if path.is_empty() || !arg.get_action().takes_values() {
+                continue;
+            }
+            let flag = format!("--{long}");
+            // a numeric flag: its parser takes 1 and refuses a word
+            let numeric = parses(path, &flag, "1").is_ok() && parses(path, &flag, "many").is_err();
+            let row = table.iter().find(|(sub, f, _, _)| sub == path && *f == flag);
+            let Some((_, _, ok, bad)) = row else {
+                assert!(!numeric, "`srgpt {path} {flag}` is numeric and has no row in this test's table of bounds");
+                continue;
+            };
+            for value in ok {
+                assert!(parses(path, &flag, value).is_ok(), "`srgpt {path} {flag}={value}` is refused: {:?}", parses(path, &flag, value));
+            }
+            for value in bad {
+                let error = parses(path, &flag, value).expect_err(&format!("`srgpt {path} {flag}={value}` is accepted"));
+                assert!(error.contains(&flag), "`srgpt {path} {flag}={value}`: the message does not name the flag: {error}");
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, table.len(), "a row of the table names no flag of the command line");
+    }
+}
