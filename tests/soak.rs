@@ -1,6 +1,6 @@
 //! A long run allocates nothing after warm-up: no GPU buffer is created, no buffer, bind
 //! group, command buffer or query set is left alive, and resident memory stays flat over
-//! 4,900 steps (sampled every 700, its slope bounded) — the whole driver in the loop: the
+//! 4,600 steps (sampled every 700, its slope bounded) — the whole driver in the loop: the
 //! training session of `srgpt train`, writing metrics.jsonl every step and checkpoints every
 //! 100. In a test binary of its own, so no other test's allocations show in this process's
 //! memory.
