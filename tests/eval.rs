@@ -240,13 +240,53 @@ fn a_hugging_face_gpt2_folder_is_scored_and_trained_from() {
     let ckpt = srgpt::train::checkpoint::load(&run.join("bf16-sr.safetensors")).unwrap();
     assert_eq!((ckpt.state.model.ctx, ckpt.state.model.vocab, ckpt.tokenizer.name()), (32, 50257, "gpt2"));
 
-    // what srgpt's model is not, refused by name
+    // refused by name: what srgpt's model is not, a tensor of the wrong shape, a corpus of
+    // another tokenizer
+    let refused = |args: &[&str], says: &str| {
+        let out = srgpt(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: expected {says:?} in {err}");
+    };
     let relu = tmp("hf-gpt2-relu");
     hf_gpt2_folder(&relu, &cfg, false, "relu");
-    let out = srgpt(&["eval", relu.to_str().unwrap(), "--corpus", "shakespeare"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("activation_function relu"), "{}", String::from_utf8_lossy(&out.stderr));
-    for p in [&folder, &hub, &run, &relu] {
+    refused(&["eval", relu.to_str().unwrap(), "--corpus", "shakespeare"], "activation_function relu");
+    let narrow = tmp("hf-gpt2-shape");
+    hf_gpt2_folder(&narrow, &cfg, false, "gelu_new");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(narrow.join("config.json")).unwrap()).unwrap();
+    config["n_layer"] = 3.into();
+    std::fs::write(narrow.join("config.json"), config.to_string()).unwrap();
+    refused(&["eval", narrow.to_str().unwrap(), "--corpus", "shakespeare"], "config.json says 3 layers, the weights hold 2");
+    config["n_layer"] = 2.into();
+    config["n_head"] = 5.into();
+    std::fs::write(narrow.join("config.json"), config.to_string()).unwrap();
+    refused(&["eval", narrow.to_str().unwrap(), "--corpus", "shakespeare"], "--n-head 5 does not divide --d 64");
+    // a weight stored (out, in) where GPT-2's Conv1D keeps (in, out)
+    config["n_head"] = 2.into();
+    std::fs::write(narrow.join("config.json"), config.to_string()).unwrap();
+    let bytes = std::fs::read(narrow.join("model.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            let mut shape = v.shape().to_vec();
+            if name == "transformer.h.1.mlp.c_fc.weight" {
+                shape.reverse();
+            }
+            let view = safetensors::tensor::TensorView::new(v.dtype(), shape, v.data()).unwrap();
+            (name, view)
+        })
+        .collect();
+    std::fs::write(narrow.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    refused(
+        &["eval", narrow.to_str().unwrap(), "--corpus", "shakespeare"],
+        "tensor transformer.h.1.mlp.c_fc.weight is [256, 64], expected [64, 256]",
+    );
+    let byte_run = tmp("hf-gpt2-byte");
+    let init = ["train", "--headless", "--init", f, "--corpus", "shakespeare", "--tokenizer", "byte", "--out", byte_run.to_str().unwrap()];
+    refused(&init, "its vocabulary");
+    for p in [&folder, &hub, &run, &relu, &narrow] {
         std::fs::remove_dir_all(p).ok();
     }
 }
