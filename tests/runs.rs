@@ -459,3 +459,27 @@ fn sample_streams_its_text_as_it_is_generated() {
     child.wait().unwrap();
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `--ckpt-minutes`: with no step schedule, checkpoints come by wall time alone (here every
+/// 0.3 s of a run of several seconds), each logged with its step.
+#[test]
+fn checkpoints_come_by_wall_time_with_ckpt_minutes() {
+    let dir = tmp("minutes");
+    let mut args = micro(1000, &dir);
+    args.extend(["--ckpt-every", "0", "--ckpt-minutes", "0.005"].map(String::from));
+    let started = Instant::now();
+    let o = srgpt().args(&args).output().unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let steps: Vec<u64> = stderr(&o)
+        .lines()
+        .filter(|l| l.contains("checkpoint: ") && l.contains("fp32.safetensors"))
+        .filter_map(|l| l.rsplit_once("(step ").and_then(|(_, s)| s.trim_end_matches(')').parse().ok()))
+        .collect();
+    let timed = steps.iter().filter(|&&s| s < 1000).count();
+    // one every 0.3 s: at least a third of what the run's length allows, however the
+    // machine's speed varies within it
+    assert!(timed as f64 >= (took / 0.3 / 3.0).floor().max(1.0), "{timed} timed checkpoints in {took:.1} s: {steps:?}");
+    assert_eq!(steps.last(), Some(&1000), "and the last at the end");
+    std::fs::remove_dir_all(dir).ok();
+}
