@@ -255,12 +255,7 @@ impl Gpu {
             ))
             .into());
         }
-        Ok(self.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.max(16).next_multiple_of(4),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        }))
+        Ok(self.zeroed_storage(label, bytes))
     }
 
     /// A zero-filled storage buffer that kernels bind in windows of at most
@@ -274,12 +269,17 @@ impl Gpu {
             ))
             .into());
         }
-        Ok(self.create_buffer(&wgpu::BufferDescriptor {
+        Ok(self.zeroed_storage(label, bytes))
+    }
+
+    /// The storage buffer both of the above make, once its size is checked.
+    fn zeroed_storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(16).next_multiple_of(4),
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        }))
+        })
     }
 
     /// The most bytes one binding of a storage buffer may span on this device.
