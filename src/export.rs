@@ -128,7 +128,7 @@ pub fn export(ckpt: &Checkpoint, format: ExportFormat, out: &Path) -> Result<Vec
     let torch_dtype = weights.store.torch_name();
     let srgpt_meta = serde_json::json!({
         "precision": ckpt.precision.name(), "step": ckpt.state.step, "corpus": ckpt.state.corpus, "seed": ckpt.state.seed,
-        "tokenizer": ckpt.tokenizer.name(), "vocab": ckpt.tokenizer.byte_vocab(),
+        "tokenizer": ckpt.tokenizer.name(), "vocab": ckpt.tokenizer.byte_vocab(), "tokenizer_sha256": ckpt.tokenizer.sha256_hex(),
     });
     let mut written = Vec::new();
     let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -250,13 +250,21 @@ pub fn load_model(path: &Path) -> Result<SavedModel> {
     let tokenizer = match meta.get("srgpt") {
         Some(srgpt) => {
             let srgpt: serde_json::Value = serde_json::from_str(srgpt).map_err(|e| bad(format!("bad srgpt metadata: {e}")))?;
-            match srgpt["tokenizer"].as_str() {
-                None | Some("byte") => {
-                    Tokenizer::Byte(serde_json::from_value(srgpt["vocab"].clone()).map_err(|e| bad(format!("bad vocabulary: {e}")))?)
-                }
-                Some("gpt2") => Tokenizer::gpt2(),
-                Some(other) => return Err(bad(format!("unknown tokenizer {other:?}"))),
-            }
+            // an hf tokenizer is the export's own tokenizer.json; the others are in the metadata
+            let folder_json = match (srgpt["tokenizer"].as_str(), folder) {
+                (Some("hf"), Some(folder)) => Some(
+                    std::fs::read_to_string(folder.join("tokenizer.json"))
+                        .map_err(|e| bad(format!("cannot read its tokenizer.json: {e}")))?,
+                ),
+                _ => None,
+            };
+            let vocab = srgpt["vocab"].to_string();
+            Tokenizer::from_metadata(|key| match key {
+                "vocab" => Some(vocab.as_str()),
+                "tokenizer_json" => folder_json.as_deref(),
+                _ => srgpt[key].as_str(),
+            })
+            .map_err(|e| bad(format!("its tokenizer: {e}")))?
         }
         None => {
             let (Some(config), Some(folder)) = (&config, folder) else {

@@ -2,7 +2,7 @@
 
 mod cli;
 
-use srgpt::data::TokenizerKind;
+use srgpt::data::TokenizerChoice;
 use srgpt::eval::Split;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -93,12 +93,13 @@ enum Command {
     /// rest, as u16 token ids after a 1024-byte header) and OUT/tokenizer.json, for
     /// `train --corpus OUT`, which reads them through a memory map.
     Prepare {
-        /// Text files (or `builtin`, `shakespeare`), in order; under `gpt2` each is a document,
-        /// joined with <|endoftext|>.
+        /// Text files (or `builtin`, `shakespeare`), in order; each is a document, joined with
+        /// <|endoftext|> where the tokenizer has it.
         #[arg(required = true)]
         corpus: Vec<String>,
-        #[arg(long, value_enum, default_value_t = TokenizerKind::Byte)]
-        tokenizer: TokenizerKind,
+        /// byte, gpt2, or the path of a Hugging Face tokenizer.json.
+        #[arg(long, default_value = "byte")]
+        tokenizer: TokenizerChoice,
         /// The folder to write (new, empty, or one an earlier prepare wrote).
         #[arg(long)]
         out: PathBuf,
@@ -115,9 +116,9 @@ enum Command {
         /// builtin, shakespeare, a text file or a prepared folder.
         #[arg(long)]
         corpus: String,
-        /// Must be the model's own when given (byte or gpt2).
-        #[arg(long, value_enum)]
-        tokenizer: Option<TokenizerKind>,
+        /// Must be the model's own when given (byte, gpt2 or a tokenizer.json).
+        #[arg(long)]
+        tokenizer: Option<TokenizerChoice>,
         /// `val`: the validation split (the last 10% of the text); `all`: the whole text.
         #[arg(long, value_enum, default_value_t = Split::Val)]
         split: Split,
@@ -127,6 +128,11 @@ enum Command {
         /// Score only the first N batches [default: all].
         #[arg(long, value_parser = whole(1, u32::MAX as u64))]
         batches: Option<u64>,
+    },
+    /// Tokenizers: `srgpt tokenizer train` makes a byte-level BPE for `--tokenizer FILE`.
+    Tokenizer {
+        #[command(subcommand)]
+        what: TokenizerCommand,
     },
     /// Write a checkpoint's weights for other tools. Optimizer state is not exported.
     Export {
@@ -158,6 +164,24 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenizerCommand {
+    /// Train a byte-level BPE (GPT-2's pre-tokenizer, its 256 bytes and <|endoftext|>) on a
+    /// corpus, written as a Hugging Face tokenizer.json for `--tokenizer FILE` (and
+    /// `transformers`' AutoTokenizer). The same text gives the same file.
+    Train {
+        /// Text files (or `builtin`, `shakespeare`).
+        #[arg(required = true)]
+        corpus: Vec<String>,
+        /// At most this many tokens (fewer when the text runs out of pairs to merge).
+        #[arg(long, value_parser = whole(257, srgpt::model::config::MAX_VOCAB as u64))]
+        vocab: u64,
+        /// The tokenizer.json to write (it must not exist yet).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -199,7 +223,10 @@ fn run(cli: Cli, launched: std::time::Instant) -> Result<ExitCode> {
             &prompt,
             SampleOptions { tokens: tokens as usize, temperature, top_k: top_k as usize, seed },
         ),
-        Command::Prepare { corpus, tokenizer, out } => cli::prepare::prepare(&corpus, tokenizer, &out),
+        Command::Prepare { corpus, tokenizer, out } => cli::prepare::prepare(&corpus, &tokenizer, &out),
+        Command::Tokenizer { what: TokenizerCommand::Train { corpus, vocab, out } } => {
+            cli::prepare::train_tokenizer(&corpus, vocab as u32, &out)
+        }
         Command::Eval { model, corpus, tokenizer, split, batch, batches } => {
             cli::eval::eval(adapter, cli::eval::EvalArgs { model: &model, corpus: &corpus, tokenizer, split, batch: batch as u32, batches })
         }
@@ -267,6 +294,7 @@ mod tests {
             ("sample", "--seed", whole(0, u64::MAX)),
             ("eval", "--batch", whole(1, 4096)),
             ("eval", "--batches", whole(1, u32_max)),
+            ("tokenizer train", "--vocab", whole(257, MAX_VOCAB as u64)),
             ("bench train", "--steps", whole(1, 100_000)),
             ("bench matmul", "--reps", whole(1, 100_000)),
         ]);
@@ -292,6 +320,7 @@ mod tests {
             "eval" => &["model", "--corpus", "c"],
             "view" | "plot" | "shader" => &["x"],
             "prepare" | "export" => &["x", "--out", "y"],
+            "tokenizer train" => &["x", "--out", "y"],
             _ => &[],
         };
         let line = ["srgpt"].into_iter().chain(path.split_whitespace()).chain(required.iter().copied());

@@ -66,6 +66,14 @@ fn start_pause_resume_stop() {
     }
     assert_eq!(steps_done(h.state()), paused_at, "Pause holds the step count");
     assert_eq!(h.query_all_by_label("paused").count(), 2, "the run table says paused for both runs");
+    // the table's val bpb: under the byte tokenizer a token is a byte, so bits per byte is the
+    // val loss over ln 2
+    for r in &h.state().runs {
+        let (val, bpb) = (r.val.last().unwrap()[3], r.val_bpb.last().unwrap()[3]);
+        assert!((bpb - val / std::f64::consts::LN_2).abs() < 1e-5 * bpb, "{}: val {val}, bpb {bpb}", r.name);
+        assert!(h.query_all_by_label(&format!("{bpb:.4}")).count() > 0, "{}: the table shows val bpb {bpb:.4}", r.name);
+    }
+    assert!(h.query_by_label("val bpb").is_some(), "the table's val bpb column");
 
     h.get_by_label("Resume").click();
     step_until(&mut h, 60, "steps after Resume", |a| steps_done(a) > paused_at + 2);
@@ -253,6 +261,7 @@ fn page_settings_come_from_the_query_string() {
         assert_eq!(s.to_spec().unwrap().1.model.vocab, 50257, "{query}");
     }
     assert!(Settings::from_query("?tokenizer=bpe").unwrap_err().contains("tokenizer=bpe: a page takes byte or gpt2"));
+    assert!(Settings::from_query("?tokenizer=tokenizer.json").unwrap_err().contains("a tokenizer.json needs the native dashboard"));
 }
 
 /// `srgpt view DIR` on a sweep's folder (Open in the dashboard): the sweep's table is shown,
@@ -311,6 +320,20 @@ fn file_dialog_answers_fill_the_dashboard() {
     h.step();
     assert_eq!(h.state().settings.corpus, corpus.display().to_string());
     assert_eq!(h.state().settings.out_dir, dir.join("out").display().to_string());
+    // a tokenizer.json picked with the tokenizer's `…` tokenizes the corpus
+    let bpe = dir.join("tokenizer.json");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_srgpt"))
+        .args(["tokenizer", "train", "--vocab", "300", "--out"])
+        .arg(&bpe)
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    deliver(Picked::Tokenizer(bpe.clone()));
+    h.step();
+    assert_eq!(h.state().settings.tokenizer, Some(srgpt::data::TokenizerChoice::File(bpe.clone())));
+    let picked = h.state().settings.corpus().unwrap();
+    assert_eq!((picked.tokenizer.name(), picked.tokenizer), ("hf", srgpt::data::Tokenizer::from_file(&bpe).unwrap()));
 
     deliver(Picked::View(run.clone()));
     h.step();

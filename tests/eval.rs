@@ -165,7 +165,7 @@ fn hf_gpt2_folder(dir: &Path, cfg: &srgpt::model::config::ModelConfig, hub_names
     let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
     std::fs::write(dir.join("model.safetensors"), safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
     // GPT-2's tokenizer files as the hub keeps them
-    let json = srgpt::data::Tokenizer::gpt2().to_json();
+    let json = serde_json::from_str::<serde_json::Value>(&srgpt::data::Tokenizer::gpt2().json_text()).unwrap();
     std::fs::write(dir.join("vocab.json"), serde_json::to_string(&json["model"]["vocab"]).unwrap()).unwrap();
     let merges: Vec<&str> = json["model"]["merges"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     std::fs::write(dir.join("merges.txt"), format!("#version: 0.2\n{}\n", merges.join("\n"))).unwrap();
@@ -206,7 +206,7 @@ fn a_hugging_face_gpt2_folder_is_scored_and_trained_from() {
     for file in ["vocab.json", "merges.txt"] {
         std::fs::remove_file(hub.join(file)).unwrap();
     }
-    std::fs::write(hub.join("tokenizer.json"), serde_json::to_string(&Tokenizer::gpt2().to_json()).unwrap()).unwrap();
+    std::fs::write(hub.join("tokenizer.json"), Tokenizer::gpt2().json_text()).unwrap();
     let from_hub = eval(&[hub.to_str().unwrap(), "--corpus", "shakespeare", "--batch", "2", "--batches", "2"]);
     assert_eq!(from_hub["loss"], got["loss"]);
 
@@ -317,7 +317,7 @@ fn srgpt_eval_of_a_model_transformers_saved_is_transformers_loss() {
     use srgpt::data::Tokenizer;
     let folder = tmp("hf-saved");
     std::fs::create_dir_all(&folder).unwrap();
-    let json_tokenizer = Tokenizer::gpt2().to_json();
+    let json_tokenizer: serde_json::Value = serde_json::from_str(&Tokenizer::gpt2().json_text()).unwrap();
     std::fs::write(folder.join("vocab.json"), serde_json::to_string(&json_tokenizer["model"]["vocab"]).unwrap()).unwrap();
     let merges: Vec<&str> = json_tokenizer["model"]["merges"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     std::fs::write(folder.join("merges.txt"), format!("#version: 0.2\n{}\n", merges.join("\n"))).unwrap();

@@ -3,14 +3,15 @@
 //! reader written from the format's description (tests/prepared_check.py) decodes them back
 //! to the text, a run reads them through the memory map with the batches of the in-memory
 //! corpus, a GPT-2-tokenized model trains, checkpoints, resumes, samples and exports GPT-2's
-//! tokenizer, and damaged or mismatched folders are refused with a clear message.
+//! tokenizer, a tokenizer `srgpt tokenizer train` made does the same and loads in
+//! transformers, and damaged or mismatched folders are refused with a clear message.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use srgpt::data::{train_batch, val_batches, Corpus, Tokenizer, TokenizerKind};
+use srgpt::data::{train_batch, val_batches, Corpus, Tokenizer, TokenizerChoice};
 
 fn srgpt(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_srgpt")).args(args).env("SRGPT_TUNE", "0").output().unwrap()
@@ -26,23 +27,38 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Shakespeare's text in a file, and the folder `srgpt prepare FILE --tokenizer kind` wrote
+/// Shakespeare's text in a file, and the folder `srgpt prepare FILE --tokenizer choice` wrote
 /// (named after the test, as tests run side by side).
-fn prepared(test: &str, kind: TokenizerKind) -> (PathBuf, PathBuf) {
-    let text = tmp(&format!("{test}-text-{}", kind.name())).with_extension("txt");
+fn prepared(test: &str, choice: &TokenizerChoice) -> (PathBuf, PathBuf) {
+    let label = match choice {
+        TokenizerChoice::File(_) => "file".to_string(),
+        named => named.to_string(),
+    };
+    let text = tmp(&format!("{test}-text-{label}")).with_extension("txt");
     std::fs::write(&text, Corpus::text_of("shakespeare").unwrap()).unwrap();
-    let dir = tmp(&format!("{test}-dir-{}", kind.name()));
-    let out = srgpt(&["prepare", text.to_str().unwrap(), "--tokenizer", kind.name(), "--out", dir.to_str().unwrap()]);
+    let dir = tmp(&format!("{test}-dir-{label}"));
+    let out = srgpt(&["prepare", text.to_str().unwrap(), "--tokenizer", &choice.to_string(), "--out", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     (text, dir)
 }
 
+/// A byte-level BPE of `vocab` tokens that `srgpt tokenizer train` made of Shakespeare, in a
+/// file of the test's own.
+fn trained_tokenizer(test: &str, vocab: u32) -> PathBuf {
+    let path = tmp(&format!("{test}-tokenizer")).with_extension("json");
+    let _ = std::fs::remove_file(&path);
+    let out = srgpt(&["tokenizer", "train", "shakespeare", "--vocab", &vocab.to_string(), "--out", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    path
+}
+
 #[test]
 fn prepared_tokens_are_the_texts_tokens() {
-    for kind in [TokenizerKind::Byte, TokenizerKind::Gpt2] {
-        let (text, dir) = prepared("tokens", kind);
+    let bpe = trained_tokenizer("tokens", 1000);
+    for kind in [TokenizerChoice::Byte, TokenizerChoice::Gpt2, TokenizerChoice::File(bpe.clone())] {
+        let (text, dir) = prepared("tokens", &kind);
         let mapped = Corpus::load(dir.to_str().unwrap()).unwrap();
-        let memory = Corpus::load_with(text.to_str().unwrap(), Some(kind)).unwrap();
+        let memory = Corpus::load_with(text.to_str().unwrap(), Some(&kind)).unwrap();
         assert_eq!(mapped.tokenizer, memory.tokenizer, "{kind:?}");
         assert_eq!(mapped.sha256, memory.sha256, "{kind:?}: the text's hash");
         assert_eq!(mapped.train.to_vec(), memory.train.to_vec(), "{kind:?}: train tokens");
@@ -53,7 +69,14 @@ fn prepared_tokens_are_the_texts_tokens() {
         assert_eq!(val_batches(&mapped, 4, 64, 7, 2), val_batches(&memory, 4, 64, 7, 2));
         // an outside reader: the header, the ids, the decoding and (where installed) tokenizers' ids
         let check = Command::new("python3")
-            .args(["tests/prepared_check.py", dir.to_str().unwrap(), "--text", text.to_str().unwrap(), "--tokenizer", kind.name()])
+            .args([
+                "tests/prepared_check.py",
+                dir.to_str().unwrap(),
+                "--text",
+                text.to_str().unwrap(),
+                "--tokenizer",
+                mapped.tokenizer.name(),
+            ])
             .output()
             .unwrap();
         let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), stderr(&check));
@@ -67,6 +90,7 @@ fn prepared_tokens_are_the_texts_tokens() {
         std::fs::remove_dir_all(dir).ok();
         std::fs::remove_file(text).ok();
     }
+    std::fs::remove_file(bpe).ok();
 }
 
 #[test]
@@ -88,7 +112,7 @@ fn assert_refused(out: &Output, says: &str) {
 
 #[test]
 fn damaged_or_mismatched_folders_are_refused() {
-    let (text, dir) = prepared("refused", TokenizerKind::Byte);
+    let (text, dir) = prepared("refused", &TokenizerChoice::Byte);
     let d = dir.to_str().unwrap();
     let train = |extra: &[&str]| {
         let mut args = vec!["train", "--headless", "--corpus", d, "--steps", "1", "--out"];
@@ -116,7 +140,7 @@ fn damaged_or_mismatched_folders_are_refused() {
     std::fs::write(&json, Tokenizer::byte_of(b"abc").json_text()).unwrap();
     assert_refused(&train(&[]), "was made with another tokenizer");
     std::fs::write(&json, b"{").unwrap();
-    assert_refused(&train(&[]), "is not a tokenizer srgpt reads");
+    assert_refused(&train(&[]), "tokenizer.json is not usable: not a tokenizer.json the tokenizers library reads");
     std::fs::write(&json, kept).unwrap();
     // prepare never writes into a folder of other files, and says why an input is unusable
     let busy = tmp("busy");
@@ -137,6 +161,40 @@ fn damaged_or_mismatched_folders_are_refused() {
         &srgpt(&["prepare", "/no/such/file", "--out", tmp("from-nothing").to_str().unwrap()]),
         "cannot read corpus /no/such/file",
     );
+    // --tokenizer FILE: a file that is missing, does not parse, or has ids past u16
+    let bad_tokenizer = tmp("bad-tokenizer").with_extension("json");
+    let prepare_with = |t: &Path| {
+        srgpt(&["prepare", text.to_str().unwrap(), "--tokenizer", t.to_str().unwrap(), "--out", tmp("from-bad").to_str().unwrap()])
+    };
+    assert_refused(&prepare_with(Path::new("/no/such/tokenizer.json")), "cannot read tokenizer /no/such/tokenizer.json");
+    std::fs::write(&bad_tokenizer, br#"{"model": {"type": "BPE", "vocab": "#).unwrap();
+    assert_refused(&prepare_with(&bad_tokenizer), "not a tokenizer.json the tokenizers library reads");
+    let word_level = |top_id: u32| {
+        format!(
+            r#"{{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+               "pre_tokenizer": {{"type": "Whitespace"}}, "post_processor": null, "decoder": null,
+               "model": {{"type": "WordLevel", "vocab": {{"the": {top_id}, "[UNK]": 0}}, "unk_token": "[UNK]"}}}}"#
+        )
+    };
+    std::fs::write(&bad_tokenizer, word_level(65536)).unwrap();
+    assert_refused(&prepare_with(&bad_tokenizer), "token ids go up to 65536, past srgpt's limit of 65536 tokens");
+    assert_refused(
+        &srgpt(&[
+            "train",
+            "--headless",
+            "--corpus",
+            text.to_str().unwrap(),
+            "--tokenizer",
+            bad_tokenizer.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--out",
+            tmp("bad-run").to_str().unwrap(),
+        ]),
+        "past srgpt's limit",
+    );
+    assert!(!tmp("from-bad").exists() && !tmp("bad-run").exists(), "nothing is written for a bad tokenizer");
+    std::fs::remove_file(&bad_tokenizer).ok();
     // a second prepare into its own folder replaces what the first wrote
     let again = srgpt(&["prepare", text.to_str().unwrap(), "--tokenizer", "gpt2", "--out", d]);
     assert!(again.status.success(), "{}", stderr(&again));
@@ -155,7 +213,7 @@ fn first_val_loss(run: &Path, mode: &str) -> f64 {
 
 #[test]
 fn a_gpt2_tokenized_model_trains_resumes_samples_and_exports() {
-    let (text, dir) = prepared("gpt2-run", TokenizerKind::Gpt2);
+    let (text, dir) = prepared("gpt2-run", &TokenizerChoice::Gpt2);
     let run = tmp("gpt2-run");
     let r = run.to_str().unwrap();
     let base = ["train", "--headless", "--corpus", dir.to_str().unwrap(), "--preset", "tiny", "--batch", "2", "--eval-batches", "1"];
@@ -177,7 +235,8 @@ fn a_gpt2_tokenized_model_trains_resumes_samples_and_exports() {
     assert_eq!((ckpt.tokenizer.name(), ckpt.state.model.vocab), ("gpt2", 50257));
     // the text itself under the byte tokenizer is another vocabulary
     let wrong = srgpt(&["train", "--headless", "--resume", r, "--corpus", text.to_str().unwrap(), "--tokenizer", "byte"]);
-    assert_refused(&wrong, "has a different vocabulary from the checkpoint's");
+    assert_refused(&wrong, "--tokenizer byte was given, but");
+    assert_refused(&wrong, "was trained with the gpt2 tokenizer (50257 tokens)");
     // resumed without naming the corpus or the tokenizer: the checkpoint's are used
     let resumed = srgpt(&["train", "--headless", "--resume", r]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
@@ -199,13 +258,119 @@ fn a_gpt2_tokenized_model_trains_resumes_samples_and_exports() {
     std::fs::remove_file(text).ok();
 }
 
+fn last_val_loss(run: &Path, mode: &str) -> f64 {
+    common::logged_losses(run).iter().rev().find(|l| l["run"] == mode && l["val_loss"].is_number()).unwrap()["val_loss"].as_f64().unwrap()
+}
+
+/// `srgpt tokenizer train` makes the same file of the same text; the file tokenizes a corpus
+/// (`--tokenizer FILE`) whose model records the tokenizer's hash, refuses another tokenizer
+/// on resume, exports that file (which transformers' AutoTokenizer loads, with srgpt's ids)
+/// and comes back through `--init` with the checkpoint's loss, bit for bit.
+#[test]
+fn a_trained_tokenizer_trains_exports_and_loads_in_transformers() {
+    let bpe = trained_tokenizer("bpe-run", 1500);
+    let again = tmp("bpe-run-again").with_extension("json");
+    let out = srgpt(&["tokenizer", "train", "shakespeare", "--vocab", "1500", "--out", again.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = std::fs::read(&bpe).unwrap();
+    assert_eq!(json, std::fs::read(&again).unwrap(), "the same text trains the same tokenizer");
+    assert_refused(&srgpt(&["tokenizer", "train", "shakespeare", "--vocab", "1500", "--out", again.to_str().unwrap()]), "exists");
+    assert_eq!(json, std::fs::read(&again).unwrap(), "an existing file is never replaced");
+    assert_refused(&srgpt(&["tokenizer", "train", "shakespeare", "--vocab", "100", "--out", tmp("small").to_str().unwrap()]), "--vocab");
+    let tokenizer = Tokenizer::from_file(&bpe).unwrap();
+    assert_eq!((tokenizer.name(), tokenizer.vocab_size()), ("hf", 1500));
+    assert_eq!(tokenizer.end_of_text(), Some(0), "<|endoftext|> is the trainer's special token");
+
+    let (text, dir) = prepared("bpe-run", &TokenizerChoice::File(bpe.clone()));
+    assert_eq!(std::fs::read(dir.join("tokenizer.json")).unwrap(), json, "the prepared folder keeps the file as it was");
+    let run = tmp("bpe-run");
+    let r = run.to_str().unwrap();
+    // bf16-sr: `--init` starts every mode from bf16-rounded weights, which a bf16 checkpoint already is
+    let base = ["train", "--headless", "--preset", "tiny", "--batch", "2", "--eval-batches", "1", "--seed", "5", "--precision", "bf16-sr"];
+    let out = srgpt(
+        &[
+            &base[..],
+            &["--corpus", text.to_str().unwrap(), "--tokenizer", bpe.to_str().unwrap()],
+            &["--steps", "4", "--eval-every", "2", "--stop-at", "2", "--out", r],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // an untrained model spreads its bets over the 1,500 tokens
+    assert!((first_val_loss(&run, "bf16-sr") - 1500f64.ln()).abs() < 0.1);
+    let ckpt = srgpt::train::checkpoint::load(&run.join("bf16-sr.safetensors")).unwrap();
+    assert_eq!(ckpt.tokenizer, tokenizer);
+    assert_eq!(ckpt.state.model.vocab, 1500);
+    // another tokenizer, named or carried by a prepared folder, is refused naming both
+    assert_refused(
+        &srgpt(&["train", "--headless", "--resume", r, "--tokenizer", "gpt2"]),
+        "was trained with the tokenizer.json with sha256",
+    );
+    let (gpt2_text, gpt2_dir) = prepared("bpe-run", &TokenizerChoice::Gpt2);
+    let other = srgpt(&["train", "--headless", "--resume", r, "--corpus", gpt2_dir.to_str().unwrap()]);
+    assert_refused(&other, "was prepared with the gpt2 tokenizer (50257 tokens), but the model was trained with the tokenizer.json");
+    // resumed on the prepared folder (the same tokens as the text under the file)
+    let resumed = srgpt(&["train", "--headless", "--resume", r, "--corpus", dir.to_str().unwrap()]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+
+    let export = tmp("bpe-export");
+    let exported = srgpt(&["export", run.join("bf16-sr.safetensors").to_str().unwrap(), "--out", export.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    assert_eq!(std::fs::read(export.join("tokenizer.json")).unwrap(), json, "the export carries the tokenizer file");
+    let init = tmp("bpe-init");
+    let out = srgpt(
+        &[
+            &base[..],
+            &[
+                "--corpus",
+                dir.to_str().unwrap(),
+                "--init",
+                export.to_str().unwrap(),
+                "--steps",
+                "2",
+                "--eval-every",
+                "2",
+                "--out",
+                init.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        first_val_loss(&init, "bf16-sr").to_bits(),
+        last_val_loss(&run, "bf16-sr").to_bits(),
+        "the exported model's first loss is the checkpoint's"
+    );
+    // transformers' AutoTokenizer reads the export's tokenizer with srgpt's ids
+    let cases: Vec<(String, Vec<u32>)> =
+        ["ROMEO: What, art thou hurt?", "  Exeunt, café 🙂\n\nEnter HAMLET", "<|endoftext|>A new document"]
+            .iter()
+            .map(|t| (t.to_string(), tokenizer.encode(t).unwrap()))
+            .collect();
+    assert_eq!(tokenizer.decode(&cases[1].1), cases[1].0.as_bytes(), "decoding is exact, emoji and all");
+    let check = Command::new("python3")
+        .args(["tests/tokenizer_check.py", export.to_str().unwrap(), "--cases", &serde_json::to_string(&cases).unwrap()])
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), stderr(&check));
+    assert!(check.status.success(), "{said}");
+    eprintln!("{said}");
+    for p in [&run, &export, &init, &dir, &gpt2_dir] {
+        std::fs::remove_dir_all(p).ok();
+    }
+    for f in [&bpe, &again, &text, &gpt2_text] {
+        std::fs::remove_file(f).ok();
+    }
+}
+
 /// GPT-2 124M itself on lavapipe: its bf16 weights (236 MiB) are larger than the 128 MiB one
 /// binding may span there, so its kernels bind windows of them and AdamW runs in pieces. Two
 /// steps at batch 1, ctx 128 (about 16 s each on 2 CPU cores) on a corpus prepared with
 /// GPT-2's tokenizer.
 #[test]
 fn the_gpt2_preset_takes_two_steps_in_bf16_sr() {
-    let (text, dir) = prepared("gpt2-124m", TokenizerKind::Gpt2);
+    let (text, dir) = prepared("gpt2-124m", &TokenizerChoice::Gpt2);
     let run = tmp("gpt2-124m");
     let args = ["train", "--headless", "--corpus", dir.to_str().unwrap(), "--preset", "gpt2", "--precision", "bf16-sr", "--batch", "1"];
     let extra = ["--ctx", "128", "--steps", "2", "--eval-every", "0", "--eval-batches", "1", "--out", run.to_str().unwrap()];

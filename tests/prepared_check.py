@@ -5,7 +5,7 @@ byte-level BPE. Checks that the header agrees with the files and with tokenizer.
 and that the tokens of both splits decode, through tokenizer.json's vocabulary, to the text
 they were made from.
 
-    python3 tests/prepared_check.py DIR --text FILE --tokenizer byte|gpt2
+    python3 tests/prepared_check.py DIR --text FILE --tokenizer byte|gpt2|hf
 
 With Hugging Face's `tokenizers` installed, it also encodes each split's text with
 tokenizer.json and requires srgpt's ids; without it, that part is skipped with a message.
@@ -58,7 +58,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--text", required=True)
-    ap.add_argument("--tokenizer", required=True, choices=["byte", "gpt2"])
+    ap.add_argument("--tokenizer", required=True, choices=["byte", "gpt2", "hf"])
     args = ap.parse_args()
     json_bytes = open(f"{args.dir}/tokenizer.json", "rb").read()
     tokenizer = json.loads(json_bytes)

@@ -42,9 +42,9 @@ pub enum BenchCommand {
         /// Corpus whose vocabulary sizes the model (builtin, shakespeare, a path or a prepared folder).
         #[arg(long, default_value = "builtin")]
         corpus: String,
-        /// `byte` or `gpt2` [default: byte; a prepared folder's own].
-        #[arg(long, value_enum)]
-        tokenizer: Option<srgpt::data::TokenizerKind>,
+        /// `byte`, `gpt2` or a tokenizer.json [default: byte; a prepared folder's own].
+        #[arg(long)]
+        tokenizer: Option<srgpt::data::TokenizerChoice>,
     },
     /// GFLOP/s of the matmul kernel for f32, bf16 and f16 inputs at 256³, 512³, 1024³ and the
     /// model's shapes, beside a CPU sgemm (matrixmultiply) measured in the same run.
@@ -68,7 +68,7 @@ pub enum BenchCommand {
 pub fn bench(adapter: Option<&str>, what: BenchCommand, launched: Instant) -> Result<ExitCode> {
     match what {
         BenchCommand::Train { preset, precision, steps, profile, json, corpus, tokenizer } => {
-            let corpus = Corpus::load_with(&corpus, tokenizer)?;
+            let corpus = Corpus::load_with(&corpus, tokenizer.as_ref())?;
             let cfg = ModelConfig::from_preset(&preset, corpus.vocab_size());
             let gpu = Gpu::new(adapter)?;
             eprintln!("adapter: {}", gpu.report.summary());

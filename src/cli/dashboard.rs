@@ -27,7 +27,7 @@ pub fn train(adapter: Option<&str>, args: &TrainArgs) -> Result<ExitCode> {
     }
     let mut settings = Settings::from_spec(&spec_of(args, 0)?);
     settings.corpus = args.corpus.clone().unwrap_or_else(|| "builtin".into());
-    settings.tokenizer = args.tokenizer;
+    settings.tokenizer = args.tokenizer.clone();
     settings.sample_every = args.sample_every.map_or(DEFAULT_SAMPLE_EVERY, |v| v as u32);
     settings.checkpoints = checkpoint_policy(args);
     // each Start writes a new runs/<date>_<time> unless --out names the folder

@@ -4,18 +4,16 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use srgpt::data::{Corpus, TokenizerKind};
+use srgpt::data::{Corpus, TokenizerChoice};
 use srgpt::eval::{evaluate, split_tokens, Split, Weights};
 use srgpt::export::SavedModel;
 use srgpt::gpu::Gpu;
 use srgpt::precision::Precision;
 
-use super::args::bad_input;
-
 pub struct EvalArgs<'a> {
     pub model: &'a Path,
     pub corpus: &'a str,
-    pub tokenizer: Option<TokenizerKind>,
+    pub tokenizer: Option<TokenizerChoice>,
     pub split: Split,
     pub batch: u32,
     pub batches: Option<u64>,
@@ -28,13 +26,8 @@ pub fn eval(adapter: Option<&str>, args: EvalArgs) -> Result<ExitCode> {
         SavedModel::Checkpoint(c) => (c.state.model, c.tokenizer.clone(), c.precision),
         SavedModel::Export(cfg, tokenizer, _) => (*cfg, tokenizer.clone(), Precision::Fp32),
     };
-    if let Some(kind) = args.tokenizer.filter(|&k| k != TokenizerKind::of(&tokenizer)) {
-        return Err(bad_input(format!(
-            "--tokenizer {}, but {} was trained with the {} tokenizer",
-            kind.name(),
-            args.model.display(),
-            tokenizer.name()
-        )));
+    if let Some(choice) = &args.tokenizer {
+        choice.require(&tokenizer, &format!("{} was trained with", args.model.display()))?;
     }
     let corpus = Corpus::load_for(args.corpus, &tokenizer)?;
     let tokens = split_tokens(&corpus, args.split)?;

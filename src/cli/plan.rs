@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
-use srgpt::data::TokenizerKind;
+use srgpt::data::TokenizerChoice;
 use srgpt::gpu::{choose_adapter, list_adapters, new_instance, AdapterReport};
 use srgpt::model::config::{ModelConfig, TrainConfig, MAX_VOCAB};
 use srgpt::model::gpt::{binding_limit, MemoryBytes, MemoryPlan};
@@ -23,10 +23,10 @@ pub struct PlanArgs {
     /// Precision modes to plan (comma-separated) [default: fp32,bf16,bf16-sr].
     #[arg(long, value_delimiter = ',')]
     pub precision: Option<Vec<Precision>>,
-    /// The vocabulary: `gpt2` (50,257 tokens) or `byte` (at most 256) [default: gpt2 for the
-    /// gpt2 presets, else byte].
-    #[arg(long, value_enum)]
-    pub tokenizer: Option<TokenizerKind>,
+    /// The vocabulary: `gpt2` (50,257 tokens), `byte` (at most 256) or a tokenizer.json's
+    /// [default: gpt2 for the gpt2 presets, else byte].
+    #[arg(long)]
+    pub tokenizer: Option<TokenizerChoice>,
     /// The vocabulary size, overriding --tokenizer's (e.g. a tokenizer.json's).
     #[arg(long, value_parser = whole(1, MAX_VOCAB as u64))]
     pub vocab: Option<u64>,
@@ -71,14 +71,12 @@ struct Report {
 
 pub fn plan(adapter: Option<&str>, args: PlanArgs) -> Result<ExitCode> {
     let preset = args.model.preset();
-    let tokenizer = args.tokenizer.unwrap_or(if preset.name.starts_with("gpt2") { TokenizerKind::Gpt2 } else { TokenizerKind::Byte });
-    let vocab = args.vocab.map_or(
-        match tokenizer {
-            TokenizerKind::Gpt2 => 50257,
-            TokenizerKind::Byte => 256,
-        },
-        |v| v as u32,
-    );
+    let tokenizer = args.tokenizer.unwrap_or(if preset.name.starts_with("gpt2") { TokenizerChoice::Gpt2 } else { TokenizerChoice::Byte });
+    let vocab = match (args.vocab, &tokenizer) {
+        (Some(v), _) => v as u32,
+        (None, TokenizerChoice::Byte) => 256,
+        (None, choice) => choice.for_text(&[])?.vocab_size(),
+    };
     let mut model = ModelConfig::from_preset(&preset, vocab);
     let mut train = preset.train;
     args.model.apply(&mut model, &mut train);

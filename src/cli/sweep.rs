@@ -36,9 +36,10 @@ pub struct SweepArgs {
     /// `builtin`, `shakespeare`, a path to any text file or a prepared folder [default: builtin].
     #[arg(long)]
     corpus: Option<String>,
-    /// `byte` or `gpt2`, as `train` takes it [default: byte; a prepared folder's own].
-    #[arg(long, value_enum)]
-    tokenizer: Option<srgpt::data::TokenizerKind>,
+    /// `byte`, `gpt2` or a tokenizer.json, as `train` takes it [default: byte; a prepared
+    /// folder's own].
+    #[arg(long)]
+    tokenizer: Option<srgpt::data::TokenizerChoice>,
     /// Evaluate every N updates [default: the train command's, 50].
     #[arg(long, value_parser = whole(0, u32::MAX as u64))]
     eval_every: Option<u64>,
@@ -188,8 +189,8 @@ pub fn sweep(adapter: Option<&str>, args: SweepArgs) -> Result<ExitCode> {
                     if let Some(c) = &args.corpus {
                         cmd.args(["--corpus", c]);
                     }
-                    if let Some(t) = args.tokenizer {
-                        cmd.args(["--tokenizer", t.name()]);
+                    if let Some(t) = &args.tokenizer {
+                        cmd.arg("--tokenizer").arg(t.to_string());
                     }
                     cmd.arg("--out").arg(&dir);
                     commands.push(cmd);

@@ -1,7 +1,7 @@
 //! `srgpt train`: its flags, the dashboard they can open, and the headless run, which drives
 //! the one training session (`train::session`) with the plan of `cli::plan`.
 
-use srgpt::data::TokenizerKind;
+use srgpt::data::TokenizerChoice;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -39,10 +39,11 @@ pub struct TrainArgs {
     /// [default: builtin; when resuming, the checkpoint's corpus].
     #[arg(long)]
     pub corpus: Option<String>,
-    /// `byte` (one token per distinct byte of the corpus) or `gpt2` (GPT-2's BPE, 50,257
-    /// tokens) [default: byte; a prepared folder's own; when resuming, the checkpoint's].
-    #[arg(long, value_enum)]
-    pub tokenizer: Option<TokenizerKind>,
+    /// `byte` (one token per distinct byte of the corpus), `gpt2` (GPT-2's BPE, 50,257
+    /// tokens) or the path of a Hugging Face tokenizer.json [default: byte; a prepared
+    /// folder's own; when resuming, the checkpoint's].
+    #[arg(long)]
+    pub tokenizer: Option<TokenizerChoice>,
     #[command(flatten)]
     pub model: ModelFlags,
     /// Precision modes to train side by side (comma-separated) [default: fp32,bf16,bf16-sr].

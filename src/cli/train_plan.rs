@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use srgpt::data::{Corpus, TokenizerKind};
+use srgpt::data::Corpus;
 use srgpt::model::config::{ModelConfig, TrainConfig};
 use srgpt::model::params::ParamLayout;
 use srgpt::precision::Precision;
@@ -52,8 +52,17 @@ impl TrainPlan {
             }
         }
         let corpus_source = args.corpus.clone().or_else(|| checkpoints.first().map(|c| c.state.corpus.clone()));
-        let tokenizer = args.tokenizer.or_else(|| checkpoints.first().map(|c| TokenizerKind::of(&c.tokenizer)));
-        let corpus = Corpus::load_with(corpus_source.as_deref().unwrap_or("builtin"), tokenizer)?;
+        let source = corpus_source.as_deref().unwrap_or("builtin");
+        let corpus = match checkpoints.first() {
+            // a resumed run reads its corpus with its own tokenizer
+            Some(first) => {
+                if let Some(choice) = &args.tokenizer {
+                    choice.require(&first.tokenizer, &format!("{} was trained with", files[0].display()))?;
+                }
+                Corpus::load_for(source, &first.tokenizer)?
+            }
+            None => Corpus::load_with(source, args.tokenizer.as_ref())?,
+        };
         let (start, notes) = match files.first() {
             Some(first_file) => {
                 if args.init.is_some() {

@@ -2,6 +2,8 @@
 //! tokenized when loaded; a folder `srgpt prepare` wrote is read through a memory map.
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod hf_tokenizer;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod prepared;
 pub mod tokenizer;
 
@@ -48,14 +50,68 @@ pub const SHAKESPEARE_GZ: &[u8] = include_bytes!("../../assets/shakespeare.txt.g
 /// The names `Corpus::load` takes besides a path.
 pub const BUILT_IN_CORPORA: [&str; 2] = ["builtin", "shakespeare"];
 
-/// The values of `--tokenizer`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenizerKind {
+/// The values of `--tokenizer`: `byte`, `gpt2`, or the path of a `tokenizer.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenizerChoice {
     /// one token per distinct byte of the corpus (srgpt's own)
     Byte,
     /// GPT-2's byte-level BPE, 50,257 tokens
     Gpt2,
+    /// a Hugging Face tokenizer.json (native only)
+    File(std::path::PathBuf),
+}
+
+impl std::str::FromStr for TokenizerChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TokenizerChoice, String> {
+        match s {
+            "byte" => Ok(TokenizerChoice::Byte),
+            "gpt2" => Ok(TokenizerChoice::Gpt2),
+            "" => Err("give byte, gpt2 or the path of a tokenizer.json".into()),
+            path => Ok(TokenizerChoice::File(path.into())),
+        }
+    }
+}
+
+impl std::fmt::Display for TokenizerChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenizerChoice::Byte => write!(f, "byte"),
+            TokenizerChoice::Gpt2 => write!(f, "gpt2"),
+            TokenizerChoice::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl TokenizerChoice {
+    /// The tokenizer this choice names for a text: `byte` is the text's own bytes.
+    pub fn for_text(&self, bytes: &[u8]) -> Result<Tokenizer, Failure> {
+        match self {
+            TokenizerChoice::Byte => Ok(Tokenizer::byte_of(bytes)),
+            TokenizerChoice::Gpt2 => Ok(Tokenizer::gpt2()),
+            TokenizerChoice::File(path) => Tokenizer::from_file(path),
+        }
+    }
+
+    /// Whether `tokenizer` is what this choice names (`byte`: any byte vocabulary; a file: the
+    /// same tokenizer.json, by SHA-256).
+    pub fn names(&self, tokenizer: &Tokenizer) -> Result<bool, Failure> {
+        Ok(match self {
+            TokenizerChoice::Byte => tokenizer.encodes_bytes(),
+            TokenizerChoice::Gpt2 => matches!(tokenizer, Tokenizer::Gpt2(_)),
+            TokenizerChoice::File(path) => Tokenizer::from_file(path)? == *tokenizer,
+        })
+    }
+
+    /// Refuses `tokenizer` (a model's or a prepared folder's, described by `what`) when it is
+    /// not what this choice names, naming both.
+    pub fn require(&self, tokenizer: &Tokenizer, what: &str) -> Result<(), Failure> {
+        if self.names(tokenizer)? {
+            return Ok(());
+        }
+        Err(Failure::BadInput(format!("--tokenizer {self} was given, but {what} {}", tokenizer.describe())))
+    }
 }
 
 /// A split's token ids: in memory, or in a prepared file mapped into memory (read as touched,
@@ -110,31 +166,15 @@ pub struct Corpus {
 
 /// Where text splits into train and validation: at byte `at` (90% of it), moved on to the next
 /// character boundary for a tokenizer of text.
-pub fn split_point(bytes: &[u8], at: usize, kind: TokenizerKind) -> usize {
-    match kind {
-        TokenizerKind::Byte => at,
-        TokenizerKind::Gpt2 => (at..bytes.len()).find(|&i| (bytes[i] & 0xc0) != 0x80).unwrap_or(bytes.len()),
+pub fn split_point(bytes: &[u8], at: usize, tokenizer: &Tokenizer) -> usize {
+    if tokenizer.encodes_bytes() {
+        return at;
     }
+    (at..bytes.len()).find(|&i| (bytes[i] & 0xc0) != 0x80).unwrap_or(bytes.len())
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl TokenizerKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            TokenizerKind::Byte => "byte",
-            TokenizerKind::Gpt2 => "gpt2",
-        }
-    }
-
-    pub fn of(tokenizer: &Tokenizer) -> TokenizerKind {
-        match tokenizer {
-            Tokenizer::Byte(_) => TokenizerKind::Byte,
-            Tokenizer::Gpt2(_) => TokenizerKind::Gpt2,
-        }
-    }
 }
 
 impl Corpus {
@@ -143,15 +183,19 @@ impl Corpus {
         Corpus::load_with(source, None)
     }
 
-    /// `builtin`, `shakespeare`, a text file (tokenized with `kind`, `byte` when not given)
-    /// or a folder `srgpt prepare` wrote (whose tokenizer `kind`, when given, must be).
-    pub fn load_with(source: &str, kind: Option<TokenizerKind>) -> Result<Corpus, Failure> {
+    /// `builtin`, `shakespeare`, a text file (tokenized with `choice`, `byte` when not given)
+    /// or a folder `srgpt prepare` wrote (whose tokenizer `choice`, when given, must name).
+    pub fn load_with(source: &str, choice: Option<&TokenizerChoice>) -> Result<Corpus, Failure> {
         #[cfg(not(target_arch = "wasm32"))]
         if std::path::Path::new(source).is_dir() {
-            return prepared::open(std::path::Path::new(source), kind);
+            let corpus = prepared::open(std::path::Path::new(source))?;
+            if let Some(choice) = choice {
+                choice.require(&corpus.tokenizer, &format!("{source} was prepared with"))?;
+            }
+            return Ok(corpus);
         }
         let text = Corpus::text_of(source)?;
-        Corpus::from_text(source, &text, kind.unwrap_or(TokenizerKind::Byte))
+        Corpus::from_text(source, &text, choice.unwrap_or(&TokenizerChoice::Byte))
     }
 
     /// The bytes of `builtin`, `shakespeare` or a file.
@@ -177,17 +221,13 @@ impl Corpus {
 
     /// The corpus of text `bytes` under the byte tokenizer of its own bytes.
     pub fn from_bytes(source: &str, bytes: &[u8]) -> Result<Corpus, Failure> {
-        Corpus::from_text(source, bytes, TokenizerKind::Byte)
+        Corpus::from_text(source, bytes, &TokenizerChoice::Byte)
     }
 
     /// The corpus of text `bytes`: its first 90% of bytes (cut at a character boundary)
     /// train, the rest validate, each tokenized on its own.
-    pub fn from_text(source: &str, bytes: &[u8], kind: TokenizerKind) -> Result<Corpus, Failure> {
-        let tokenizer = match kind {
-            TokenizerKind::Byte => Tokenizer::byte_of(bytes),
-            TokenizerKind::Gpt2 => Tokenizer::gpt2(),
-        };
-        Corpus::from_text_with(source, bytes, tokenizer)
+    pub fn from_text(source: &str, bytes: &[u8], choice: &TokenizerChoice) -> Result<Corpus, Failure> {
+        Corpus::from_text_with(source, bytes, choice.for_text(bytes)?)
     }
 
     /// `source` under a model's own tokenizer: a text is encoded with it (for `byte`, a byte
@@ -195,9 +235,13 @@ impl Corpus {
     pub fn load_for(source: &str, tokenizer: &Tokenizer) -> Result<Corpus, Failure> {
         #[cfg(not(target_arch = "wasm32"))]
         if std::path::Path::new(source).is_dir() {
-            let corpus = prepared::open(std::path::Path::new(source), Some(TokenizerKind::of(tokenizer)))?;
+            let corpus = prepared::open(std::path::Path::new(source))?;
             if corpus.tokenizer != *tokenizer {
-                return Err(Failure::BadInput(format!("corpus {source} was prepared with another byte vocabulary than the model's")));
+                return Err(Failure::BadInput(format!(
+                    "corpus {source} was prepared with {}, but the model was trained with {}",
+                    corpus.tokenizer.describe(),
+                    tokenizer.describe()
+                )));
             }
             return Ok(corpus);
         }
@@ -209,7 +253,7 @@ impl Corpus {
         if bytes.is_empty() {
             return Err(Failure::BadInput(format!("corpus {source} is empty")));
         }
-        let split = split_point(bytes, bytes.len() * 9 / 10, TokenizerKind::of(&tokenizer));
+        let split = split_point(bytes, bytes.len() * 9 / 10, &tokenizer);
         let train = tokenizer.encode_corpus(source, &bytes[..split])?;
         let val = tokenizer.encode_corpus(source, &bytes[split..])?;
         Ok(Corpus { source: source.into(), sha256: sha256_hex(bytes), tokenizer, train: Tokens::Memory(train), val: Tokens::Memory(val) })

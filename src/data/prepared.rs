@@ -13,22 +13,23 @@
 //! | 16..24    | token count, u64                                               |
 //! | 24..28    | vocabulary size, u32                                           |
 //! | 32..64    | SHA-256 of DIR/tokenizer.json                                  |
-//! | 64..96    | the tokenizer's name (`byte`, `gpt2`), UTF-8, zero-padded      |
+//! | 64..96    | the tokenizer's name (`byte`, `gpt2`, `hf`), UTF-8, zero-padded |
 //! | 96..128   | SHA-256 of the text the tokens were made from, in file order   |
 //! | 128..1024 | zero                                                           |
 //!
 //! DIR/tokenizer.json is the tokenizer, as Hugging Face's `tokenizers` reads it. The first
 //! 90% of the text's bytes make train.bin, the rest val.bin, each tokenized on its own exactly
 //! as `srgpt train --corpus FILE --tokenizer T` tokenizes the file; documents
-//! (the files named) are joined with GPT-2's `<|endoftext|>` under `gpt2`, as GPT-2 was trained.
+//! (the files named) are joined with `<|endoftext|>` where the vocabulary has it, as GPT-2 was
+//! trained.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
 
-use super::tokenizer::{Tokenizer, GPT2_END_OF_TEXT};
-use super::{split_point, Corpus, TokenizerKind, Tokens};
+use super::tokenizer::Tokenizer;
+use super::{split_point, Corpus, TokenizerChoice, Tokens};
 use crate::Failure;
 
 pub const MAGIC: &[u8; 8] = b"srgptTOK";
@@ -111,14 +112,14 @@ fn bad(m: String) -> Failure {
 }
 
 /// Opens DIR's train.bin and val.bin, checked against each other and DIR/tokenizer.json.
-pub fn open(dir: &Path, kind: Option<TokenizerKind>) -> Result<Corpus, Failure> {
+pub fn open(dir: &Path) -> Result<Corpus, Failure> {
     let shown = dir.display();
     let json_path = dir.join("tokenizer.json");
     if !dir.join("train.bin").exists() {
         return Err(bad(format!("corpus {shown} is a folder without train.bin: give a text file, or a folder `srgpt prepare` wrote")));
     }
     let json = std::fs::read_to_string(&json_path).map_err(|e| bad(format!("cannot read {}: {e}", json_path.display())))?;
-    let tokenizer = Tokenizer::from_json(&json).map_err(|e| bad(format!("{} is not a tokenizer srgpt reads: {e}", json_path.display())))?;
+    let tokenizer = Tokenizer::from_json(&json).map_err(|e| bad(format!("{} is not usable: {e}", json_path.display())))?;
     let json_sha256: [u8; 32] = sha2::Sha256::digest(json.as_bytes()).into();
     let mut splits = Vec::new();
     let mut text_sha256 = None;
@@ -146,13 +147,6 @@ pub fn open(dir: &Path, kind: Option<TokenizerKind>) -> Result<Corpus, Failure> 
             return Err(bad(format!("train.bin and val.bin in {shown} were prepared from different text")));
         }
         splits.push(Tokens::Mapped(MappedTokens { map: std::sync::Arc::new(map), len: header.tokens as usize }));
-    }
-    if let Some(kind) = kind.filter(|&k| k != TokenizerKind::of(&tokenizer)) {
-        return Err(bad(format!(
-            "--tokenizer {} was given, but {shown} was prepared with the {} tokenizer",
-            kind.name(),
-            tokenizer.name()
-        )));
     }
     let val = splits.pop().expect("two splits");
     let train = splits.pop().expect("two splits");
@@ -195,10 +189,11 @@ fn check_ids(path: &Path, header: &Header) -> Result<(), Failure> {
 /// the pieces' tokens are the whole text's.
 const PIECE_BYTES: usize = 1 << 22;
 
-/// `srgpt prepare`: tokenizes `sources` (files, or `builtin` / `shakespeare`) with `kind`
-/// into `out`, streaming, and returns (train tokens, val tokens). `out` must be new, empty,
-/// or a folder an earlier prepare wrote; a failure leaves what was there as it was.
-pub fn prepare(sources: &[String], kind: TokenizerKind, out: &Path) -> Result<(u64, u64), Failure> {
+/// `srgpt prepare`: tokenizes `sources` (files, or `builtin` / `shakespeare`) with `choice`
+/// into `out`, streaming, and returns the tokenizer, train tokens and val tokens. `out` must
+/// be new, empty, or a folder an earlier prepare wrote; a failure leaves what was there as it
+/// was.
+pub fn prepare(sources: &[String], choice: &TokenizerChoice, out: &Path) -> Result<(Tokenizer, u64, u64), Failure> {
     if let Ok(entries) = std::fs::read_dir(out) {
         let names: Vec<String> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         let ours = ["train.bin", "val.bin", "tokenizer.json"];
@@ -209,7 +204,7 @@ pub fn prepare(sources: &[String], kind: TokenizerKind, out: &Path) -> Result<(u
             )));
         }
     }
-    let result = write_prepared(sources, kind, out);
+    let result = write_prepared(sources, choice, out);
     if result.is_err() {
         for name in ["train.bin.tmp", "val.bin.tmp"] {
             let _ = std::fs::remove_file(out.join(name));
@@ -218,7 +213,7 @@ pub fn prepare(sources: &[String], kind: TokenizerKind, out: &Path) -> Result<(u
     result
 }
 
-fn write_prepared(sources: &[String], kind: TokenizerKind, out: &Path) -> Result<(u64, u64), Failure> {
+fn write_prepared(sources: &[String], choice: &TokenizerChoice, out: &Path) -> Result<(Tokenizer, u64, u64), Failure> {
     if sources.is_empty() {
         return Err(bad("prepare needs at least one corpus file".into()));
     }
@@ -233,9 +228,9 @@ fn write_prepared(sources: &[String], kind: TokenizerKind, out: &Path) -> Result
         return Err(bad(format!("the corpus ({}) is empty", sources.join(", "))));
     }
     // the byte tokenizer's vocabulary is the bytes that occur: one pass to find them
-    let tokenizer = match kind {
-        TokenizerKind::Gpt2 => Tokenizer::gpt2(),
-        TokenizerKind::Byte => {
+    let tokenizer = match choice {
+        TokenizerChoice::Gpt2 | TokenizerChoice::File(_) => choice.for_text(&[])?,
+        TokenizerChoice::Byte => {
             let mut seen = Vec::new();
             for s in sources {
                 each_piece(s, |piece| {
@@ -255,14 +250,14 @@ fn write_prepared(sources: &[String], kind: TokenizerKind, out: &Path) -> Result
     let mut text_hash = sha2::Sha256::new();
     let mut done = 0u64;
     for (i, s) in sources.iter().enumerate() {
-        if i > 0 && kind == TokenizerKind::Gpt2 {
-            writers[usize::from(done >= split_at)].push(&[GPT2_END_OF_TEXT])?;
+        if let Some(end_of_text) = tokenizer.end_of_text().filter(|_| i > 0) {
+            writers[usize::from(done >= split_at)].push(&[end_of_text])?;
         }
         each_piece(s, |piece| {
             text_hash.update(piece);
             // the piece that crosses 90% is cut there, as `Corpus::from_text` cuts the text
             let (train_part, val_part) = if done < split_at && done + piece.len() as u64 > split_at {
-                let cut = split_point(piece, (split_at - done) as usize, kind);
+                let cut = split_point(piece, (split_at - done) as usize, &tokenizer);
                 (&piece[..cut], &piece[cut..])
             } else if done < split_at {
                 (piece, &piece[..0])
@@ -286,8 +281,8 @@ fn write_prepared(sources: &[String], kind: TokenizerKind, out: &Path) -> Result
         text_sha256: text_hash.clone().finalize().into(),
     };
     let [train, val] = writers;
-    let counts = (train.count, val.count);
-    for (w, count) in [(train, counts.0), (val, counts.1)] {
+    let counts = (tokenizer.clone(), train.count, val.count);
+    for (w, count) in [(train, counts.1), (val, counts.2)] {
         if count < 2 {
             return Err(bad(format!("the corpus ({}) is too short: {} would hold {count} tokens", sources.join(", "), w.path.display())));
         }
@@ -298,7 +293,7 @@ fn write_prepared(sources: &[String], kind: TokenizerKind, out: &Path) -> Result
 }
 
 /// Calls `f` with the text of `source` in pieces (see `PIECE_BYTES`).
-fn each_piece(source: &str, mut f: impl FnMut(&[u8]) -> Result<(), Failure>) -> Result<(), Failure> {
+pub(crate) fn each_piece(source: &str, mut f: impl FnMut(&[u8]) -> Result<(), Failure>) -> Result<(), Failure> {
     let mut reader: Box<dyn Read> = match source {
         "builtin" | "shakespeare" => Box::new(std::io::Cursor::new(Corpus::text_of(source)?)),
         path => Box::new(std::fs::File::open(path).map_err(|e| bad(format!("cannot read corpus {path}: {e}")))?),

@@ -1,14 +1,17 @@
-//! Tokenizers: `byte`, srgpt's own (the corpus's distinct bytes, sorted; token id = index),
-//! and `gpt2`, GPT-2's byte-level BPE (50,257 tokens: 256 bytes, 50,000 merges, and
+//! Tokenizers: `byte`, srgpt's own (the corpus's distinct bytes, sorted; token id = index);
+//! `gpt2`, GPT-2's byte-level BPE (50,257 tokens: 256 bytes, 50,000 merges, and
 //! `<|endoftext|>` = 50256), whose ranks ship inside the `tiktoken-rs` crate, so nothing is
-//! downloaded. Either writes itself as a Hugging Face `tokenizer.json` that `transformers`'
-//! `AutoTokenizer` loads and that gives srgpt's ids.
+//! downloaded; and `hf`, any Hugging Face `tokenizer.json` (`--tokenizer FILE`, native only).
+//! Each writes itself as a `tokenizer.json` that `transformers`' `AutoTokenizer` loads and
+//! that gives srgpt's ids.
 
 use std::sync::{Arc, OnceLock};
 
 use sha2::Digest;
 use tiktoken_rs::CoreBPE;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use super::hf_tokenizer::HfTokenizer;
 use crate::Failure;
 
 /// GPT-2's vocabulary size: 50,000 merges over 256 bytes, and `<|endoftext|>`.
@@ -16,8 +19,8 @@ pub const GPT2_VOCAB: u32 = 50257;
 /// GPT-2's end-of-text token, put between the documents of a prepared corpus as GPT-2 did.
 pub const GPT2_END_OF_TEXT: u32 = 50256;
 
-/// The values of `--tokenizer`.
-pub const TOKENIZER_NAMES: [&str; 2] = ["byte", "gpt2"];
+/// The text of the end-of-text token (GPT-2's, and `srgpt tokenizer train`'s).
+pub const END_OF_TEXT: &str = "<|endoftext|>";
 
 #[derive(Clone)]
 pub enum Tokenizer {
@@ -25,6 +28,9 @@ pub enum Tokenizer {
     Byte(Vec<u8>),
     /// GPT-2's byte-level BPE
     Gpt2(Arc<CoreBPE>),
+    /// a tokenizer.json read by the `tokenizers` library
+    #[cfg(not(target_arch = "wasm32"))]
+    Hf(Arc<HfTokenizer>),
 }
 
 impl PartialEq for Tokenizer {
@@ -32,6 +38,8 @@ impl PartialEq for Tokenizer {
         match (self, other) {
             (Tokenizer::Byte(a), Tokenizer::Byte(b)) => a == b,
             (Tokenizer::Gpt2(_), Tokenizer::Gpt2(_)) => true,
+            #[cfg(not(target_arch = "wasm32"))]
+            (Tokenizer::Hf(a), Tokenizer::Hf(b)) => a.sha256() == b.sha256(),
             _ => false,
         }
     }
@@ -59,11 +67,31 @@ impl Tokenizer {
         Tokenizer::Byte((0..=255u8).filter(|&b| seen[b as usize]).collect())
     }
 
-    /// `byte` or `gpt2` as `--tokenizer` names them.
+    /// The tokenizer of a `tokenizer.json` file: srgpt's byte or GPT-2's when the file is
+    /// theirs, else whatever the `tokenizers` library reads from it.
+    pub fn from_file(path: &std::path::Path) -> Result<Tokenizer, Failure> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Failure::BadInput(format!("cannot read tokenizer {}: {e}", path.display())))?;
+        Tokenizer::from_json(&text).map_err(|e| Failure::BadInput(format!("tokenizer {}: {e}", path.display())))
+    }
+
+    /// `byte`, `gpt2` or `hf` (a tokenizer.json of any other kind).
     pub fn name(&self) -> &'static str {
         match self {
             Tokenizer::Byte(_) => "byte",
             Tokenizer::Gpt2(_) => "gpt2",
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokenizer::Hf(_) => "hf",
+        }
+    }
+
+    /// The tokenizer as messages name it: "the gpt2 tokenizer (50257 tokens)", and for `hf`
+    /// the start of its SHA-256.
+    pub fn describe(&self) -> String {
+        match self {
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokenizer::Hf(_) => format!("the tokenizer.json with sha256 {}… ({} tokens)", &self.sha256_hex()[..12], self.vocab_size()),
+            _ => format!("the {} tokenizer ({} tokens)", self.name(), self.vocab_size()),
         }
     }
 
@@ -71,7 +99,7 @@ impl Tokenizer {
     pub fn byte_vocab(&self) -> &[u8] {
         match self {
             Tokenizer::Byte(vocab) => vocab,
-            Tokenizer::Gpt2(_) => &[],
+            _ => &[],
         }
     }
 
@@ -79,6 +107,25 @@ impl Tokenizer {
         match self {
             Tokenizer::Byte(vocab) => vocab.len() as u32,
             Tokenizer::Gpt2(_) => GPT2_VOCAB,
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokenizer::Hf(hf) => hf.vocab_size(),
+        }
+    }
+
+    /// Whether this tokenizer encodes bytes (`byte`) rather than UTF-8 text: a text cut for
+    /// the train/validation split only needs to fall between characters for the others.
+    pub fn encodes_bytes(&self) -> bool {
+        matches!(self, Tokenizer::Byte(_))
+    }
+
+    /// The id put between the documents of a prepared corpus: `<|endoftext|>` where the
+    /// vocabulary has it.
+    pub fn end_of_text(&self) -> Option<u32> {
+        match self {
+            Tokenizer::Byte(_) => None,
+            Tokenizer::Gpt2(_) => Some(GPT2_END_OF_TEXT),
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokenizer::Hf(hf) => hf.end_of_text(),
         }
     }
 
@@ -95,18 +142,21 @@ impl Tokenizer {
                 })
                 .collect(),
             Tokenizer::Gpt2(bpe) => Ok(bpe.encode_ordinary(text)),
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokenizer::Hf(hf) => hf.encode(text),
         }
     }
 
-    /// Token ids of a corpus's bytes: any bytes for `byte`; UTF-8 text for `gpt2`.
+    /// Token ids of a corpus's bytes: any bytes for `byte`; UTF-8 text for the others.
     pub fn encode_corpus(&self, source: &str, bytes: &[u8]) -> Result<Vec<u32>, Failure> {
         match self {
             Tokenizer::Byte(_) => self.encode_bytes(source, bytes),
-            Tokenizer::Gpt2(_) => {
+            _ => {
                 let text = std::str::from_utf8(bytes).map_err(|e| {
                     Failure::BadInput(format!(
-                        "corpus {source} is not UTF-8 text (at byte {}), which the gpt2 tokenizer needs",
-                        e.valid_up_to()
+                        "corpus {source} is not UTF-8 text (at byte {}), which the {} tokenizer needs",
+                        e.valid_up_to(),
+                        self.name()
                     ))
                 })?;
                 self.encode(text)
@@ -132,37 +182,100 @@ impl Tokenizer {
         match self {
             Tokenizer::Byte(vocab) => tokens.iter().filter_map(|&t| vocab.get(t as usize).copied()).collect(),
             Tokenizer::Gpt2(bpe) => tokens.iter().flat_map(|&t| bpe.decode_bytes(&[t]).unwrap_or_default()).collect(),
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokenizer::Hf(hf) => hf.decode(tokens),
         }
     }
 
-    /// The Hugging Face `tokenizer.json` of this tokenizer.
-    pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            Tokenizer::Byte(vocab) => byte_tokenizer_json(vocab),
-            Tokenizer::Gpt2(bpe) => gpt2_tokenizer_json(bpe),
-        }
-    }
-
-    /// `to_json`, pretty-printed, as files hold it. GPT-2's (2 MB, its merges recovered from
-    /// the ranks) is built once per process.
+    /// The Hugging Face `tokenizer.json` of this tokenizer, as files hold it. GPT-2's (2 MB,
+    /// its merges recovered from the ranks) is built once per process; an `hf` tokenizer's is
+    /// the text it was read from.
     pub fn json_text(&self) -> String {
-        let print = |t: &Tokenizer| serde_json::to_string_pretty(&t.to_json()).expect("a JSON value prints") + "\n";
+        let print = |json: serde_json::Value| serde_json::to_string_pretty(&json).expect("a JSON value prints") + "\n";
         match self {
-            Tokenizer::Byte(_) => print(self),
-            Tokenizer::Gpt2(_) => {
+            Tokenizer::Byte(vocab) => print(byte_tokenizer_json(vocab)),
+            Tokenizer::Gpt2(bpe) => {
                 static GPT2_JSON: OnceLock<String> = OnceLock::new();
-                GPT2_JSON.get_or_init(|| print(self)).clone()
+                GPT2_JSON.get_or_init(|| print(gpt2_tokenizer_json(bpe))).clone()
             }
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokenizer::Hf(hf) => hf.json_text().into(),
         }
     }
 
-    /// SHA-256 of `json_text`: the tokenizer's identity in prepared token files.
+    /// SHA-256 of `json_text`: the tokenizer's identity in prepared token files and checkpoints.
     pub fn sha256(&self) -> [u8; 32] {
-        sha2::Sha256::digest(self.json_text().as_bytes()).into()
+        match self {
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokenizer::Hf(hf) => hf.sha256(),
+            _ => sha2::Sha256::digest(self.json_text().as_bytes()).into(),
+        }
     }
 
-    /// The tokenizer a `tokenizer.json` written by `to_json` describes.
+    pub fn sha256_hex(&self) -> String {
+        self.sha256().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The tokenizer as a checkpoint's metadata holds it: `tokenizer` (the name), `vocab` (a
+    /// byte vocabulary's bytes, as JSON), `tokenizer_sha256`, and for `hf` `tokenizer_json`
+    /// (the file's text).
+    pub fn to_metadata(&self) -> Vec<(&'static str, String)> {
+        let own_json = match self {
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokenizer::Hf(hf) => Some(("tokenizer_json", hf.json_text().to_string())),
+            _ => None,
+        };
+        let meta = [
+            ("tokenizer", self.name().to_string()),
+            ("vocab", serde_json::to_string(self.byte_vocab()).expect("bytes print as JSON")),
+            ("tokenizer_sha256", self.sha256_hex()),
+        ];
+        meta.into_iter().chain(own_json).collect()
+    }
+
+    /// The tokenizer of metadata `to_metadata` wrote (`get` looks a key up); without a
+    /// `tokenizer` key, `byte` (checkpoints before BPE). A stored SHA-256 must match.
+    pub fn from_metadata<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Tokenizer, String> {
+        let tokenizer = match get("tokenizer") {
+            None | Some("byte") => {
+                let vocab: Vec<u8> =
+                    serde_json::from_str(get("vocab").ok_or("no byte vocabulary")?).map_err(|e| format!("bad vocab metadata: {e}"))?;
+                if vocab.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err("its byte vocabulary is not sorted".into());
+                }
+                Tokenizer::Byte(vocab)
+            }
+            Some("gpt2") => Tokenizer::gpt2(),
+            #[cfg(not(target_arch = "wasm32"))]
+            Some("hf") => Tokenizer::from_json(get("tokenizer_json").ok_or("an hf tokenizer without its tokenizer_json")?)
+                .map_err(|e| format!("its tokenizer_json: {e}"))?,
+            #[cfg(target_arch = "wasm32")]
+            Some("hf") => {
+                return Err("it was trained with a tokenizer.json tokenizer, which the page does not read (use the native srgpt)".into())
+            }
+            Some(other) => return Err(format!("unknown tokenizer {other:?}")),
+        };
+        match get("tokenizer_sha256") {
+            Some(sha) if sha != tokenizer.sha256_hex() => {
+                Err(format!("its {} tokenizer does not match its stored SHA-256", tokenizer.name()))
+            }
+            _ => Ok(tokenizer),
+        }
+    }
+
+    /// The tokenizer a `tokenizer.json` describes: srgpt's byte vocabulary or GPT-2's BPE when
+    /// it is one of theirs, else (native) any tokenizer the `tokenizers` library reads.
     pub fn from_json(text: &str) -> Result<Tokenizer, String> {
+        let ours = Tokenizer::from_srgpt_json(text);
+        #[cfg(not(target_arch = "wasm32"))]
+        if ours.is_err() {
+            return HfTokenizer::parse(text).map(|hf| Tokenizer::Hf(Arc::new(hf)));
+        }
+        ours
+    }
+
+    /// The tokenizer of a `tokenizer.json` srgpt writes for `byte` and `gpt2`.
+    fn from_srgpt_json(text: &str) -> Result<Tokenizer, String> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
         let vocab = value["model"]["vocab"].as_object().ok_or("no model.vocab")?;
         if vocab.len() > 256 {
@@ -192,7 +305,8 @@ impl Tokenizer {
     fn gpt2_if_same(vocab: &serde_json::Value, merges: &serde_json::Value) -> Result<Tokenizer, String> {
         static GPT2_PARTS: OnceLock<(serde_json::Value, Vec<String>)> = OnceLock::new();
         let (gpt2_vocab, gpt2_merges) = GPT2_PARTS.get_or_init(|| {
-            let json = Tokenizer::gpt2().to_json();
+            let Tokenizer::Gpt2(bpe) = Tokenizer::gpt2() else { unreachable!("gpt2() is GPT-2's") };
+            let json = gpt2_tokenizer_json(&bpe);
             let merges = merge_strings(&json["model"]["merges"]).expect("GPT-2's merges are strings");
             (json["model"]["vocab"].clone(), merges)
         });
@@ -354,7 +468,7 @@ mod tests {
 
     #[test]
     fn gpt2_merges_begin_as_gpt2s_merges_txt() {
-        let json = Tokenizer::gpt2().to_json();
+        let json: serde_json::Value = serde_json::from_str(&Tokenizer::gpt2().json_text()).unwrap();
         let merges: Vec<&str> = json["model"]["merges"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
         assert_eq!(merges.len(), 50000);
         // the first lines of GPT-2's merges.txt, and the token each makes

@@ -2,8 +2,9 @@
 //! Weights under GPT-2 names in the run's storage dtype (F32 or BF16; Linear weights
 //! [out, in]); Adam state as `adam.m.<name>` / `adam.v.<name>`; fp32 master weights (mixed)
 //! as `master.<name>`, bf16-kahan's bf16 compensation as `compensation.<name>`. The metadata holds the model and training configuration, the
-//! tokenizer (`tokenizer`: `byte`, with its bytes in `vocab`, or `gpt2`; a checkpoint without
-//! the key is `byte`), the step and the RNG state as JSON. Files are written atomically.
+//! tokenizer (`tokenizer`: `byte`, with its bytes in `vocab`; `gpt2`; or `hf`, with the
+//! tokenizer.json's text in `tokenizer_json`; `tokenizer_sha256` its identity; a checkpoint
+//! without the key is `byte`), the step and the RNG state as JSON. Files are written atomically.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -81,8 +82,7 @@ pub fn encode(state: &RunState, precision: Precision, tokenizer: &Tokenizer, raw
     meta.insert("precision".into(), precision.name().into());
     meta.insert("config".into(), serde_json::to_string(&state.model)?);
     meta.insert("train".into(), serde_json::to_string(&state.train)?);
-    meta.insert("tokenizer".into(), tokenizer.name().into());
-    meta.insert("vocab".into(), serde_json::to_string(tokenizer.byte_vocab())?);
+    meta.extend(tokenizer.to_metadata().into_iter().map(|(k, v)| (k.to_string(), v)));
     meta.insert("step".into(), state.step.to_string());
     // batches are a pure function of (seed, step): that pair is the whole sampler state
     meta.insert("rng".into(), serde_json::json!({ "kind": "srgpt-batch-v1", "seed": state.seed, "step": state.step }).to_string());
@@ -114,17 +114,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
     let state: RunState = serde_json::from_str(get("run")?).map_err(|e| format!("bad run metadata: {e}"))?;
     let precision = Precision::parse(&state.precision).ok_or_else(|| format!("unknown precision {:?}", state.precision))?;
     state.model.validate().map_err(|e| e.to_string())?;
-    let tokenizer = match meta.get("tokenizer").map(String::as_str) {
-        None | Some("byte") => {
-            let vocab: Vec<u8> = serde_json::from_str(get("vocab")?).map_err(|e| format!("bad vocab metadata: {e}"))?;
-            if vocab.windows(2).any(|w| w[0] >= w[1]) {
-                return Err("its byte vocabulary is not sorted".into());
-            }
-            Tokenizer::Byte(vocab)
-        }
-        Some("gpt2") => Tokenizer::gpt2(),
-        Some(other) => return Err(format!("unknown tokenizer {other:?}")),
-    };
+    let tokenizer = Tokenizer::from_metadata(|key| meta.get(key).map(String::as_str))?;
     if tokenizer.vocab_size() != state.model.vocab {
         return Err(format!(
             "its {} vocabulary has {} tokens but the model's vocab size is {}",

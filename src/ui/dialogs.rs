@@ -12,6 +12,8 @@ use std::sync::Mutex;
 pub enum Picked {
     /// a corpus file
     Corpus(PathBuf),
+    /// a tokenizer.json
+    Tokenizer(PathBuf),
     /// the folder new runs write into
     OutDir(PathBuf),
     /// a run's folder or its metrics.jsonl, to view
@@ -26,6 +28,7 @@ pub enum Picked {
 #[derive(Clone, Copy, Debug)]
 pub enum Dialog {
     Corpus,
+    Tokenizer,
     OutDir,
     ViewFolder,
     ViewFile,
@@ -51,6 +54,11 @@ pub fn open(dialog: Dialog, ctx: &egui::Context) {
     std::thread::spawn(move || {
         let picked = match dialog {
             Dialog::Corpus => rfd::FileDialog::new().set_title("Corpus: any file, read as bytes").pick_file().map(Picked::Corpus),
+            Dialog::Tokenizer => rfd::FileDialog::new()
+                .set_title("A Hugging Face tokenizer.json")
+                .add_filter("tokenizer", &["json"])
+                .pick_file()
+                .map(Picked::Tokenizer),
             Dialog::OutDir => {
                 rfd::FileDialog::new().set_title("Folder for the runs' metrics and checkpoints").pick_folder().map(Picked::OutDir)
             }

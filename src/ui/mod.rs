@@ -40,6 +40,8 @@ pub struct RunView {
     /// (step, tokens, elapsed_s, loss)
     pub train: Vec<[f64; 4]>,
     pub val: Vec<[f64; 4]>,
+    /// the validation loss in bits per byte of text (comparable across tokenizers)
+    pub val_bpb: Vec<[f64; 4]>,
     pub lr: Vec<[f64; 4]>,
     pub tokens_per_s: Vec<[f64; 4]>,
     /// each update's fidelity (see `kernels::adamw::Fidelity`)
@@ -341,6 +343,9 @@ impl App {
             }
             if let Some(v) = l.val_loss {
                 run.val.push(at(v as f64));
+            }
+            if let Some(bpb) = l.val_bits_per_byte {
+                run.val_bpb.push(at(bpb as f64));
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The dashboard's form: what the next Start trains, from a preset, the command line or the
 //! page's query string.
 
-use crate::data::{Corpus, TokenizerKind};
+use crate::data::{Corpus, TokenizerChoice};
 use crate::model::config::{preset, ModelConfig, TrainConfig, PRESETS};
 use crate::precision::Precision;
 use crate::train::output::CheckpointPolicy;
@@ -16,7 +16,7 @@ pub struct Settings {
     /// a corpus read already (in a browser: the file picked)
     pub corpus_bytes: Option<std::sync::Arc<[u8]>>,
     /// how the corpus is tokenized (None: byte, or a prepared folder's own)
-    pub tokenizer: Option<TokenizerKind>,
+    pub tokenizer: Option<TokenizerChoice>,
     pub preset: String,
     /// the model; its vocabulary is the corpus's, set at Start
     pub model: ModelConfig,
@@ -77,7 +77,7 @@ impl Settings {
                     crate::model::config::preset(value).map_err(|e| e.to_string())?;
                     settings = Settings {
                         corpus: settings.corpus,
-                        tokenizer: settings.tokenizer,
+                        tokenizer: settings.tokenizer.clone(),
                         checkpoints: settings.checkpoints,
                         ..Settings::from_preset(value)
                     };
@@ -90,10 +90,15 @@ impl Settings {
                     settings.corpus = value.into();
                 }
                 "tokenizer" => {
-                    settings.tokenizer = Some(
-                        <TokenizerKind as clap::ValueEnum>::from_str(value, false)
-                            .map_err(|_| format!("tokenizer={value}: a page takes byte or gpt2"))?,
-                    );
+                    settings.tokenizer = Some(match value {
+                        "byte" => TokenizerChoice::Byte,
+                        "gpt2" => TokenizerChoice::Gpt2,
+                        _ => {
+                            return Err(format!(
+                                "tokenizer={value}: a page takes byte or gpt2 (a tokenizer.json needs the native dashboard)"
+                            ))
+                        }
+                    });
                 }
                 "save_every" => settings.checkpoints.every_steps = number(key, value)?,
                 "modes" => {
@@ -124,8 +129,8 @@ impl Settings {
     /// The corpus the settings name, or why it cannot be read.
     pub fn corpus(&self) -> Result<Corpus, String> {
         match &self.corpus_bytes {
-            Some(bytes) => Corpus::from_text(&self.corpus, bytes, self.tokenizer.unwrap_or(TokenizerKind::Byte)),
-            None => Corpus::load_with(self.corpus.trim(), self.tokenizer),
+            Some(bytes) => Corpus::from_text(&self.corpus, bytes, self.tokenizer.as_ref().unwrap_or(&TokenizerChoice::Byte)),
+            None => Corpus::load_with(self.corpus.trim(), self.tokenizer.as_ref()),
         }
         .map_err(|e| e.to_string())
     }

@@ -8,7 +8,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 #[cfg(target_arch = "wasm32")]
 use super::web;
 use super::{mode_color, App, RunView, XAxis};
-use crate::data::TokenizerKind;
+use crate::data::TokenizerChoice;
 use crate::model::config::PRESETS;
 use crate::precision::Precision;
 use crate::train::curves::{gap, smoothed_points};
@@ -119,15 +119,22 @@ impl App {
             });
             ui.end_row();
             let label = ui.label("tokenizer");
-            let shown = |t: Option<TokenizerKind>| t.map_or("byte (or the folder's)", TokenizerKind::name);
-            let combo = egui::ComboBox::from_id_salt("tokenizer").selected_text(shown(self.settings.tokenizer)).show_ui(ui, |ui| {
-                for choice in [None, Some(TokenizerKind::Gpt2)] {
-                    ui.selectable_value(&mut self.settings.tokenizer, choice, shown(choice));
+            let shown = |t: &Option<TokenizerChoice>| t.as_ref().map_or("byte (or the folder's)".to_string(), TokenizerChoice::to_string);
+            ui.horizontal(|ui| {
+                let combo = egui::ComboBox::from_id_salt("tokenizer").selected_text(shown(&self.settings.tokenizer)).show_ui(ui, |ui| {
+                    for choice in [None, Some(TokenizerChoice::Gpt2)] {
+                        let text = shown(&choice);
+                        ui.selectable_value(&mut self.settings.tokenizer, choice, text);
+                    }
+                });
+                combo.response.labelled_by(label.id).on_hover_text(
+                    "byte: one token per distinct byte of the corpus (a prepared folder: the tokenizer it was made with); gpt2: GPT-2's BPE, 50,257 tokens; or a tokenizer.json",
+                );
+                #[cfg(not(target_arch = "wasm32"))]
+                if ui.small_button("…").on_hover_text("choose a Hugging Face tokenizer.json").clicked() {
+                    super::dialogs::open(super::dialogs::Dialog::Tokenizer, ui.ctx());
                 }
             });
-            combo.response.labelled_by(label.id).on_hover_text(
-                "byte: one token per distinct byte of the corpus (a prepared folder: the tokenizer it was made with); gpt2: GPT-2's BPE, 50,257 tokens",
-            );
             ui.end_row();
             let label = ui.label("preset");
             let mut chosen = self.settings.preset.clone();
@@ -411,8 +418,8 @@ impl App {
     }
 
     fn run_table(&self, ui: &mut egui::Ui) {
-        egui::Grid::new("runs").striped(true).num_columns(9).show(ui, |ui| {
-            for h in ["mode", "step", "train loss", "val loss", "tokens/s", "state MiB", "bytes/param", "elapsed s", "status"] {
+        egui::Grid::new("runs").striped(true).num_columns(10).show(ui, |ui| {
+            for h in ["mode", "step", "train loss", "val loss", "val bpb", "tokens/s", "state MiB", "bytes/param", "elapsed s", "status"] {
                 ui.strong(h);
             }
             ui.end_row();
@@ -422,6 +429,8 @@ impl App {
                 ui.label(r.train.last().map_or("0".into(), |p| format!("{}", p[0])));
                 ui.label(fmt(RunView::last(&r.train), 4));
                 ui.label(fmt(RunView::last(&r.val), 4));
+                ui.label(fmt(RunView::last(&r.val_bpb), 4))
+                    .on_hover_text("val loss in bits per byte of text: comparable across tokenizers");
                 ui.label(fmt(RunView::last(&r.tokens_per_s), 0));
                 ui.label(format!("{:.2}", r.state_mib));
                 ui.label(format!("{:.1}", r.bytes_per_param));
@@ -434,7 +443,6 @@ impl App {
     }
 }
 
-/// Sample text for display: newlines as ⏎, bytes that are not printable as ·.
 /// How much wider than the last the `i`-th of `n` overlapping curves is drawn: the modes start
 /// from the same weights and their curves coincide for a while, so each earlier one shows as
 /// a border around the later ones instead of vanishing under them.
@@ -442,6 +450,7 @@ fn overlap_widening(i: usize, n: usize) -> f32 {
     1.5 * (n - 1 - i) as f32
 }
 
+/// Sample text for display: newlines as ¶, characters that are not printable as ·.
 fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
@@ -519,6 +528,7 @@ impl App {
                     self.settings.corpus = path.display().to_string();
                     self.settings.corpus_bytes = None;
                 }
+                Picked::Tokenizer(path) => self.settings.tokenizer = Some(TokenizerChoice::File(path)),
                 Picked::OutDir(path) => self.settings.out_dir = path.display().to_string(),
                 Picked::View(path) => {
                     self.view_path = path.display().to_string();
