@@ -149,7 +149,9 @@ pub struct TrainBenchPlan {
     pub profile: bool,
 }
 
-/// Times training steps of each mode on one fixed batch: two warm-up steps each, then
+/// Times training steps of each mode on one fixed batch: two warm-up steps each (the first
+/// timed from the start: on kernel choices that need no measuring), every kernel measurement
+/// those put off, then
 /// `steps` rounds in which every mode takes one step in turn, so that a shared machine's
 /// slow spells fall on all modes alike; the median of each mode's steps counts. `launched`
 /// is when the process started (for the first mode's first step). Utilisation is left for
@@ -181,6 +183,17 @@ pub fn bench_train(gpu: &Gpu, corpus: &Corpus, plan: &TrainBenchPlan, launched: 
         first_step_s.push(start.elapsed().as_secs_f64());
         step_once(&model, 1, StepTiming::Off)?;
         models.push(model);
+    }
+    // the measurements the first steps put off, all of them now: the steps timed run on the
+    // adapter's measured choices
+    let mut changed = false;
+    while let Some(better) = gpu.measure_deferred()? {
+        changed |= better;
+    }
+    if changed {
+        for model in &mut models {
+            model.rebuild_dispatches(gpu)?;
+        }
     }
 
     let queries = Timestamps::new(gpu, "bench", 1);

@@ -113,6 +113,17 @@ fn every_row_reduction_gives_identical_bits() {
 
 /// (run, step, train loss bits, val loss bits) of a 6-step tiny run of the modes `precisions`.
 fn tiny_losses_in(gpu: &srgpt::gpu::Gpu, precisions: Vec<srgpt::precision::Precision>) -> Vec<(String, u32, Option<u32>, Option<u32>)> {
+    tiny_run(gpu, precisions, |_, _| {})
+}
+
+type Losses = Vec<(String, u32, Option<u32>, Option<u32>)>;
+
+/// `tiny_losses_in`, calling `between(trainer, step)` before each step.
+fn tiny_run(
+    gpu: &srgpt::gpu::Gpu,
+    precisions: Vec<srgpt::precision::Precision>,
+    mut between: impl FnMut(&mut srgpt::train::Trainer, u32),
+) -> Losses {
     use srgpt::data::Corpus;
     use srgpt::model::config::{ModelConfig, TrainConfig};
     use srgpt::train::{TrainSpec, Trainer};
@@ -130,6 +141,8 @@ fn tiny_losses_in(gpu: &srgpt::gpu::Gpu, precisions: Vec<srgpt::precision::Preci
     let mut t = Trainer::new(gpu, corpus, spec).unwrap();
     let mut lines = Vec::new();
     while !t.finished() {
+        let step = t.step;
+        between(&mut t, step);
         lines.extend(t.step(gpu).unwrap());
     }
     lines.extend(t.flush(gpu).unwrap());
@@ -148,6 +161,51 @@ fn a_tiny_run_has_the_same_losses_with_every_row_reduction() {
         force(choice);
         assert_eq!(tiny_losses_in(gpu(), Precision::ALL.to_vec()), want, "losses with {choice:?} differ from the rule's {rule:?}");
     }
+}
+
+/// Every matmul tile the tuner can pick, forced on every tuned matmul of a tiny run (f32 and
+/// bf16 operands: fp32 and bf16-sr), gives the built-in choices' losses bit for bit; so does
+/// a run whose choices change between steps, forced tiles swapped mid-run and the background
+/// tuner taking up what it measures as the run goes.
+#[test]
+fn a_tiny_run_has_the_same_losses_with_every_matmul_tile_and_when_choices_change_midway() {
+    use srgpt::kernels::matmul::Tile;
+    let _alone = DEVICE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let modes = vec![Precision::Fp32, Precision::Bf16Sr];
+    *gpu().tuning.lock().unwrap() = TuneCache::fixed(&gpu().report, &[]);
+    let want = tiny_losses_in(gpu(), modes.clone());
+    let tiles = Tile::candidates(gpu());
+    assert!(tiles.len() >= 5, "{} candidate tiles", tiles.len());
+    let forced = |tile: &Tile| TuneCache::forcing(&gpu().report, "matmul ", tile.params());
+    for tile in &tiles {
+        *gpu().tuning.lock().unwrap() = forced(tile);
+        assert_eq!(tiny_losses_in(gpu(), modes.clone()), want, "losses with every matmul on tile {}", tile.name());
+    }
+    // one tile for the first three steps, another from step 3 on
+    let (first, then) = (&tiles[0], &tiles[tiles.len() - 1]);
+    *gpu().tuning.lock().unwrap() = forced(first);
+    let switched = tiny_run(gpu(), modes.clone(), |t, step| {
+        if step == 3 {
+            *gpu().tuning.lock().unwrap() = forced(then);
+            t.rebuild_dispatches(gpu()).unwrap();
+        }
+    });
+    assert_eq!(switched, want, "tile {} switched to {} at step 3", first.name(), then.name());
+    // the background tuner, free to measure at every step boundary
+    if std::env::var("SRGPT_TUNE").as_deref() == Ok("0") {
+        eprintln!("skipped the background tuner: SRGPT_TUNE=0 turns measuring off");
+        return;
+    }
+    *gpu().tuning.lock().unwrap() = TuneCache::in_dir(None, &gpu().report);
+    let mut measured_midway = 0;
+    let tuned = tiny_run(gpu(), modes.clone(), |t, step| {
+        t.tuning_share = f64::INFINITY;
+        if step > 0 && step < 5 {
+            measured_midway = gpu().tuning.lock().unwrap().len();
+        }
+    });
+    assert!(measured_midway > 0, "the background tuner measured choices between steps");
+    assert_eq!(tuned, want, "losses while the background tuner takes up its choices");
 }
 
 /// The tuning cache file is trusted only by the adapter, driver and srgpt version that wrote

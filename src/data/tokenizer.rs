@@ -257,7 +257,7 @@ impl Tokenizer {
         };
         match get("tokenizer_sha256") {
             Some(sha) if sha != tokenizer.sha256_hex() => {
-                Err(format!("its {} tokenizer does not match its stored SHA-256", tokenizer.name()))
+                Err(format!("its {} tokenizer's vocabulary does not match its stored SHA-256", tokenizer.name()))
             }
             _ => Ok(tokenizer),
         }

@@ -1,7 +1,10 @@
 //! Kernel variants chosen by measurement on the adapter at hand: the first time a shape is
 //! seen, each candidate is timed and the fastest kept, in memory and in a small JSON file per
 //! adapter and driver (under $SRGPT_CACHE_DIR, else $XDG_CACHE_HOME/srgpt, else
-//! ~/.cache/srgpt), so later runs start at once. The file's name and contents name the
+//! ~/.cache/srgpt), so later runs start at once. In the background (the default) a shape
+//! never seen runs at once on the built-in choice and its measurement waits in a queue that
+//! training drains between its steps ([`Gpu::measure_deferred`]), within a small share of
+//! the wall time, taking up each better choice at a step boundary. The file's name and contents name the
 //! adapter, its driver and srgpt's version: a file that does not match them (another driver,
 //! another srgpt, a damaged file) is set aside with a note and measured again. SRGPT_TUNE=0
 //! turns measuring and the file off (the kernels then use their built-in heuristics). No
@@ -13,7 +16,17 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::AdapterReport;
+use super::{AdapterReport, Gpu};
+
+/// A measurement put off until a run has time for it: it returns the parameters to keep.
+pub type Measurement = Box<dyn FnOnce(&Gpu) -> anyhow::Result<Vec<u32>> + Send>;
+
+struct Deferred {
+    key: String,
+    /// the parameters the dispatches were built with meanwhile
+    fallback: Vec<u32>,
+    measure: Measurement,
+}
 
 #[derive(Default, Serialize, Deserialize)]
 struct CacheFile {
@@ -29,6 +42,11 @@ pub struct TuneCache {
     path: Option<PathBuf>,
     file: CacheFile,
     pub enabled: bool,
+    /// measure a new shape later, between training steps, instead of before its first use
+    pub background: bool,
+    deferred: Vec<Deferred>,
+    /// (key prefix, parameters) answered for keys with no choice of their own (`forcing`)
+    forced: Vec<(String, Vec<u32>)>,
     announced: bool,
 }
 
@@ -86,7 +104,7 @@ impl TuneCache {
                 }
             },
         };
-        TuneCache { path, file, enabled, announced: false }
+        TuneCache { path, file, enabled, background: true, deferred: Vec::new(), forced: Vec::new(), announced: false }
     }
 
     /// A cache in memory that measures nothing and answers with `choices` (key, parameters):
@@ -107,7 +125,16 @@ impl TuneCache {
     }
 
     pub fn get(&self, key: &str) -> Option<&[u32]> {
-        self.file.choices.get(key).map(Vec::as_slice)
+        let forced = || self.forced.iter().find(|(prefix, _)| key.starts_with(prefix.as_str())).map(|(_, p)| p.as_slice());
+        self.file.choices.get(key).map(Vec::as_slice).or_else(forced)
+    }
+
+    /// A cache in memory that measures nothing and answers every key that starts with
+    /// `prefix` with `params`: how a test forces one kernel variant on every problem.
+    pub fn forcing(report: &AdapterReport, prefix: &str, params: Vec<u32>) -> TuneCache {
+        let mut cache = TuneCache::fixed(report, &[]);
+        cache.forced.push((prefix.to_string(), params));
+        cache
     }
 
     /// Says once per process that a measurement is starting: on a CPU adapter the first
@@ -121,6 +148,23 @@ impl TuneCache {
         }
     }
 
+    /// Queues the measurement of `key` (once: a later one for the same key replaces it, and
+    /// the buffers the earlier one held are let go); the dispatches use `fallback` meanwhile.
+    pub fn defer(&mut self, key: String, fallback: Vec<u32>, measure: Measurement) {
+        self.deferred.retain(|d| d.key != key);
+        self.deferred.push(Deferred { key, fallback, measure });
+    }
+
+    /// Measurements waiting for a run's spare time.
+    pub fn deferred(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// The folder file the choices are kept in (None: in memory only).
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
+    }
+
     /// Remembers a choice and writes the file (best effort: a read-only home only costs the
     /// next run its measurements).
     pub fn insert(&mut self, key: String, choice: Vec<u32>) {
@@ -129,5 +173,25 @@ impl TuneCache {
             let _ = path.parent().map(std::fs::create_dir_all);
             let _ = crate::files::write_atomically(path, &bytes);
         }
+    }
+}
+
+impl Gpu {
+    /// Makes the oldest deferred measurement and keeps its choice; returns whether that choice
+    /// differs from the one the dispatches were built with (they should then be built again),
+    /// or None when nothing was waiting.
+    pub fn measure_deferred(&self) -> anyhow::Result<Option<bool>> {
+        let next = {
+            let mut tuning = self.tuning.lock().unwrap();
+            if tuning.deferred.is_empty() {
+                return Ok(None);
+            }
+            tuning.deferred.remove(0)
+        };
+        // measured without the lock: measuring builds dispatches, which look choices up
+        let chosen = (next.measure)(self)?;
+        let changed = chosen != next.fallback;
+        self.tuning.lock().unwrap().insert(next.key, chosen);
+        Ok(Some(changed))
     }
 }

@@ -52,8 +52,9 @@ pub const ROW_THREAD_CHOICES: [u32; 5] = [1, 4, 8, 32, 64];
 /// The tuning cache's entry for the row reduction: `[threads, subgroup (0 or 1)]`.
 pub const ROW_REDUCTION_KEY: &str = "row reduction";
 
-/// The row reduction of this adapter: measured once on a LayerNorm of a typical size and
-/// kept with the matmul tiles in the adapter's tuning cache (see [`crate::gpu::tune`]). Where
+/// The row reduction of this adapter: measured once on a LayerNorm of a typical size (now, or
+/// in the background: the rule's choice until then) and kept with the matmul tiles in the
+/// adapter's tuning cache (see [`crate::gpu::tune`]). Where
 /// nothing is measured (a browser, SRGPT_TUNE=0) or the measurement fails: 1 thread per row
 /// on CPU adapters, where barriers are dear; elsewhere one subgroup per row where the adapter
 /// allows it, else 32 threads. The choice never changes a bit: every choice sums a row in one
@@ -71,7 +72,19 @@ pub fn row_reduction(gpu: &Gpu) -> RowReduction {
             return known;
         }
     }
-    if !gpu.tuning.lock().unwrap().enabled {
+    let (enabled, background) = {
+        let tuning = gpu.tuning.lock().unwrap();
+        (tuning.enabled, tuning.background)
+    };
+    if !enabled {
+        return rule;
+    }
+    if background {
+        let measure = move |gpu: &Gpu| {
+            let chosen = measure_row_reduction(gpu, &RowReduction::choices(gpu), rule).unwrap_or(rule);
+            Ok(vec![chosen.threads, chosen.subgroup as u32])
+        };
+        gpu.tuning.lock().unwrap().defer(ROW_REDUCTION_KEY.into(), vec![rule.threads, rule.subgroup as u32], Box::new(measure));
         return rule;
     }
     let chosen = measure_row_reduction(gpu, &choices, rule).unwrap_or(rule);

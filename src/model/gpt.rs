@@ -303,13 +303,21 @@ pub struct GptGpu {
     pub extra: Option<wgpu::Buffer>,
     pub stats: wgpu::Buffer,
     pub logits: wgpu::Buffer,
-    io: Inputs,
+    /// the rows of each chunk of the head
+    pub head_chunks: Vec<HeadChunk>,
+    /// every buffer, kept so the dispatches can be built again (`rebuild_dispatches`)
+    bufs: ModelBuffers<wgpu::Buffer>,
+    dispatches: Dispatches,
+    adamw_config: AdamwConfig,
+}
+
+/// Every dispatch of the model, built from its buffers with the kernel choices known when
+/// built.
+struct Dispatches {
     zero_grads: Vec<Dispatch>,
     forward: Vec<Dispatch>,
     /// the head, a chunk of rows at a time
     head: Vec<HeadDispatches>,
-    /// the rows of each chunk of the head
-    pub head_chunks: Vec<HeadChunk>,
     backward_start: Vec<Dispatch>,
     /// per micro-batch: the mean of its losses
     loss: Vec<Dispatch>,
@@ -318,7 +326,6 @@ pub struct GptGpu {
     eval_loss: Dispatch,
     backward: Vec<Dispatch>,
     update: Update,
-    adamw_config: AdamwConfig,
 }
 
 impl GptGpu {
@@ -369,30 +376,77 @@ impl GptGpu {
     ) -> Result<GptGpu> {
         cfg.validate()?;
         let layout = ParamLayout::new(&cfg);
-        let bt = batch as usize * cfg.ctx as usize;
         let ps = precision.param_store();
         let mut alloc = Allocator::new(gpu);
-        let ModelBuffers { params, grads, m, v, extra, fidelity_sums, x, io, micro_losses } =
-            allocate(&mut alloc, &cfg, batch, micro_batches, precision, fidelity, head_rows)?;
+        let bufs = allocate(&mut alloc, &cfg, batch, micro_batches, precision, fidelity, head_rows)?;
         // the weights (and a master copy) start at `init` rounded; the compensation at zero
         let rounded: Vec<f32> = init.iter().map(|&x| ps.round_rtn(x)).collect();
-        gpu.upload(&params, 0, &ps.encode(&rounded));
-        if let (Some(KeptExtra::Master), Some(master)) = (precision.extra(), &extra) {
+        gpu.upload(&bufs.params, 0, &ps.encode(&rounded));
+        if let (Some(KeptExtra::Master), Some(master)) = (precision.extra(), &bufs.extra) {
             gpu.upload(master, 0, &Store::F32.encode(&rounded));
         }
+        let dispatches = Dispatches::build(gpu, &cfg, &layout, batch, micro_batches, precision, &bufs)?;
+        let (memory, stats, logits) = (alloc.memory, bufs.io.stats.clone(), bufs.x.logits.clone());
+        Ok(GptGpu {
+            cfg,
+            batch,
+            micro_batches,
+            precision,
+            memory,
+            params: bufs.params.clone(),
+            grads: bufs.grads.clone(),
+            m: bufs.m.clone(),
+            v: bufs.v.clone(),
+            extra: bufs.extra.clone(),
+            stats,
+            logits,
+            head_chunks: head_chunks(batch * cfg.ctx, bufs.x.logits_rows),
+            bufs,
+            dispatches,
+            adamw_config: AdamwConfig::default(),
+            layout,
+        })
+    }
+
+    /// Builds every dispatch again over the same buffers, with the kernel choices known now:
+    /// how a run takes up a choice the tuner measured in its background (at a step boundary;
+    /// no choice changes a bit of any result).
+    pub fn rebuild_dispatches(&mut self, gpu: &Gpu) -> Result<()> {
+        self.dispatches = Dispatches::build(gpu, &self.cfg, &self.layout, self.batch, self.micro_batches, self.precision, &self.bufs)?;
+        Ok(())
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.layout.total
+    }
+}
+
+impl Dispatches {
+    fn build(
+        gpu: &Gpu,
+        cfg: &ModelConfig,
+        layout: &ParamLayout,
+        batch: u32,
+        micro_batches: u32,
+        precision: Precision,
+        bufs: &ModelBuffers<wgpu::Buffer>,
+    ) -> Result<Dispatches> {
+        let ModelBuffers { params, grads, m, v, extra, fidelity_sums, x, io, micro_losses } = bufs;
+        let bt = batch as usize * cfg.ctx as usize;
+        let ps = precision.param_store();
         let net = Net {
             gpu,
-            layout: &layout,
+            layout,
             bt: bt as u32,
             d: cfg.d,
             vocab: cfg.vocab,
             attn: AttentionShape { b: batch, t: cfg.ctx, c: cfg.d, nh: cfg.n_head },
             emb: EmbeddingShape { batch, t: cfg.ctx, c: cfg.d, vocab: cfg.vocab },
-            params: Block::new(&params, ps),
-            grads: Block::new(&grads, precision.grad_store()),
+            params: Block::new(params, ps),
+            grads: Block::new(grads, precision.grad_store()),
             act: precision.act_store(),
-            x: &x,
-            io: &io,
+            x,
+            io,
         };
         let zero_grads = gpt_zero_grads(&net)?;
         let forward = gpt_forward(&net)?;
@@ -411,46 +465,17 @@ impl GptGpu {
             })
             .collect::<Result<Vec<_>>>()?;
         let backward_start = gpt_backward_start(&net)?;
-        let (loss, loss_mean) = gpt_train_loss(&net, micro_batches, &micro_losses)?;
+        let (loss, loss_mean) = gpt_train_loss(&net, micro_batches, micro_losses)?;
         let eval_loss = gpt_loss_mean(&net, &io.stats, STAT_EVAL_LOSS)?;
         let backward = gpt_backward(&net)?;
         let (extra_ref, fidelity) = (extra.as_ref(), fidelity_sums.as_ref());
-        let bufs = AdamwBuffers { param: &params, grad: &grads, m: &m, v: &v, extra: extra_ref, stats: &io.stats, fidelity };
-        let update = gpt_update(&net, precision, &bufs)?;
-        let (memory, stats, logits) = (alloc.memory, io.stats.clone(), x.logits.clone());
-        Ok(GptGpu {
-            cfg,
-            batch,
-            micro_batches,
-            precision,
-            memory,
-            params,
-            grads,
-            m,
-            v,
-            extra,
-            stats,
-            logits,
-            io,
-            zero_grads,
-            forward,
-            head,
-            head_chunks,
-            backward_start,
-            loss,
-            loss_mean,
-            eval_loss,
-            backward,
-            update,
-            adamw_config: AdamwConfig::default(),
-            layout,
-        })
+        let adamw_bufs = AdamwBuffers { param: params, grad: grads, m, v, extra: extra_ref, stats: &io.stats, fidelity };
+        let update = gpt_update(&net, precision, &adamw_bufs)?;
+        Ok(Dispatches { zero_grads, forward, head, backward_start, loss, loss_mean, eval_loss, backward, update })
     }
+}
 
-    pub fn num_params(&self) -> usize {
-        self.layout.total
-    }
-
+impl GptGpu {
     /// Training-state bytes per parameter, from the allocated buffers.
     pub fn state_bytes_per_param(&self) -> f64 {
         self.memory.training_state() as f64 / self.num_params() as f64
@@ -459,10 +484,10 @@ impl GptGpu {
     /// Copies a batch (and its per-token buckets for the embedding backward) to the GPU.
     pub fn upload_batch(&self, gpu: &Gpu, batch: &Batch) {
         let (start, pos) = token_buckets(&batch.inputs, self.cfg.vocab as usize);
-        gpu.upload(&self.io.tokens, 0, bytemuck::cast_slice(&batch.inputs));
-        gpu.upload(&self.io.targets, 0, bytemuck::cast_slice(&batch.targets));
-        gpu.upload(&self.io.bucket_start, 0, bytemuck::cast_slice(&start));
-        gpu.upload(&self.io.bucket_pos, 0, bytemuck::cast_slice(&pos));
+        gpu.upload(&self.bufs.io.tokens, 0, bytemuck::cast_slice(&batch.inputs));
+        gpu.upload(&self.bufs.io.targets, 0, bytemuck::cast_slice(&batch.targets));
+        gpu.upload(&self.bufs.io.bucket_start, 0, bytemuck::cast_slice(&start));
+        gpu.upload(&self.bufs.io.bucket_pos, 0, bytemuck::cast_slice(&pos));
     }
 
     /// Records one training step (forward, loss, backward, clip + AdamW) into `encoder`, for
@@ -524,14 +549,14 @@ impl GptGpu {
     fn set_update_params(&self, gpu: &Gpu, lr: f32, step: u32, seed: u32) {
         let n = self.layout.total as u32;
         let params = adamw_params(&self.adamw_config, n, self.layout.n_decay as u32, AdamwStep { lr, step, seed });
-        self.update.adamw.set_params(&gpu.queue, &params);
+        self.dispatches.update.adamw.set_params(&gpu.queue, &params);
     }
 
     /// The forward pass and the mean loss into stats[STAT_EVAL_LOSS], without gradients, as
     /// command buffers of at most `chunk` dispatches.
     pub fn eval_encoders(&self, gpu: &Gpu, chunk: usize) -> Vec<wgpu::CommandEncoder> {
-        let head = self.head.iter().flat_map(|h| [&h.forward, &h.eval_loss]);
-        let dispatches: Vec<&Dispatch> = self.forward.iter().chain(head).chain([&self.eval_loss]).collect();
+        let head = self.dispatches.head.iter().flat_map(|h| [&h.forward, &h.eval_loss]);
+        let dispatches: Vec<&Dispatch> = self.dispatches.forward.iter().chain(head).chain([&self.dispatches.eval_loss]).collect();
         dispatches
             .chunks(chunk.max(1))
             .map(|part| {
@@ -547,7 +572,7 @@ impl GptGpu {
     pub fn record_forward_to(&self, encoder: &mut wgpu::CommandEncoder, row: u32) -> u64 {
         let i = self.head_chunks.iter().position(|c| row < c.first + c.rows).expect("a row of the batch");
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
-        for d in self.forward.iter().chain([&self.head[i].forward]) {
+        for d in self.dispatches.forward.iter().chain([&self.dispatches.head[i].forward]) {
             d.record(&mut pass);
         }
         (row - self.head_chunks[i].first) as u64 * self.cfg.vocab as u64 * 4
@@ -558,7 +583,7 @@ impl GptGpu {
     pub fn record_gradients(&self, encoder: &mut wgpu::CommandEncoder) {
         assert_eq!(self.micro_batches, 1, "record_gradients records one micro-batch");
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("gradients"), timestamp_writes: None });
-        for d in self.micro_gradients(0).into_iter().chain(&self.update.grad_norm) {
+        for d in self.micro_gradients(0).into_iter().chain(&self.dispatches.update.grad_norm) {
             d.record(&mut pass);
         }
     }
@@ -569,7 +594,12 @@ impl GptGpu {
         let mut out = self.micro_gradients(micro);
         if micro + 1 == self.micro_batches {
             out.extend(
-                self.loss_mean.iter().chain(&self.update.grad_norm).chain(&self.update.adamw.dispatches).chain(&self.update.fidelity),
+                self.dispatches
+                    .loss_mean
+                    .iter()
+                    .chain(&self.dispatches.update.grad_norm)
+                    .chain(&self.dispatches.update.adamw.dispatches)
+                    .chain(&self.dispatches.update.fidelity),
             );
         }
         out
@@ -581,13 +611,13 @@ impl GptGpu {
     fn micro_gradients(&self, micro: u32) -> Vec<&Dispatch> {
         let mut out: Vec<&Dispatch> = Vec::new();
         if micro == 0 {
-            out.extend(&self.zero_grads);
+            out.extend(&self.dispatches.zero_grads);
         }
-        out.extend(self.forward.iter().chain(&self.backward_start));
-        for h in &self.head {
+        out.extend(self.dispatches.forward.iter().chain(&self.dispatches.backward_start));
+        for h in &self.dispatches.head {
             out.extend([&h.forward, &h.train_loss].into_iter().chain(&h.backward));
         }
-        out.extend([&self.loss[micro as usize]].into_iter().chain(&self.backward));
+        out.extend([&self.dispatches.loss[micro as usize]].into_iter().chain(&self.dispatches.backward));
         out
     }
 

@@ -167,7 +167,28 @@ pub struct Trainer {
     chunk: usize,
     /// the evaluation before the first update has been submitted
     initial_eval_submitted: bool,
+    /// wall seconds this session spent measuring deferred kernel choices
+    tuning_s: f64,
+    /// how much of the training time deferred measurements may take ([`TUNING_SHARE`])
+    pub tuning_share: f64,
 }
+
+/// A run of each of `precisions` from `init`, built side by side on native threads: on a
+/// driver that compiles pipelines as they are created (lavapipe, SwiftShader) the modes'
+/// pipelines then compile on every core before the first step.
+fn new_runs(gpu: &Gpu, spec: &TrainSpec, precisions: &[Precision], init: &[f32]) -> Result<Vec<Run>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return std::thread::scope(|scope| {
+        let building: Vec<_> = precisions.iter().map(|&p| scope.spawn(move || Run::new(gpu, spec, p, init))).collect();
+        building.into_iter().map(|b| b.join().expect("a run's build thread panicked")).collect()
+    });
+    #[cfg(target_arch = "wasm32")]
+    precisions.iter().map(|&p| Run::new(gpu, spec, p, init)).collect()
+}
+
+/// Deferred kernel measurements may take this share of the training time (a fifth of the
+/// wall time) until every choice is measured.
+const TUNING_SHARE: f64 = 0.25;
 
 impl Trainer {
     /// A fresh run of every mode in `spec`, all from the same RTN-rounded initial weights.
@@ -186,10 +207,7 @@ impl Trainer {
             return Err(crate::Failure::BadInput(format!("{} weights for a model of {}", weights.len(), spec.model.num_params())).into());
         }
         let init: Vec<f32> = weights.iter().map(|&x| Store::Bf16.round_rtn(x)).collect();
-        let mut runs = Vec::new();
-        for &p in &spec.precisions {
-            runs.push(Run::new(gpu, &spec, p, &init)?);
-        }
+        let runs = new_runs(gpu, &spec, &spec.precisions, &init)?;
         Ok(Trainer::assemble(corpus, spec, runs, 0, 0.0))
     }
 
@@ -233,17 +251,16 @@ impl Trainer {
         spec.train.validate()?;
         corpus.check_context(spec.model.ctx)?;
         let already_done = state.step >= spec.train.steps;
-        let mut runs = Vec::new();
-        for c in &checkpoints {
-            let placeholder = vec![0.0; ParamLayout::new(&spec.model).total];
-            let mut run = Run::new(gpu, &spec, c.precision, &placeholder)?;
+        let placeholder = vec![0.0; ParamLayout::new(&spec.model).total];
+        let precisions: Vec<Precision> = checkpoints.iter().map(|c| c.precision).collect();
+        let mut runs = new_runs(gpu, &spec, &precisions, &placeholder)?;
+        for (run, c) in runs.iter_mut().zip(&checkpoints) {
             run.model.write_raw(gpu, &c.raw)?;
             run.tokens = c.state.tokens;
             run.tokens_before = c.state.tokens;
             if already_done {
                 run.status = RunStatus::Done;
             }
-            runs.push(run);
         }
         Ok(Trainer::assemble(corpus, spec, runs, state.step, state.elapsed_s))
     }
@@ -286,6 +303,8 @@ impl Trainer {
             pending: Vec::new(),
             chunk: usize::MAX,
             initial_eval_submitted: step > 0,
+            tuning_s: 0.0,
+            tuning_share: TUNING_SHARE,
         }
     }
 
@@ -322,6 +341,7 @@ impl Trainer {
         if self.finished() {
             return Ok(out);
         }
+        self.tune_in_background(gpu)?;
         let s = self.step;
         self.submit_step(gpu, s)?;
         if s > self.start_step {
@@ -364,6 +384,31 @@ impl Trainer {
 
     /// The lines of the steps and evaluations that have finished, without waiting or
     /// submitting anything.
+    /// Makes one measurement the tuner deferred (see [`crate::gpu::tune`]) once a step has
+    /// run and while measuring has had less than its share of the time, and builds every
+    /// run's dispatches again when it found a better choice. A choice never changes a bit,
+    /// so the runs go on exactly as they would have.
+    fn tune_in_background(&mut self, gpu: &Gpu) -> Result<()> {
+        let training_s = self.started.elapsed().as_secs_f64() - self.tuning_s;
+        if self.step == self.start_step || self.tuning_s > self.tuning_share * training_s {
+            return Ok(());
+        }
+        let started = web_time::Instant::now();
+        if gpu.measure_deferred()? == Some(true) {
+            self.rebuild_dispatches(gpu)?;
+        }
+        self.tuning_s += started.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Builds every run's dispatches again with the kernel choices known now (between steps).
+    pub fn rebuild_dispatches(&mut self, gpu: &Gpu) -> Result<()> {
+        for run in &mut self.runs {
+            run.model.rebuild_dispatches(gpu)?;
+        }
+        Ok(())
+    }
+
     pub fn collect_finished(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
         gpu.poll();
         let mut out = std::mem::take(&mut self.pending);

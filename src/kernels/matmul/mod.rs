@@ -71,19 +71,28 @@ impl<'a> Matmul<'a> {
         Matmul { shape, a, b, c, bias: None, residual: None, gelu_pre: None, key: [0, 0], accumulate: false }
     }
 
-    /// The dispatch with the fastest tile for this shape on this adapter: measured the first
-    /// time the shape is seen (problems of at least [`TUNE_MIN_FLOPS`]) and cached on disk;
-    /// otherwise [`Tile::for_shape`]. The tile never changes the results: every output sums
+    /// The dispatch with the fastest tile for this shape on this adapter, as measured and
+    /// cached (problems of at least [`TUNE_MIN_FLOPS`]); otherwise [`Tile::for_shape`]. A shape
+    /// never measured is measured now, or in the background (see [`crate::gpu::tune`]: the
+    /// tile for the shape until then). The tile never changes the results: every output sums
     /// its k terms in the same order whatever the tile.
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let fallback = Tile::for_shape(self.shape.m, self.shape.n);
-        if !self.is_tiled() || self.shape.flops() < TUNE_MIN_FLOPS || !gpu.tuning.lock().unwrap().enabled {
+        if !self.is_tiled() || self.shape.flops() < TUNE_MIN_FLOPS {
             return self.dispatch_with(gpu, fallback);
         }
         let key = self.tuning_key();
-        let known = gpu.tuning.lock().unwrap().get(&key).and_then(|p| Tile::from_params(p, gpu));
+        let (known, enabled, background) = {
+            let tuning = gpu.tuning.lock().unwrap();
+            (tuning.get(&key).and_then(|p| Tile::from_params(p, gpu)), tuning.enabled, tuning.background)
+        };
         let tile = match known {
             Some(tile) => tile,
+            None if !enabled => fallback,
+            None if background => {
+                gpu.tuning.lock().unwrap().defer(key, fallback.params(), self.measurement(fallback));
+                fallback
+            }
             None => {
                 let best = self.measure_tiles(gpu, fallback)?;
                 gpu.tuning.lock().unwrap().insert(key, best.params());
@@ -91,6 +100,44 @@ impl<'a> Matmul<'a> {
             }
         };
         self.dispatch_with(gpu, tile)
+    }
+
+    /// `measure_tiles` of this problem, to run later: it holds the operands' buffers (the
+    /// live ones: between steps every buffer a matmul writes, an activation or a gradient,
+    /// is rewritten or cleared before it is read again).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn measurement(&self, fallback: Tile) -> crate::gpu::tune::Measurement {
+        let owned = |m: &Mat| (m.buffer.clone(), m.store, m.layout);
+        let owned_tensor = |t: Option<TensorRef>| t.map(|t| (t.buffer.clone(), t.store, t.offset));
+        let (a, b, c) = (owned(&self.a), owned(&self.b), owned(&self.c));
+        let (bias, residual, gelu_pre) = (owned_tensor(self.bias), owned_tensor(self.residual), owned_tensor(self.gelu_pre));
+        let (shape, key, accumulate) = (self.shape, self.key, self.accumulate);
+        Box::new(move |gpu: &Gpu| {
+            fn mat((buffer, store, layout): &(wgpu::Buffer, Store, Layout)) -> Mat<'_> {
+                Mat { buffer, store: *store, layout: *layout }
+            }
+            fn tensor(t: &Option<(wgpu::Buffer, Store, u32)>) -> Option<TensorRef<'_>> {
+                t.as_ref().map(|(buffer, store, offset)| TensorRef { buffer, store: *store, offset: *offset })
+            }
+            let problem = Matmul {
+                shape,
+                a: mat(&a),
+                b: mat(&b),
+                c: mat(&c),
+                bias: tensor(&bias),
+                residual: tensor(&residual),
+                gelu_pre: tensor(&gelu_pre),
+                key,
+                accumulate,
+            };
+            Ok(problem.measure_tiles(gpu, fallback)?.params())
+        })
+    }
+
+    /// A browser measures nothing (and its buffers cannot move between threads).
+    #[cfg(target_arch = "wasm32")]
+    fn measurement(&self, fallback: Tile) -> crate::gpu::tune::Measurement {
+        Box::new(move |_: &Gpu| Ok(fallback.params()))
     }
 
     /// The fastest of the adapter's tuning candidates on this problem (never called in a

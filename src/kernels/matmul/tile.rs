@@ -119,7 +119,7 @@ impl Tile {
         }
     }
 
-    pub(super) fn params(&self) -> Vec<u32> {
+    pub fn params(&self) -> Vec<u32> {
         vec![self.wg_x, self.wg_y, self.tm, self.tn2, self.shared_k, self.subgroup as u32]
     }
 
