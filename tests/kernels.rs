@@ -419,7 +419,14 @@ fn tuned_tiles_are_measured_once_cached_on_disk_and_change_no_result() {
         })
         .collect();
     assert_eq!(results[0], results[1], "the tile changes no bit of the result");
-    assert_eq!(gpu.tuning.lock().unwrap().len(), 1, "one shape measured");
+    // a new shape runs at once on the built-in tile; its measurement waits for spare time
+    let counts = || {
+        let tuning = gpu.tuning.lock().unwrap();
+        (tuning.len(), tuning.deferred())
+    };
+    assert_eq!(counts(), (0, 1), "one measurement deferred");
+    assert!(gpu.measure_deferred().unwrap().is_some(), "the deferred measurement is made");
+    assert_eq!(counts(), (1, 0), "one shape measured");
     let reopened = srgpt::gpu::tune::TuneCache::in_dir(Some(dir.clone()), &gpu.report);
     assert_eq!(reopened.len(), 1, "the choice is on disk for the next run");
     std::fs::remove_dir_all(&dir).ok();
