@@ -160,11 +160,6 @@ impl TuneCache {
         self.deferred.len()
     }
 
-    /// The folder file the choices are kept in (None: in memory only).
-    pub fn path(&self) -> Option<&std::path::Path> {
-        self.path.as_deref()
-    }
-
     /// Remembers a choice and writes the file (best effort: a read-only home only costs the
     /// next run its measurements).
     pub fn insert(&mut self, key: String, choice: Vec<u32>) {
