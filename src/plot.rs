@@ -73,9 +73,10 @@ fn register_font() -> Result<()> {
 }
 
 /// Lines drawn earlier are wider, so a mode whose curve lies under a later one (fp32 and
-/// bf16-kahan often coincide) still shows at its edges.
+/// bf16-kahan often coincide) still shows at its edges: a border of 1.5 px or more on each
+/// side, which a later line a pixel or two off its centre does not cover.
 fn width(i: usize, runs: usize) -> u32 {
-    2 + 2 * (runs - 1 - i.min(runs - 1)) as u32
+    2 + 3 * (runs - 1 - i.min(runs - 1)) as u32
 }
 
 fn colour(name: &str) -> RGBColor {
@@ -210,59 +211,103 @@ pub fn plot(metrics: &Path, out: &Path) -> Result<()> {
     write_png(pixels, SIZE, out)
 }
 
-/// One mode's line of a sweep: (learning rate, mean final val loss, its spread over seeds).
+/// One mode's lines of a sweep, points (learning rate, mean over seeds, standard deviation).
 pub struct SweepLine {
     pub precision: String,
+    /// final validation loss
     pub points: Vec<(f64, f64, f64)>,
+    /// final validation loss minus fp32's at the same learning rate and seed
+    pub gaps: Vec<(f64, f64, f64)>,
 }
 
-/// `srgpt sweep`'s picture: final validation loss against the learning rate (log scale), one
-/// line per mode, error bars of one standard deviation over the seeds.
-pub fn plot_sweep(lines: &[SweepLine], out: &Path) -> Result<()> {
+/// The size of sweep.png: two panels of 1000 x 520, one above the other.
+pub const SWEEP_SIZE: (u32, u32) = (1000, 1040);
+
+/// `srgpt sweep`'s picture, two panels over the learning rate (log scale, every swept rate
+/// labelled): above, each mode's final validation loss; below, its difference from fp32's at
+/// the same rate and seed, the modes' 0.01-nat differences that the first panel's scale hides.
+/// One line per mode with error bars of one standard deviation over the seeds; earlier lines
+/// wider, so coincident ones stay visible.
+pub fn plot_sweep(lines: &[SweepLine], lrs: &[f32], out: &Path) -> Result<()> {
     register_font()?;
-    let all = || lines.iter().flat_map(|l| l.points.iter());
-    let (lr_lo, lr_hi) = all().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
-    if !lr_lo.is_finite() {
+    if lines.iter().all(|l| l.points.is_empty()) {
         return Err(anyhow!("the sweep has no finished runs to draw"));
     }
-    let y = span(all().flat_map(|p| [p.1 - p.2, p.1 + p.2]));
-    let size = (1000, 640);
-    let mut pixels = vec![255u8; (size.0 * size.1 * 3) as usize];
+    // x is log10 of the rate, its ticks exactly the swept rates, labelled as they were given
+    let mut ticks: Vec<(f64, f32)> = lrs.iter().map(|&lr| ((lr as f64).log10(), lr)).collect();
+    ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (first, last) = (ticks[0].0, ticks[ticks.len() - 1].0);
+    let pad = ((last - first) * 0.08).max(0.15);
+    let x = (first - pad, last + pad);
+    let mut pixels = vec![255u8; (SWEEP_SIZE.0 * SWEEP_SIZE.1 * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut pixels, SWEEP_SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("final validation loss against the learning rate (mean ± std over seeds)", ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d((lr_lo / 1.5..lr_hi * 1.5).log_scale(), y.0..y.1)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("peak learning rate")
-            .y_desc("final val loss")
-            .x_label_formatter(&|x| format!("{x:.0e}"))
-            .y_labels(10)
-            .label_style(("sans-serif", 14))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        let n = lines.len();
-        for (i, line) in lines.iter().enumerate() {
-            let c = colour(&line.precision);
-            chart
-                .draw_series(LineSeries::new(line.points.iter().map(|p| (p.0, p.1)), c.stroke_width(width(i, n))))
-                .map_err(|e| anyhow!("{e}"))?
-                .label(line.precision.as_str())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(3)));
-            chart
-                .draw_series(line.points.iter().map(|&(lr, m, s)| ErrorBar::new_vertical(lr, m - s, m, m + s, c.stroke_width(2), 10)))
+        let panels = root.split_evenly((2, 1));
+        let has_fp32 = lines.iter().any(|l| l.precision == Precision::Fp32.name());
+        let gap_lines: Vec<(&str, Vec<(f64, f64, f64)>)> = lines
+            .iter()
+            .filter(|_| has_fp32)
+            .map(|l| {
+                // fp32's own gap is zero by definition: its line is the baseline at every rate
+                let gaps = if l.precision == Precision::Fp32.name() { l.points.iter().map(|p| (p.0, 0.0, 0.0)).collect() } else { l.gaps.clone() };
+                (l.precision.as_str(), gaps)
+            })
+            .collect();
+        let loss_lines: Vec<(&str, Vec<(f64, f64, f64)>)> = lines.iter().map(|l| (l.precision.as_str(), l.points.clone())).collect();
+        let panels_drawn = [
+            ("final validation loss against the learning rate (mean ± std over seeds)", "final val loss", &loss_lines, &panels[0]),
+            ("final val loss minus fp32's at the same rate and seed (mean ± std over seeds)", "minus fp32's", &gap_lines, &panels[1]),
+        ];
+        for (title, y_label, series, area) in panels_drawn {
+            if series.is_empty() {
+                area.draw(&Text::new("minus fp32's: no fp32 run in this sweep", (60, 200), ("sans-serif", 20))).map_err(|e| anyhow!("{e}"))?;
+                continue;
+            }
+            let y = span(series.iter().flat_map(|(_, p)| p.iter().flat_map(|p| [p.1 - p.2, p.1 + p.2])));
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", 20))
+                .margin(16)
+                .x_label_area_size(40)
+                .y_label_area_size(80)
+                .build_cartesian_2d(x.0..x.1, y.0..y.1)
                 .map_err(|e| anyhow!("{e}"))?;
+            // no automatic x labels: each swept rate gets its own, drawn below
+            chart
+                .configure_mesh()
+                .x_desc("peak learning rate")
+                .y_desc(y_label)
+                .x_labels(0)
+                .y_labels(10)
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
+            let n = series.len();
+            for (i, (mode, points)) in series.iter().enumerate() {
+                let c = colour(mode);
+                let xy = points.iter().map(|p| (p.0.log10(), p.1));
+                chart
+                    .draw_series(LineSeries::new(xy, c.stroke_width(width(i, n))))
+                    .map_err(|e| anyhow!("{e}"))?
+                    .label(*mode)
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(3)));
+                chart
+                    .draw_series(points.iter().map(|&(lr, m, s)| ErrorBar::new_vertical(lr.log10(), m - s, m, m + s, c.stroke_width(2), 10)))
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+            legend(&mut chart)?;
+            for &(tick, lr) in &ticks {
+                let (px, py) = chart.backend_coord(&(tick, y.0));
+                let mark = PathElement::new([(px, py), (px, py + 6)], BLACK.stroke_width(1));
+                let text = Text::new(format!("{lr:e}"), (px - 14, py + 9), ("sans-serif", 14));
+                // in the picture's own pixels: below the plotting area, which clips
+                root.draw(&mark).map_err(|e| anyhow!("{e}"))?;
+                root.draw(&text).map_err(|e| anyhow!("{e}"))?;
+            }
         }
-        legend(&mut chart)?;
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
-    write_png(pixels, size, out)
+    write_png(pixels, SWEEP_SIZE, out)
 }
 
 /// Encodes RGB pixels as a PNG written whole or not at all.

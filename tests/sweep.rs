@@ -73,10 +73,25 @@ fn a_killed_sweep_skips_what_finished_and_resumes_the_rest() {
     }
     let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
     assert!(md.lines().filter(|l| l.starts_with("| fp32") || l.starts_with("| bf16")).count() == 6, "{md}");
+    for c in cells {
+        let gap = c["gap_to_fp32_mean"].as_f64().unwrap_or_else(|| panic!("{c}: no gap to fp32"));
+        if c["precision"] == "fp32" {
+            assert_eq!(gap, 0.0, "{c}");
+        }
+        assert!(c["gap_to_fp32_std"].as_f64().is_some_and(|s| s >= 0.0), "{c}");
+    }
+    // each panel (final val loss above, minus fp32's below): each mode's line spans most of
+    // the panel's width on its own, between the two swept rates (lines drawn from the first
+    // rate to the last cover ~75% of the picture's width; a legend swatch or error-bar caps,
+    // a few dozen columns)
     let png = image::open(out.join("sweep.png")).unwrap().to_rgb8();
-    for mode in ["fp32", "bf16", "bf16-sr"] {
-        let n = png.pixels().filter(|p| p.0 == mode_rgb(mode)).count();
-        assert!(n >= 100, "sweep.png: only {n} pixels of {mode}'s line");
+    assert_eq!(png.dimensions(), srgpt::plot::SWEEP_SIZE);
+    let (w, h) = png.dimensions();
+    for (panel, rows) in [("final val loss", 0..h / 2), ("minus fp32's", h / 2..h)] {
+        for mode in ["fp32", "bf16", "bf16-sr"] {
+            let held = (0..w).filter(|&x| rows.clone().any(|y| png.get_pixel(x, y).0 == mode_rgb(mode))).count();
+            assert!(held as f64 >= 0.6 * w as f64, "sweep.png, {panel} panel: {mode}'s line spans only {held} of {w} columns");
+        }
     }
 
     // once more: nothing left to train

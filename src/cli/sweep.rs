@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use super::args::{bad_input, positive_number, precisions, whole, ModelFlags};
 use srgpt::precision::Precision;
 use srgpt::train::output::{RunSummary, Summary};
-use srgpt::train::sweep::{markdown, SweepCell};
+use srgpt::train::sweep::{markdown, mean_std, SweepCell};
 use srgpt::train::RunStatus;
 
 #[derive(clap::Args)]
@@ -212,36 +212,41 @@ pub fn sweep(adapter: Option<&str>, args: SweepArgs) -> Result<ExitCode> {
 
 /// sweep.json, sweep.md and sweep.png from the configurations' summaries.
 fn write_results(args: &SweepArgs, precisions: &[Precision]) -> Result<()> {
+    // each configuration's summary, read once: (lr, seed) -> its runs
+    let mut summaries = Vec::new();
+    for &lr in &args.lr {
+        for &seed in &args.seeds {
+            summaries.push((lr, seed, Summary::read(&folder(&args.out, lr, seed)).map(|s| s.runs).unwrap_or_default()));
+        }
+    }
+    let final_val = |runs: &[RunSummary], mode: &str| runs.iter().find(|r| r.precision == mode)?.final_val_loss.map(f64::from);
     let mut cells = Vec::new();
     for p in precisions {
         for &lr in &args.lr {
-            let runs: Vec<RunSummary> = args
-                .seeds
-                .iter()
-                .filter_map(|&seed| Summary::read(&folder(&args.out, lr, seed))?.runs.into_iter().find(|r| r.precision == p.name()))
-                .collect();
-            let values = |value: fn(&RunSummary) -> Option<f64>| -> Vec<f64> { runs.iter().filter_map(value).collect() };
-            let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-            let finals = values(|r| r.final_val_loss.map(f64::from));
-            let std = mean(&finals).map(|m| {
-                if finals.len() < 2 {
-                    0.0
-                } else {
-                    (finals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (finals.len() - 1) as f64).sqrt()
-                }
-            });
+            let configs: Vec<&[RunSummary]> = summaries.iter().filter(|(l, _, _)| *l == lr).map(|(_, _, runs)| runs.as_slice()).collect();
+            let runs: Vec<&RunSummary> = configs.iter().filter_map(|runs| runs.iter().find(|r| r.precision == p.name())).collect();
+            let values = |value: fn(&RunSummary) -> Option<f64>| -> Vec<f64> { runs.iter().filter_map(|r| value(r)).collect() };
+            let mean = |v: &[f64]| mean_std(v).map(|(m, _)| m);
+            let finals = mean_std(&values(|r| r.final_val_loss.map(f64::from)));
+            // paired by seed: the seed's own fp32 run is the baseline, so the spread is the
+            // modes' difference, not the seeds'
+            let gaps: Vec<f64> =
+                configs.iter().filter_map(|runs| Some(final_val(runs, p.name())? - final_val(runs, Precision::Fp32.name())?)).collect();
+            let gap = mean_std(&gaps);
             let steps_to_target = values(|r| r.steps_to_target.map(f64::from));
             cells.push(SweepCell {
                 precision: p.name().into(),
                 lr,
                 seeds: runs.len(),
-                final_val_mean: mean(&finals),
-                final_val_std: std,
+                final_val_mean: finals.map(|f| f.0),
+                final_val_std: finals.map(|f| f.1),
                 update_ratio: mean(&values(|r| r.update_ratio)),
                 lost_fraction: mean(&values(|r| r.lost_fraction)),
                 steps_to_target_mean: mean(&steps_to_target),
                 reached_target: steps_to_target.len(),
                 speedup_vs_fp32_mean: mean(&values(|r| r.speedup_vs_fp32)),
+                gap_to_fp32_mean: gap.map(|g| g.0),
+                gap_to_fp32_std: gap.map(|g| g.1),
             });
         }
     }
@@ -263,9 +268,14 @@ fn write_results(args: &SweepArgs, precisions: &[Precision]) -> Result<()> {
                 .filter(|c| c.precision == p.name())
                 .filter_map(|c| c.final_val_mean.map(|m| (c.lr as f64, m, c.final_val_std.unwrap_or(0.0))))
                 .collect(),
+            gaps: cells
+                .iter()
+                .filter(|c| c.precision == p.name())
+                .filter_map(|c| c.gap_to_fp32_mean.map(|m| (c.lr as f64, m, c.gap_to_fp32_std.unwrap_or(0.0))))
+                .collect(),
         })
         .collect();
-    srgpt::plot::plot_sweep(&lines, &args.out.join("sweep.png"))?;
+    srgpt::plot::plot_sweep(&lines, &args.lr, &args.out.join("sweep.png"))?;
     println!("{}", markdown(&cells));
     eprintln!("sweep: {}", args.out.join("sweep.md").display());
     Ok(())

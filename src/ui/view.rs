@@ -372,7 +372,7 @@ impl App {
                 let smooth: PlotPoints = smoothed_points(&r.train, |p| p[3], alpha).into_iter().map(|(p, e)| [p[x], y(e)]).collect();
                 plot_ui.line(Line::new(format!("{} smoothed", r.name), smooth).color(color).width(2.0 + widen));
                 let val: PlotPoints = r.val.iter().map(|p| [p[x], y(p[3])]).collect();
-                plot_ui.points(Points::new(format!("{} val", r.name), val).color(color).radius(3.0 + widen).filled(true));
+                plot_ui.points(Points::new(format!("{} val", r.name), val).color(color).radius(3.0 + widen / 2.0).filled(true));
             }
         });
         let (frame, ppp) = (*drawn.transform.frame(), ui.ctx().pixels_per_point());
@@ -401,7 +401,7 @@ impl App {
                 let train: PlotPoints = gap(&smooth(r), &fp32_train).into_iter().map(|(s, g)| [x_at(r, s), g]).collect();
                 plot_ui.line(Line::new(format!("{} train gap", r.name), train).color(color).width(2.0 + widen));
                 let val: PlotPoints = gap(&by_step(&r.val), &fp32_val).into_iter().map(|(s, g)| [x_at(r, s), g]).collect();
-                plot_ui.points(Points::new(format!("{} val gap", r.name), val).color(color).radius(3.0 + widen).filled(true));
+                plot_ui.points(Points::new(format!("{} val gap", r.name), val).color(color).radius(3.0 + widen / 2.0).filled(true));
             }
         });
     }
@@ -447,7 +447,9 @@ impl App {
 /// from the same weights and their curves coincide for a while, so each earlier one shows as
 /// a border around the later ones instead of vanishing under them.
 fn overlap_widening(i: usize, n: usize) -> f32 {
-    1.5 * (n - 1 - i) as f32
+    // 1.5 px a side: a border that a later line a pixel off its centre, or anti-aliasing,
+    // does not cover
+    3.0 * (n - 1 - i) as f32
 }
 
 /// Sample text for display: newlines as ¶, characters that are not printable as ·.
@@ -465,8 +467,10 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
-/// A sweep's results: final validation loss against the learning rate (log scale), one line
-/// per mode with error bars of one standard deviation over the seeds, and the table.
+/// A sweep's results over the learning rate (log scale), one line per mode with error bars of
+/// one standard deviation over the seeds: the final validation loss, then its difference from
+/// fp32's at the same rate and seed (the modes' small differences, which the first plot's
+/// scale hides), and the table.
 fn sweep_view(ui: &mut egui::Ui, cells: &[SweepCell]) {
     let mut modes: Vec<&str> = Vec::new();
     for c in cells {
@@ -474,32 +478,54 @@ fn sweep_view(ui: &mut egui::Ui, cells: &[SweepCell]) {
             modes.push(&c.precision);
         }
     }
-    ui.label("final validation loss against the peak learning rate (mean ± std over seeds)");
-    Plot::new("sweep")
-        .height(320.0)
-        .legend(Legend::default())
-        .x_axis_label("learning rate")
-        .y_axis_label("final val loss")
-        .x_axis_formatter(|mark, _| format!("{:.0e}", 10f64.powf(mark.value)))
-        .show(ui, |plot_ui| {
-            for mode in &modes {
-                let color = mode_color(mode);
-                let points: Vec<(f64, f64, f64)> = cells
-                    .iter()
-                    .filter(|c| c.precision == *mode)
-                    .filter_map(|c| c.final_val_mean.map(|m| ((c.lr as f64).log10(), m, c.final_val_std.unwrap_or(0.0))))
-                    .collect();
-                let line: PlotPoints = points.iter().map(|p| [p.0, p.1]).collect();
-                plot_ui.line(Line::new(mode.to_string(), line).color(color).width(2.5));
-                for (x, m, sd) in points {
-                    plot_ui
-                        .line(Line::new(format!("{mode} ±std"), PlotPoints::from(vec![[x, m - sd], [x, m + sd]])).color(color).width(1.5));
+    let has_fp32 = modes.contains(&Precision::Fp32.name());
+    type Value = fn(&SweepCell) -> Option<(f64, f64)>;
+    let final_val: Value = |c| Some((c.final_val_mean?, c.final_val_std.unwrap_or(0.0)));
+    // fp32's own difference is zero by definition: its line is the baseline
+    let gap: Value = |c| {
+        if c.precision == Precision::Fp32.name() {
+            c.final_val_mean.map(|_| (0.0, 0.0))
+        } else {
+            Some((c.gap_to_fp32_mean?, c.gap_to_fp32_std.unwrap_or(0.0)))
+        }
+    };
+    let plots: &[(&str, &str, &str, Value)] = if has_fp32 {
+        &[
+            ("sweep", "final validation loss against the peak learning rate (mean ± std over seeds)", "final val loss", final_val),
+            ("sweep gap", "final val loss minus fp32's at the same rate and seed (mean ± std over seeds)", "minus fp32's", gap),
+        ]
+    } else {
+        &[("sweep", "final validation loss against the peak learning rate (mean ± std over seeds)", "final val loss", final_val)]
+    };
+    for &(id, title, y_label, value) in plots {
+        ui.label(title);
+        Plot::new(id)
+            .height(260.0)
+            .legend(Legend::default())
+            .x_axis_label("learning rate")
+            .y_axis_label(y_label)
+            .x_axis_formatter(|mark, _| format!("{:.0e}", 10f64.powf(mark.value)))
+            .show(ui, |plot_ui| {
+                for (i, mode) in modes.iter().enumerate() {
+                    let color = mode_color(mode);
+                    let points: Vec<(f64, f64, f64)> = cells
+                        .iter()
+                        .filter(|c| c.precision == *mode)
+                        .filter_map(|c| value(c).map(|(m, sd)| ((c.lr as f64).log10(), m, sd)))
+                        .collect();
+                    let line: PlotPoints = points.iter().map(|p| [p.0, p.1]).collect();
+                    plot_ui.line(Line::new(mode.to_string(), line).color(color).width(2.5 + overlap_widening(i, modes.len())));
+                    for (x, m, sd) in points {
+                        plot_ui.line(
+                            Line::new(format!("{mode} ±std"), PlotPoints::from(vec![[x, m - sd], [x, m + sd]])).color(color).width(1.5),
+                        );
+                    }
                 }
-            }
-        });
+            });
+    }
     let fmt = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
-    egui::Grid::new("sweep table").striped(true).num_columns(8).show(ui, |ui| {
-        for h in ["mode", "lr", "seeds", "final val loss", "± std", "update ratio", "lost fraction", "steps to target"] {
+    egui::Grid::new("sweep table").striped(true).num_columns(9).show(ui, |ui| {
+        for h in ["mode", "lr", "seeds", "final val loss", "± std", "minus fp32's", "update ratio", "lost fraction", "steps to target"] {
             ui.strong(h);
         }
         ui.end_row();
@@ -509,6 +535,10 @@ fn sweep_view(ui: &mut egui::Ui, cells: &[SweepCell]) {
             ui.label(c.seeds.to_string());
             ui.label(fmt(c.final_val_mean, 4));
             ui.label(fmt(c.final_val_std, 4));
+            ui.label(match (c.gap_to_fp32_mean, c.gap_to_fp32_std) {
+                (Some(m), Some(sd)) => format!("{m:+.4} ± {sd:.4}"),
+                _ => "-".into(),
+            });
             ui.label(fmt(c.update_ratio, 3));
             ui.label(fmt(c.lost_fraction, 3));
             ui.label(format!("{} ({} of {})", fmt(c.steps_to_target_mean, 0), c.reached_target, c.seeds));
