@@ -250,7 +250,8 @@ pub fn plot_sweep(lines: &[SweepLine], lrs: &[f32], out: &Path) -> Result<()> {
             .filter(|_| has_fp32)
             .map(|l| {
                 // fp32's own gap is zero by definition: its line is the baseline at every rate
-                let gaps = if l.precision == Precision::Fp32.name() { l.points.iter().map(|p| (p.0, 0.0, 0.0)).collect() } else { l.gaps.clone() };
+                let gaps =
+                    if l.precision == Precision::Fp32.name() { l.points.iter().map(|p| (p.0, 0.0, 0.0)).collect() } else { l.gaps.clone() };
                 (l.precision.as_str(), gaps)
             })
             .collect();
@@ -261,7 +262,8 @@ pub fn plot_sweep(lines: &[SweepLine], lrs: &[f32], out: &Path) -> Result<()> {
         ];
         for (title, y_label, series, area) in panels_drawn {
             if series.is_empty() {
-                area.draw(&Text::new("minus fp32's: no fp32 run in this sweep", (60, 200), ("sans-serif", 20))).map_err(|e| anyhow!("{e}"))?;
+                area.draw(&Text::new("minus fp32's: no fp32 run in this sweep", (60, 200), ("sans-serif", 20)))
+                    .map_err(|e| anyhow!("{e}"))?;
                 continue;
             }
             let y = span(series.iter().flat_map(|(_, p)| p.iter().flat_map(|p| [p.1 - p.2, p.1 + p.2])));
@@ -292,7 +294,9 @@ pub fn plot_sweep(lines: &[SweepLine], lrs: &[f32], out: &Path) -> Result<()> {
                     .label(*mode)
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(3)));
                 chart
-                    .draw_series(points.iter().map(|&(lr, m, s)| ErrorBar::new_vertical(lr.log10(), m - s, m, m + s, c.stroke_width(2), 10)))
+                    .draw_series(
+                        points.iter().map(|&(lr, m, s)| ErrorBar::new_vertical(lr.log10(), m - s, m, m + s, c.stroke_width(2), 10)),
+                    )
                     .map_err(|e| anyhow!("{e}"))?;
             }
             legend(&mut chart)?;
