@@ -3,18 +3,24 @@
 GPU or many (PyTorch DistributedDataParallel):
 
     python3 examples/bf16_sr_ddp.py DIR --corpus FILE [--steps 20] [--lr 3e-4]
-    torchrun --nproc_per_node 8 examples/bf16_sr_ddp.py DIR --corpus FILE
+    torchrun --nproc_per_node 8 examples/bf16_sr_ddp.py DIR --corpus FILE [--optimizer torchao|own]
 
 The weights, gradients and Adam state are bf16; each update is computed in f32 and written back
-with stochastic rounding (torchao's AdamW with bf16_stochastic_round=True where torchao is
-installed, otherwise the small AdamW below). Every replica draws the same random bits for the
-same parameter and step (its generator is seeded with (seed, step), never the rank), so the
-replicas, which see the same averaged gradient, stay bit-identical: the shared randomness the
-paper's data-parallel analysis assumes. srgpt's own SR bits are likewise a pure function of
-(seed, tensor, step, index). Saves the result with save_pretrained(DIR-out).
+with stochastic rounding: torchao's AdamW with bf16_stochastic_round=True (`--optimizer
+torchao`, the default where torchao is installed) or the small AdamW below (`own`). Every
+replica draws the same random bits for the same parameter and step, so the replicas, which see
+the same averaged gradient, stay bit-identical: the shared randomness the paper's data-parallel
+analysis assumes. The own AdamW seeds a generator per (seed, step, parameter), never the rank;
+torchao draws its bits from torch's global generator, so every rank seeds that one with the
+same --seed and draws from it in the same order (each rank's batches come from a generator of
+their own). After training, the ranks compare SHA-256 hashes of their weights and exit 1 if any
+differs. srgpt's own SR bits are likewise a pure function of (seed, tensor, step, index).
+Saves the result with save_pretrained(DIR-out).
 """
 import argparse
+import hashlib
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -65,7 +71,11 @@ def main():
     a.add_argument("--batch", type=int, default=8)
     a.add_argument("--lr", type=float, default=3e-4)
     a.add_argument("--seed", type=int, default=1)
+    a.add_argument("--optimizer", choices=["auto", "torchao", "own"], default="auto",
+                   help="torchao's AdamW, the AdamW below, or torchao's where installed (auto)")
     args = a.parse_args()
+    # the same global generator state on every rank: torchao's rounding draws from it
+    torch.manual_seed(args.seed)
 
     distributed = "WORLD_SIZE" in os.environ
     if distributed:
@@ -83,12 +93,19 @@ def main():
     ctx = model.config.n_positions
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
-    try:
-        from torchao.optim import _AdamW
+    opt = None
+    if args.optimizer in ("auto", "torchao"):
+        try:
+            from torchao.optim import _AdamW
 
-        opt = _AdamW(model.parameters(), lr=args.lr, bf16_stochastic_round=True)
-    except ImportError:
+            opt = _AdamW(model.parameters(), lr=args.lr, bf16_stochastic_round=True)
+        except ImportError:
+            if args.optimizer == "torchao":
+                raise SystemExit("--optimizer torchao: torchao is not installed (pip install torchao)")
+    if opt is None:
         opt = AdamWSR(model.parameters(), lr=args.lr, seed=args.seed)
+    if rank == 0:
+        print(f"optimizer: {type(opt).__module__}.{type(opt).__name__}", flush=True)
     for step in range(args.steps):
         g = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 97 + rank)
         starts = torch.randint(0, len(ids) - ctx - 1, (args.batch,), generator=g)
@@ -101,10 +118,27 @@ def main():
         opt.step()
         if rank == 0:
             print(f"step {step + 1} loss {loss.item():.4f}", flush=True)
-    if rank == 0:
+    identical = True
+    if distributed:
+        # every rank's weights, bit for bit: the replicas must not have drifted apart
+        digest = hashlib.sha256()
+        for name, tensor in model.module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        hashes = [None] * dist.get_world_size()
+        dist.all_gather_object(hashes, digest.hexdigest())
+        identical = len(set(hashes)) == 1
+        if rank == 0:
+            if identical:
+                print(f"replicas identical: {len(hashes)} ranks, weights sha256 {hashes[0]}", flush=True)
+            else:
+                print("replicas differ: " + ", ".join(f"rank {r} {h}" for r, h in enumerate(hashes)), flush=True)
+    if rank == 0 and identical:
         (model.module if distributed else model).save_pretrained(args.folder.rstrip("/") + "-out")
     if distributed:
         dist.destroy_process_group()
+    if not identical:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

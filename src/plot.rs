@@ -215,10 +215,13 @@ pub fn plot(metrics: &Path, out: &Path) -> Result<()> {
 pub struct SweepLine {
     pub precision: String,
     /// final validation loss
-    pub points: Vec<(f64, f64, f64)>,
+    pub points: SweepPoints,
     /// final validation loss minus fp32's at the same learning rate and seed
-    pub gaps: Vec<(f64, f64, f64)>,
+    pub gaps: SweepPoints,
 }
+
+/// A sweep line's points: (learning rate, mean over seeds, standard deviation).
+pub type SweepPoints = Vec<(f64, f64, f64)>;
 
 /// The size of sweep.png: two panels of 1000 x 520, one above the other.
 pub const SWEEP_SIZE: (u32, u32) = (1000, 1040);
@@ -245,7 +248,7 @@ pub fn plot_sweep(lines: &[SweepLine], lrs: &[f32], out: &Path) -> Result<()> {
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
         let panels = root.split_evenly((2, 1));
         let has_fp32 = lines.iter().any(|l| l.precision == Precision::Fp32.name());
-        let gap_lines: Vec<(&str, Vec<(f64, f64, f64)>)> = lines
+        let gap_lines: Vec<(&str, SweepPoints)> = lines
             .iter()
             .filter(|_| has_fp32)
             .map(|l| {
@@ -255,7 +258,7 @@ pub fn plot_sweep(lines: &[SweepLine], lrs: &[f32], out: &Path) -> Result<()> {
                 (l.precision.as_str(), gaps)
             })
             .collect();
-        let loss_lines: Vec<(&str, Vec<(f64, f64, f64)>)> = lines.iter().map(|l| (l.precision.as_str(), l.points.clone())).collect();
+        let loss_lines: Vec<(&str, SweepPoints)> = lines.iter().map(|l| (l.precision.as_str(), l.points.clone())).collect();
         let panels_drawn = [
             ("final validation loss against the learning rate (mean ± std over seeds)", "final val loss", &loss_lines, &panels[0]),
             ("final val loss minus fp32's at the same rate and seed (mean ± std over seeds)", "minus fp32's", &gap_lines, &panels[1]),

@@ -90,6 +90,54 @@ fn info_json_names_the_chosen_adapter() {
     assert!(stderr(&missing).contains("no adapter matches"));
 }
 
+/// What is kept for the next launch, and `srgpt info` saying so: a run in an empty cache folder
+/// writes the tuning cache and, where the backend has one (Vulkan), the pipeline cache — its
+/// SHA-256 first, then the driver's data; a damaged pipeline cache is set aside with a note,
+/// the run goes on, and the file is written whole again.
+#[test]
+fn a_run_keeps_its_caches_and_a_damaged_pipeline_cache_is_set_aside() {
+    let cache = tmp("caches");
+    let run = |out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_srgpt"))
+            .args(MICRO)
+            .args(["--steps", "4", "--precision", "fp32", "--out"])
+            .arg(out)
+            .env("SRGPT_CACHE_DIR", &cache)
+            .output()
+            .unwrap()
+    };
+    let first = run(&cache.join("run1"));
+    assert!(first.status.success(), "{}", stderr(&first));
+    let info = Command::new(env!("CARGO_BIN_EXE_srgpt")).args(["info", "--json"]).env("SRGPT_CACHE_DIR", &cache).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let caches = &doc["caches"];
+    let tuning = Path::new(caches["tuning"]["path"].as_str().expect("the tuning cache's file"));
+    assert!(tuning.starts_with(&cache) && tuning.is_file(), "{caches}");
+    assert!(caches["tuning"]["choices"].as_u64().unwrap() > 0, "{caches}");
+    if caches["pipelines"]["offered"] != true {
+        eprintln!("skipped the pipeline cache half: this adapter's backend has none");
+        std::fs::remove_dir_all(&cache).ok();
+        return;
+    }
+    let pipelines = std::path::PathBuf::from(caches["pipelines"]["path"].as_str().expect("the pipeline cache's file"));
+    let whole = |bytes: &[u8]| {
+        use sha2::Digest;
+        bytes.len() > 32 && sha2::Sha256::digest(&bytes[32..]).as_slice() == &bytes[..32]
+    };
+    let bytes = std::fs::read(&pipelines).expect("the pipeline cache is written by a run");
+    assert!(whole(&bytes), "the file starts with the SHA-256 of the rest");
+    assert_eq!(caches["pipelines"]["bytes"].as_u64(), Some(bytes.len() as u64), "{caches}");
+    let mut damaged = bytes.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    std::fs::write(&pipelines, &damaged).unwrap();
+    let second = run(&cache.join("run2"));
+    assert!(second.status.success(), "a damaged pipeline cache does not stop a run: {}", stderr(&second));
+    assert!(stderr(&second).contains("ignoring the pipeline cache"), "{}", stderr(&second));
+    assert!(whole(&std::fs::read(&pipelines).unwrap()), "the file is written whole again");
+    std::fs::remove_dir_all(&cache).ok();
+}
+
 /// `--adapter` picks by what `srgpt info` prints: a part of the name, the backend or the
 /// device type; GL and unknown backends are refused by name.
 #[test]

@@ -168,6 +168,74 @@ fn a_real_window_saves_a_screenshot_with_curves() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Ctrl-C in the dashboard's terminal closes the window as its close button does, and closing
+/// stops the runs and writes their checkpoints: under Xvfb, a long two-mode run gets SIGINT
+/// once both modes have trained a few steps; the process exits 130 with each mode's checkpoint
+/// at a step it reached and summary.json saying `stopped`, and `--resume` takes the folder.
+/// Skipped without Xvfb, unless SRGPT_CI is set.
+#[test]
+fn ctrl_c_closes_the_window_and_the_runs_are_kept() {
+    let required = std::env::var_os("SRGPT_CI").is_some();
+    let Ok(xvfb) = which("Xvfb") else {
+        assert!(!required, "Xvfb is required for this test (apt-get install xvfb)");
+        eprintln!("skipped: Xvfb is not installed");
+        return;
+    };
+    // a display of its own: the screenshot test may run beside it
+    let display = format!(":{}", 80 + std::process::id() % 9);
+    let mut server = std::process::Command::new(xvfb).args([&display, "-screen", "0", "1200x800x24"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let dir = std::env::temp_dir().join(format!("srgpt-window-close-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_srgpt"))
+        .args(["train", "--n-layer", "1", "--n-head", "2", "--d", "16", "--ctx", "16", "--batch", "4"])
+        .args(["--steps", "100000", "--eval-every", "1000", "--precision", "fp32,bf16-sr", "--out"])
+        .arg(&dir)
+        .env("DISPLAY", &display)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let trained = |mode: &str| {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("\"run\":\"{mode}\"")) && l.contains("train_loss"))
+            .count()
+    };
+    while trained("fp32") < 3 || trained("bf16-sr") < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "the dashboard ended before it was stopped");
+        assert!(started.elapsed() < Duration::from_secs(300), "the dashboard trained too slowly to be stopped");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(status.code(), Some(130), "exit 130 after Ctrl-C: {stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary.json")).unwrap();
+    let mut kept_at = 0;
+    for mode in ["fp32", "bf16-sr"] {
+        let run = summary["runs"].as_array().unwrap().iter().find(|r| r["precision"] == mode).unwrap_or_else(|| panic!("{mode}: no run"));
+        assert_eq!(run["status"], "stopped", "{mode}: {run}");
+        let checkpoint = srgpt::train::checkpoint::load(&dir.join(format!("{mode}.safetensors"))).expect("a checkpoint per mode");
+        assert!(checkpoint.state.step >= 3, "{mode}: the checkpoint is at step {}, after the steps it trained", checkpoint.state.step);
+        assert_eq!(run["steps_completed"], checkpoint.state.step, "{mode}: the summary and the checkpoint agree");
+        kept_at = kept_at.max(checkpoint.state.step);
+    }
+    let resumed = std::process::Command::new(env!("CARGO_BIN_EXE_srgpt"))
+        .args(["train", "--headless", "--resume"])
+        .arg(&dir)
+        .args(["--steps", &(kept_at + 2).to_string()])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "the kept runs resume: {}", String::from_utf8_lossy(&resumed.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Each mode's line inside the loss plot's frame `[x0, y0, x1, y1]` (the legend is outside
 /// it), spanning most of the plot's width on its own: its validation dots (a few per run)
 /// cover a few dozen columns, its line all of them, and an earlier mode's line, drawn wider,

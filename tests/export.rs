@@ -308,12 +308,15 @@ fn exported_weights_come_back_with_train_init() {
     std::fs::remove_dir_all(run).ok();
 }
 
-/// examples/bf16_sr_ddp.py, the path to multi-GPU training, runs three bf16 steps with
-/// stochastic rounding on an export (one process; where Python has torch and transformers).
+/// examples/bf16_sr_ddp.py, the path to multi-GPU training, on an export (where Python has
+/// torch and transformers): one process runs three bf16 steps with stochastic rounding; then
+/// two data-parallel processes (gloo, on the CPU) with each optimizer, the example's own AdamW
+/// and torchao's (skipped with a note where torchao is missing), must end with bit-identical
+/// weights on both ranks (the example compares their SHA-256 and exits 1 if they differ).
 #[test]
-fn the_multi_gpu_example_trains_an_export() {
-    let has = Command::new("python3").args(["-c", "import torch, transformers"]).output();
-    if !has.is_ok_and(|o| o.status.success()) {
+fn the_multi_gpu_example_trains_an_export_and_its_replicas_stay_identical() {
+    let has = |modules: &str| Command::new("python3").args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success());
+    if !has("torch, transformers") {
         eprintln!("skipped: python3 with torch and transformers is not installed (pip install torch transformers)");
         return;
     }
@@ -324,12 +327,35 @@ fn the_multi_gpu_example_trains_an_export() {
     let corpus = run.join("corpus.txt");
     std::fs::write(&corpus, Corpus::load("builtin").unwrap().bytes()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bf16_sr_ddp.py");
-    let done = Command::new("python3").arg(script).arg(&out).arg("--corpus").arg(&corpus).args(["--steps", "3"]).output().unwrap();
+    let done = Command::new("python3").arg(&script).arg(&out).arg("--corpus").arg(&corpus).args(["--steps", "3"]).output().unwrap();
     assert!(
         done.status.success() && String::from_utf8_lossy(&done.stdout).contains("step 3 loss"),
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
+    let mut optimizers = vec!["own"];
+    if has("torchao") {
+        optimizers.push("torchao");
+    } else {
+        eprintln!("skipped the data-parallel run with torchao's AdamW: torchao is not installed (pip install torchao)");
+    }
+    for optimizer in optimizers {
+        let ranks = Command::new("python3")
+            .args(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
+            .arg(&script)
+            .arg(&out)
+            .arg("--corpus")
+            .arg(&corpus)
+            .args(["--steps", "3", "--batch", "2", "--optimizer", optimizer])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&ranks.stdout);
+        assert!(
+            ranks.status.success() && stdout.contains("replicas identical: 2 ranks"),
+            "--optimizer {optimizer}: the two ranks' weights must be bit-identical\n{stdout}{}",
+            String::from_utf8_lossy(&ranks.stderr)
+        );
+    }
     for dir in [run, out.clone(), PathBuf::from(format!("{}-out", out.display()))] {
         std::fs::remove_dir_all(dir).ok();
     }

@@ -553,3 +553,68 @@ fn zero_clears_exactly_its_range_in_every_storage() {
     let packed = zeros(Store::Bf16, 8);
     assert!(zero(gpu(), tref(&packed, Store::Bf16).at(1), 4).is_err(), "an odd offset into packed 16-bit words is refused");
 }
+
+/// SPIR-V for a one-thread compute shader (naga's output for a trivial WGSL entry point) with
+/// its `OpCapability Shader` taken out: well formed for a driver, which compiles it anyway,
+/// but invalid for the validation layer's SPIR-V checks (the GLSL450 memory model needs that
+/// capability).
+fn spirv_missing_the_shader_capability() -> Vec<u32> {
+    let module = naga::front::wgsl::parse_str("@compute @workgroup_size(1) fn main() {}").unwrap();
+    let info =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty()).validate(&module).unwrap();
+    let words = naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None).unwrap();
+    // after the 5-word header, instructions: (word count << 16 | opcode), operands
+    const OP_CAPABILITY: u32 = 17;
+    const CAPABILITY_SHADER: u32 = 1;
+    let (mut out, mut at) = (words[..5].to_vec(), 5);
+    let mut removed = 0;
+    while at < words.len() {
+        let len = (words[at] >> 16) as usize;
+        let instruction = &words[at..at + len];
+        if instruction == [(2 << 16) | OP_CAPABILITY, CAPABILITY_SHADER] {
+            removed += 1;
+        } else {
+            out.extend_from_slice(instruction);
+        }
+        at += len;
+    }
+    assert_eq!(removed, 1, "naga's SPIR-V declares the Shader capability once");
+    out
+}
+
+/// A Vulkan validation layer message fails srgpt's GPU check: under the Khronos layer (the CI
+/// validation job sets SRGPT_EXPECT_VALIDATION_LAYER=1 beside WGPU_VALIDATION=1 and the layer's
+/// path), a shader module the layer finds invalid — SPIR-V without the Shader capability,
+/// handed to the driver as is — must make `check_errors` fail naming the message. Guards the
+/// path from the layer through wgpu's log records to srgpt's sink: a change in wgpu's log
+/// target or format would otherwise silence every validation run.
+#[test]
+fn a_validation_layer_message_fails_the_gpu_check() {
+    if std::env::var_os("SRGPT_EXPECT_VALIDATION_LAYER").is_none() {
+        eprintln!("skipped: runs under the Vulkan validation layer, with SRGPT_EXPECT_VALIDATION_LAYER=1 (.ci/run's validation job)");
+        return;
+    }
+    let instance = srgpt::gpu::new_instance();
+    let adapter = srgpt::gpu::choose_adapter(srgpt::gpu::list_adapters(&instance).unwrap(), None).unwrap();
+    let passthrough = wgpu::Features::PASSTHROUGH_SHADERS;
+    assert!(adapter.features().contains(passthrough), "the adapter takes SPIR-V as it is (PASSTHROUGH_SHADERS)");
+    let gpu = srgpt::gpu::Gpu::from_adapter_with(&adapter, passthrough, adapter.limits()).unwrap();
+    gpu.check_errors("opening the device").expect("no message before the invalid use");
+    let words = spirv_missing_the_shader_capability();
+    let entry = wgpu::PassthroughShaderEntryPoint { name: "main".into(), workgroup_size: (1, 1, 1) };
+    // SAFETY: the words are a well-formed module that lavapipe and SwiftShader parse; only
+    // the validation layer's rules are broken, on purpose
+    let module = unsafe {
+        gpu.device.create_shader_module_passthrough(wgpu::ShaderModuleDescriptorPassthrough {
+            label: Some("no Shader capability"),
+            entry_points: std::borrow::Cow::Owned(vec![entry]),
+            spirv: Some(std::borrow::Cow::Owned(words)),
+            ..Default::default()
+        })
+    };
+    drop(module);
+    let error =
+        gpu.check_errors("creating a shader module without the Shader capability").expect_err("the layer's message must fail the check");
+    let text = error.to_string();
+    assert!(text.contains("Vulkan validation") && text.contains("Shader"), "{text}");
+}

@@ -25,7 +25,7 @@ const dist = process.argv[2] ?? "dist";
 const screenshotPath = process.argv[3] ?? join(await mkdtemp(join(tmpdir(), "srgpt-web-")), "page.png");
 // steps are few: each takes ~6 s per mode on SwiftShader, and the checks need only a falling
 // loss and curves across the plot
-const STEPS = 12;
+const STEPS = 8;
 // the page keeps a snapshot every SAVE_EVERY steps; the reload waits for one at step KEPT or later
 const SAVE_EVERY = 5;
 const KEPT = 5;

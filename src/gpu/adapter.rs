@@ -66,7 +66,12 @@ impl AdapterReport {
         } else {
             "timestamp queries: off: GPU times from the wall clock around submit-and-wait; no per-kernel profile"
         };
-        vec![subgroups, timestamps.to_string()]
+        let pipelines = if has("pipeline_cache") {
+            "pipeline cache: on: compiled pipelines kept across runs, beside the tuning cache"
+        } else {
+            "pipeline cache: off (the backend has none): each launch compiles its pipelines, or its driver's own cache does"
+        };
+        vec![subgroups, timestamps.to_string(), pipelines.to_string()]
     }
 
     /// One line: name, backend, type.

@@ -1,6 +1,7 @@
 //! The GPU layer: adapter choice, the device, compiled pipelines, buffers and dispatches.
 
 mod adapter;
+pub mod pipeline_cache;
 pub mod readback;
 pub mod shader;
 pub mod timing;
@@ -20,8 +21,10 @@ use crate::Failure;
 
 /// Optional features srgpt uses where the adapter has them; none is required, and none
 /// changes a bit of a result (`tests/bit_identity.rs` trains with them all off).
-pub const OPTIONAL_FEATURES: wgpu::Features =
-    wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS).union(wgpu::Features::SUBGROUP);
+pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::PIPELINE_CACHE);
 
 /// A kernel's uniform block: a `#[repr(C)]` struct that mirrors the WGSL `struct Params` of
 /// its shader field for field (`tests/shaders.rs` compares the two through naga's
@@ -56,6 +59,8 @@ pub struct Gpu {
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
+    /// the driver's compiled pipelines, kept across runs where the backend can (Vulkan)
+    pub pipeline_cache: Option<pipeline_cache::PipelineCache>,
     errors: Arc<Mutex<Vec<String>>>,
     /// the instance, when this Gpu opened the device itself (for resource reports)
     instance: Option<wgpu::Instance>,
@@ -173,9 +178,12 @@ impl Gpu {
                 lost.lock().unwrap().push(format!("GPU device lost ({reason:?}): {msg}"));
             }
         });
+        let kept_in = if cfg!(target_arch = "wasm32") { None } else { tune::cache_dir() };
+        let pipeline_cache = pipeline_cache::PipelineCache::open(&device, &report, kept_in);
         Gpu {
             features: device.features(),
             limits: device.limits(),
+            pipeline_cache,
             device,
             queue,
             pipelines: Mutex::new(HashMap::new()),
@@ -239,11 +247,20 @@ impl Gpu {
             module: &module,
             entry_point: Some(spec.entry),
             compilation_options: Default::default(),
-            cache: None,
+            cache: self.pipeline_cache.as_ref().map(|p| &p.cache),
         });
         self.check_errors(&format!("compiling {key}"))?;
+        if let Some(p) = &self.pipeline_cache {
+            p.compiled();
+        }
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// Writes the pipeline cache's file when pipelines were compiled since it was last
+    /// written (between training steps); returns the bytes written, 0 when nothing was.
+    pub fn keep_pipelines(&self) -> u64 {
+        self.pipeline_cache.as_ref().map_or(0, |p| p.save())
     }
 
     /// A zero-filled storage buffer (also usable as copy source and destination).

@@ -50,7 +50,7 @@ pub struct TuneCache {
     announced: bool,
 }
 
-fn cache_dir() -> Option<PathBuf> {
+pub(super) fn cache_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("SRGPT_CACHE_DIR") {
         return Some(PathBuf::from(d));
     }
@@ -61,7 +61,7 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 /// FNV-1a: a stable name for an adapter + driver (+ srgpt version, as kernels change).
-fn fingerprint(text: &str) -> u64 {
+pub(super) fn fingerprint(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
@@ -114,6 +114,11 @@ impl TuneCache {
         cache.enabled = false;
         cache.file.choices = choices.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         cache
+    }
+
+    /// The file the choices are kept in (None: in memory only).
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
     }
 
     pub fn len(&self) -> usize {

@@ -382,18 +382,23 @@ impl Trainer {
         Ok(out)
     }
 
-    /// The lines of the steps and evaluations that have finished, without waiting or
-    /// submitting anything.
-    /// Makes one measurement the tuner deferred (see [`crate::gpu::tune`]) once a step has
+    /// Writes the pipeline cache when pipelines were compiled since (see
+    /// [`crate::gpu::pipeline_cache`]), then makes one measurement the tuner deferred (see [`crate::gpu::tune`]) once a step has
     /// run and while measuring has had less than its share of the time, and builds every
     /// run's dispatches again when it found a better choice. A choice never changes a bit,
     /// so the runs go on exactly as they would have.
     fn tune_in_background(&mut self, gpu: &Gpu) -> Result<()> {
-        let training_s = self.started.elapsed().as_secs_f64() - self.tuning_s;
-        if self.step == self.start_step || self.tuning_s > self.tuning_share * training_s {
+        if self.step == self.start_step {
             return Ok(());
         }
         let started = web_time::Instant::now();
+        // the pipelines compiled so far, for the next launch (only when new ones were)
+        gpu.keep_pipelines();
+        let training_s = self.started.elapsed().as_secs_f64() - self.tuning_s;
+        if self.tuning_s > self.tuning_share * training_s {
+            self.tuning_s += started.elapsed().as_secs_f64();
+            return Ok(());
+        }
         if gpu.measure_deferred()? == Some(true) {
             self.rebuild_dispatches(gpu)?;
         }
@@ -409,6 +414,8 @@ impl Trainer {
         Ok(())
     }
 
+    /// The lines of the steps and evaluations that have finished, without waiting or
+    /// submitting anything.
     pub fn collect_finished(&mut self, gpu: &Gpu) -> Result<Vec<Metric>> {
         gpu.poll();
         let mut out = std::mem::take(&mut self.pending);
