@@ -195,6 +195,8 @@ pub fn bench_train(gpu: &Gpu, corpus: &Corpus, plan: &TrainBenchPlan, launched: 
             model.rebuild_dispatches(gpu)?;
         }
     }
+    // every pipeline is compiled now: kept for the next launch, as a training run keeps them
+    gpu.keep_pipelines();
 
     let queries = Timestamps::new(gpu, "bench", 1);
     let mut times = vec![Vec::new(); models.len()];
