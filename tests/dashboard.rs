@@ -124,20 +124,31 @@ fn bad_input_is_shown_in_the_window() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// An X server of its own for a window test, on display `:first..first+8` (by process id, so
+/// two tests of this file, given different `first`, never share one): the server and the
+/// display's name. None when Xvfb is not installed (the caller skips), which fails when
+/// SRGPT_CI is set (as in CI).
+fn xvfb(first: u32, screen: &str) -> Option<(std::process::Child, String)> {
+    let required = std::env::var_os("SRGPT_CI").is_some();
+    let Ok(xvfb) = which("Xvfb") else {
+        assert!(!required, "Xvfb is required for this test (apt-get install xvfb)");
+        eprintln!("skipped: Xvfb is not installed");
+        return None;
+    };
+    let display = format!(":{}", first + std::process::id() % 9);
+    let server = std::process::Command::new(xvfb).args([&display, "-screen", "0", screen]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    Some((server, display))
+}
+
 /// A real window: under Xvfb, `srgpt train --exit-when-done --screenshot` saves a PNG with
 /// the loss curves drawn in the modes' colours. Skipped when Xvfb is not installed, unless
 /// SRGPT_CI is set (as in CI).
 #[test]
 fn a_real_window_saves_a_screenshot_with_curves() {
-    let required = std::env::var_os("SRGPT_CI").is_some();
-    let Ok(xvfb) = which("Xvfb") else {
-        assert!(!required, "Xvfb is required for this test (apt-get install xvfb)");
-        eprintln!("skipped: Xvfb is not installed");
+    let Some((mut server, display)) = xvfb(90, "1400x900x24") else {
         return;
     };
-    let display = format!(":{}", 90 + std::process::id() % 9);
-    let mut server = std::process::Command::new(xvfb).args([&display, "-screen", "0", "1400x900x24"]).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
     let dir = std::env::temp_dir().join(format!("srgpt-window-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let shot = dir.join("shot.png");
@@ -175,16 +186,10 @@ fn a_real_window_saves_a_screenshot_with_curves() {
 /// Skipped without Xvfb, unless SRGPT_CI is set.
 #[test]
 fn ctrl_c_closes_the_window_and_the_runs_are_kept() {
-    let required = std::env::var_os("SRGPT_CI").is_some();
-    let Ok(xvfb) = which("Xvfb") else {
-        assert!(!required, "Xvfb is required for this test (apt-get install xvfb)");
-        eprintln!("skipped: Xvfb is not installed");
+    // displays of its own: the screenshot test may run beside it
+    let Some((mut server, display)) = xvfb(80, "1200x800x24") else {
         return;
     };
-    // a display of its own: the screenshot test may run beside it
-    let display = format!(":{}", 80 + std::process::id() % 9);
-    let mut server = std::process::Command::new(xvfb).args([&display, "-screen", "0", "1200x800x24"]).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
     let dir = std::env::temp_dir().join(format!("srgpt-window-close-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_srgpt"))

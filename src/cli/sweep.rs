@@ -212,18 +212,18 @@ pub fn sweep(adapter: Option<&str>, args: SweepArgs) -> Result<ExitCode> {
 
 /// sweep.json, sweep.md and sweep.png from the configurations' summaries.
 fn write_results(args: &SweepArgs, precisions: &[Precision]) -> Result<()> {
-    // each configuration's summary, read once: (lr, seed) -> its runs
+    // each configuration's runs, read once, with its learning rate
     let mut summaries = Vec::new();
     for &lr in &args.lr {
         for &seed in &args.seeds {
-            summaries.push((lr, seed, Summary::read(&folder(&args.out, lr, seed)).map(|s| s.runs).unwrap_or_default()));
+            summaries.push((lr, Summary::read(&folder(&args.out, lr, seed)).map(|s| s.runs).unwrap_or_default()));
         }
     }
     let final_val = |runs: &[RunSummary], mode: &str| runs.iter().find(|r| r.precision == mode)?.final_val_loss.map(f64::from);
     let mut cells = Vec::new();
     for p in precisions {
         for &lr in &args.lr {
-            let configs: Vec<&[RunSummary]> = summaries.iter().filter(|(l, _, _)| *l == lr).map(|(_, _, runs)| runs.as_slice()).collect();
+            let configs: Vec<&[RunSummary]> = summaries.iter().filter(|(l, _)| *l == lr).map(|(_, runs)| runs.as_slice()).collect();
             let runs: Vec<&RunSummary> = configs.iter().filter_map(|runs| runs.iter().find(|r| r.precision == p.name())).collect();
             let values = |value: fn(&RunSummary) -> Option<f64>| -> Vec<f64> { runs.iter().filter_map(|r| value(r)).collect() };
             let mean = |v: &[f64]| mean_std(v).map(|(m, _)| m);

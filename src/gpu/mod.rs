@@ -258,9 +258,11 @@ impl Gpu {
     }
 
     /// Writes the pipeline cache's file when pipelines were compiled since it was last
-    /// written (between training steps); returns the bytes written, 0 when nothing was.
-    pub fn keep_pipelines(&self) -> u64 {
-        self.pipeline_cache.as_ref().map_or(0, |p| p.save())
+    /// written (between training steps).
+    pub fn keep_pipelines(&self) {
+        if let Some(p) = &self.pipeline_cache {
+            p.save();
+        }
     }
 
     /// A zero-filled storage buffer (also usable as copy source and destination).

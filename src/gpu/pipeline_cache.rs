@@ -16,9 +16,7 @@ use super::AdapterReport;
 pub struct PipelineCache {
     pub cache: wgpu::PipelineCache,
     /// where the cache is kept (None: in memory only)
-    pub path: Option<PathBuf>,
-    /// bytes of driver data loaded from the file when the device opened (0: none)
-    pub loaded_bytes: u64,
+    path: Option<PathBuf>,
     /// pipelines compiled since the file was last written
     unsaved: AtomicU64,
 }
@@ -50,8 +48,7 @@ impl PipelineCache {
                 fallback: true,
             })
         };
-        let loaded_bytes = data.map_or(0, |d| d.len() as u64);
-        Some(PipelineCache { cache, path, loaded_bytes, unsaved: AtomicU64::new(0) })
+        Some(PipelineCache { cache, path, unsaved: AtomicU64::new(0) })
     }
 
     /// The file of `report`'s adapter and driver in the cache folder `dir`.
@@ -72,21 +69,21 @@ impl PipelineCache {
     }
 
     /// Writes the file when pipelines were compiled since it was last written (best effort:
-    /// a read-only cache folder only costs the next launch its compiling). Returns the bytes
-    /// written, 0 when nothing was.
-    pub fn save(&self) -> u64 {
-        let (Some(path), n) = (&self.path, self.unsaved.swap(0, Ordering::Relaxed)) else {
-            return 0;
+    /// a read-only cache folder only costs the next launch its compiling). Asking the driver
+    /// for its data serializes the whole cache, so nothing is asked when nothing is new.
+    pub fn save(&self) {
+        let Some(path) = &self.path else {
+            return;
         };
-        let Some(data) = self.cache.get_data().filter(|_| n > 0) else {
-            return 0;
+        if self.unsaved.swap(0, Ordering::Relaxed) == 0 {
+            return;
+        }
+        let Some(data) = self.cache.get_data() else {
+            return;
         };
         let mut file = Sha256::digest(&data).to_vec();
         file.extend_from_slice(&data);
         let _ = path.parent().map(std::fs::create_dir_all);
-        match crate::files::write_atomically(path, &file) {
-            Ok(()) => file.len() as u64,
-            Err(_) => 0,
-        }
+        let _ = crate::files::write_atomically(path, &file);
     }
 }

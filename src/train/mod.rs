@@ -383,8 +383,8 @@ impl Trainer {
     }
 
     /// Writes the pipeline cache when pipelines were compiled since (see
-    /// [`crate::gpu::pipeline_cache`]), then makes one measurement the tuner deferred (see [`crate::gpu::tune`]) once a step has
-    /// run and while measuring has had less than its share of the time, and builds every
+    /// [`crate::gpu::pipeline_cache`]), then makes one measurement the tuner deferred (see
+    /// [`crate::gpu::tune`]) once a step has run and while measuring has had less than its share of the time, and builds every
     /// run's dispatches again when it found a better choice. A choice never changes a bit,
     /// so the runs go on exactly as they would have.
     fn tune_in_background(&mut self, gpu: &Gpu) -> Result<()> {
