@@ -323,6 +323,15 @@ fn page_settings_come_from_the_query_string() {
         assert_eq!(s.corpus().unwrap().tokenizer, srgpt::data::Tokenizer::gpt2(), "{query}");
         assert_eq!(s.to_spec().unwrap().1.model.vocab, 50257, "{query}");
     }
+    // steps, batch and ctx, before or after the preset (which must not reset them)
+    for query in ["?steps=8&batch=2&ctx=32&preset=small", "?preset=small&steps=8&batch=2&ctx=32"] {
+        let (s, _) = Settings::from_query(query).unwrap();
+        assert_eq!((s.preset.as_str(), s.train.steps, s.train.batch, s.model.ctx), ("small", 8, 2, 32), "{query}");
+        assert_eq!(s.model.d, srgpt::model::config::preset("small").unwrap().d, "{query}: the rest is the preset's");
+    }
+    assert!(Settings::from_query("?batch=0").unwrap_err().contains("batch=0: the batch must hold 1 to"));
+    assert!(Settings::from_query("?ctx=33").unwrap_err().contains("ctx=33: the context must be an even length"));
+    assert!(Settings::from_query("?ctx=big").unwrap_err().contains("ctx=big: not a whole number"));
     assert!(Settings::from_query("?tokenizer=bpe").unwrap_err().contains("tokenizer=bpe: a page takes byte or gpt2"));
     assert!(Settings::from_query("?tokenizer=tokenizer.json").unwrap_err().contains("a tokenizer.json needs the native dashboard"));
 }

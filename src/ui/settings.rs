@@ -2,7 +2,7 @@
 //! page's query string.
 
 use crate::data::{Corpus, TokenizerChoice};
-use crate::model::config::{preset, ModelConfig, TrainConfig, PRESETS};
+use crate::model::config::{preset, ModelConfig, TrainConfig, MAX_BATCH, MAX_CTX, PRESETS};
 use crate::precision::Precision;
 use crate::train::output::CheckpointPolicy;
 use crate::train::session::SessionOptions;
@@ -61,15 +61,18 @@ impl Settings {
     }
 
     /// The page's settings from its query string
-    /// (`?preset=tiny&steps=200&tokenizer=gpt2&modes=fp32,bf16-sr&save_every=50&autostart=0&continue=1`):
-    /// the preset's settings with the given steps and modes, snapshots kept in the browser
-    /// every `save_every` steps or minute, and how the page starts.
+    /// (`?preset=tiny&steps=200&batch=4&ctx=64&tokenizer=gpt2&modes=fp32,bf16-sr&save_every=50&autostart=0&continue=1`):
+    /// the preset's settings with the given steps, batch, context and modes (in any order:
+    /// a preset never undoes them), snapshots kept in the browser every `save_every` steps or
+    /// minute, and how the page starts.
     pub fn from_query(query: &str) -> Result<(Settings, PageStart), String> {
         let mut settings = Settings::from_preset(DEFAULT_PRESET);
         // a tab can close any moment: keep a snapshot at least every minute
         settings.checkpoints.every = Some(std::time::Duration::from_secs(60));
         let mut start = PageStart { autostart: true, continue_saved: false };
         let number = |key: &str, value: &str| value.parse::<u32>().map_err(|_| format!("{key}={value}: not a whole number"));
+        // applied after the preset, wherever it stands in the query
+        let (mut steps, mut batch, mut ctx) = (None, None, None);
         for pair in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
@@ -82,7 +85,21 @@ impl Settings {
                         ..Settings::from_preset(value)
                     };
                 }
-                "steps" => settings.train.steps = number(key, value)?,
+                "steps" => steps = Some(number(key, value)?),
+                "batch" => {
+                    let b = number(key, value)?;
+                    if !(1..=MAX_BATCH).contains(&b) {
+                        return Err(format!("batch={value}: the batch must hold 1 to {MAX_BATCH} sequences"));
+                    }
+                    batch = Some(b);
+                }
+                "ctx" => {
+                    let t = number(key, value)?;
+                    if t < 2 || t > MAX_CTX || !t.is_multiple_of(2) {
+                        return Err(format!("ctx={value}: the context must be an even length from 2 to {MAX_CTX}"));
+                    }
+                    ctx = Some(t);
+                }
                 "corpus" => {
                     if !crate::data::BUILT_IN_CORPORA.contains(&value) {
                         return Err(format!("corpus={value}: a page takes builtin or shakespeare (or a file through its picker)"));
@@ -113,11 +130,14 @@ impl Settings {
                 "continue" => start.continue_saved = value != "0",
                 _ => {
                     return Err(format!(
-                        "unknown page parameter '{key}' (known: preset, steps, corpus, tokenizer, modes, save_every, autostart, continue)"
+                        "unknown page parameter '{key}' (known: preset, steps, batch, ctx, corpus, tokenizer, modes, save_every, autostart, continue)"
                     ))
                 }
             }
         }
+        settings.train.steps = steps.unwrap_or(settings.train.steps);
+        settings.train.batch = batch.unwrap_or(settings.train.batch);
+        settings.model.ctx = ctx.unwrap_or(settings.model.ctx);
         Ok((settings, start))
     }
 
