@@ -29,11 +29,10 @@ fn cross_entropy_forward_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin
     // read before the barrier in row_sum: after it, other threads overwrite the row
     let target_logit = logits[base + target_id];
     var sums: RowSlots;
-    for (var j0 = 0u; j0 < p.vocab; j0 += ROW_SLOTS) {
-        for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
-            let j = j0 + row_slot(lane, k);
-            if (j < p.vocab) { sums[k] += exp(logits[base + j] - top); }
-        }
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        for (var j = row_slot(lane, k); j < p.vocab; j += ROW_SLOTS) { s += exp(logits[base + j] - top); }
+        sums[k] = s;
     }
     let log_sum = top + log(row_sum_slots(sums, lid));
     if (!valid) { return; }

@@ -34,19 +34,17 @@ fn layernorm_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     let lane = row_lane(lid);
     let base = p.in_off + row * p.c;
     var sums: RowSlots;
-    for (var j0 = 0u; j0 < p.c; j0 += ROW_SLOTS) {
-        for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
-            let j = j0 + row_slot(lane, k);
-            if (j < p.c) { sums[k] += inp_get(base + j); }
-        }
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        for (var j = row_slot(lane, k); j < p.c; j += ROW_SLOTS) { s += inp_get(base + j); }
+        sums[k] = s;
     }
     let mu = row_sum_slots(sums, lid) / f32(p.c);
     var squares: RowSlots;
-    for (var j0 = 0u; j0 < p.c; j0 += ROW_SLOTS) {
-        for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
-            let j = j0 + row_slot(lane, k);
-            if (j < p.c) { let d = inp_get(base + j) - mu; squares[k] += d * d; }
-        }
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        for (var j = row_slot(lane, k); j < p.c; j += ROW_SLOTS) { let d = inp_get(base + j) - mu; s += d * d; }
+        squares[k] = s;
     }
     let rs = inverseSqrt(row_sum_slots(squares, lid) / f32(p.c) + 1e-5);
     if (!valid) { return; }
@@ -72,15 +70,16 @@ fn layernorm_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_w
     let rs = rstd[row];
     var sums_dnorm: RowSlots;
     var sums_dnorm_xhat: RowSlots;
-    for (var j0 = 0u; j0 < p.c; j0 += ROW_SLOTS) {
-        for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
-            let j = j0 + row_slot(lane, k);
-            if (j < p.c) {
-                let dnorm = dout[g_base + j] * params_get(p.w_off + j);
-                sums_dnorm[k] += dnorm;
-                sums_dnorm_xhat[k] += dnorm * (inp_get(base + j) - mu) * rs;
-            }
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        var s_xhat = 0.0;
+        for (var j = row_slot(lane, k); j < p.c; j += ROW_SLOTS) {
+            let dnorm = dout[g_base + j] * params_get(p.w_off + j);
+            s += dnorm;
+            s_xhat += dnorm * (inp_get(base + j) - mu) * rs;
         }
+        sums_dnorm[k] = s;
+        sums_dnorm_xhat[k] = s_xhat;
     }
     let mean_dnorm = row_sum_slots(sums_dnorm, lid) / f32(p.c);
     let mean_dnorm_xhat = row_sum_slots(sums_dnorm_xhat, lid) / f32(p.c);

@@ -36,11 +36,10 @@ fn softmax_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     for (var j = lane; j < visible; j += ROW_THREADS) { top = max(top, p.scale * inp_get(in_base + j)); }
     top = row_max(top, lid);
     var sums: RowSlots;
-    for (var j0 = 0u; j0 < visible; j0 += ROW_SLOTS) {
-        for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
-            let j = j0 + row_slot(lane, k);
-            if (j < visible) { sums[k] += exp(p.scale * inp_get(in_base + j) - top); }
-        }
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        for (var j = row_slot(lane, k); j < visible; j += ROW_SLOTS) { s += exp(p.scale * inp_get(in_base + j) - top); }
+        sums[k] = s;
     }
     let inv_sum = 1.0 / row_sum_slots(sums, lid);
     if (!valid) { return; }
@@ -72,11 +71,10 @@ fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let y_base = p.out_off + row * p.len;
     let g_base = p.in_off + row * p.len;
     var dots: RowSlots;
-    for (var j0 = 0u; j0 < visible; j0 += ROW_SLOTS) {
-        for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
-            let j = j0 + row_slot(lane, k);
-            if (j < visible) { dots[k] += probs_get(y_base + j) * grad[g_base + j]; }
-        }
+    for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+        var s = 0.0;
+        for (var j = row_slot(lane, k); j < visible; j += ROW_SLOTS) { s += probs_get(y_base + j) * grad[g_base + j]; }
+        dots[k] = s;
     }
     let dot = row_sum_slots(dots, lid);
     if (!valid) { return; }

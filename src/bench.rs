@@ -125,12 +125,18 @@ pub struct TrainRow {
     pub memory_bytes: MemoryBytes,
     pub state_bytes_per_param: f64,
     pub first_step_s: f64,
+    /// compute dispatches in a step (each is a pass over its workgroups and, on CPU adapters,
+    /// a start and join of the driver's threads)
+    pub dispatches: usize,
     /// kernel family -> milliseconds per step, with --profile
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profile: Vec<(String, f64)>,
     /// the slowest dispatches (family, variant, workgroups) -> milliseconds, with --profile
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub slowest: Vec<(String, f64)>,
+    /// kernel family -> dispatches per step, with --profile (in the order of `profile`)
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile_dispatches: Vec<(String, usize)>,
 }
 
 /// Model FLOPs per token: 6 N (forward and backward of every weight, N all parameters) plus
@@ -221,10 +227,10 @@ pub fn bench_train(gpu: &Gpu, corpus: &Corpus, plan: &TrainBenchPlan, launched: 
         let step_s = median(times);
         let tokens = (batch * cfg.ctx) as f64;
         let model_gflops = model_flops_per_token(&cfg) * tokens / step_s / 1e9;
-        let (families, slowest) = if profile && gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+        let (families, slowest, profile_dispatches) = if profile && gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             profile_step(gpu, model, steps, |s, timing| step_once(model, s, timing))?
         } else {
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Vec::new())
         };
         rows.push(TrainRow {
             precision: name,
@@ -235,22 +241,24 @@ pub fn bench_train(gpu: &Gpu, corpus: &Corpus, plan: &TrainBenchPlan, launched: 
             memory_bytes: model.memory,
             state_bytes_per_param: model.state_bytes_per_param(),
             first_step_s,
+            dispatches: model.step_dispatches().len(),
             profile: families,
             slowest,
+            profile_dispatches,
         });
     }
     Ok(rows)
 }
 
-/// Kernel family -> milliseconds per step, and the slowest dispatches, from timestamp
-/// queries around every dispatch of `steps` steps.
+/// Kernel family -> milliseconds per step, the slowest dispatches, and each family's
+/// dispatches per step, from timestamp queries around every dispatch of `steps` steps.
 #[allow(clippy::type_complexity)]
 fn profile_step(
     gpu: &Gpu,
     model: &GptGpu,
     steps: u32,
     step_once: impl Fn(u32, StepTiming) -> Result<()>,
-) -> Result<(Vec<(String, f64)>, Vec<(String, f64)>)> {
+) -> Result<(Vec<(String, f64)>, Vec<(String, f64)>, Vec<(String, usize)>)> {
     let names: Vec<&str> = model.step_dispatches().iter().map(|d| d.name).collect();
     let queries = Timestamps::new(gpu, "bench profile", names.len() as u32)
         .ok_or_else(|| anyhow::anyhow!("--profile needs timestamp queries, which this adapter lacks"))?;
@@ -265,13 +273,14 @@ fn profile_step(
         model.step_dispatches().iter().zip(&totals).map(|(d, t)| (format!("{}: {}", d.name, d.detail), t * 1e3)).collect();
     slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
     slowest.truncate(12);
-    let mut families: Vec<(String, f64)> = Vec::new();
+    let mut families: Vec<(String, f64, usize)> = Vec::new();
     for (name, t) in names.iter().zip(totals) {
-        match families.iter_mut().find(|(n, _)| n == name) {
-            Some(entry) => entry.1 += t * 1e3,
-            None => families.push((name.to_string(), t * 1e3)),
+        match families.iter_mut().find(|(n, _, _)| n == name) {
+            Some(entry) => (entry.1, entry.2) = (entry.1 + t * 1e3, entry.2 + 1),
+            None => families.push((name.to_string(), t * 1e3, 1)),
         }
     }
     families.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Ok((families, slowest))
+    let counts = families.iter().map(|(n, _, c)| (n.clone(), *c)).collect();
+    Ok((families.into_iter().map(|(n, t, _)| (n, t)).collect(), slowest, counts))
 }

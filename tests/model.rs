@@ -308,3 +308,37 @@ fn a_model_with_gpt2s_50257_token_head_matches_the_cpu_reference_in_every_mode()
         assert_eq!(off, 0, "{p}: {off} weights differ from the reference update");
     }
 }
+
+/// `srgpt bench train --profile`'s figures: per mode a step time, the dispatches of a step,
+/// and a profile whose kernel families account for every one of them, the fidelity
+/// measurement's sums being dispatches the run without it does not make (no timing is
+/// asserted: speed is the benchmark's to report).
+#[test]
+fn the_training_bench_profiles_every_dispatch_of_a_step() {
+    use srgpt::bench::{bench_train, TrainBenchPlan};
+    if !gpu().features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+        eprintln!("skipped: this adapter has no timestamp queries, which the profile needs");
+        return;
+    }
+    let (cfg, corpus, batch) = micro();
+    let plan = TrainBenchPlan { cfg, batch, precisions: vec![Precision::Bf16Sr], steps: 1, profile: true };
+    let rows = bench_train(gpu(), &corpus, &plan, web_time::Instant::now()).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.precision.as_str()).collect();
+    assert_eq!(names, ["bf16-sr", "bf16-sr no-fidelity"]);
+    for r in &rows {
+        assert!(r.step_ms > 0.0 && r.first_step_s > 0.0, "{}: a step time and a first step", r.precision);
+        let counted: usize = r.profile_dispatches.iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, r.dispatches, "{}: the profile's families count every dispatch of a step", r.precision);
+        let families = |list: Vec<&String>| list.into_iter().cloned().collect::<Vec<String>>();
+        assert_eq!(
+            families(r.profile.iter().map(|(f, _)| f).collect()),
+            families(r.profile_dispatches.iter().map(|(f, _)| f).collect()),
+            "{}: one count per family, in the profile's order",
+            r.precision
+        );
+        for family in ["matmul", "attention", "layernorm", "zero", "adamw", "cross_entropy", "embedding"] {
+            assert!(r.profile.iter().any(|(f, t)| f == family && *t >= 0.0), "{}: {family} in the profile", r.precision);
+        }
+    }
+    assert!(rows[0].dispatches > rows[1].dispatches, "the fidelity sums are dispatches of their own");
+}

@@ -1,5 +1,5 @@
 // Row kernels: a workgroup of ROW_GROUP threads handles ROWS_PER_GROUP rows, ROW_THREADS
-// threads to a row. On a CPU adapter few threads per row are fastest (few barriers; lanes run
+// threads to a row. On a CPU adapter one thread per row is fastest (no barriers; lanes run
 // rows side by side); on GPUs a row is shared by a few threads. The kernel's Rust side picks
 // ROW_THREADS for the adapter. Rows past the end compute on the last row and write nothing:
 // barriers (and subgroup operations) need every thread of the workgroup.
@@ -11,16 +11,12 @@
 // elements in increasing j, and the slots are added as a fixed pairwise tree (slot s +=
 // slot s + stride for stride = ROW_SLOTS/2, ..., 1). A thread owns the slots lane + k *
 // ROW_THREADS (k < SLOTS_PER_THREAD): the tree's wide strides are its own, the rest cross
-// threads. A caller fills a thread's slots a block of ROW_SLOTS elements at a time, the inner
-// loop's count a constant the compiler unrolls, so the slots stay in registers (a loop per
-// slot over the row, the same sums in the same order, kept them in memory and cost a third
-// more time on lavapipe):
-//     var acc: RowSlots;  // zeros
-//     for (var j0 = 0u; j0 < len; j0 += ROW_SLOTS) {
-//         for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
-//             let j = j0 + row_slot(lane, k);
-//             if (j < len) { acc[k] += x(j); }
-//         }
+// threads. A caller fills a thread's slots as
+//     var acc: RowSlots;
+//     for (var k = 0u; k < SLOTS_PER_THREAD; k++) {
+//         var s = 0.0;
+//         for (var j = row_slot(lane, k); j < len; j += ROW_SLOTS) { s += x(j); }
+//         acc[k] = s;
 //     }
 //     let total = row_sum_slots(acc, lid);
 // (Maxima need no such care: max is exact in any order.)

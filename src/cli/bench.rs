@@ -146,9 +146,9 @@ fn print_train_rows(rows: &[TrainRow]) {
     }
     for r in rows.iter().filter(|r| !r.profile.is_empty()) {
         let total: f64 = r.profile.iter().map(|(_, t)| t).sum();
-        println!("profile of {} ({total:.1} ms of kernels per step):", r.precision);
-        for (name, t) in &r.profile {
-            println!("  {name:<14} {t:>8.2} ms {:>5.1}%", 100.0 * t / total);
+        println!("profile of {} ({total:.1} ms of kernels per step, {} dispatches):", r.precision, r.dispatches);
+        for ((name, t), (_, count)) in r.profile.iter().zip(&r.profile_dispatches) {
+            println!("  {name:<14} {t:>8.2} ms {:>5.1}%  {count:>4} dispatches", 100.0 * t / total);
         }
         println!("  slowest dispatches:");
         for (what, t) in &r.slowest {

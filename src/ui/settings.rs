@@ -95,7 +95,7 @@ impl Settings {
                 }
                 "ctx" => {
                     let t = number(key, value)?;
-                    if t < 2 || t > MAX_CTX || !t.is_multiple_of(2) {
+                    if !(2..=MAX_CTX).contains(&t) || !t.is_multiple_of(2) {
                         return Err(format!("ctx={value}: the context must be an even length from 2 to {MAX_CTX}"));
                     }
                     ctx = Some(t);
