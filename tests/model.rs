@@ -329,10 +329,9 @@ fn the_training_bench_profiles_every_dispatch_of_a_step() {
         assert!(r.step_ms > 0.0 && r.first_step_s > 0.0, "{}: a step time and a first step", r.precision);
         let counted: usize = r.profile_dispatches.iter().map(|(_, n)| n).sum();
         assert_eq!(counted, r.dispatches, "{}: the profile's families count every dispatch of a step", r.precision);
-        let families = |list: Vec<&String>| list.into_iter().cloned().collect::<Vec<String>>();
         assert_eq!(
-            families(r.profile.iter().map(|(f, _)| f).collect()),
-            families(r.profile_dispatches.iter().map(|(f, _)| f).collect()),
+            r.profile.iter().map(|(f, _)| f).collect::<Vec<_>>(),
+            r.profile_dispatches.iter().map(|(f, _)| f).collect::<Vec<_>>(),
             "{}: one count per family, in the profile's order",
             r.precision
         );
