@@ -1,7 +1,8 @@
 //! The browser build in a real browser: builds the page with `scripts/build-web.sh`, then
 //! `web/browser-test.mjs` serves it on 127.0.0.1 and drives headless Chromium (WebGPU on its
-//! SwiftShader adapter) through playwright-core: an adapter is found, 20+ steps run, every
-//! run's train loss falls, and a screenshot shows the loss curves. Needs chromium, node and
+//! SwiftShader adapter) through playwright-core: an adapter is found, a few steps run, every
+//! run's train loss falls, a screenshot shows the loss curves, and a tokenizer.json fetched
+//! by the page tokenizes its corpus. Needs chromium, node and
 //! npm; without them it is skipped with a note, except when SRGPT_CI is set (as in CI).
 
 mod common;
@@ -38,6 +39,11 @@ fn the_browser_build_trains_in_headless_chromium() {
         "scripts/build-web.sh",
         Command::new("bash").arg("scripts/build-web.sh").arg(&dist).env("CARGO_TARGET_DIR", work.join("cargo")).current_dir(root),
     );
+    // a tokenizer.json beside the page, for ?tokenizer=tok.json: a BPE of the builtin corpus
+    let builtin = work.join("builtin.txt");
+    std::fs::write(&builtin, srgpt::data::Corpus::text_of("builtin").unwrap()).unwrap();
+    let json = srgpt::data::hf_tokenizer::train_bpe(&[builtin.display().to_string()], 300).unwrap();
+    std::fs::write(dist.join("tok.json"), json).unwrap();
     if !root.join("web/node_modules/playwright-core").is_dir() {
         run("npm ci", Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(root.join("web")));
     }

@@ -332,8 +332,42 @@ fn page_settings_come_from_the_query_string() {
     assert!(Settings::from_query("?batch=0").unwrap_err().contains("batch=0: the batch must hold 1 to"));
     assert!(Settings::from_query("?ctx=33").unwrap_err().contains("ctx=33: the context must be an even length"));
     assert!(Settings::from_query("?ctx=big").unwrap_err().contains("ctx=big: not a whole number"));
-    assert!(Settings::from_query("?tokenizer=bpe").unwrap_err().contains("tokenizer=bpe: a page takes byte or gpt2"));
-    assert!(Settings::from_query("?tokenizer=tokenizer.json").unwrap_err().contains("a tokenizer.json needs the native dashboard"));
+    assert!(Settings::from_query("?tokenizer=bpe")
+        .unwrap_err()
+        .contains("tokenizer=bpe: a page takes byte, gpt2 or the address of a tokenizer.json"));
+    // a tokenizer.json's address: the page fetches it before it starts
+    for (query, url) in [
+        ("?tokenizer=tok.json&preset=small", "tok.json"),
+        ("?tokenizer=https://example.org/t.json?download=1", "https://example.org/t.json?download=1"),
+    ] {
+        let (s, start) = Settings::from_query(query).unwrap();
+        assert_eq!((start.tokenizer_url.as_deref(), s.tokenizer), (Some(url), None), "{query}");
+    }
+}
+
+/// A tokenizer.json the page read (picked or fetched) tokenizes the corpus as the same file
+/// does natively, names itself by where it came from, and a bad one is refused by that name.
+#[test]
+fn a_tokenizer_json_read_already_tokenizes_as_the_file_does() {
+    use srgpt::data::{Corpus, TokenizerChoice};
+    let dir = std::env::temp_dir().join(format!("srgpt-page-tokenizer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = "to be or not to be, that is the question\n".repeat(40);
+    let corpus_file = dir.join("verses.txt");
+    std::fs::write(&corpus_file, &text).unwrap();
+    let json = srgpt::data::hf_tokenizer::train_bpe(&[corpus_file.display().to_string()], 300).unwrap();
+    let tokenizer_file = dir.join("tokenizer.json");
+    std::fs::write(&tokenizer_file, &json).unwrap();
+    let read = TokenizerChoice::Json { name: "tok.json".into(), text: json.as_str().into() };
+    assert_eq!(read.to_string(), "tok.json");
+    let native = Corpus::from_text("verses", text.as_bytes(), &TokenizerChoice::File(tokenizer_file)).unwrap();
+    let page = Corpus::from_text("verses", text.as_bytes(), &read).unwrap();
+    assert_eq!((page.tokenizer.name(), page.train.to_vec()), ("hf", native.train.to_vec()));
+    assert!(page.train.len() < text.len() * 9 / 10 / 2, "BPE merges the text's repeats: {} tokens", page.train.len());
+    let bad = TokenizerChoice::Json { name: "broken.json".into(), text: "{\"model\": 3}".into() };
+    let err = Corpus::from_text("verses", text.as_bytes(), &bad).unwrap_err().to_string();
+    assert!(err.starts_with("tokenizer broken.json: "), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `srgpt view DIR` on a sweep's folder (Open in the dashboard): the sweep's table is shown,

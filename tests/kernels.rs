@@ -193,37 +193,48 @@ fn softmax_rows_sum_to_one_and_match_reference() {
 
 #[test]
 fn cross_entropy_loss_and_dlogits_match_reference_even_for_huge_logits() {
-    for (rows, vocab, magnitude) in [(50usize, 83usize, 4.0f32), (20, 65, 1e4)] {
-        let logits = random_values(rows * vocab, 21, magnitude);
+    // (rows, vocab, padded row length, logit magnitude): the last as GPT-2's head pads, with
+    // garbage in the padding columns that must stay out of the softmax and get dlogits 0
+    for (rows, vocab, padded, magnitude) in [(50usize, 83usize, 83usize, 4.0f32), (20, 65, 65, 1e4), (12, 1100, 1152, 4.0)] {
+        let mut logits = random_values(rows * padded, 21, magnitude);
+        for r in 0..rows {
+            logits[r * padded + vocab..(r + 1) * padded].fill(3e38);
+        }
         let targets: Vec<u32> = (0..rows).map(|r| ((r * 7 + 3) % vocab) as u32).collect();
-        let (mut losses, mut dlogits) = (vec![0.0; rows], vec![0.0; rows * vocab]);
+        let (mut losses, mut dlogits) = (vec![0.0; rows], vec![0.0; rows * padded]);
         let scale = 1.0 / rows as f32;
-        cross_entropy_cpu(&mut losses, Some(&mut dlogits), &logits, &targets, vocab, scale);
+        cross_entropy_cpu(&mut losses, Some(&mut dlogits), &logits, &targets, vocab, padded, scale);
         let gl = upload(Store::F32, &logits);
         let gt = gpu().buffer_from("targets", bytemuck::cast_slice(&targets)).unwrap();
         let gloss = zeros(Store::F32, rows);
-        run(
-            &[cross_entropy_forward_backward(gpu(), &gl, &gt, &gloss, 0, rows as u32, vocab as u32, Logits::ToGradient { scale }).unwrap()],
-        );
+        let (v, vp, after) = (vocab as u32, padded as u32, Logits::ToGradient { scale });
+        run(&[cross_entropy_forward_backward(gpu(), &gl, &gt, &gloss, 0, rows as u32, v, vp, after).unwrap()]);
         let got_losses = download(&gloss, Store::F32, rows);
-        assert!(got_losses.iter().all(|l| l.is_finite()));
+        assert!(got_losses.iter().all(|l| l.is_finite()), "{vocab} of {padded}: losses {got_losses:?}");
         // relative to the loss size: with logits of 1e4, losses are ~1e4 and f32 has 7 digits
         assert_close("losses", &got_losses, &losses, 1e-5, 1e-6);
         // x - logsumexp carries the logits' own f32 rounding: 2 ulps of the logit scale
         let rel = (magnitude * 2.4e-7).max(1e-5);
-        assert_close("dlogits", &download(&gl, Store::F32, rows * vocab), &dlogits, 1e-7, rel);
+        let got_dlogits = download(&gl, Store::F32, rows * padded);
+        assert_close("dlogits", &got_dlogits, &dlogits, 1e-7, rel);
+        for r in 0..rows {
+            let pad = &got_dlogits[r * padded + vocab..(r + 1) * padded];
+            assert!(pad.iter().all(|&d| d.to_bits() == 0), "row {r}: the padding columns' dlogits are {pad:?}, not 0");
+        }
         // a chunk of rows (the head computed a chunk at a time): its logits alone, its targets
         // and losses from its first row, the same bits as in the whole
         let (first, chunk) = (rows / 3, rows / 2);
-        let gchunk = upload(Store::F32, &logits[first * vocab..(first + chunk) * vocab]);
+        let gchunk = upload(Store::F32, &logits[first * padded..(first + chunk) * padded]);
         let gloss2 = zeros(Store::F32, rows);
-        let after = Logits::ToGradient { scale };
-        run(&[cross_entropy_forward_backward(gpu(), &gchunk, &gt, &gloss2, first as u32, chunk as u32, vocab as u32, after).unwrap()]);
+        run(&[cross_entropy_forward_backward(gpu(), &gchunk, &gt, &gloss2, first as u32, chunk as u32, v, vp, after).unwrap()]);
         let chunk_losses = download(&gloss2, Store::F32, rows);
         assert_eq!(&chunk_losses[first..first + chunk], &got_losses[first..first + chunk], "a chunk's losses are the whole's");
         assert!(chunk_losses[..first].iter().chain(&chunk_losses[first + chunk..]).all(|&l| l == 0.0), "only the chunk's rows written");
-        let whole = download(&gl, Store::F32, rows * vocab);
-        assert_eq!(download(&gchunk, Store::F32, chunk * vocab), &whole[first * vocab..(first + chunk) * vocab], "a chunk's dlogits");
+        assert_eq!(
+            download(&gchunk, Store::F32, chunk * padded),
+            &got_dlogits[first * padded..(first + chunk) * padded],
+            "a chunk's dlogits"
+        );
     }
 }
 

@@ -251,13 +251,19 @@ fn the_head_in_chunks_gives_the_whole_heads_losses_and_gradients() {
 
 /// A GPT-2-shaped model with GPT-2's 50,257-token head (narrow: 2 layers, d 64, ctx 64), its
 /// head in three chunks of rows, in every mode: the loss and every gradient against the CPU
-/// reference, and one AdamW update against the CPU reference AdamW on the GPU's gradients.
+/// reference (whose head has no padding), and one AdamW update against the CPU reference
+/// AdamW on the GPU's gradients; the embedding's padding rows get no gradient and no update.
 #[test]
 fn a_model_with_gpt2s_50257_token_head_matches_the_cpu_reference_in_every_mode() {
     let cfg = ModelConfig { n_layer: 2, n_head: 2, d: 64, ctx: 64, vocab: 50257 };
     let batch = 2u32;
     let layout = ParamLayout::new(&cfg);
+    // wte's rows padded to 50,304 as llm.c pads them: in the block, in no tensor, zero
+    assert_eq!(cfg.padded_vocab(), 50304);
+    let padding = layout.wte as usize + 50257 * 64..layout.wpe as usize;
+    assert_eq!(padding.len(), 47 * 64);
     let params: Vec<f32> = layout.init(7).iter().map(|&x| Store::Bf16.round_rtn(x * 3.0)).collect();
+    assert!(params[padding.clone()].iter().all(|&w| w == 0.0), "the padding rows start at 0");
     let ids: Vec<u32> =
         random_values(batch as usize * (cfg.ctx as usize + 1), 71, 1.0).iter().map(|x| ((x + 1.0) * 0.5 * 50256.0) as u32).collect();
     let (mut inputs, mut targets) = (Vec::new(), Vec::new());
@@ -273,6 +279,7 @@ fn a_model_with_gpt2s_50257_token_head_matches_the_cpu_reference_in_every_mode()
         assert_eq!(model.head_chunks.len(), 3);
         model.upload_batch(gpu(), &b);
         let (loss, grads) = gpu_loss_and_grads(&model);
+        assert!(grads[padding.clone()].iter().all(|&g| g == 0.0), "{p}: the padding rows got a gradient");
         let loss_err = (loss - fwd.loss).abs() / fwd.loss;
         let mut worst = (0.0f32, String::new());
         for t in &layout.tensors {
@@ -306,7 +313,49 @@ fn a_model_with_gpt2s_50257_token_head_matches_the_cpu_reference_in_every_mode()
         // 16-bit storage and within an f32 ulp in fp32
         let off = got.iter().zip(&state.param).filter(|(a, b)| (*a - *b).abs() > 1.2e-7 * b.abs().max(1e-30)).count();
         assert_eq!(off, 0, "{p}: {off} weights differ from the reference update");
+        assert!(got[padding.clone()].iter().all(|&w| w == 0.0), "{p}: the update moved the padding rows");
     }
+}
+
+/// Which vocabularies are padded and how, and that the padding is in the block but in no
+/// tensor: a checkpoint holds wte as (V, C) and reads back with the padding rows 0 (CPU only).
+#[test]
+fn large_vocabularies_pad_the_embedding_to_128_rows_and_checkpoints_leave_the_padding_out() {
+    let padded = |vocab| ModelConfig { n_layer: 1, n_head: 2, d: 8, ctx: 8, vocab }.padded_vocab();
+    let got: Vec<u32> = [65, 256, 1024, 1025, 50257, 65536].into_iter().map(padded).collect();
+    assert_eq!(got, [65, 256, 1024, 1152, 50304, 65536], "byte and small vocabularies unpadded, larger ones to a multiple of 128");
+
+    let (v, vp) = (50257usize, 50304usize);
+    let cfg = ModelConfig { n_layer: 1, n_head: 2, d: 8, ctx: 8, vocab: v as u32 };
+    let layout = ParamLayout::new(&cfg);
+    let wte = layout.tensor("wte").unwrap();
+    assert_eq!((wte.shape.clone(), layout.wpe as usize), (vec![v, 8], vp * 8), "wpe starts after the padding rows");
+    let in_tensors: usize = layout.tensors.iter().map(|t| t.len).sum();
+    assert_eq!((in_tensors as u64, layout.total), (cfg.num_params(), in_tensors + (vp - v) * 8), "the padding is in no tensor");
+    let mut spans: Vec<_> = layout.tensors.iter().map(|t| (t.offset, t.len)).collect();
+    spans.sort();
+    let gaps: Vec<(usize, usize)> = spans.windows(2).filter(|w| w[0].0 + w[0].1 != w[1].0).map(|w| (w[0].0 + w[0].1, w[1].0)).collect();
+    assert_eq!(gaps, [(v * 8, vp * 8)], "the only gap is wte's padding");
+
+    // a checkpoint of a block whose padding holds garbage: the file has wte (V, C), and reads
+    // back as the tensors with the padding 0
+    use srgpt::model::params::RawState;
+    use srgpt::train::checkpoint::{decode, encode, RunState};
+    let p = Precision::Bf16Sr;
+    let mut params = layout.init(1);
+    params[v * 8..vp * 8].fill(5.0);
+    let (ps, ss) = (p.param_store(), p.state_store());
+    let raw = RawState { params: ps.encode(&params), m: ss.encode(&params), v: ss.encode(&params), extra: None };
+    let train = TrainConfig { batch: 1, lr: 1e-3, warmup: 0, steps: 1, grad_accum: 1 };
+    let (seed, tokens, elapsed_s, corpus) = (1, 0, 0.0, "test".to_string());
+    let (precision, preset) = (p.name().to_string(), "custom".to_string());
+    let state = RunState { precision, preset, model: cfg, train, step: 0, seed, tokens, elapsed_s, corpus, eval_every: 1, eval_batches: 1 };
+    let file = encode(&state, p, &srgpt::data::Tokenizer::gpt2(), &raw).unwrap();
+    assert_eq!(safetensors::SafeTensors::deserialize(&file).unwrap().tensor("wte").unwrap().shape(), [v, 8]);
+    let back = decode(&file).unwrap();
+    let mut want = ps.decode(&raw.params, layout.total);
+    want[v * 8..vp * 8].fill(0.0);
+    assert_eq!(ps.decode(&back.raw.params, layout.total), want, "the tensors back, the padding 0");
 }
 
 /// `srgpt bench train --profile`'s figures: per mode a step time, the dispatches of a step,

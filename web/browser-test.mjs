@@ -7,6 +7,7 @@
 // inside the loss plot's frame (which the page reports; the legend is outside it), each
 // spanning most of its width on its own. Then the same run is interrupted by a reload and
 // continued from the snapshot the page kept in the browser, with the first run's losses.
+// Before that, a tokenizer.json fetched by the page tokenizes its corpus for two steps.
 // Last, the page opened in a Chromium without WebGPU
 // must say so.
 //
@@ -79,6 +80,28 @@ try {
   await page.close();
 } catch (e) {
   console.log(`FAIL file picker: ${e.stack ?? e}`);
+  failed = true;
+}
+
+// A tokenizer.json fetched from beside the page (?tokenizer=tok.json, a BPE the test wrote):
+// the page reads it with the tokenizers library built for wasm and trains two steps under it,
+// its model's vocabulary the tokenizer's (an untrained model's loss is ln V).
+try {
+  const tok = JSON.parse(await readFile(join(dist, "tok.json"), "utf8"));
+  const vocab = Math.max(...Object.values(tok.model.vocab), ...tok.added_tokens.map((t) => t.id)) + 1;
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${url}?tokenizer=tok.json&steps=2&batch=2&ctx=16&modes=bf16-sr`, { timeout: 120000 });
+  const status = await runToEnd(page, "the tokenizer.json run");
+  check(status.tokenizer === "tok.json" && !status.error && status.step === 2,
+    `a fetched tokenizer.json trained 2 steps (tokenizer ${status.tokenizer}, step ${status.step}, ${status.error ?? "no error"})`);
+  const first = (await page.evaluate(() => window.srgptMetrics())).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l))
+    .find((l) => l.val_loss !== undefined && l.val_loss !== null);
+  check(first && Math.abs(first.val_loss - Math.log(vocab)) < 0.3,
+    `its model has the tokenizer's ${vocab} tokens: untrained val loss ${first?.val_loss} near ln ${vocab} = ${Math.log(vocab).toFixed(3)}`);
+  await context.close();
+} catch (e) {
+  console.log(`FAIL tokenizer.json: ${e.stack ?? e}`);
   failed = true;
 }
 

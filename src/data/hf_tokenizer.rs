@@ -1,7 +1,7 @@
 //! Any Hugging Face `tokenizer.json` (`--tokenizer FILE`), read and run by the `tokenizers`
 //! crate, and `srgpt tokenizer train`: a byte-level BPE trained on a corpus, written as a
-//! `tokenizer.json` that `transformers`' `AutoTokenizer` loads. Native only (the page takes
-//! `byte` and `gpt2`).
+//! `tokenizer.json` that `transformers`' `AutoTokenizer` loads. The page reads one too (picked
+//! or fetched): the library builds for wasm32 with its `unstable_wasm` feature.
 
 use std::str::FromStr;
 
@@ -89,7 +89,8 @@ impl HfTokenizer {
 /// `srgpt tokenizer train`: a byte-level BPE (GPT-2's pre-tokenizer, its 256-byte alphabet and
 /// `<|endoftext|>`) of at most `vocab` tokens, trained on the text of `sources` (files, or
 /// `builtin` / `shakespeare`); returns the tokenizer.json text. The same text gives the same
-/// file.
+/// file. (Native: it reads files.)
+#[cfg(not(target_arch = "wasm32"))]
 pub fn train_bpe(sources: &[String], vocab: u32) -> Result<String, Failure> {
     use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
     use tokenizers::models::TrainerWrapper;

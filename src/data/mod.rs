@@ -1,7 +1,6 @@
 //! The corpus: its tokenizer, the 90/10 split, and seeded batch sampling. A text file is
 //! tokenized when loaded; a folder `srgpt prepare` wrote is read through a memory map.
 
-#[cfg(not(target_arch = "wasm32"))]
 pub mod hf_tokenizer;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod prepared;
@@ -57,8 +56,11 @@ pub enum TokenizerChoice {
     Byte,
     /// GPT-2's byte-level BPE, 50,257 tokens
     Gpt2,
-    /// a Hugging Face tokenizer.json (native only)
+    /// a Hugging Face tokenizer.json
     File(std::path::PathBuf),
+    /// a tokenizer.json's text read already (in a page: the file picked or fetched), and
+    /// where it came from
+    Json { name: String, text: std::sync::Arc<str> },
 }
 
 impl std::str::FromStr for TokenizerChoice {
@@ -80,17 +82,30 @@ impl std::fmt::Display for TokenizerChoice {
             TokenizerChoice::Byte => write!(f, "byte"),
             TokenizerChoice::Gpt2 => write!(f, "gpt2"),
             TokenizerChoice::File(path) => write!(f, "{}", path.display()),
+            TokenizerChoice::Json { name, .. } => write!(f, "{name}"),
         }
     }
 }
 
 impl TokenizerChoice {
+    /// A tokenizer.json's bytes, read already (picked or fetched in a page), checked now: the
+    /// error names the file and says what is wrong with it.
+    pub fn read(name: String, bytes: Vec<u8>) -> Result<TokenizerChoice, Failure> {
+        let text = String::from_utf8(bytes).map_err(|_| Failure::BadInput(format!("tokenizer {name}: not UTF-8 text")))?;
+        let choice = TokenizerChoice::Json { name, text: text.into() };
+        choice.for_text(&[])?;
+        Ok(choice)
+    }
+
     /// The tokenizer this choice names for a text: `byte` is the text's own bytes.
     pub fn for_text(&self, bytes: &[u8]) -> Result<Tokenizer, Failure> {
         match self {
             TokenizerChoice::Byte => Ok(Tokenizer::byte_of(bytes)),
             TokenizerChoice::Gpt2 => Ok(Tokenizer::gpt2()),
             TokenizerChoice::File(path) => Tokenizer::from_file(path),
+            TokenizerChoice::Json { name, text } => {
+                Tokenizer::from_json(text).map_err(|e| Failure::BadInput(format!("tokenizer {name}: {e}")))
+            }
         }
     }
 
@@ -100,7 +115,7 @@ impl TokenizerChoice {
         Ok(match self {
             TokenizerChoice::Byte => tokenizer.encodes_bytes(),
             TokenizerChoice::Gpt2 => matches!(tokenizer, Tokenizer::Gpt2(_)),
-            TokenizerChoice::File(path) => Tokenizer::from_file(path)? == *tokenizer,
+            TokenizerChoice::File(_) | TokenizerChoice::Json { .. } => self.for_text(&[])? == *tokenizer,
         })
     }
 

@@ -229,7 +229,7 @@ fn write_prepared(sources: &[String], choice: &TokenizerChoice, out: &Path) -> R
     }
     // the byte tokenizer's vocabulary is the bytes that occur: one pass to find them
     let tokenizer = match choice {
-        TokenizerChoice::Gpt2 | TokenizerChoice::File(_) => choice.for_text(&[])?,
+        TokenizerChoice::Gpt2 | TokenizerChoice::File(_) | TokenizerChoice::Json { .. } => choice.for_text(&[])?,
         TokenizerChoice::Byte => {
             let mut seen = Vec::new();
             for s in sources {

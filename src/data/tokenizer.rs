@@ -1,7 +1,7 @@
 //! Tokenizers: `byte`, srgpt's own (the corpus's distinct bytes, sorted; token id = index);
 //! `gpt2`, GPT-2's byte-level BPE (50,257 tokens: 256 bytes, 50,000 merges, and
 //! `<|endoftext|>` = 50256), whose ranks ship inside the `tiktoken-rs` crate, so nothing is
-//! downloaded; and `hf`, any Hugging Face `tokenizer.json` (`--tokenizer FILE`, native only).
+//! downloaded; and `hf`, any Hugging Face `tokenizer.json` (`--tokenizer FILE`; in the page, a file picked or fetched).
 //! Each writes itself as a `tokenizer.json` that `transformers`' `AutoTokenizer` loads and
 //! that gives srgpt's ids.
 
@@ -10,7 +10,6 @@ use std::sync::{Arc, OnceLock};
 use sha2::Digest;
 use tiktoken_rs::CoreBPE;
 
-#[cfg(not(target_arch = "wasm32"))]
 pub use super::hf_tokenizer::HfTokenizer;
 use crate::Failure;
 
@@ -29,7 +28,6 @@ pub enum Tokenizer {
     /// GPT-2's byte-level BPE
     Gpt2(Arc<CoreBPE>),
     /// a tokenizer.json read by the `tokenizers` library
-    #[cfg(not(target_arch = "wasm32"))]
     Hf(Arc<HfTokenizer>),
 }
 
@@ -38,7 +36,6 @@ impl PartialEq for Tokenizer {
         match (self, other) {
             (Tokenizer::Byte(a), Tokenizer::Byte(b)) => a == b,
             (Tokenizer::Gpt2(_), Tokenizer::Gpt2(_)) => true,
-            #[cfg(not(target_arch = "wasm32"))]
             (Tokenizer::Hf(a), Tokenizer::Hf(b)) => a.sha256() == b.sha256(),
             _ => false,
         }
@@ -80,7 +77,6 @@ impl Tokenizer {
         match self {
             Tokenizer::Byte(_) => "byte",
             Tokenizer::Gpt2(_) => "gpt2",
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::Hf(_) => "hf",
         }
     }
@@ -89,7 +85,6 @@ impl Tokenizer {
     /// the start of its SHA-256.
     pub fn describe(&self) -> String {
         match self {
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::Hf(_) => format!("the tokenizer.json with sha256 {}… ({} tokens)", &self.sha256_hex()[..12], self.vocab_size()),
             _ => format!("the {} tokenizer ({} tokens)", self.name(), self.vocab_size()),
         }
@@ -107,7 +102,6 @@ impl Tokenizer {
         match self {
             Tokenizer::Byte(vocab) => vocab.len() as u32,
             Tokenizer::Gpt2(_) => GPT2_VOCAB,
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::Hf(hf) => hf.vocab_size(),
         }
     }
@@ -124,7 +118,6 @@ impl Tokenizer {
         match self {
             Tokenizer::Byte(_) => None,
             Tokenizer::Gpt2(_) => Some(GPT2_END_OF_TEXT),
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::Hf(hf) => hf.end_of_text(),
         }
     }
@@ -142,7 +135,6 @@ impl Tokenizer {
                 })
                 .collect(),
             Tokenizer::Gpt2(bpe) => Ok(bpe.encode_ordinary(text)),
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::Hf(hf) => hf.encode(text),
         }
     }
@@ -182,7 +174,6 @@ impl Tokenizer {
         match self {
             Tokenizer::Byte(vocab) => tokens.iter().filter_map(|&t| vocab.get(t as usize).copied()).collect(),
             Tokenizer::Gpt2(bpe) => tokens.iter().flat_map(|&t| bpe.decode_bytes(&[t]).unwrap_or_default()).collect(),
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::Hf(hf) => hf.decode(tokens),
         }
     }
@@ -198,7 +189,6 @@ impl Tokenizer {
                 static GPT2_JSON: OnceLock<String> = OnceLock::new();
                 GPT2_JSON.get_or_init(|| print(gpt2_tokenizer_json(bpe))).clone()
             }
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::Hf(hf) => hf.json_text().into(),
         }
     }
@@ -206,7 +196,6 @@ impl Tokenizer {
     /// SHA-256 of `json_text`: the tokenizer's identity in prepared token files and checkpoints.
     pub fn sha256(&self) -> [u8; 32] {
         match self {
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::Hf(hf) => hf.sha256(),
             _ => sha2::Sha256::digest(self.json_text().as_bytes()).into(),
         }
@@ -221,7 +210,6 @@ impl Tokenizer {
     /// (the file's text).
     pub fn to_metadata(&self) -> Vec<(&'static str, String)> {
         let own_json = match self {
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::Hf(hf) => Some(("tokenizer_json", hf.json_text().to_string())),
             _ => None,
         };
@@ -246,13 +234,8 @@ impl Tokenizer {
                 Tokenizer::Byte(vocab)
             }
             Some("gpt2") => Tokenizer::gpt2(),
-            #[cfg(not(target_arch = "wasm32"))]
             Some("hf") => Tokenizer::from_json(get("tokenizer_json").ok_or("an hf tokenizer without its tokenizer_json")?)
                 .map_err(|e| format!("its tokenizer_json: {e}"))?,
-            #[cfg(target_arch = "wasm32")]
-            Some("hf") => {
-                return Err("it was trained with a tokenizer.json tokenizer, which the page does not read (use the native srgpt)".into())
-            }
             Some(other) => return Err(format!("unknown tokenizer {other:?}")),
         };
         match get("tokenizer_sha256") {
@@ -267,7 +250,6 @@ impl Tokenizer {
     /// it is one of theirs, else (native) any tokenizer the `tokenizers` library reads.
     pub fn from_json(text: &str) -> Result<Tokenizer, String> {
         let ours = Tokenizer::from_srgpt_json(text);
-        #[cfg(not(target_arch = "wasm32"))]
         if ours.is_err() {
             return HfTokenizer::parse(text).map(|hf| Tokenizer::Hf(Arc::new(hf)));
         }

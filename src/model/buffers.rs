@@ -266,7 +266,8 @@ pub(super) fn allocate<S: Sink>(
     // in pieces that fit by construction): the embedding's wte and wpe, or the largest weight
     let layout = ParamLayout::new(cfg);
     let (wte, wpe) = (layout.wte as usize, layout.wpe as usize);
-    let (wte_end, wpe_end) = (wte + (cfg.vocab * cfg.d) as usize, wpe + (cfg.ctx * cfg.d) as usize);
+    // (the head binds wte with its padding rows, which lie between the two)
+    let (wte_end, wpe_end) = (wte + (cfg.padded_vocab() * cfg.d) as usize, wpe + (cfg.ctx * cfg.d) as usize);
     let embedding = wte_end.max(wpe_end) - wte.min(wpe);
     let weight = layout.tensors.iter().filter(|t| t.shape.len() == 2).max_by_key(|t| t.len).expect("a model has weights");
     let spans = [("wte and wpe (the embedding reads both)".to_string(), embedding), (format!("'{}'", weight.name), weight.len)];
@@ -348,7 +349,7 @@ pub(super) struct Activations<B = wgpu::Buffer> {
     pub(super) lnf: B,      // (B,T,C)
     pub(super) lnf_mean: B, // (B,T) f32
     pub(super) lnf_rstd: B, // (B,T) f32
-    pub(super) logits: B,   // (logits_rows,V) f32: a chunk of the head's rows, overwritten by dlogits
+    pub(super) logits: B,   // (logits_rows,Vp) f32: a chunk of the head's rows, overwritten by dlogits
     pub(super) logits_rows: u32,
     pub(super) losses: B, // (B,T) f32
     // Scratch buffers whose contents are never live at the same time share memory: the
@@ -371,9 +372,9 @@ impl<B> Activations<B> {
         n_params: usize,
         head_rows: Option<u32>,
     ) -> Result<Activations<B>> {
-        let (b, t, d, v, nh) = (batch as usize, cfg.ctx as usize, cfg.d as usize, cfg.vocab as usize, cfg.n_head as usize);
+        let (b, t, d, vp, nh) = (batch as usize, cfg.ctx as usize, cfg.d as usize, cfg.padded_vocab() as usize, cfg.n_head as usize);
         let (bt, f) = (b * t, Store::F32);
-        let logits_rows = head_rows.unwrap_or_else(|| super::gpt::head_rows(bt as u32, cfg.vocab, super::gpt::LOGITS_CHUNK_BYTES));
+        let logits_rows = head_rows.unwrap_or_else(|| super::gpt::head_rows(bt as u32, cfg.padded_vocab(), super::gpt::LOGITS_CHUNK_BYTES));
         let mut buf = |role, label: &str, store, len| alloc.buffer(role, label, store, len);
         let (a, s) = (Role::Activations, Role::Scratch);
         let encoded = buf(a, "encoded", act, bt * d)?;
@@ -401,7 +402,7 @@ impl<B> Activations<B> {
             lnf: buf(a, "ln_f", act, bt * d)?,
             lnf_mean: buf(a, "ln_f mean", f, bt)?,
             lnf_rstd: buf(a, "ln_f rstd", f, bt)?,
-            logits: buf(a, "logits", f, logits_rows as usize * v)?,
+            logits: buf(a, "logits", f, logits_rows as usize * vp)?,
             logits_rows,
             losses: buf(a, "losses", f, bt)?,
             preatt: buf(s, "preatt / datt", f, b * nh * t * t)?,

@@ -72,6 +72,13 @@ pub fn preset(name: &str) -> Result<Preset, Failure> {
 pub const MAX_D: u32 = 65536;
 pub const MAX_CTX: u32 = 65536;
 pub const MAX_LAYERS: u32 = 1024;
+/// What a large vocabulary's embedding rows are padded to a multiple of (see
+/// [`ModelConfig::padded_vocab`]).
+pub const VOCAB_PADDING: u32 = 128;
+/// Vocabularies up to this size are not padded: up to 127 more rows would add much to a small
+/// head (a byte vocabulary's 65 tokens would become 128) for nothing.
+pub const PAD_VOCAB_ABOVE: u32 = 1024;
+
 /// The largest vocabulary: token ids are kept as u16 in prepared corpora.
 pub const MAX_VOCAB: u32 = 65536;
 /// The most sequences per batch srgpt accepts.
@@ -129,6 +136,20 @@ impl ModelConfig {
     }
 
     /// Parameter count (wte is tied to the output head).
+    /// The rows of the embedding (and the head's output columns): the vocabulary, rounded up
+    /// to a multiple of [`VOCAB_PADDING`] above [`PAD_VOCAB_ABOVE`] tokens, as llm.c pads
+    /// GPT-2's 50,257 to 50,304, so that the head's rows of logits and its weight come in
+    /// whole tiles. The padding rows are zero and stay zero: no token has their id, the loss
+    /// gives their columns no gradient, and checkpoints, exports and samples leave them out.
+    pub fn padded_vocab(&self) -> u32 {
+        if self.vocab > PAD_VOCAB_ABOVE {
+            self.vocab.div_ceil(VOCAB_PADDING) * VOCAB_PADDING
+        } else {
+            self.vocab
+        }
+    }
+
+    /// The trained parameters (the embedding's padding rows are not among them).
     pub fn num_params(&self) -> u64 {
         let (d, l, v, t) = (self.d as u64, self.n_layer as u64, self.vocab as u64, self.ctx as u64);
         v * d + t * d + l * (12 * d * d + 13 * d) + 2 * d

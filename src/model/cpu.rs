@@ -104,7 +104,7 @@ pub fn gpt_forward_cpu(
     let mut logits = vec![0.0; bt * v];
     matmul_forward_cpu(&mut logits, &lnf, slice(params, layout.wte, v * d), None, linear(d, v));
     let mut losses = vec![0.0; bt];
-    cross_entropy_cpu(&mut losses, None, &logits, targets, v, 1.0);
+    cross_entropy_cpu(&mut losses, None, &logits, targets, v, v, 1.0);
     let loss = (losses.iter().map(|&l| l as f64).sum::<f64>() / bt as f64) as f32;
     CpuForward { loss, logits, blocks, residual, lnf, lnf_mean, lnf_rstd }
 }
@@ -128,7 +128,7 @@ pub fn gpt_backward_cpu(
 
     let mut losses = vec![0.0; bt];
     let mut dlogits = vec![0.0; bt * v];
-    cross_entropy_cpu(&mut losses, Some(&mut dlogits), &fwd.logits, targets, v, 1.0 / bt as f32);
+    cross_entropy_cpu(&mut losses, Some(&mut dlogits), &fwd.logits, targets, v, v, 1.0 / bt as f32);
     let mut dlnf = vec![0.0; bt * d];
     let wte = slice(params, layout.wte, v * d);
     let dwte = &mut grads[layout.wte as usize..][..v * d];

@@ -62,10 +62,11 @@ fn record_pass(
 struct Net<'a> {
     gpu: &'a Gpu,
     layout: &'a ParamLayout,
-    /// B*T rows, C channels, V vocabulary
+    /// B*T rows, C channels, V vocabulary, Vp rows of the embedding (V and its padding)
     bt: u32,
     d: u32,
     vocab: u32,
+    padded_vocab: u32,
     attn: AttentionShape,
     emb: EmbeddingShape,
     params: Block<'a>,
@@ -135,12 +136,12 @@ fn gpt_forward(net: &Net) -> Result<Vec<Dispatch>> {
 }
 
 /// The head over rows [first, first + rows) of the batch: their logits through the tied
-/// embedding, into the logits buffer (which holds one chunk of rows: a step's logits, B*T*V,
-/// need never exist at once).
+/// embedding, into the logits buffer (which holds one chunk of rows: a step's logits, B*T*Vp,
+/// need never exist at once). The padding rows of wte give padding columns of 0.
 fn gpt_head_forward(net: &Net, chunk: HeadChunk) -> Result<Dispatch> {
     let (l, x, d) = (net.layout, net.x, net.d);
     let lnf = net.a(&x.lnf).at(chunk.first * d);
-    let shape = LinearShape { bt: chunk.rows, c: d, oc: net.vocab };
+    let shape = LinearShape { bt: chunk.rows, c: d, oc: net.padded_vocab };
     matmul_forward(net.gpu, net.f(&x.logits), lnf, Linear::without_bias(net.params.at(l.wte)), shape)
 }
 
@@ -148,15 +149,16 @@ fn gpt_head_forward(net: &Net, chunk: HeadChunk) -> Result<Dispatch> {
 /// (evaluation) as `after` says.
 fn gpt_head_loss(net: &Net, chunk: HeadChunk, after: Logits) -> Result<Dispatch> {
     let (x, io) = (net.x, net.io);
-    cross_entropy_forward_backward(net.gpu, &x.logits, &io.targets, &x.losses, chunk.first, chunk.rows, net.vocab, after)
+    cross_entropy_forward_backward(net.gpu, &x.logits, &io.targets, &x.losses, chunk.first, chunk.rows, net.vocab, net.padded_vocab, after)
 }
 
-/// The head's backward over the chunk: dlnf[rows] += dlogits . wte, dwte += dlogits^T . lnf[rows].
+/// The head's backward over the chunk: dlnf[rows] += dlogits . wte, dwte += dlogits^T . lnf[rows]
+/// (the padding columns of dlogits are 0: the padding rows of dwte stay 0).
 fn gpt_head_backward(net: &Net, chunk: HeadChunk) -> Result<Vec<Dispatch>> {
     let (l, x, d) = (net.layout, net.x, net.d);
     let (dlnf, lnf) = (net.f(&x.dln).at(chunk.first * d), net.a(&x.lnf).at(chunk.first * d));
     let (head, dhead) = (net.params.at(l.wte), Linear::without_bias(net.grads.at(l.wte)));
-    let shape = LinearShape { bt: chunk.rows, c: d, oc: net.vocab };
+    let shape = LinearShape { bt: chunk.rows, c: d, oc: net.padded_vocab };
     matmul_backward(net.gpu, dlnf, dhead, net.f(&x.logits), lnf, head, shape)
 }
 
@@ -189,10 +191,10 @@ pub struct HeadChunk {
 /// adapter, so a run repeats bit for bit anywhere.
 pub const LOGITS_CHUNK_BYTES: u64 = 128 << 20;
 
-/// Rows per chunk of the head for `bt` rows of a `vocab`-token head: all of them when their
-/// f32 logits fit `cap_bytes`, else a multiple of 64 rows that do.
-pub fn head_rows(bt: u32, vocab: u32, cap_bytes: u64) -> u32 {
-    let row_bytes = vocab as u64 * 4;
+/// Rows per chunk of the head for `bt` rows of a head of `padded_vocab` columns: all of them
+/// when their f32 logits fit `cap_bytes`, else a multiple of 64 rows that do.
+pub fn head_rows(bt: u32, padded_vocab: u32, cap_bytes: u64) -> u32 {
+    let row_bytes = padded_vocab as u64 * 4;
     if bt as u64 * row_bytes <= cap_bytes {
         return bt;
     }
@@ -416,8 +418,9 @@ impl GptGpu {
         Ok(())
     }
 
+    /// The trained parameters (not the embedding's padding rows).
     pub fn num_params(&self) -> usize {
-        self.layout.total
+        self.cfg.num_params() as usize
     }
 }
 
@@ -440,6 +443,7 @@ impl Dispatches {
             bt: bt as u32,
             d: cfg.d,
             vocab: cfg.vocab,
+            padded_vocab: cfg.padded_vocab(),
             attn: AttentionShape { b: batch, t: cfg.ctx, c: cfg.d, nh: cfg.n_head },
             emb: EmbeddingShape { batch, t: cfg.ctx, c: cfg.d, vocab: cfg.vocab },
             params: Block::new(params, ps),
@@ -575,7 +579,7 @@ impl GptGpu {
         for d in self.dispatches.forward.iter().chain([&self.dispatches.head[i].forward]) {
             d.record(&mut pass);
         }
-        (row - self.head_chunks[i].first) as u64 * self.cfg.vocab as u64 * 4
+        (row - self.head_chunks[i].first) as u64 * self.cfg.padded_vocab() as u64 * 4
     }
 
     /// Records forward, loss and backward without the update (gradients for tests), on a

@@ -45,6 +45,7 @@ pub struct BlockOffsets {
 
 #[derive(Clone, Debug)]
 pub struct ParamLayout {
+    /// in block order; the embedding's padding rows (after wte) are in none of them
     pub tensors: Vec<ParamTensor>,
     /// elements in the block
     pub total: usize,
@@ -66,12 +67,17 @@ impl ParamLayout {
         fn end(tensors: &[ParamTensor]) -> usize {
             tensors.last().map_or(0, |t| t.offset + t.len)
         }
-        fn add_to(tensors: &mut Vec<ParamTensor>, name: String, shape: Vec<usize>, init: Init) {
-            let (offset, len) = (end(tensors), shape.iter().product());
+        fn add_at(tensors: &mut Vec<ParamTensor>, offset: usize, name: String, shape: Vec<usize>, init: Init) {
+            let len = shape.iter().product();
             tensors.push(ParamTensor { name, shape, offset, len, init });
         }
+        fn add_to(tensors: &mut Vec<ParamTensor>, name: String, shape: Vec<usize>, init: Init) {
+            add_at(tensors, end(tensors), name, shape, init);
+        }
         add_to(&mut tensors, "wte".into(), vec![v, d], Init::Normal(std));
-        add_to(&mut tensors, "wpe".into(), vec![t, d], Init::Normal(std));
+        // wte's padding rows: in the block (the head reads them) but in no tensor
+        let wte_rows = cfg.padded_vocab() as usize;
+        add_at(&mut tensors, wte_rows * d, "wpe".into(), vec![t, d], Init::Normal(std));
         for i in 0..l {
             add_to(&mut tensors, format!("h.{i}.attn.c_attn.weight"), vec![3 * d, d], Init::Normal(std));
             add_to(&mut tensors, format!("h.{i}.attn.c_proj.weight"), vec![d, d], Init::Normal(proj_std));
@@ -126,15 +132,16 @@ impl ParamLayout {
         self.tensors.iter().find(|t| t.name == name)
     }
 
-    /// The initial f32 values of every parameter, drawn from `seed`.
+    /// The initial f32 values of the block, drawn from `seed` (the padding rows 0).
     pub fn init(&self, seed: u64) -> Vec<f32> {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut out = Vec::with_capacity(self.total);
+        let mut out = vec![0.0; self.total];
         for t in &self.tensors {
+            let values = &mut out[t.offset..t.offset + t.len];
             match t.init {
-                Init::Zeros => out.extend(std::iter::repeat_n(0.0, t.len)),
-                Init::Ones => out.extend(std::iter::repeat_n(1.0, t.len)),
-                Init::Normal(std) => out.extend((0..t.len).map(|_| std * standard_normal(&mut rng))),
+                Init::Zeros => values.fill(0.0),
+                Init::Ones => values.fill(1.0),
+                Init::Normal(std) => values.iter_mut().for_each(|x| *x = std * standard_normal(&mut rng)),
             }
         }
         out

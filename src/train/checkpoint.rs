@@ -137,16 +137,17 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
     let tensors = SafeTensors::deserialize(bytes).map_err(|e| format!("corrupt tensor data ({e})"))?;
     let layout = ParamLayout::new(&state.model);
     let gather = |prefix: &str, store: Store| -> Result<Vec<u8>, String> {
-        let mut out = Vec::with_capacity(store.buffer_bytes(layout.total) as usize);
+        // the embedding's padding rows are in no tensor: they stay 0
+        let mut out = vec![0u8; store.buffer_bytes(layout.total) as usize];
+        let width = store.bytes_per_element();
         for t in &layout.tensors {
             let name = format!("{prefix}{}", t.name);
             let view = tensors.tensor(&name).map_err(|_| format!("tensor {name} is missing"))?;
             if view.dtype() != store.dtype() || view.shape() != t.shape.as_slice() {
                 return Err(format!("tensor {name} is {:?} {:?}, expected {:?} {:?}", view.dtype(), view.shape(), store.dtype(), t.shape));
             }
-            out.extend_from_slice(view.data());
+            out[t.offset * width..(t.offset + t.len) * width].copy_from_slice(view.data());
         }
-        out.resize(store.buffer_bytes(layout.total) as usize, 0);
         Ok(out)
     };
     let raw = RawState {

@@ -307,6 +307,7 @@ impl App {
         serde_json::json!({
             "adapter": self.adapter,
             "corpus": self.settings.corpus,
+            "tokenizer": self.settings.tokenizer.as_ref().map_or("byte".to_string(), |t| t.to_string()),
             "modes": requested,
             "loss_plot_px": self.loss_plot_px,
             "step": step,

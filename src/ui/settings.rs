@@ -64,12 +64,13 @@ impl Settings {
     /// (`?preset=tiny&steps=200&batch=4&ctx=64&tokenizer=gpt2&modes=fp32,bf16-sr&save_every=50&autostart=0&continue=1`):
     /// the preset's settings with the given steps, batch, context and modes (in any order:
     /// a preset never undoes them), snapshots kept in the browser every `save_every` steps or
-    /// minute, and how the page starts.
+    /// minute, and how the page starts. `tokenizer` is `byte`, `gpt2`, or the address of a
+    /// tokenizer.json, which the page fetches before it starts.
     pub fn from_query(query: &str) -> Result<(Settings, PageStart), String> {
         let mut settings = Settings::from_preset(DEFAULT_PRESET);
         // a tab can close any moment: keep a snapshot at least every minute
         settings.checkpoints.every = Some(std::time::Duration::from_secs(60));
-        let mut start = PageStart { autostart: true, continue_saved: false };
+        let mut start = PageStart { autostart: true, continue_saved: false, tokenizer_url: None };
         let number = |key: &str, value: &str| value.parse::<u32>().map_err(|_| format!("{key}={value}: not a whole number"));
         // applied after the preset, wherever it stands in the query
         let (mut steps, mut batch, mut ctx) = (None, None, None);
@@ -106,17 +107,19 @@ impl Settings {
                     }
                     settings.corpus = value.into();
                 }
-                "tokenizer" => {
-                    settings.tokenizer = Some(match value {
-                        "byte" => TokenizerChoice::Byte,
-                        "gpt2" => TokenizerChoice::Gpt2,
-                        _ => {
-                            return Err(format!(
-                                "tokenizer={value}: a page takes byte or gpt2 (a tokenizer.json needs the native dashboard)"
-                            ))
-                        }
-                    });
-                }
+                "tokenizer" => match value {
+                    "byte" => settings.tokenizer = Some(TokenizerChoice::Byte),
+                    "gpt2" => settings.tokenizer = Some(TokenizerChoice::Gpt2),
+                    // the page fetches it before it starts
+                    url if url.split(['?', '#']).next().is_some_and(|path| path.ends_with(".json")) => {
+                        start.tokenizer_url = Some(url.to_string())
+                    }
+                    _ => {
+                        return Err(format!(
+                            "tokenizer={value}: a page takes byte, gpt2 or the address of a tokenizer.json (relative to the page, or any address that allows it)"
+                        ))
+                    }
+                },
                 "save_every" => settings.checkpoints.every_steps = number(key, value)?,
                 "modes" => {
                     let mut modes = [false; Precision::ALL.len()];
@@ -186,10 +189,12 @@ impl Settings {
 }
 
 /// How the page starts, from its query string.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageStart {
     /// start training at once (unless a kept session is offered instead)
     pub autostart: bool,
     /// continue the session kept in the browser, if any, without asking
     pub continue_saved: bool,
+    /// a tokenizer.json to fetch (`?tokenizer=ADDRESS`): the settings' tokenizer once read
+    pub tokenizer_url: Option<String>,
 }

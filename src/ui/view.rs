@@ -35,6 +35,14 @@ impl App {
                         self.open_metrics_text(name, &String::from_utf8_lossy(bytes));
                     }
                 }
+                web::Purpose::Tokenizer => {
+                    if let Some((name, bytes)) = picked.files.into_iter().next() {
+                        match TokenizerChoice::read(name, bytes) {
+                            Ok(choice) => self.settings.tokenizer = Some(choice),
+                            Err(e) => self.error = Some(e.to_string()),
+                        }
+                    }
+                }
             }
         }
         let dt = ui.input(|i| i.unstable_dt) * 1000.0;
@@ -130,9 +138,11 @@ impl App {
                 combo.response.labelled_by(label.id).on_hover_text(
                     "byte: one token per distinct byte of the corpus (a prepared folder: the tokenizer it was made with); gpt2: GPT-2's BPE, 50,257 tokens; or a tokenizer.json",
                 );
-                #[cfg(not(target_arch = "wasm32"))]
                 if ui.small_button("…").on_hover_text("choose a Hugging Face tokenizer.json").clicked() {
+                    #[cfg(not(target_arch = "wasm32"))]
                     super::dialogs::open(super::dialogs::Dialog::Tokenizer, ui.ctx());
+                    #[cfg(target_arch = "wasm32")]
+                    web::pick_file(web::Purpose::Tokenizer, ui.ctx());
                 }
             });
             ui.end_row();

@@ -141,7 +141,7 @@ thread_local! {
     static PICKED: RefCell<Option<PickedFile>> = const { RefCell::new(None) };
 }
 
-/// `{"adapter", "corpus", "step", "runs": [{"precision", "step", "train_loss", "val_loss",
+/// `{"adapter", "corpus", "tokenizer", "step", "runs": [{"precision", "step", "train_loss", "val_loss",
 /// "status"}], "running", "paused", "done", "error", "saved_step", "saved": {"step"} | null}` as
 /// a JSON string (the page exposes it as `window.srgptStatus()`): `saved_step` is the step of
 /// the newest snapshot this page has kept, `saved` the session found kept when it opened.
@@ -163,6 +163,8 @@ pub enum Purpose {
     Metrics,
     /// one run's checkpoints (several files), to continue
     Checkpoints,
+    /// a Hugging Face tokenizer.json
+    Tokenizer,
 }
 
 pub struct PickedFile {
@@ -186,6 +188,7 @@ pub fn pick_file(purpose: Purpose, ctx: &egui::Context) {
             input.set_accept(".safetensors,.jsonl");
             input.set_multiple(true);
         }
+        Purpose::Tokenizer => input.set_accept(".json"),
         Purpose::Corpus => {}
     }
     let ctx = ctx.clone();
@@ -305,6 +308,21 @@ impl eframe::App for WebApp {
     }
 }
 
+/// The bytes at `url` (relative to the page), or why they cannot be had.
+async fn fetch(url: &str) -> Result<Vec<u8>, String> {
+    use wasm_bindgen_futures::JsFuture;
+    let window = web_sys::window().ok_or("no window")?;
+    let said = |e: JsValue| e.as_string().or_else(|| js_sys::JSON::stringify(&e).ok().map(String::from)).unwrap_or_default();
+    let response: web_sys::Response =
+        JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("cannot fetch it ({})", said(e)))?.unchecked_into();
+    if !response.ok() {
+        return Err(format!("fetching it gave HTTP {} {}", response.status(), response.status_text()));
+    }
+    let body = response.array_buffer().map_err(said)?;
+    let buffer = JsFuture::from(body).await.map_err(|e| format!("cannot read it ({})", said(e)))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
 const NO_COMPUTE: &str = "This browser gave the page a graphics adapter without WebGPU compute shaders \
 (most likely WebGL, its fallback), and srgpt trains with compute shaders. It needs WebGPU: Chrome or Edge 113+ \
 (on Linux, enable chrome://flags/#enable-unsafe-webgpu and #enable-vulkan), Safari 26+, or Firefox 141+ on Windows \
@@ -316,8 +334,13 @@ const NO_COMPUTE: &str = "This browser gave the page a graphics adapter without 
 /// no WebGPU compute.
 #[wasm_bindgen]
 pub async fn start(canvas_id: String, query: String) -> Result<(), JsValue> {
-    let (settings, start) = Settings::from_query(&query).map_err(|e| JsValue::from_str(&e))?;
+    let (mut settings, start) = Settings::from_query(&query).map_err(|e| JsValue::from_str(&e))?;
     console_error_panic_hook::set_once();
+    if let Some(url) = &start.tokenizer_url {
+        let bytes = fetch(url).await.map_err(|e| JsValue::from_str(&format!("tokenizer={url}: {e}")))?;
+        let choice = crate::data::TokenizerChoice::read(url.clone(), bytes).map_err(|e| JsValue::from_str(&e.to_string()))?;
+        settings.tokenizer = Some(choice);
+    }
     // a session kept in this browser is offered before anything new starts (and would be
     // replaced by it); one that cannot be read is said so, and a new one starts
     let (saved, unreadable) = match opfs::load().await {
